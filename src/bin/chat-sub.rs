@@ -1,0 +1,18 @@
+//! chat-sub: print the messages of MQTT topics as lines. See `man chat-sub`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mqttchat::cli::SubArgs;
+
+fn main() -> ExitCode {
+    let args = SubArgs::parse();
+    mqttchat::init_logging("chat-sub", args.common.verbose);
+    match mqttchat::subscribe::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.report("chat-sub");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

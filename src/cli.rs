@@ -1,0 +1,262 @@
+//! The command lines of chat-pub and chat-sub (clap derive).
+//!
+//! [`Common`] holds the options both tools share (SPEC §3) and is flattened into
+//! [`PubArgs`] and [`SubArgs`]. The first paragraph of a `///` comment is the short help
+//! (`-h`); later paragraphs appear in `--help` and in the man pages, which are generated
+//! from these definitions (see tests/man.rs).
+
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser};
+
+use crate::wire::Version;
+
+/// Options shared by chat-pub and chat-sub.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Broker URL: mqtt://HOST[:PORT], mqtts://, ws://, wss://, or HOST[:PORT]
+    ///
+    /// mqtt:// is plain TCP (port 1883), mqtts:// is TLS (port 8883), ws:// is WebSocket
+    /// (port 80, path /mqtt unless the URL gives one) and wss:// is WebSocket over TLS
+    /// (port 443). A bare HOST or HOST:PORT means mqtt://. IPv6 addresses go in brackets:
+    /// mqtt://[::1]:1883. Credentials in the URL are refused.
+    #[arg(
+        short = 'b',
+        long,
+        env = "CHAT_BROKER",
+        value_name = "URL",
+        default_value = "mqtt://localhost:1883"
+    )]
+    pub broker: String,
+
+    /// Quality of service: 0, 1 or 2
+    ///
+    /// The default is 1 (at least once), not mosquitto's 0: chat must not lose lines.
+    #[arg(short, long, value_name = "0|1|2", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: u8,
+
+    /// Client identifier [default: chat-pub-<random> / chat-sub-<random>]
+    #[arg(short = 'i', long = "client-id", value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// Keep-alive interval in seconds (0 disables it)
+    ///
+    /// When nothing was sent for this long, a PINGREQ is sent; a broker that does not
+    /// answer within another interval counts as gone.
+    #[arg(short = 'k', long, value_name = "SECS", default_value_t = 30)]
+    pub keepalive: u16,
+
+    /// How long the first connection may take, retries included
+    ///
+    /// Attempts are retried with a growing pause (up to 2 seconds) until this time is up;
+    /// then the tool exits with status 3. Fractions are allowed (0.5).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub connect_timeout: Duration,
+
+    /// MQTT protocol version: 3 (3.1.1) or 5
+    ///
+    /// 3 means MQTT 3.1.1, as in mosquitto's clients; 5 is the default. Also accepted:
+    /// 311, 3.1.1, mqttv311, mqttv5.
+    #[arg(short = 'V', long = "mqtt-version", value_name = "3|5", default_value = "5",
+          value_parser = parse_version)]
+    pub mqtt_version: Version,
+
+    /// More log output on stderr (repeat for more; RUST_LOG overrides)
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Print the version and exit
+    #[arg(long, action = ArgAction::Version)]
+    pub version: Option<bool>,
+}
+
+/// Publish lines from stdin to an MQTT topic, one message per line.
+///
+/// Each line is published as soon as it is read, wrapped in a JSON envelope
+/// ({"id","from","ts","text"}) unless --raw is given. chat-pub exits 0 only when the
+/// broker acknowledged every message (QoS 1 and 2).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "chat-pub", version, disable_version_flag = true)]
+pub struct PubArgs {
+    /// The topic to publish to (no wildcards); optional with --json
+    #[arg(value_name = "TOPIC", required_unless_present = "json")]
+    pub topic: Option<String>,
+
+    #[command(flatten)]
+    pub common: Common,
+
+    /// The sender's nick, the envelope's "from" [default: $USER, else anonymous]
+    #[arg(long, value_name = "NAME", env = "CHAT_NICK")]
+    pub nick: Option<String>,
+
+    /// Publish TEXT and do not read stdin (repeatable, sent in order)
+    ///
+    /// Each TEXT is one message, handled like one line of input (so with --json it is a
+    /// JSON object). An empty TEXT sends an empty message.
+    #[arg(short = 'm', long = "message", value_name = "TEXT")]
+    pub messages: Vec<String>,
+
+    /// Set the retain flag on every message
+    #[arg(short = 'r', long)]
+    pub retain: bool,
+
+    /// Publish each line's bytes as they are, without an envelope
+    ///
+    /// Binary-safe: only the newline that ends a line is removed (a trailing \r is kept).
+    #[arg(long, conflicts_with = "json")]
+    pub raw: bool,
+
+    /// Each input line is a JSON object, as chat-sub --json prints them
+    ///
+    /// Keys: text (required), and optionally topic, from, ts, id, qos, retain,
+    /// payload_base64. topic, qos and retain override TOPIC, -q and -r for that line;
+    /// from, ts and id are kept as given (absent ones are filled in); a line whose from,
+    /// ts and id are all null is published raw (payload_base64's bytes, else text).
+    /// Lines with an "event" key are skipped. Other keys are ignored.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also publish empty lines (they are skipped by default)
+    #[arg(long)]
+    pub keep_empty: bool,
+
+    /// Largest message in bytes; longer lines are reported and skipped [default: 1 MiB]
+    ///
+    /// Also bounds the memory used for one line. Under MQTT 5 the broker's own maximum
+    /// packet size applies too, when it announces a smaller one. Suffixes K and M
+    /// (binary) are accepted.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_size: Option<usize>,
+
+    /// After end of input, how long to wait for the broker's acknowledgements
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub drain_timeout: Duration,
+}
+
+/// Print the messages of MQTT topics as lines: text for people, JSON for programs.
+///
+/// Text lines are "HH:MM:SS from: text" (prefixed by "[topic] " when TOPIC has a
+/// wildcard or several are given); control characters are shown escaped, so each message
+/// is one line and nothing can take over the terminal.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "chat-sub", version, disable_version_flag = true)]
+pub struct SubArgs {
+    /// Topics to subscribe to; the wildcards + and # are allowed
+    #[arg(value_name = "TOPIC", required = true)]
+    pub topics: Vec<String>,
+
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Print one JSON object per message
+    ///
+    /// Keys: topic, from, text, ts, id, qos, retain, received, and payload_base64 when the
+    /// payload is not UTF-8. from, ts and id are null for a raw (non-envelope) message.
+    #[arg(long, conflicts_with_all = ["format", "raw"])]
+    pub json: bool,
+
+    /// Print each message with a template
+    ///
+    /// Placeholders: {topic} {from} {text} {time} {ts} {received} {id} {qos} {retain};
+    /// {{ and }} are literal braces; \t, \n and \\ are a tab, a newline and a backslash.
+    /// A newline ends each message.
+    #[arg(short = 'F', long, value_name = "TEMPLATE", conflicts_with = "raw")]
+    pub format: Option<String>,
+
+    /// Print each payload's bytes exactly, then a newline
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Exit after printing N messages
+    #[arg(short = 'n', long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Exit after SECS, counted from the first connection
+    ///
+    /// With --count, exit with status 1 if fewer than N messages arrived by then.
+    #[arg(short = 'W', long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+
+    /// Skip messages delivered because they were retained
+    #[arg(short = 'R', long)]
+    pub no_retained: bool,
+
+    /// Largest message in bytes, told to the broker under MQTT 5 [default: 256 MiB]
+    ///
+    /// The default is the protocol's maximum, so that the broker drops nothing for size.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_size: Option<usize>,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(0.0..=1e9).contains(&secs) {
+        return Err(format!(
+            "'{s}' is not a number of seconds between 0 and 10^9"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_version(s: &str) -> Result<Version, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "3" | "4" | "311" | "3.1.1" | "mqttv311" | "v311" => Ok(Version::V311),
+        "5" | "mqttv5" | "v5" => Ok(Version::V5),
+        _ => Err(format!("'{s}' is not an MQTT version (use 3 or 5)")),
+    }
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return Err(format!("'{s}' is not a size (BYTES, or with K or M)")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (BYTES, or with K or M)"))?;
+    let bytes = n.saturating_mul(mult);
+    if bytes == 0 || bytes > crate::wire::MAX_PACKET as u64 {
+        return Err(format!("'{s}' must be between 1 byte and 256 MiB"));
+    }
+    Ok(bytes as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        PubArgs::command().debug_assert();
+        SubArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1G").is_err());
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("3"), Ok(Version::V311));
+        assert_eq!(parse_version("mqttv5"), Ok(Version::V5));
+        assert!(parse_version("4.0").is_err());
+    }
+}

@@ -1,0 +1,463 @@
+//! chat-pub's input side: stdin (or `-m`) → lines → messages ready to publish.
+//!
+//! Stdin is read on its own thread (not `tokio::io::stdin`, whose blocking read can keep
+//! the runtime alive until the user presses Enter) and handed to the publisher in
+//! batches over a small bounded channel: when the broker is slower than stdin, the
+//! channel fills, this thread blocks, and the pipe's own backpressure stops the writer.
+//! Memory stays bounded: a line longer than the limit is reported and skipped without
+//! being buffered.
+
+use std::borrow::Cow;
+use std::io::{ErrorKind, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine;
+use bytes::Bytes;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
+use tokio::sync::mpsc;
+
+use crate::envelope::{self, IdSource};
+use crate::topic;
+
+/// One message ready to publish.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Its line number on stdin (or position among `-m` messages), for error reports.
+    pub line: u64,
+    pub topic: Bytes,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+}
+
+/// How lines become payloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Wrap each line's text in an envelope.
+    Envelope,
+    /// The line's bytes as they are.
+    Raw,
+    /// Each line is a JSON object (SPEC §4 `--json`).
+    Json,
+}
+
+/// Turns lines into messages.
+pub struct Preparer {
+    pub mode: Mode,
+    /// TOPIC from the command line, if given.
+    pub topic: Option<Bytes>,
+    pub qos: u8,
+    pub retain: bool,
+    pub nick: String,
+    /// Largest payload (`--max-size`).
+    pub max_size: usize,
+    pub ids: IdSource,
+}
+
+/// What becomes of one line.
+pub enum Prepared {
+    Message(Message),
+    /// Nothing to publish and nothing wrong (a presence event in `--json` input).
+    Skip,
+}
+
+impl Preparer {
+    /// Prepares one line (without its newline). The error says why it cannot be sent.
+    pub fn prepare(&mut self, line: u64, bytes: &[u8]) -> Result<Prepared, String> {
+        let msg = match self.mode {
+            Mode::Raw => self.message(line, None, Bytes::copy_from_slice(bytes), None, None)?,
+            Mode::Envelope => {
+                let text = std::str::from_utf8(bytes).map_err(|e| {
+                    format!(
+                        "invalid UTF-8 at byte {} (use --raw to send bytes as they are)",
+                        e.valid_up_to()
+                    )
+                })?;
+                let mut payload = Vec::with_capacity(text.len() + 120);
+                let (id, ts) = (self.ids.next_id(), envelope::now_rfc3339());
+                envelope::encode(&mut payload, &id, &self.nick, &ts, text);
+                self.message(line, None, payload.into(), None, None)?
+            }
+            Mode::Json => match self.json_line(line, bytes)? {
+                Some(m) => m,
+                None => return Ok(Prepared::Skip),
+            },
+        };
+        if msg.payload.len() > self.max_size {
+            return Err(format!(
+                "the message is {} bytes, more than --max-size ({} bytes)",
+                msg.payload.len(),
+                self.max_size
+            ));
+        }
+        Ok(Prepared::Message(msg))
+    }
+
+    fn message(
+        &self,
+        line: u64,
+        topic: Option<&str>,
+        payload: Bytes,
+        qos: Option<u8>,
+        retain: Option<bool>,
+    ) -> Result<Message, String> {
+        let topic = match topic {
+            Some(t) => {
+                topic::check_publish(t)?;
+                Bytes::copy_from_slice(t.as_bytes())
+            }
+            None => self
+                .topic
+                .clone()
+                .ok_or("no topic: give TOPIC on the command line or a \"topic\" key")?,
+        };
+        let qos = qos.unwrap_or(self.qos);
+        if qos > 2 {
+            return Err(format!("\"qos\" must be 0, 1 or 2, not {qos}"));
+        }
+        Ok(Message {
+            line,
+            topic,
+            payload,
+            qos,
+            retain: retain.unwrap_or(self.retain),
+        })
+    }
+
+    fn json_line(&mut self, line: u64, bytes: &[u8]) -> Result<Option<Message>, String> {
+        let j: JsonLine =
+            serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        if j.event.is_some() {
+            return Ok(None);
+        }
+        let text = j.text.ok_or("the JSON object has no \"text\" string")?;
+        let payload = if j.from == Some(None) && j.ts == Some(None) && j.id == Some(None) {
+            // A raw message as chat-sub --json prints it: publish its bytes, no envelope.
+            match j.payload_base64 {
+                Some(b64) => base64::engine::general_purpose::STANDARD
+                    .decode(b64.as_bytes())
+                    .map_err(|e| format!("invalid payload_base64: {e}"))?
+                    .into(),
+                None => Bytes::copy_from_slice(text.as_bytes()),
+            }
+        } else {
+            let id = match j.id.flatten() {
+                Some(id) => id,
+                None => Cow::Owned(self.ids.next_id()),
+            };
+            let ts = match j.ts.flatten() {
+                Some(ts) => ts,
+                None => Cow::Owned(envelope::now_rfc3339()),
+            };
+            let from = j.from.flatten().unwrap_or(Cow::Borrowed(&self.nick));
+            let mut payload = Vec::with_capacity(text.len() + 120);
+            envelope::encode(&mut payload, &id, &from, &ts, &text);
+            payload.into()
+        };
+        self.message(line, j.topic.as_deref(), payload, j.qos, j.retain)
+            .map(Some)
+    }
+}
+
+/// One line of `chat-pub --json` input. `from`, `ts` and `id` tell absent (None) from
+/// null (Some(None)).
+#[derive(Deserialize)]
+struct JsonLine<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    topic: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    from: Option<Option<Cow<'a, str>>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    ts: Option<Option<Cow<'a, str>>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<Option<Cow<'a, str>>>,
+    #[serde(default)]
+    qos: Option<u8>,
+    #[serde(default)]
+    retain: Option<bool>,
+    #[serde(default, borrow)]
+    payload_base64: Option<Cow<'a, str>>,
+    #[serde(default)]
+    event: Option<IgnoredAny>,
+}
+
+/// A key that is present: `null` → `Some(None)`, a string → `Some(Some(s))`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Cow<'de, str>>>, D::Error> {
+    Option::<Cow<'de, str>>::deserialize(d).map(Some)
+}
+
+/// Where the lines come from.
+pub enum Source {
+    Stdin,
+    /// `-m` messages, each one "line" (empty ones included: they were asked for).
+    Args(Vec<String>),
+}
+
+/// Splitting and per-line rules of stdin.
+#[derive(Debug, Clone, Copy)]
+pub struct LineRules {
+    /// Keep a trailing `\r` (binary-safe `--raw`).
+    pub keep_cr: bool,
+    pub keep_empty: bool,
+    /// Longest line kept in memory; longer ones are skipped.
+    pub max_line: usize,
+}
+
+/// Starts the input thread. It sends batches of messages, reports bad lines on stderr
+/// as `chat-pub: line N: why`, and counts them in `failures`.
+pub fn spawn(
+    source: Source,
+    mut prep: Preparer,
+    rules: LineRules,
+    tx: mpsc::Sender<Vec<Message>>,
+    failures: Arc<AtomicU64>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut sink = Sink {
+                prep: &mut prep,
+                batch: Vec::new(),
+                failures: &failures,
+                label: if matches!(source, Source::Args(_)) {
+                    "message"
+                } else {
+                    "line"
+                },
+            };
+            match source {
+                Source::Args(msgs) => {
+                    for (i, m) in msgs.iter().enumerate() {
+                        sink.line(i as u64 + 1, m.as_bytes());
+                    }
+                }
+                Source::Stdin => read_lines(std::io::stdin().lock(), rules, &mut sink, &tx),
+            }
+            if !sink.batch.is_empty() {
+                let _ = tx.blocking_send(sink.batch);
+            }
+        })
+}
+
+struct Sink<'a> {
+    prep: &'a mut Preparer,
+    batch: Vec<Message>,
+    failures: &'a AtomicU64,
+    label: &'static str,
+}
+
+impl Sink<'_> {
+    fn line(&mut self, no: u64, bytes: &[u8]) {
+        match self.prep.prepare(no, bytes) {
+            Ok(Prepared::Message(m)) => self.batch.push(m),
+            Ok(Prepared::Skip) => {}
+            Err(why) => self.fail(no, &why),
+        }
+    }
+
+    fn fail(&mut self, no: u64, why: &str) {
+        eprintln!("chat-pub: {} {no}: {why}; not sent", self.label);
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Reads `r` to the end, splitting lines by the rules and flushing a batch after every
+/// read: a line typed in a terminal goes out at once, a fast pipe goes out in blocks.
+fn read_lines(
+    mut r: impl Read,
+    rules: LineRules,
+    sink: &mut Sink,
+    tx: &mpsc::Sender<Vec<Message>>,
+) {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut partial: Vec<u8> = Vec::new();
+    let mut skipping = false;
+    let mut no: u64 = 0;
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("chat-pub: cannot read stdin: {e}");
+                sink.failures.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        };
+        let mut rest = &chunk[..n];
+        while !rest.is_empty() {
+            let (segment, ended) = match memchr::memchr(b'\n', rest) {
+                Some(i) => (&rest[..i], true),
+                None => (rest, false),
+            };
+            rest = &rest[segment.len() + usize::from(ended)..];
+            if !skipping && partial.len() + segment.len() > rules.max_line {
+                sink.fail(
+                    no + 1,
+                    &format!("longer than {} bytes (--max-size)", rules.max_line),
+                );
+                skipping = true;
+                partial.clear();
+            }
+            if !ended {
+                if !skipping {
+                    partial.extend_from_slice(segment);
+                }
+                continue;
+            }
+            no += 1;
+            if std::mem::take(&mut skipping) {
+                continue;
+            }
+            if partial.is_empty() {
+                emit(sink, rules, no, segment);
+            } else {
+                partial.extend_from_slice(segment);
+                emit(sink, rules, no, &partial);
+                partial.clear();
+            }
+        }
+        if !sink.batch.is_empty() && tx.blocking_send(std::mem::take(&mut sink.batch)).is_err() {
+            return; // the publisher stopped; nothing more will be sent
+        }
+    }
+    // The last line counts even without a trailing newline.
+    if !partial.is_empty() && !skipping {
+        emit(sink, rules, no + 1, &partial);
+    }
+}
+
+fn emit(sink: &mut Sink, rules: LineRules, no: u64, mut line: &[u8]) {
+    if !rules.keep_cr {
+        line = line.strip_suffix(b"\r").unwrap_or(line);
+    }
+    if line.is_empty() && !rules.keep_empty {
+        return;
+    }
+    sink.line(no, line);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prep(mode: Mode) -> Preparer {
+        Preparer {
+            mode,
+            topic: Some(Bytes::from_static(b"room")),
+            qos: 1,
+            retain: false,
+            nick: "me".into(),
+            max_size: 1 << 20,
+            ids: IdSource::default(),
+        }
+    }
+
+    fn lines(input: &[u8], rules: LineRules, mode: Mode) -> (Vec<(u64, Vec<u8>)>, u64) {
+        let (tx, mut rx) = mpsc::channel(1000);
+        let failures = AtomicU64::new(0);
+        let mut p = prep(mode);
+        let mut sink = Sink {
+            prep: &mut p,
+            batch: Vec::new(),
+            failures: &failures,
+            label: "line",
+        };
+        read_lines(input, rules, &mut sink, &tx);
+        let mut out: Vec<_> = std::mem::take(&mut sink.batch);
+        drop(tx);
+        let mut all = Vec::new();
+        while let Ok(b) = rx.try_recv() {
+            all.extend(b);
+        }
+        all.append(&mut out);
+        let got = all
+            .into_iter()
+            .map(|m| (m.line, m.payload.to_vec()))
+            .collect();
+        (got, failures.load(Ordering::Relaxed))
+    }
+
+    const RULES: LineRules = LineRules {
+        keep_cr: false,
+        keep_empty: false,
+        max_line: 10,
+    };
+
+    #[test]
+    fn line_rules() {
+        let (got, failed) = lines(b"a\r\n\nbb\n0123456789ABC\nlast", RULES, Mode::Raw);
+        assert_eq!(
+            got,
+            vec![
+                (1, b"a".to_vec()),
+                (3, b"bb".to_vec()),
+                (5, b"last".to_vec())
+            ]
+        );
+        assert_eq!(failed, 1);
+        let keep = LineRules {
+            keep_cr: true,
+            keep_empty: true,
+            ..RULES
+        };
+        let (got, _) = lines(b"a\r\n\n", keep, Mode::Raw);
+        assert_eq!(got, vec![(1, b"a\r".to_vec()), (2, b"".to_vec())]);
+    }
+
+    #[test]
+    fn bad_utf8_is_a_line_error_in_envelope_mode() {
+        let (got, failed) = lines(b"ok\n\xff\xfe\nok2\n", RULES, Mode::Envelope);
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(failed, 1);
+    }
+
+    #[test]
+    fn json_lines() {
+        let mut p = prep(Mode::Json);
+        let m = |p: &mut Preparer, s: &str| match p.prepare(1, s.as_bytes()) {
+            Ok(Prepared::Message(m)) => Ok(m),
+            Ok(Prepared::Skip) => Err("skip".to_string()),
+            Err(e) => Err(e),
+        };
+        let relay = m(&mut p, r#"{"topic":"x/y","from":"al","ts":"T","id":"I","text":"hi","qos":2,"retain":true,"extra":1}"#).unwrap();
+        assert_eq!(&relay.topic[..], b"x/y");
+        assert_eq!((relay.qos, relay.retain), (2, true));
+        assert_eq!(
+            &relay.payload[..],
+            br#"{"id":"I","from":"al","ts":"T","text":"hi"}"#
+        );
+        let raw = m(
+            &mut p,
+            r#"{"from":null,"ts":null,"id":null,"text":"x","payload_base64":"/w=="}"#,
+        )
+        .unwrap();
+        assert_eq!(&raw.payload[..], b"\xff");
+        let filled = m(&mut p, r#"{"text":"t"}"#).unwrap();
+        let d = envelope::decode(&filled.payload);
+        assert_eq!((d.from.as_deref(), d.envelope), (Some("me"), true));
+        assert_eq!(
+            m(&mut p, r#"{"event":"join","from":"x"}"#).unwrap_err(),
+            "skip"
+        );
+        for bad in [
+            "nope",
+            r#"{"from":"x"}"#,
+            r#"{"text":"x","topic":"a/#"}"#,
+            r#"{"text":"x","qos":3}"#,
+            r#"{"text":1}"#,
+        ] {
+            assert!(m(&mut p, bad).is_err(), "{bad}");
+        }
+        p.topic = None;
+        assert!(
+            m(&mut p, r#"{"text":"x"}"#)
+                .unwrap_err()
+                .contains("no topic")
+        );
+    }
+}

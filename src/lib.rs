@@ -1,0 +1,114 @@
+//! mqttchat: chat over MQTT as Unix pipe tools.
+//!
+//! `chat-pub` turns lines on stdin into messages on a topic; `chat-sub` turns topics into
+//! lines on stdout, as text for people or JSON for programs. The binaries in `src/bin`
+//! are thin: they parse arguments, set up logging and call [`publish::run`] or
+//! [`subscribe::run`]. Data flows one way:
+//!
+//! ```text
+//! stdin → input → envelope → wire/session → broker → session/wire → envelope → render → stdout
+//! ```
+//!
+//! Modules:
+//! - [`cli`]: the clap definitions of both tools (and so of their man pages).
+//! - [`endpoint`]: broker URLs.
+//! - [`topic`]: topic and filter checks.
+//! - [`envelope`]: the wire format — JSON envelope, ids, timestamps, raw fallback.
+//! - [`wire`]: MQTT 3.1.1 and 5 packets behind one vocabulary (rumqttc's codecs).
+//! - [`session`]: one connection — connect with retries, keep-alive, full-duplex I/O.
+//! - [`input`]: chat-pub's stdin reader and line → message preparation.
+//! - [`publish`]: chat-pub's loop — the outbox of unacknowledged messages, drain.
+//! - [`render`]: chat-sub's output formats and terminal-safe escaping.
+//! - [`subscribe`]: chat-sub's loop.
+//! - [`error`]: the error type and exit statuses.
+
+pub mod cli;
+pub mod endpoint;
+pub mod envelope;
+pub mod error;
+pub mod input;
+pub mod publish;
+pub mod render;
+pub mod session;
+pub mod subscribe;
+pub mod topic;
+pub mod wire;
+
+use std::io::Write;
+
+use crate::cli::Common;
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+use crate::session::ConnectOptions;
+use crate::wire::ConnectSpec;
+
+/// Sets up logging on stderr as `tool: message`: warnings by default, `-v` info, `-vv`
+/// debug, `-vvv` trace; `RUST_LOG` overrides.
+pub fn init_logging(tool: &'static str, verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let env = env_logger::Env::default().default_filter_or(format!("mqttchat={level}"));
+    env_logger::Builder::from_env(env)
+        .format(move |f, record| match record.level() {
+            log::Level::Error | log::Level::Warn | log::Level::Info => {
+                writeln!(f, "{tool}: {}", record.args())
+            }
+            level => writeln!(
+                f,
+                "{tool}: {}: {}",
+                level.as_str().to_lowercase(),
+                record.args()
+            ),
+        })
+        .init();
+}
+
+/// Turns the shared options into connection options; every problem is a usage error.
+pub fn connect_options(
+    common: &Common,
+    tool: &str,
+    max_in: usize,
+) -> Result<ConnectOptions, Error> {
+    let endpoint = Endpoint::parse(&common.broker)?;
+    let client_id = match &common.client_id {
+        Some(id) if id.is_empty() => return Err(Error::Usage("the client id is empty".into())),
+        Some(id) if id.len() > 65_535 => {
+            return Err(Error::Usage(
+                "the client id is longer than 65535 bytes".into(),
+            ));
+        }
+        Some(id) => id.clone(),
+        None => format!("{tool}-{}", &envelope::IdSource::default().next_id()[..12]),
+    };
+    let opts = ConnectOptions {
+        endpoint,
+        version: common.mqtt_version,
+        spec: ConnectSpec {
+            client_id,
+            keepalive: common.keepalive,
+            clean_start: true,
+            session_expiry: None,
+            max_packet_in: u32::try_from(max_in).unwrap_or(u32::MAX),
+        },
+        max_in,
+        attempt_timeout: common
+            .connect_timeout
+            .max(std::time::Duration::from_millis(100)),
+    };
+    opts.check_supported()?;
+    Ok(opts)
+}
+
+/// The runtime both tools run on: one thread (the tools' work is I/O, and the second core
+/// is better left to the broker and the other tool of the pipe).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Failed(format!("cannot start the I/O runtime: {e}")))
+}

@@ -1,0 +1,425 @@
+//! chat-pub: read lines, publish, track acknowledgements, drain, disconnect.
+//!
+//! Every message at QoS 1 or 2 stays in the [`Outbox`] — the one record of what is
+//! unacknowledged — until the broker acknowledged it (PUBACK, or PUBREC then PUBCOMP).
+//! chat-pub picks the packet ids itself, so each acknowledgement names its line, and
+//! after a reconnect the outbox sends again, in order, before any newer line.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use crate::cli::PubArgs;
+use crate::envelope::IdSource;
+use crate::error::{Error, Tally};
+use crate::input::{self, LineRules, Message, Mode, Preparer, Source};
+use crate::session::{self, Link, LinkError};
+use crate::wire::{self, AckKind, Inbound, PubFlags, Version};
+use crate::{connect_options, topic};
+
+/// Default `--max-size` of chat-pub: 1 MiB.
+pub const DEFAULT_MAX_SIZE: usize = 1 << 20;
+/// Most messages in flight at once under MQTT 3.1.1 (MQTT 5 brokers say their own).
+const WINDOW: usize = 1024;
+/// QoS 2 in flight under 3.1.1: mosquitto's default `max_inflight_messages` silently drops
+/// incoming QoS 2 beyond 20 while still completing the handshake (TRAPS.md).
+const WINDOW_QOS2_V311: usize = 20;
+/// Unacknowledged payload bytes kept at most (at least one message is always allowed).
+const WINDOW_BYTES: usize = 16 << 20;
+/// Stop taking input while this much is waiting for the socket.
+const UNSENT_HIGH: usize = 1 << 20;
+/// Input batches buffered between the stdin thread and the publisher.
+const INPUT_BATCHES: usize = 4;
+
+/// Runs chat-pub to completion.
+pub fn run(args: PubArgs) -> Result<(), Error> {
+    if let Some(t) = &args.topic {
+        topic::check_publish(t).map_err(Error::Usage)?;
+    }
+    let max_size = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
+    let opts = connect_options(&args.common, "chat-pub", 64 * 1024)?;
+    let mode = match (args.raw, args.json) {
+        (true, _) => Mode::Raw,
+        (_, true) => Mode::Json,
+        _ => Mode::Envelope,
+    };
+    let prep = Preparer {
+        mode,
+        topic: args
+            .topic
+            .as_ref()
+            .map(|t| Bytes::copy_from_slice(t.as_bytes())),
+        qos: args.common.qos,
+        retain: args.retain,
+        nick: nick(args.nick.as_deref()),
+        max_size,
+        ids: IdSource::default(),
+    };
+    let rules = LineRules {
+        keep_cr: args.raw,
+        keep_empty: args.keep_empty,
+        max_line: max_size,
+    };
+    let source = match args.messages.is_empty() {
+        true => Source::Stdin,
+        false => Source::Args(args.messages.clone()),
+    };
+    let rt = crate::runtime()?;
+    let (tx, rx) = mpsc::channel(INPUT_BATCHES);
+    let input_failures = Arc::new(AtomicU64::new(0));
+    input::spawn(source, prep, rules, tx, input_failures.clone())
+        .map_err(|e| Error::Failed(format!("cannot start the input thread: {e}")))?;
+    let mut publisher = Publisher {
+        outbox: Outbox::default(),
+        pending: VecDeque::new(),
+        tally: Tally::default(),
+        qos0_unconfirmed: 0,
+    };
+    rt.block_on(publisher.run(&opts, args.common.connect_timeout, args.drain_timeout, rx))?;
+    publisher.tally.failed += input_failures.load(Ordering::Relaxed);
+    publisher.tally.into_result()
+}
+
+/// The envelope's `from`: `--nick`/`$CHAT_NICK`, else `$USER`, else `anonymous`.
+fn nick(flag: Option<&str>) -> String {
+    flag.map(str::to_owned)
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "anonymous".to_owned())
+}
+
+struct Publisher {
+    outbox: Outbox,
+    /// Messages taken from the input but not yet sent (waiting for the window).
+    pending: VecDeque<Message>,
+    tally: Tally,
+    /// QoS 0 messages written on the current connection: confirmed only when the broker
+    /// closes it after our DISCONNECT.
+    qos0_unconfirmed: u64,
+}
+
+impl Publisher {
+    async fn run(
+        &mut self,
+        opts: &session::ConnectOptions,
+        connect_timeout: Duration,
+        drain_timeout: Duration,
+        mut rx: mpsc::Receiver<Vec<Message>>,
+    ) -> Result<(), Error> {
+        let mut link = session::establish(opts, Some(Instant::now() + connect_timeout)).await?;
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            self.fill(&mut link);
+            if drain_deadline.is_some() && self.pending.is_empty() && self.outbox.is_empty() {
+                break;
+            }
+            let want_input =
+                drain_deadline.is_none() && self.pending.is_empty() && link.unsent() < UNSENT_HIGH;
+            let drain_at = drain_deadline.unwrap_or_else(Instant::now);
+            tokio::select! {
+                biased;
+                r = link.io() => {
+                    if let Err(e) = r.and_then(|()| self.handle_packets(&mut link)) {
+                        link = self.reconnect(opts, e, drain_deadline).await?;
+                    }
+                }
+                batch = rx.recv(), if want_input => match batch {
+                    Some(b) => self.pending.extend(b),
+                    None => drain_deadline = Some(Instant::now() + drain_timeout),
+                },
+                _ = sleep_until(drain_at), if drain_deadline.is_some() => {
+                    return Err(self.drain_expired(drain_timeout));
+                }
+            }
+        }
+        let deadline = drain_deadline
+            .unwrap_or_else(Instant::now)
+            .max(Instant::now() + Duration::from_secs(1));
+        if !link.disconnect(deadline).await && self.qos0_unconfirmed > 0 {
+            eprintln!(
+                "chat-pub: the connection ended before the broker confirmed it; {} message(s) \
+                 sent at QoS 0 may not have arrived",
+                self.qos0_unconfirmed
+            );
+            self.tally.failed += self.qos0_unconfirmed;
+        }
+        Ok(())
+    }
+
+    /// Moves pending messages onto the wire while the window allows.
+    fn fill(&mut self, link: &mut Link) {
+        while let Some(m) = self.pending.front() {
+            if link.unsent() >= UNSENT_HIGH || (m.qos > 0 && !self.outbox.has_room(link, m)) {
+                return;
+            }
+            let Some(mut m) = self.pending.pop_front() else {
+                return;
+            };
+            if let Some(max_qos) = link.connack.max_qos {
+                m.qos = m.qos.min(max_qos);
+            }
+            let size = wire::publish_size(link.version, m.topic.len(), m.payload.len(), m.qos);
+            if let Some(limit) = link.connack.max_packet_size.filter(|&l| size > l as usize) {
+                eprintln!(
+                    "chat-pub: line {}: the message is {size} bytes, more than the broker \
+                     accepts ({limit} bytes); not sent",
+                    m.line
+                );
+                self.tally.failed += 1;
+                continue;
+            }
+            let pkid = match m.qos {
+                0 => {
+                    self.qos0_unconfirmed += 1;
+                    0
+                }
+                _ => self.outbox.assign(),
+            };
+            encode(link, &m, pkid, false);
+            if m.qos > 0 {
+                self.outbox.push(m, pkid);
+            }
+        }
+    }
+
+    fn handle_packets(&mut self, link: &mut Link) -> Result<(), LinkError> {
+        while let Some(p) = link.next_packet()? {
+            match p {
+                Inbound::Ack {
+                    kind: AckKind::PubAck | AckKind::PubComp,
+                    pkid,
+                    reason,
+                } => {
+                    if let Some(line) = self.outbox.complete(pkid) {
+                        self.check_reason(line, reason);
+                    }
+                }
+                Inbound::Ack {
+                    kind: AckKind::PubRec,
+                    pkid,
+                    reason,
+                } if reason >= 0x80 => {
+                    // A refused QoS 2 publish ends here: no PUBREL, and its slot is free.
+                    if let Some(line) = self.outbox.complete(pkid) {
+                        self.check_reason(line, reason);
+                    }
+                }
+                Inbound::Ack {
+                    kind: AckKind::PubRec,
+                    pkid,
+                    ..
+                } => {
+                    if self.outbox.released(pkid) {
+                        wire::encode_ack(AckKind::PubRel, pkid, &mut link.wbuf);
+                    }
+                }
+                other => log::debug!("ignoring {other:?}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports a refusal (MQTT 5 reason code ≥ 0x80) for one line.
+    fn check_reason(&mut self, line: u64, reason: u8) {
+        if reason < 0x80 {
+            return;
+        }
+        eprintln!(
+            "chat-pub: line {line}: refused by the broker: {} ({reason:#04x})",
+            wire::reason_text(reason)
+        );
+        match reason {
+            0x87 => self.tally.refused += 1,
+            _ => self.tally.failed += 1,
+        }
+    }
+
+    async fn reconnect(
+        &mut self,
+        opts: &session::ConnectOptions,
+        why: LinkError,
+        drain_deadline: Option<Instant>,
+    ) -> Result<Link, Error> {
+        log::warn!("connection lost: {why}; reconnecting");
+        if self.qos0_unconfirmed > 0 {
+            eprintln!(
+                "chat-pub: {} message(s) sent at QoS 0 on the lost connection may not have arrived",
+                self.qos0_unconfirmed
+            );
+            self.tally.failed += std::mem::take(&mut self.qos0_unconfirmed);
+        }
+        let mut link = match session::establish(opts, drain_deadline).await {
+            Ok(link) => link,
+            Err(Error::Unreachable(m)) => {
+                return Err(Error::Failed(format!(
+                    "{m}; {} message(s) not acknowledged",
+                    self.outbox.len() + self.pending.len()
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        log::warn!(
+            "reconnected to {}; sending {} unacknowledged message(s) again",
+            opts.endpoint,
+            self.outbox.len()
+        );
+        self.outbox.resend(&mut link);
+        Ok(link)
+    }
+
+    fn drain_expired(&mut self, drain_timeout: Duration) -> Error {
+        let missing = self.outbox.len() + self.pending.len();
+        eprintln!(
+            "chat-pub: {missing} message(s) not acknowledged by the broker within the drain \
+             timeout ({}s)",
+            drain_timeout.as_secs_f64()
+        );
+        self.tally.failed += missing as u64;
+        match self.tally.into_result() {
+            Err(e) => e,
+            Ok(()) => Error::Reported(1),
+        }
+    }
+}
+
+/// Where a QoS 1/2 message is in its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Sent,
+    /// PUBREC received and PUBREL sent; waiting for PUBCOMP.
+    Released,
+    /// Acknowledged; removed once everything before it is too.
+    Done,
+}
+
+struct Entry {
+    msg: Message,
+    pkid: u16,
+    stage: Stage,
+}
+
+/// The record of unacknowledged messages, in the order they were first sent.
+#[derive(Default)]
+struct Outbox {
+    entries: VecDeque<Entry>,
+    /// Sequence number of `entries[0]`.
+    base: u64,
+    /// Packet id in flight → sequence number.
+    by_pkid: HashMap<u16, u64>,
+    last_pkid: u16,
+    bytes: usize,
+}
+
+impl Outbox {
+    fn len(&self) -> usize {
+        self.by_pkid.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_pkid.is_empty()
+    }
+
+    fn has_room(&self, link: &Link, m: &Message) -> bool {
+        let window = match link.version {
+            Version::V5 => usize::from(link.connack.receive_max.unwrap_or(u16::MAX)).min(WINDOW),
+            Version::V311 if m.qos == 2 => WINDOW_QOS2_V311,
+            Version::V311 => WINDOW,
+        };
+        self.len() < window && (self.is_empty() || self.bytes + m.payload.len() <= WINDOW_BYTES)
+    }
+
+    /// A free packet id (1..=65535; the window is far smaller, so one is always free).
+    fn assign(&mut self) -> u16 {
+        loop {
+            self.last_pkid = self.last_pkid.checked_add(1).unwrap_or(1);
+            if !self.by_pkid.contains_key(&self.last_pkid) {
+                return self.last_pkid;
+            }
+        }
+    }
+
+    fn push(&mut self, msg: Message, pkid: u16) {
+        let seq = self.base + self.entries.len() as u64;
+        self.bytes += msg.payload.len();
+        self.by_pkid.insert(pkid, seq);
+        self.entries.push_back(Entry {
+            msg,
+            pkid,
+            stage: Stage::Sent,
+        });
+    }
+
+    fn entry(&mut self, pkid: u16) -> Option<&mut Entry> {
+        let seq = *self.by_pkid.get(&pkid)?;
+        self.entries.get_mut((seq - self.base) as usize)
+    }
+
+    /// Marks a QoS 2 message as released (PUBREC received). False for an unknown id.
+    fn released(&mut self, pkid: u16) -> bool {
+        match self.entry(pkid) {
+            Some(e) if e.stage != Stage::Done => {
+                e.stage = Stage::Released;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks a message as done; returns its line number (None for an unknown id).
+    fn complete(&mut self, pkid: u16) -> Option<u64> {
+        let e = self.entry(pkid)?;
+        e.stage = Stage::Done;
+        let (line, len) = (e.msg.line, e.msg.payload.len());
+        self.by_pkid.remove(&pkid);
+        self.bytes -= len;
+        while self.entries.front().is_some_and(|e| e.stage == Stage::Done) {
+            self.entries.pop_front();
+            self.base += 1;
+        }
+        Some(line)
+    }
+
+    /// After a reconnect: sends every unfinished message again, oldest first. When the
+    /// broker kept our session, with the same ids (PUBREL for released ones); else as new
+    /// publishes with new ids (at least once: chat-sub drops duplicates by envelope id).
+    fn resend(&mut self, link: &mut Link) {
+        let kept = link.connack.session_present;
+        if !kept {
+            self.by_pkid.clear();
+        }
+        for i in 0..self.entries.len() {
+            if self.entries[i].stage == Stage::Done {
+                continue;
+            }
+            if !kept {
+                let pkid = self.assign();
+                self.by_pkid.insert(pkid, self.base + i as u64);
+                let e = &mut self.entries[i];
+                e.pkid = pkid;
+                e.stage = Stage::Sent;
+            }
+            let e = &self.entries[i];
+            match e.stage {
+                Stage::Released => wire::encode_ack(AckKind::PubRel, e.pkid, &mut link.wbuf),
+                _ => encode(link, &e.msg, e.pkid, kept),
+            }
+        }
+    }
+}
+
+/// Appends the PUBLISH of `m` with this packet id.
+fn encode(link: &mut Link, m: &Message, pkid: u16, dup: bool) {
+    let flags = PubFlags {
+        qos: m.qos,
+        retain: m.retain,
+        dup,
+        pkid,
+    };
+    wire::encode_publish(link.version, &mut link.wbuf, &m.topic, &m.payload, flags);
+}

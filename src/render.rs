@@ -1,0 +1,363 @@
+//! chat-sub's output: text lines, `--format` templates, JSON lines and raw bytes.
+//!
+//! Text output is safe on a terminal: every control character (C0 but tab, DEL, C1) and
+//! every bidi control in topic, nick and text is shown escaped (`\n`, `\x1b`,
+//! `\u{202e}`), so one message is exactly one line. Backslashes are not doubled. JSON
+//! output escapes the same characters as `\uXXXX`. Nothing here knows about sockets.
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use chrono::TimeZone;
+
+use crate::envelope::{self, Decoded, needs_escape, push_json_str};
+
+/// A message as delivered, before decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivered<'a> {
+    pub topic: &'a [u8],
+    pub payload: &'a [u8],
+    pub qos: u8,
+    pub retain: bool,
+    pub received: SystemTime,
+}
+
+/// One `{placeholder}` of a `--format` template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Topic,
+    From,
+    Text,
+    Time,
+    Ts,
+    Received,
+    Id,
+    Qos,
+    Retain,
+}
+
+const FIELDS: [(&str, Field); 9] = [
+    ("topic", Field::Topic),
+    ("from", Field::From),
+    ("text", Field::Text),
+    ("time", Field::Time),
+    ("ts", Field::Ts),
+    ("received", Field::Received),
+    ("id", Field::Id),
+    ("qos", Field::Qos),
+    ("retain", Field::Retain),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Literal(String),
+    Field(Field),
+}
+
+/// How chat-sub prints a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// `HH:MM:SS from: text`, with `[topic] ` in front when `topic_prefix`.
+    Text { topic_prefix: bool },
+    /// A parsed `--format` template.
+    Template(Vec<Piece>),
+    /// One JSON object per line.
+    Json,
+    /// The payload's bytes, then `\n`.
+    Raw,
+}
+
+impl Format {
+    /// Parses a `--format` template; the error names the problem.
+    pub fn template(t: &str) -> Result<Format, String> {
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut chars = t.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    lit.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    lit.push('}');
+                }
+                '}' => return Err("a single '}' in --format (write '}}' for a brace)".into()),
+                '\\' => match chars.peek() {
+                    Some('t') => push_and_skip(&mut lit, &mut chars, '\t'),
+                    Some('n') => push_and_skip(&mut lit, &mut chars, '\n'),
+                    Some('\\') => push_and_skip(&mut lit, &mut chars, '\\'),
+                    _ => lit.push('\\'),
+                },
+                '{' => {
+                    let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                    let field = FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
+                    let Some(field) = field else {
+                        let known: Vec<String> =
+                            FIELDS.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+                        return Err(format!(
+                            "unknown placeholder {{{name}}} in --format (known: {}; \
+                             write {{{{ for a brace)",
+                            known.join(" ")
+                        ));
+                    };
+                    if !lit.is_empty() {
+                        pieces.push(Piece::Literal(std::mem::take(&mut lit)));
+                    }
+                    pieces.push(Piece::Field(field));
+                }
+                c => lit.push(c),
+            }
+        }
+        if !lit.is_empty() {
+            pieces.push(Piece::Literal(lit));
+        }
+        Ok(Format::Template(pieces))
+    }
+}
+
+fn push_and_skip(lit: &mut String, chars: &mut std::iter::Peekable<std::str::Chars>, c: char) {
+    chars.next();
+    lit.push(c);
+}
+
+/// Renders messages into a byte buffer.
+pub struct Renderer {
+    format: Format,
+    clock: LocalClock,
+}
+
+impl Renderer {
+    pub fn new(format: Format) -> Renderer {
+        Renderer {
+            format,
+            clock: LocalClock::default(),
+        }
+    }
+
+    /// Appends one message, ending with `\n`.
+    pub fn render(&mut self, out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
+        match &self.format {
+            Format::Raw => out.extend_from_slice(m.payload),
+            Format::Json => render_json(out, m, d),
+            Format::Text { topic_prefix } => {
+                if *topic_prefix {
+                    out.push(b'[');
+                    push_escaped(out, &String::from_utf8_lossy(m.topic));
+                    out.extend_from_slice(b"] ");
+                }
+                out.extend_from_slice(&self.clock.hms(message_secs(m, d)));
+                out.push(b' ');
+                if let Some(from) = &d.from {
+                    push_escaped(out, from);
+                    out.extend_from_slice(b": ");
+                }
+                push_escaped(out, &d.text);
+            }
+            Format::Template(pieces) => {
+                for p in pieces {
+                    match p {
+                        Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                        Piece::Field(f) => self.clock.field(out, *f, m, d),
+                    }
+                }
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
+    let opt = |out: &mut Vec<u8>, v: &Option<Cow<str>>| match v {
+        Some(s) => push_json_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    };
+    out.extend_from_slice(b"{\"topic\":");
+    push_json_str(out, &String::from_utf8_lossy(m.topic));
+    out.extend_from_slice(b",\"from\":");
+    opt(out, &d.from);
+    out.extend_from_slice(b",\"text\":");
+    push_json_str(out, &d.text);
+    out.extend_from_slice(b",\"ts\":");
+    opt(out, &d.ts);
+    out.extend_from_slice(b",\"id\":");
+    opt(out, &d.id);
+    let _ = write!(
+        out,
+        ",\"qos\":{},\"retain\":{},\"received\":\"{}\"",
+        m.qos,
+        m.retain,
+        received_rfc3339(m)
+    );
+    if !d.utf8 {
+        out.extend_from_slice(b",\"payload_base64\":\"");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(m.payload);
+        out.extend_from_slice(b64.as_bytes());
+        out.push(b'"');
+    }
+    out.push(b'}');
+}
+
+fn received_rfc3339(m: &Delivered) -> String {
+    let d = m.received.duration_since(UNIX_EPOCH).unwrap_or_default();
+    envelope::rfc3339(d.as_secs() as i64, d.subsec_millis())
+}
+
+/// The message's time in Unix seconds: its envelope `ts`, else when it was received.
+fn message_secs(m: &Delivered, d: &Decoded) -> i64 {
+    d.ts.as_deref()
+        .and_then(envelope::parse_rfc3339)
+        .unwrap_or_else(|| {
+            m.received
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        })
+}
+
+/// Appends `s` with every character that could act on a terminal escaped: `\n`, `\r`,
+/// `\xHH` for other C0 controls and DEL, `\u{...}` for C1, bidi controls and line or
+/// paragraph separators. Tab stays a tab; backslashes are not doubled.
+pub fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        if c == '\t' || !needs_escape(c) {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        let _ = match c {
+            '\n' => write!(out, "\\n"),
+            '\r' => write!(out, "\\r"),
+            '\0'..='\x1f' | '\x7f' => write!(out, "\\x{:02x}", c as u32),
+            _ => write!(out, "\\u{{{:x}}}", c as u32),
+        };
+        start = i + c.len_utf8();
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Local `HH:MM:SS`, computed once per distinct second.
+#[derive(Default)]
+struct LocalClock {
+    last: Option<(i64, [u8; 8])>,
+}
+
+impl LocalClock {
+    fn hms(&mut self, secs: i64) -> [u8; 8] {
+        if let Some((s, v)) = self.last
+            && s == secs
+        {
+            return v;
+        }
+        let mut v = *b"00:00:00";
+        if let Some(t) = chrono::Local.timestamp_opt(secs, 0).earliest() {
+            let s = t.format("%H:%M:%S").to_string();
+            if s.len() == 8 {
+                v.copy_from_slice(s.as_bytes());
+            }
+        }
+        self.last = Some((secs, v));
+        v
+    }
+
+    fn field(&mut self, out: &mut Vec<u8>, f: Field, m: &Delivered, d: &Decoded) {
+        let esc_opt = |out: &mut Vec<u8>, v: &Option<Cow<str>>| {
+            if let Some(s) = v {
+                push_escaped(out, s);
+            }
+        };
+        match f {
+            Field::Topic => push_escaped(out, &String::from_utf8_lossy(m.topic)),
+            Field::From => esc_opt(out, &d.from),
+            Field::Text => push_escaped(out, &d.text),
+            Field::Time => out.extend_from_slice(&self.hms(message_secs(m, d))),
+            Field::Ts => esc_opt(out, &d.ts),
+            Field::Received => out.extend_from_slice(received_rfc3339(m).as_bytes()),
+            Field::Id => esc_opt(out, &d.id),
+            Field::Qos => out.push(b'0' + m.qos),
+            Field::Retain => out.extend_from_slice(if m.retain { b"true" } else { b"false" }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(payload: &[u8]) -> Delivered<'_> {
+        Delivered {
+            topic: b"room/1",
+            payload,
+            qos: 1,
+            retain: false,
+            received: UNIX_EPOCH + std::time::Duration::from_millis(1_795_694_462_123),
+        }
+    }
+
+    fn render(format: Format, payload: &[u8]) -> String {
+        let mut r = Renderer::new(format);
+        let mut out = Vec::new();
+        let m = msg(payload);
+        r.render(&mut out, &m, &envelope::decode(payload));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escaping_keeps_one_line_and_no_escape_bytes() {
+        let mut out = Vec::new();
+        push_escaped(
+            &mut out,
+            "a\nb\rc\td\u{1b}[2J\u{7f}\u{9b}\u{202e}\u{2066}\\",
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\\nb\\rc\td\\x1b[2J\\x7f\\u{9b}\\u{202e}\\u{2066}\\"
+        );
+    }
+
+    #[test]
+    fn text_with_and_without_sender() {
+        let env = br#"{"id":"1","from":"al\u001bice","ts":"2026-11-26T12:01:02.123Z","text":"hi\nthere"}"#;
+        let line = render(Format::Text { topic_prefix: true }, env);
+        assert!(line.starts_with("[room/1] "), "{line}");
+        assert!(line.ends_with(" al\\x1bice: hi\\nthere\n"), "{line}");
+        let raw = render(
+            Format::Text {
+                topic_prefix: false,
+            },
+            b"plain",
+        );
+        assert_eq!(raw.len(), "HH:MM:SS plain\n".len(), "{raw}");
+        assert!(raw.ends_with(" plain\n"));
+    }
+
+    #[test]
+    fn json_lines_are_valid_and_complete() {
+        let line = render(Format::Json, b"\xffbin\x1b");
+        assert_eq!(line.matches('\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["from"], serde_json::Value::Null);
+        assert_eq!(v["text"], "\u{fffd}bin\u{1b}");
+        assert_eq!(v["payload_base64"], "/2Jpbhs=");
+        assert_eq!(v["received"], "2026-11-26T12:01:02.123Z");
+        assert!(!line.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn templates() {
+        let env = br#"{"id":"x1","from":"bob","ts":"2026-11-26T12:01:02.123Z","text":"yo"}"#;
+        let t = Format::template("{{{topic}}}\\t{from}|{text}|{id}|{qos}|{retain}|{ts}").unwrap();
+        assert_eq!(
+            render(t, env),
+            "{room/1}\tbob|yo|x1|1|false|2026-11-26T12:01:02.123Z\n"
+        );
+        let t = Format::template("{from}:{text}:{id}").unwrap();
+        assert_eq!(render(t, b"raw"), ":raw:\n");
+        assert!(Format::template("{nope}").unwrap_err().contains("{nope}"));
+        assert!(Format::template("a}b").is_err());
+    }
+}

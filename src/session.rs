@@ -1,0 +1,339 @@
+//! One connection to the broker: connecting (with retries and backoff until a deadline),
+//! the CONNACK, keep-alive pings, and buffered full-duplex I/O.
+//!
+//! rumqttc's `EventLoop` is deliberately not used (../shared/TRAPS.md): it clears its queue
+//! after a clean reconnect, retries without backoff and assigns packet ids itself, so a
+//! tool that must not lose a line cannot know which line an acknowledgement is for. Here
+//! the owner of a [`Link`] decides every packet id, and [`Link::io`] only moves bytes.
+//! `io` is cancel-safe, so the owner can `select!` it against its own inputs.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep, sleep_until, timeout_at};
+
+use crate::endpoint::{Endpoint, Transport};
+use crate::error::Error;
+use crate::wire::{self, ConnAckInfo, ConnectSpec, Inbound, Refusal, Version, WireError};
+
+/// Everything needed to (re)connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub endpoint: Endpoint,
+    pub version: Version,
+    pub spec: ConnectSpec,
+    /// Largest packet accepted from the broker.
+    pub max_in: usize,
+    /// How long one attempt (TCP connect + CONNECT/CONNACK) may take.
+    pub attempt_timeout: Duration,
+}
+
+impl ConnectOptions {
+    /// Refuses, before any network activity, what this build cannot connect with.
+    pub fn check_supported(&self) -> Result<(), Error> {
+        match self.endpoint.transport {
+            Transport::Tcp => Ok(()),
+            t => Err(Error::Usage(format!(
+                "{}:// is not supported by this version of mqttchat yet (use mqtt://)",
+                t.scheme()
+            ))),
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub enum LinkError {
+    /// The broker closed the connection.
+    Closed,
+    /// The broker sent DISCONNECT (MQTT 5 reason code, 0 under 3.1.1).
+    Disconnected(u8),
+    Io(io::Error),
+    /// No PINGRESP within a keep-alive interval.
+    NoPingResp,
+    Wire(WireError),
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Closed => f.write_str("the broker closed the connection"),
+            LinkError::Disconnected(r) => write!(
+                f,
+                "the broker disconnected: {} ({r:#04x})",
+                wire::reason_text(*r)
+            ),
+            LinkError::Io(e) => write!(f, "{e}"),
+            LinkError::NoPingResp => f.write_str("the broker stopped answering keep-alive pings"),
+            LinkError::Wire(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<io::Error> for LinkError {
+    fn from(e: io::Error) -> Self {
+        LinkError::Io(e)
+    }
+}
+
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// An established MQTT connection (CONNACK received and accepted).
+pub struct Link {
+    rd: Reader,
+    wr: Writer,
+    pub version: Version,
+    rbuf: BytesMut,
+    /// Bytes to send; the owner appends packets with the `wire::encode_*` functions.
+    pub wbuf: BytesMut,
+    max_in: usize,
+    keepalive: Duration,
+    last_sent: Instant,
+    ping_sent: Option<Instant>,
+    /// What the broker said in its CONNACK.
+    pub connack: ConnAckInfo,
+}
+
+/// Read buffer growth step: one read can bring in many small packets at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+impl Link {
+    /// Waits until bytes arrived (then call [`Link::next_packet`]) or some of `wbuf` was
+    /// written; sends keep-alive pings on the way. Cancel-safe.
+    pub async fn io(&mut self) -> Result<(), LinkError> {
+        loop {
+            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            let timer = self.keepalive_deadline();
+            tokio::select! {
+                r = self.rd.read_buf(&mut self.rbuf) => {
+                    return match r? {
+                        0 => Err(LinkError::Closed),
+                        _ => Ok(()),
+                    };
+                }
+                r = self.wr.write(&self.wbuf), if !self.wbuf.is_empty() => {
+                    let n = r?;
+                    if n == 0 {
+                        return Err(LinkError::Closed);
+                    }
+                    self.wbuf.advance(n);
+                    self.last_sent = Instant::now();
+                    return Ok(());
+                }
+                _ = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    if self.ping_sent.is_some() {
+                        return Err(LinkError::NoPingResp);
+                    }
+                    wire::encode_ping(&mut self.wbuf);
+                    self.ping_sent = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// When the keep-alive timer fires: a ping is due, or the answer to one is overdue.
+    fn keepalive_deadline(&self) -> Option<Instant> {
+        if self.keepalive.is_zero() {
+            return None;
+        }
+        Some(match self.ping_sent {
+            Some(sent) => sent + self.keepalive,
+            None => self.last_sent + self.keepalive,
+        })
+    }
+
+    /// The next complete packet received, if any. PINGRESP is handled here.
+    pub fn next_packet(&mut self) -> Result<Option<Inbound>, LinkError> {
+        loop {
+            match wire::decode(self.version, &mut self.rbuf, self.max_in) {
+                Ok(Some(Inbound::PingResp)) => self.ping_sent = None,
+                Ok(Some(Inbound::Disconnect { reason })) => {
+                    return Err(LinkError::Disconnected(reason));
+                }
+                Ok(p) => return Ok(p),
+                Err(e) => return Err(LinkError::Wire(e)),
+            }
+        }
+    }
+
+    /// Bytes queued but not yet written to the socket.
+    pub fn unsent(&self) -> usize {
+        self.wbuf.len()
+    }
+
+    /// Writes everything queued, waiting as long as it takes.
+    pub async fn flush(&mut self) -> Result<(), LinkError> {
+        while !self.wbuf.is_empty() {
+            let n = self.wr.write(&self.wbuf).await?;
+            if n == 0 {
+                return Err(LinkError::Closed);
+            }
+            self.wbuf.advance(n);
+            self.last_sent = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Sends DISCONNECT and waits until the broker closes the connection, at most until
+    /// `deadline`. Returns whether the broker closed it (so it processed all we sent).
+    pub async fn disconnect(mut self, deadline: Instant) -> bool {
+        wire::encode_disconnect(&mut self.wbuf);
+        let closed = async {
+            self.flush().await?;
+            let _ = self.wr.shutdown().await;
+            let mut sink = [0u8; 4096];
+            while self.rd.read(&mut sink).await? > 0 {}
+            Ok::<(), LinkError>(())
+        };
+        matches!(timeout_at(deadline, closed).await, Ok(Ok(())))
+    }
+}
+
+/// Why one connection attempt failed.
+#[derive(Debug)]
+enum Attempt {
+    Io(io::Error),
+    Refused(Refusal),
+    Protocol(String),
+    TimedOut,
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attempt::Io(e) => write!(f, "{e}"),
+            Attempt::Refused(r) => write!(f, "connection refused by the broker: {}", r.describe()),
+            Attempt::Protocol(m) => f.write_str(m),
+            Attempt::TimedOut => f.write_str("timed out"),
+        }
+    }
+}
+
+impl From<LinkError> for Attempt {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::Io(e) => Attempt::Io(e),
+            LinkError::Closed => {
+                Attempt::Protocol("the broker closed the connection before CONNACK".into())
+            }
+            other => Attempt::Protocol(other.to_string()),
+        }
+    }
+}
+
+impl From<io::Error> for Attempt {
+    fn from(e: io::Error) -> Self {
+        Attempt::Io(e)
+    }
+}
+
+/// Longest pause between connection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Connects, retrying with exponential backoff (100 ms doubling up to [`MAX_BACKOFF`])
+/// until `deadline` (None: forever). Refused credentials and an unsupported protocol
+/// version end at once: retrying cannot fix them.
+pub async fn establish(opts: &ConnectOptions, deadline: Option<Instant>) -> Result<Link, Error> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    let mut last: Option<Attempt> = None;
+    loop {
+        let attempt_end = Instant::now() + opts.attempt_timeout;
+        let end = deadline.map_or(attempt_end, |d| d.min(attempt_end));
+        let result = timeout_at(end, connect_once(opts))
+            .await
+            .unwrap_or(Err(Attempt::TimedOut));
+        match result {
+            Ok(link) => return Ok(link),
+            Err(Attempt::Refused(r)) if r.is_auth() => {
+                return Err(Error::Refused(format!(
+                    "the broker at {} refused the connection: {}",
+                    opts.endpoint,
+                    r.describe()
+                )));
+            }
+            Err(Attempt::Refused(r)) if r.is_version() => {
+                return Err(Error::Unreachable(format!(
+                    "the broker at {} does not accept this MQTT version: {}{}",
+                    opts.endpoint,
+                    r.describe(),
+                    if opts.version == Version::V5 {
+                        " (try -V 3)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            Err(e) => {
+                log::debug!("connecting to {}: {e}", opts.endpoint);
+                // Keep the most telling reason: a refusal beats running out of time.
+                if !(matches!(e, Attempt::TimedOut) && last.is_some()) {
+                    last = Some(e);
+                }
+            }
+        }
+        let now = Instant::now();
+        if let Some(d) = deadline {
+            if now >= d {
+                let why = last.map_or_else(|| "timed out".to_string(), |e| e.to_string());
+                return Err(Error::Unreachable(format!(
+                    "cannot reach the broker at {} within {:.1}s: {why}",
+                    opts.endpoint,
+                    (now - started).as_secs_f64()
+                )));
+            }
+            sleep(pause.min(d - now)).await;
+        } else {
+            sleep(pause).await;
+        }
+        pause = (pause * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn connect_once(opts: &ConnectOptions) -> Result<Link, Attempt> {
+    let stream = TcpStream::connect(opts.endpoint.socket_addr()).await?;
+    // Nagle's algorithm would hold a line back until the previous one is acknowledged
+    // (~40 ms with delayed ACKs): chat wants every line on the wire at once.
+    stream.set_nodelay(true)?;
+    let (rd, wr) = stream.into_split();
+    let mut link = Link {
+        rd: Box::new(rd),
+        wr: Box::new(wr),
+        version: opts.version,
+        rbuf: BytesMut::with_capacity(READ_CHUNK),
+        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        max_in: opts.max_in,
+        keepalive: Duration::from_secs(u64::from(opts.spec.keepalive)),
+        last_sent: Instant::now(),
+        ping_sent: None,
+        connack: ConnAckInfo::default(),
+    };
+    wire::encode_connect(opts.version, &opts.spec, &mut link.wbuf);
+    link.flush().await?;
+    loop {
+        match link.next_packet()? {
+            Some(Inbound::ConnAck(Ok(info))) => {
+                link.connack = info;
+                return Ok(link);
+            }
+            Some(Inbound::ConnAck(Err(r))) => return Err(Attempt::Refused(r)),
+            Some(other) => {
+                return Err(Attempt::Protocol(format!(
+                    "expected CONNACK from the broker, got {other:?}"
+                )));
+            }
+            None => {}
+        }
+        if link.rd.read_buf(&mut link.rbuf).await? == 0 {
+            return Err(Attempt::Protocol(
+                "the broker closed the connection before CONNACK".into(),
+            ));
+        }
+    }
+}

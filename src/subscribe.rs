@@ -1,0 +1,316 @@
+//! chat-sub: subscribe, receive, write, acknowledge, resubscribe after a reconnect.
+//!
+//! Output goes through one buffer flushed after each batch of packets that arrived
+//! together: a single message reaches a pipe at once, a burst is written in large
+//! blocks. Acknowledgements are queued while a batch is rendered and sent after the
+//! flush, so the broker hears "received" only for what reached stdout.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::oneshot;
+use tokio::time::{Instant, sleep_until};
+
+use crate::cli::SubArgs;
+use crate::envelope;
+use crate::error::Error;
+use crate::render::{Delivered, Format, Renderer};
+use crate::session::{self, ConnectOptions, Link, LinkError};
+use crate::wire::{self, AckKind, Delivery, Inbound};
+use crate::{connect_options, topic};
+
+/// Default `--max-size` of chat-sub: the protocol maximum, so nothing is dropped for size.
+pub const DEFAULT_MAX_SIZE: usize = wire::MAX_PACKET;
+/// Packet id of our SUBSCRIBE (the only one we send per connection).
+const SUBSCRIBE_PKID: u16 = 1;
+
+/// Runs chat-sub until `--count`, `--timeout`, a closed stdout or a fatal error.
+pub fn run(args: SubArgs) -> Result<(), Error> {
+    for t in &args.topics {
+        topic::check_filter(t).map_err(Error::Usage)?;
+    }
+    let format = if args.json {
+        Format::Json
+    } else if args.raw {
+        Format::Raw
+    } else if let Some(t) = &args.format {
+        Format::template(t).map_err(Error::Usage)?
+    } else {
+        let prefix = args.topics.len() > 1 || args.topics.iter().any(|t| topic::has_wildcard(t));
+        Format::Text {
+            topic_prefix: prefix,
+        }
+    };
+    let max_in = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
+    let opts = connect_options(&args.common, "chat-sub", max_in)?;
+    let rt = crate::runtime()?;
+    let stdout_closed = watch_stdout();
+    let mut sub = Subscriber {
+        renderer: Renderer::new(format),
+        out: Output::stdout(),
+        filters: args.topics.clone(),
+        qos: args.common.qos,
+        count: args.count,
+        printed: 0,
+        no_retained: args.no_retained,
+        qos2_pending: HashSet::new(),
+    };
+    rt.block_on(sub.run(
+        &opts,
+        args.common.connect_timeout,
+        args.timeout,
+        stdout_closed,
+    ))
+}
+
+/// What handling a batch of packets led to.
+enum Step {
+    Continue,
+    /// `--count` reached.
+    Done,
+    /// stdout was closed by its reader: a normal end.
+    StdoutClosed,
+    /// The broker refused a subscription (exit 4).
+    Refused(String),
+}
+
+struct Subscriber {
+    renderer: Renderer,
+    out: Output,
+    filters: Vec<String>,
+    qos: u8,
+    count: Option<u64>,
+    printed: u64,
+    no_retained: bool,
+    /// Incoming QoS 2 packet ids printed and waiting for PUBREL (a resend is not printed).
+    qos2_pending: HashSet<u16>,
+}
+
+impl Subscriber {
+    async fn run(
+        &mut self,
+        opts: &ConnectOptions,
+        connect_timeout: Duration,
+        run_for: Option<Duration>,
+        mut stdout_closed: oneshot::Receiver<()>,
+    ) -> Result<(), Error> {
+        if self.count == Some(0) {
+            return Ok(());
+        }
+        let mut link = session::establish(opts, Some(Instant::now() + connect_timeout)).await?;
+        let stop_at = run_for.map(|d| Instant::now() + d);
+        let stop = stop_at.unwrap_or_else(Instant::now);
+        self.subscribe(&mut link);
+        loop {
+            let failure = tokio::select! {
+                biased;
+                _ = &mut stdout_closed => return Ok(()),
+                _ = sleep_until(stop), if stop_at.is_some() => return self.timed_out(run_for),
+                r = link.io() => match r.and_then(|()| self.handle(&mut link)) {
+                    Ok(Step::Continue) => continue,
+                    Ok(Step::StdoutClosed) => return Ok(()),
+                    Ok(Step::Done) => {
+                        link.disconnect(Instant::now() + Duration::from_secs(1)).await;
+                        return Ok(());
+                    }
+                    Ok(Step::Refused(why)) => return Err(Error::Refused(why)),
+                    Err(e) => e,
+                },
+            };
+            self.out.flush().map_err(stdout_error)?;
+            log::warn!("connection lost: {failure}; reconnecting");
+            link = tokio::select! {
+                biased;
+                _ = &mut stdout_closed => return Ok(()),
+                _ = sleep_until(stop), if stop_at.is_some() => return self.timed_out(run_for),
+                l = session::establish(opts, None) => l?,
+            };
+            log::warn!("reconnected to {}", opts.endpoint);
+            self.qos2_pending.clear();
+            self.subscribe(&mut link);
+        }
+    }
+
+    fn subscribe(&self, link: &mut Link) {
+        wire::encode_subscribe(
+            link.version,
+            SUBSCRIBE_PKID,
+            &self.filters,
+            self.qos,
+            &mut link.wbuf,
+        );
+    }
+
+    /// Handles every complete packet received, then flushes stdout.
+    fn handle(&mut self, link: &mut Link) -> Result<Step, LinkError> {
+        let mut step = Step::Continue;
+        while let Some(p) = link.next_packet()? {
+            match p {
+                Inbound::Publish(d) => {
+                    if self.deliver(link, &d) {
+                        step = Step::Done;
+                        break;
+                    }
+                }
+                Inbound::Ack {
+                    kind: AckKind::PubRel,
+                    pkid,
+                    ..
+                } => {
+                    self.qos2_pending.remove(&pkid);
+                    wire::encode_ack(AckKind::PubComp, pkid, &mut link.wbuf);
+                }
+                Inbound::SubAck { codes, .. } => {
+                    if let Some(why) = self.check_suback(&codes) {
+                        return Ok(Step::Refused(why));
+                    }
+                }
+                other => log::debug!("ignoring {other:?}"),
+            }
+        }
+        match self.out.flush() {
+            Ok(()) => Ok(step),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Step::StdoutClosed),
+            Err(e) => Err(LinkError::Io(io::Error::new(
+                e.kind(),
+                format!("cannot write to stdout: {e}"),
+            ))),
+        }
+    }
+
+    /// Acknowledges and prints one message; true when `--count` is reached.
+    fn deliver(&mut self, link: &mut Link, d: &Delivery) -> bool {
+        let repeat = match d.qos {
+            1 => {
+                wire::encode_ack(AckKind::PubAck, d.pkid, &mut link.wbuf);
+                false
+            }
+            2 => {
+                wire::encode_ack(AckKind::PubRec, d.pkid, &mut link.wbuf);
+                !self.qos2_pending.insert(d.pkid)
+            }
+            _ => false,
+        };
+        if repeat || (self.no_retained && d.retain) {
+            return false;
+        }
+        let m = Delivered {
+            topic: &d.topic,
+            payload: &d.payload,
+            qos: d.qos,
+            retain: d.retain,
+            received: SystemTime::now(),
+        };
+        let decoded = envelope::decode(&d.payload);
+        self.renderer.render(&mut self.out.buf, &m, &decoded);
+        self.printed += 1;
+        self.count.is_some_and(|n| self.printed >= n)
+    }
+
+    /// Why a SUBACK refuses one of our filters, if it does.
+    fn check_suback(&self, codes: &[u8]) -> Option<String> {
+        for (filter, &code) in self.filters.iter().zip(codes) {
+            if code >= 0x80 {
+                return Some(format!(
+                    "the broker refused the subscription to '{filter}': {} ({code:#04x})",
+                    wire::reason_text(code)
+                ));
+            }
+        }
+        log::info!(
+            "subscribed to {} (granted QoS {codes:?})",
+            self.filters.join(" ")
+        );
+        None
+    }
+
+    fn timed_out(&mut self, run_for: Option<Duration>) -> Result<(), Error> {
+        self.out.flush().map_err(stdout_error)?;
+        match self.count {
+            Some(n) if self.printed < n => {
+                eprintln!(
+                    "chat-sub: timed out after {}s with {} of {n} message(s)",
+                    run_for.unwrap_or_default().as_secs_f64(),
+                    self.printed
+                );
+                Err(Error::Reported(1))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn stdout_error(e: io::Error) -> Error {
+    match e.kind() {
+        // A closed stdout is a normal end, but there is nothing left to do either way.
+        io::ErrorKind::BrokenPipe => Error::Reported(0),
+        _ => Error::Failed(format!("cannot write to stdout: {e}")),
+    }
+}
+
+/// stdout with our own buffer: flushed explicitly, never line by line.
+struct Output {
+    buf: Vec<u8>,
+    /// fd 1, not closed on drop.
+    file: ManuallyDrop<File>,
+}
+
+impl Output {
+    fn stdout() -> Output {
+        // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop keeps this
+        // File from closing it.
+        let file = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+        Output {
+            buf: Vec::with_capacity(64 * 1024),
+            file,
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = self.file.write_all(&self.buf);
+        self.buf.clear();
+        r
+    }
+}
+
+/// Resolves when stdout's reader goes away (`chat-sub t | head -n 1`), so chat-sub can
+/// end at once instead of at its next write, which may never come.
+fn watch_stdout() -> oneshot::Receiver<()> {
+    let (tx, rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("stdout-watch".into())
+        .spawn(move || {
+            let mut pfd = libc::pollfd {
+                fd: 1,
+                events: 0,
+                revents: 0,
+            };
+            loop {
+                // SAFETY: one valid pollfd, for the duration of the call.
+                let r = unsafe { libc::poll(&mut pfd, 1, -1) };
+                if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                if r > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                    let _ = tx.send(());
+                    return;
+                }
+                // POLLNVAL (no stdout at all) or an error: writes will report it. Keep the
+                // sender alive, or the receiver would read its drop as "closed".
+                loop {
+                    std::thread::park();
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::debug!("cannot watch stdout: {e}");
+    }
+    rx
+}

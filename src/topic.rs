@@ -1,0 +1,78 @@
+//! Topic names and filters, checked before anything is sent (SPEC §3).
+//!
+//! rumqttc rejects `+`/`#` in a topic but accepts an empty one, and the broker's answer
+//! to a bad topic is a disconnect that would look like a network problem: so both tools
+//! check here and turn a bad topic into a usage error.
+
+/// Longest topic MQTT can carry (a two-byte length prefix).
+const MAX_LEN: usize = 65_535;
+
+/// Checks a topic to publish to: non-empty, no NUL, no wildcards.
+pub fn check_publish(topic: &str) -> Result<(), String> {
+    check_common(topic)?;
+    if topic.contains(['+', '#']) {
+        return Err(format!(
+            "topic '{topic}' contains a wildcard (+ or #): publish to one topic"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a subscription filter: `+` must be a whole level, `#` the whole last level.
+pub fn check_filter(filter: &str) -> Result<(), String> {
+    check_common(filter)?;
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        let bad_plus = level.contains('+') && *level != "+";
+        let bad_hash = level.contains('#') && (*level != "#" || i + 1 != levels.len());
+        if bad_plus || bad_hash {
+            return Err(format!(
+                "invalid topic filter '{filter}': + must be a whole level and # the whole \
+                 last level"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a filter can match more than one topic.
+pub fn has_wildcard(filter: &str) -> bool {
+    filter.contains(['+', '#'])
+}
+
+fn check_common(topic: &str) -> Result<(), String> {
+    if topic.is_empty() {
+        return Err("the topic is empty".into());
+    }
+    if topic.contains('\0') {
+        return Err("the topic contains a NUL character".into());
+    }
+    if topic.len() > MAX_LEN {
+        return Err(format!("the topic is longer than {MAX_LEN} bytes"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_topics() {
+        assert!(check_publish("a/b").is_ok());
+        assert!(check_publish("/").is_ok());
+        for bad in ["", "a/+", "#", "a\0b", "a#"] {
+            assert!(check_publish(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn filters() {
+        for ok in ["a", "a/+/b", "#", "a/#", "+", "+/+"] {
+            assert!(check_filter(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a+", "a/#/b", "a/b#", "x\0"] {
+            assert!(check_filter(bad).is_err(), "{bad:?}");
+        }
+    }
+}
