@@ -1,0 +1,482 @@
+//! Test helpers: a real mosquitto on a free loopback port, and the real binaries run as
+//! a user would run them, with their output collected and waited on with deadlines.
+//!
+//! Nothing here sleeps to synchronise: every wait is "until this condition holds, or
+//! fail after a generous deadline", and a failing wait prints everything it saw.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any single wait may take before the test fails (CI machines are slow).
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A scratch directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mqttchat-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether a mosquitto binary is installed. In CI (`CI` set) its absence is a failure.
+pub fn require_mosquitto() {
+    let found = Command::new("mosquitto")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        found,
+        "mosquitto is not installed: apt-get install -y mosquitto mosquitto-clients"
+    );
+}
+
+/// A mosquitto broker on a free 127.0.0.1 port with its own config; killed on drop.
+pub struct Mosquitto {
+    pub port: u16,
+    child: Child,
+    dir: TempDir,
+}
+
+/// Settings every test broker gets: the default `max_queued_messages` (1000) silently
+/// drops messages to a subscriber that falls behind, which would hide our own losses.
+const BASE_CONFIG: &str = "allow_anonymous true\npersistence false\n\
+    max_queued_messages 10000000\nset_tcp_nodelay true\nlog_dest stderr\n";
+
+impl Mosquitto {
+    /// A broker with the base settings.
+    pub fn start() -> Mosquitto {
+        Mosquitto::with_config("")
+    }
+
+    /// A broker with extra config lines (e.g. `max_packet_size 100000`).
+    pub fn with_config(extra: &str) -> Mosquitto {
+        require_mosquitto();
+        let dir = TempDir::new("mosquitto");
+        for _ in 0..20 {
+            let port = free_port();
+            let conf = dir.path().join("mosquitto.conf");
+            std::fs::write(
+                &conf,
+                format!("listener {port} 127.0.0.1\n{BASE_CONFIG}{extra}\n"),
+            )
+            .expect("write mosquitto.conf");
+            let log = std::fs::File::create(dir.path().join("mosquitto.log")).expect("log file");
+            let mut child = Command::new("mosquitto")
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start mosquitto");
+            if wait_for_port(port, &mut child) {
+                return Mosquitto { port, child, dir };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "mosquitto did not start; log:\n{}",
+            Mosquitto::read_log(&dir)
+        );
+    }
+
+    /// `mqtt://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The broker's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        Mosquitto::read_log(&self.dir)
+    }
+
+    fn read_log(dir: &TempDir) -> String {
+        std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago (the caller retries if it was taken meanwhile).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child) -> bool {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return false; // e.g. the port was taken after all
+        }
+        std::thread::sleep(Duration::from_millis(10)); // polling interval, not a sync sleep
+    }
+    false
+}
+
+/// The path of one of our binaries.
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "chat-pub" => PathBuf::from(env!("CARGO_BIN_EXE_chat-pub")),
+        "chat-sub" => PathBuf::from(env!("CARGO_BIN_EXE_chat-sub")),
+        other => panic!("unknown binary {other}"),
+    }
+}
+
+/// A command for one of our tools with a clean environment (no CHAT_* from the caller).
+pub fn tool(name: &str) -> Command {
+    let mut c = Command::new(bin(name));
+    for var in [
+        "CHAT_BROKER",
+        "CHAT_NICK",
+        "CHAT_USERNAME",
+        "CHAT_PASSWORD",
+        "RUST_LOG",
+        "NO_COLOR",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("TZ", "UTC");
+    c
+}
+
+/// `chat-pub -b BROKER ARGS…`
+pub fn chat_pub(broker: &Mosquitto, args: &[&str]) -> Command {
+    let mut c = tool("chat-pub");
+    c.arg("-b").arg(broker.url()).args(args);
+    c
+}
+
+/// `chat-sub -b BROKER ARGS…`
+pub fn chat_sub(broker: &Mosquitto, args: &[&str]) -> Command {
+    let mut c = tool("chat-sub");
+    c.arg("-b").arg(broker.url()).args(args);
+    c
+}
+
+/// Bytes a child wrote, filled by a reader thread.
+#[derive(Default)]
+struct Collected {
+    buf: Mutex<(Vec<u8>, bool)>, // (bytes, eof)
+    cv: Condvar,
+}
+
+impl Collected {
+    fn spawn(mut r: impl Read + Send + 'static) -> Arc<Collected> {
+        let c = Arc::new(Collected::default());
+        let c2 = c.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 65536];
+            loop {
+                let n = r.read(&mut chunk).unwrap_or(0);
+                let mut g = c2.buf.lock().unwrap();
+                if n == 0 {
+                    g.1 = true;
+                    c2.cv.notify_all();
+                    return;
+                }
+                g.0.extend_from_slice(&chunk[..n]);
+                c2.cv.notify_all();
+            }
+        });
+        c
+    }
+
+    /// Waits until `pred(bytes)` holds or the stream ends; returns whether it held.
+    fn wait(&self, timeout: Duration, pred: impl Fn(&[u8]) -> bool) -> bool {
+        let end = Instant::now() + timeout;
+        let mut g = self.buf.lock().unwrap();
+        loop {
+            if pred(&g.0) {
+                return true;
+            }
+            let now = Instant::now();
+            if g.1 || now >= end {
+                return false;
+            }
+            g = self.cv.wait_timeout(g, end - now).unwrap().0;
+        }
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.buf.lock().unwrap().0.clone()
+    }
+
+    fn wait_eof(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        let mut g = self.buf.lock().unwrap();
+        while !g.1 {
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            g = self.cv.wait_timeout(g, end - now).unwrap().0;
+        }
+        true
+    }
+}
+
+/// A running tool with its stdout and stderr collected.
+pub struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Arc<Collected>,
+    err: Arc<Collected>,
+    what: String,
+}
+
+/// How a tool ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.stdout_str().lines().map(str::to_owned).collect()
+    }
+
+    /// Asserts the exit code, printing everything on failure.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "expected exit {code}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout_str(),
+            self.stderr
+        );
+        self
+    }
+}
+
+impl Proc {
+    /// Starts `cmd` with stdin piped (unless the caller set it).
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        let what = format!("{cmd:?}");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let out = Collected::spawn(child.stdout.take().expect("stdout"));
+        let err = Collected::spawn(child.stderr.take().expect("stderr"));
+        let stdin = child.stdin.take();
+        Proc {
+            child,
+            stdin,
+            out,
+            err,
+            what,
+        }
+    }
+
+    /// Starts `chat-sub -v ARGS` and waits until it has subscribed (its `-v` log says so).
+    pub fn subscriber(broker: &Mosquitto, args: &[&str]) -> Proc {
+        let mut cmd = chat_sub(broker, args);
+        cmd.arg("-v");
+        let p = Proc::spawn(&mut cmd);
+        p.wait_stderr("subscribed to");
+        p
+    }
+
+    /// Writes to the child's stdin.
+    pub fn write(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin.write_all(bytes).expect("write to child stdin");
+        stdin.flush().expect("flush child stdin");
+    }
+
+    /// Closes the child's stdin (EOF).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits until stdout holds at least `n` complete lines; returns all lines so far.
+    #[track_caller]
+    pub fn wait_lines(&self, n: usize) -> Vec<String> {
+        let ok = self
+            .out
+            .wait(DEADLINE, |b| b.iter().filter(|&&c| c == b'\n').count() >= n);
+        let lines: Vec<String> = String::from_utf8_lossy(&self.out.snapshot())
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            ok,
+            "{}: expected {n} lines, got {}:\n{}\n--- stderr:\n{}",
+            self.what,
+            lines.len(),
+            lines.join("\n"),
+            self.stderr()
+        );
+        lines
+    }
+
+    /// Waits until stderr contains `needle`.
+    #[track_caller]
+    pub fn wait_stderr(&self, needle: &str) {
+        let ok = self
+            .err
+            .wait(DEADLINE, |b| String::from_utf8_lossy(b).contains(needle));
+        assert!(
+            ok,
+            "{}: stderr never said {needle:?}:\n{}",
+            self.what,
+            self.stderr()
+        );
+    }
+
+    /// Waits until stdout holds `n` bytes or more.
+    #[track_caller]
+    pub fn wait_bytes(&self, n: usize) -> Vec<u8> {
+        let ok = self.out.wait(DEADLINE, |b| b.len() >= n);
+        let got = self.out.snapshot();
+        assert!(ok, "{}: expected {n} bytes, got {}", self.what, got.len());
+        got
+    }
+
+    pub fn stdout(&self) -> Vec<u8> {
+        self.out.snapshot()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.err.snapshot()).into_owned()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited (without waiting).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Closes stdin and waits for the exit (killing it after the deadline, which fails).
+    #[track_caller]
+    pub fn finish(mut self) -> Finished {
+        self.stdin = None;
+        let end = Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() >= end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "{} did not exit within {DEADLINE:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+                    self.what,
+                    String::from_utf8_lossy(&self.out.snapshot()),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5)); // polling interval
+        };
+        self.out.wait_eof(DEADLINE);
+        self.err.wait_eof(DEADLINE);
+        Finished {
+            status,
+            stdout: self.out.snapshot(),
+            stderr: self.stderr(),
+        }
+    }
+
+    /// Sends a signal (SIGINT, SIGTERM, SIGSTOP, …) to the process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{sig} failed");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd` to completion with `input` on stdin (written from a thread, so a tool
+/// that does not read stdin cannot deadlock the test).
+#[track_caller]
+pub fn run(cmd: &mut Command, input: &[u8]) -> Finished {
+    let mut p = Proc::spawn(cmd);
+    if let Some(mut stdin) = p.stdin.take() {
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    p.finish()
+}
+
+/// A topic no other test uses.
+pub fn unique_topic(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "test/{tag}/{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Parses JSON lines, failing with the offending line.
+#[track_caller]
+pub fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
