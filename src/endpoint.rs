@@ -87,11 +87,13 @@ impl Endpoint {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        if authority.contains('@') {
-            return Err(bad(
-                "credentials in the URL are not accepted (the command line is visible to \
-                 every user of the machine)",
-            ));
+        if let Some((_, host)) = authority.rsplit_once('@') {
+            // Do not echo the URL: it holds a password.
+            return Err(Error::Usage(format!(
+                "invalid --broker URL '{}://…@{host}': credentials in the URL are not \
+                 accepted (the command line is visible to every user of the machine)",
+                transport.scheme()
+            )));
         }
         let (host, port) = split_host_port(authority).map_err(&bad)?;
         if host.is_empty() {

@@ -137,6 +137,7 @@ impl Publisher {
                 }
             }
         }
+        log::info!("every message acknowledged; disconnecting");
         let deadline = drain_deadline
             .unwrap_or_else(Instant::now)
             .max(Instant::now() + Duration::from_secs(1));

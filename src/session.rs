@@ -250,7 +250,19 @@ pub async fn establish(opts: &ConnectOptions, deadline: Option<Instant>) -> Resu
             .await
             .unwrap_or(Err(Attempt::TimedOut));
         match result {
-            Ok(link) => return Ok(link),
+            Ok(link) => {
+                log::info!(
+                    "connected to {} (MQTT {}{})",
+                    opts.endpoint,
+                    if opts.version == Version::V5 {
+                        "5"
+                    } else {
+                        "3.1.1"
+                    },
+                    link.connack
+                );
+                return Ok(link);
+            }
             Err(Attempt::Refused(r)) if r.is_auth() => {
                 return Err(Error::Refused(format!(
                     "the broker at {} refused the connection: {}",

@@ -50,6 +50,25 @@ pub struct ConnAckInfo {
     pub assigned_client_id: Option<String>,
 }
 
+impl std::fmt::Display for ConnAckInfo {
+    /// What the broker told us, for `-v`: `, session present, receive maximum 20`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.session_present {
+            f.write_str(", session present")?;
+        }
+        if let Some(n) = self.receive_max {
+            write!(f, ", receive maximum {n}")?;
+        }
+        if let Some(n) = self.max_packet_size {
+            write!(f, ", maximum packet size {n}")?;
+        }
+        if let Some(q) = self.max_qos {
+            write!(f, ", maximum QoS {q}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A CONNACK that refused the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {

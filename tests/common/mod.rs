@@ -112,6 +112,17 @@ impl Mosquitto {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
+    /// Sends a signal (STOP, CONT, TERM, …) to the broker process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{sig} mosquitto failed");
+    }
+
     /// The broker's log so far (for failure messages).
     pub fn log(&self) -> String {
         Mosquitto::read_log(&self.dir)
@@ -296,11 +307,16 @@ impl Finished {
 }
 
 impl Proc {
-    /// Starts `cmd` with stdin piped (unless the caller set it).
+    /// Starts `cmd` with stdin piped to the test.
     pub fn spawn(cmd: &mut Command) -> Proc {
+        Proc::spawn_with_stdin(cmd, Stdio::piped())
+    }
+
+    /// Starts `cmd` with the given stdin (e.g. another process's stdout).
+    pub fn spawn_with_stdin(cmd: &mut Command, stdin: Stdio) -> Proc {
         let what = format!("{cmd:?}");
         let mut child = cmd
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

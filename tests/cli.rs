@@ -1,0 +1,257 @@
+//! Options and exit statuses (SPEC §3, §8): usage errors exit 2 before anything is sent,
+//! an unreachable broker exits 3 after --connect-timeout, a refusal exits 4, and the
+//! shared options reach the broker.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A listening socket that records whether anyone connected: a usage error must exit
+/// before connecting, so nothing may arrive here.
+struct Tripwire(TcpListener);
+
+impl Tripwire {
+    fn new() -> Tripwire {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.set_nonblocking(true).expect("nonblocking");
+        Tripwire(l)
+    }
+
+    fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.0.local_addr().unwrap().port())
+    }
+
+    fn untouched(&self) -> bool {
+        self.0.accept().is_err()
+    }
+}
+
+#[track_caller]
+fn usage_error(tool_name: &str, args: &[&str], mention: &str) {
+    let wire = Tripwire::new();
+    let mut cmd = tool(tool_name);
+    cmd.arg("-b").arg(wire.url()).args(args);
+    let out = run(&mut cmd, b"line\n");
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains(mention),
+        "{tool_name} {args:?}: stderr should mention {mention:?}:\n{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "stdout: {}", out.stdout_str());
+    assert!(
+        wire.untouched(),
+        "{tool_name} {args:?} connected despite a usage error"
+    );
+}
+
+#[test]
+fn chat_pub_usage_errors_exit_2_before_connecting() {
+    usage_error("chat-pub", &["a/#"], "wildcard");
+    usage_error("chat-pub", &["a/+/b"], "wildcard");
+    usage_error("chat-pub", &[""], "empty");
+    usage_error("chat-pub", &["-q", "3", "t"], "3");
+    usage_error("chat-pub", &[], "TOPIC");
+    usage_error("chat-pub", &["--raw", "--json", "t"], "--json");
+    usage_error("chat-pub", &["--max-size", "0", "t"], "--max-size");
+    usage_error("chat-pub", &["-V", "4.0", "t"], "MQTT version");
+    usage_error("chat-pub", &["--nosuchflag", "t"], "--nosuchflag");
+}
+
+#[test]
+fn chat_sub_usage_errors_exit_2_before_connecting() {
+    usage_error("chat-sub", &["a/#/b"], "filter");
+    usage_error("chat-sub", &["a+"], "filter");
+    usage_error("chat-sub", &[""], "empty");
+    usage_error("chat-sub", &[], "TOPIC");
+    usage_error("chat-sub", &["-q", "3", "t"], "3");
+    usage_error("chat-sub", &["--json", "--raw", "t"], "--raw");
+    usage_error("chat-sub", &["-F", "{bogus}", "t"], "{bogus}");
+    usage_error("chat-sub", &["-W", "soon", "t"], "seconds");
+}
+
+#[test]
+fn bad_broker_urls_exit_2() {
+    for (url, mention) in [
+        ("http://127.0.0.1:1883", "unknown scheme"),
+        ("mqtt://127.0.0.1:99999", "port"),
+        ("mqtt://", "no host"),
+        ("mqtt://user:secret@127.0.0.1", "credentials"),
+        ("mqtts://127.0.0.1", "not supported"),
+        ("ws://127.0.0.1", "not supported"),
+    ] {
+        for name in ["chat-pub", "chat-sub"] {
+            let out = run(tool(name).args(["-b", url, "t"]), b"");
+            out.expect_code(2);
+            assert!(
+                out.stderr.contains(mention),
+                "{name} -b {url}: {}",
+                out.stderr
+            );
+            assert!(
+                !out.stderr.contains("secret"),
+                "password echoed: {}",
+                out.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_broker_exits_3_after_the_connect_timeout() {
+    let port = free_port(); // nothing listens here
+    for name in ["chat-pub", "chat-sub"] {
+        let start = Instant::now();
+        let out = run(
+            tool(name).args([
+                "-b",
+                &format!("127.0.0.1:{port}"),
+                "--connect-timeout",
+                "1",
+                "t",
+            ]),
+            b"hello\n",
+        );
+        let took = start.elapsed();
+        out.expect_code(3);
+        assert!(
+            out.stderr.contains(&format!("127.0.0.1:{port}")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.to_lowercase().contains("refused"),
+            "{}",
+            out.stderr
+        );
+        // It kept retrying until the timeout rather than giving up at the first refusal.
+        assert!(
+            took >= Duration::from_millis(900),
+            "{name} gave up after {took:?}"
+        );
+    }
+}
+
+#[test]
+fn refused_credentials_exit_4() {
+    let broker = Mosquitto::with_config("allow_anonymous false");
+    for version in ["5", "3"] {
+        let out = run(
+            &mut chat_pub(&broker, &["-V", version, "-m", "x", "t"]),
+            b"",
+        );
+        out.expect_code(4);
+        assert!(out.stderr.contains("refused"), "{}", out.stderr);
+        let out = run(&mut chat_sub(&broker, &["-V", version, "t"]), b"");
+        out.expect_code(4);
+    }
+}
+
+#[test]
+fn broker_from_environment_and_bare_host_port() {
+    let broker = Mosquitto::start();
+    let topic = unique_topic("env");
+    let sub = Proc::subscriber(&broker, &["-F", "{text}", "-n", "2", &topic]);
+    let bare = format!("127.0.0.1:{}", broker.port);
+    run(
+        tool("chat-pub")
+            .env("CHAT_BROKER", &bare)
+            .args(["-m", "via env", &topic]),
+        b"",
+    )
+    .expect_code(0);
+    run(
+        tool("chat-pub").args(["-b", &bare, "-m", "via flag", &topic]),
+        b"",
+    )
+    .expect_code(0);
+    assert_eq!(sub.finish().expect_code(0).lines(), ["via env", "via flag"]);
+}
+
+/// -i, -k and -V reach the broker: mosquitto logs "as ID (pN, c1, kSECS)".
+#[test]
+fn client_id_keepalive_and_protocol_version_reach_the_broker() {
+    let broker = Mosquitto::start();
+    // mosquitto 2.0 logs MQTT 3.1.1 as "p2" and MQTT 5 as "p5".
+    for (version, level) in [("3", "p2"), ("5", "p5")] {
+        let id = format!("custom-id-{version}");
+        run(
+            &mut chat_pub(
+                &broker,
+                &["-i", &id, "-k", "17", "-V", version, "-m", "x", "t"],
+            ),
+            b"",
+        )
+        .expect_code(0);
+        let needle = format!("as {id} ({level}, c1, k17)");
+        assert!(
+            broker.log().contains(&needle),
+            "no {needle:?} in log:\n{}",
+            broker.log()
+        );
+    }
+    // Without -i, ids are chat-pub-<random> and differ between runs.
+    run(&mut chat_pub(&broker, &["-m", "x", "t"]), b"").expect_code(0);
+    run(&mut chat_sub(&broker, &["-W", "0.1", "t"]), b"").expect_code(0);
+    let log = broker.log();
+    assert!(log.contains(" as chat-pub-"), "{log}");
+    assert!(log.contains(" as chat-sub-"), "{log}");
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    for name in ["chat-pub", "chat-sub"] {
+        let out = run(tool(name).arg("--version"), b"");
+        out.expect_code(0);
+        assert!(
+            out.stdout_str().contains(env!("CARGO_PKG_VERSION")),
+            "{}",
+            out.stdout_str()
+        );
+    }
+}
+
+#[test]
+fn verbose_logs_go_to_stderr_never_stdout() {
+    let broker = Mosquitto::start();
+    let topic = unique_topic("verbose");
+    let sub = Proc::subscriber(&broker, &["-vv", "-F", "{text}", "-n", "1", &topic]);
+    let out = run(
+        &mut chat_pub(&broker, &["-vvv", "-m", "only this", &topic]),
+        b"",
+    );
+    out.expect_code(0);
+    assert!(
+        out.stdout.is_empty(),
+        "chat-pub stdout: {}",
+        out.stdout_str()
+    );
+    assert!(!out.stderr.is_empty(), "-vvv logged nothing");
+    let got = sub.finish();
+    assert_eq!(got.expect_code(0).lines(), ["only this"]);
+    assert!(got.stderr.contains("chat-sub: "), "{}", got.stderr);
+}
+
+/// The drain timeout bounds the wait for acknowledgements after EOF: a broker that never
+/// answers (stopped with SIGSTOP) makes chat-pub report the count and exit 1.
+#[test]
+fn drain_timeout_reports_unacknowledged_messages() {
+    let broker = Mosquitto::start();
+    let mut publisher = Proc::spawn(&mut chat_pub(&broker, &["--drain-timeout", "1", "t"]));
+    publisher.write(b"before\n");
+    // Wait until the connection is up (the broker logged it), then freeze the broker.
+    let end = Instant::now() + DEADLINE;
+    while !broker.log().contains(" as chat-pub-") {
+        assert!(Instant::now() < end, "chat-pub never connected");
+        std::thread::sleep(Duration::from_millis(10)); // polling interval
+    }
+    broker.signal("STOP");
+    publisher.write(b"one\ntwo\n");
+    let out = publisher.finish();
+    broker.signal("CONT");
+    out.expect_code(1);
+    assert!(out.stderr.contains("not acknowledged"), "{}", out.stderr);
+}
