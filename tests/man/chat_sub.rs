@@ -1,0 +1,226 @@
+//! The hand-written parts of chat-sub(1), in roff. Every statement here describes what
+//! src/ does; when the code changes, change this text and regenerate (see tests/man.rs).
+//!
+//! A line `@NAME@` stands for a piece of roff shared with the other page, in
+//! tests/man/shared.rs.
+//!
+//! Roff reminders: write `\-` for a dash and `\e` for a backslash, `\*(Aq` for a quote in
+//! a command (a bare `'` is typeset as a curly quote), and never start a text line with
+//! `.` or `'`.
+
+/// Appended to the DESCRIPTION generated from the clap definitions.
+pub const DESCRIPTION: &str = r##".PP
+\fBchat\-sub\fR subscribes to every \fITOPIC\fR at the QoS of \fB\-q\fR (default 1) and
+prints one line per message on standard output, until \fB\-\-count\fR messages were
+printed, \fB\-\-timeout\fR ends, standard output is closed, or it is interrupted. Each
+\fITOPIC\fR is checked before connecting: an empty one, one that contains NUL, or one
+where \fB+\fR is not a whole level or \fB#\fR not the whole last level is a usage error.
+@PROTOCOL@
+Diagnostics and logs go to standard error, as \fBchat\-sub:\fR followed by the message;
+standard output carries messages only.
+"##;
+
+/// The sections after OPTIONS.
+pub const SECTIONS: &str = r##".SH OUTPUT
+By default each message is one line of text:
+.PP
+.RS 4
+.nf
+\fIHH\fR:\fIMM\fR:\fISS\fR \fIfrom\fR: \fItext\fR
+.fi
+.RE
+.PP
+A raw message (a payload that is not an envelope, such as one sent by
+\fBmosquitto_pub\fR) has no sender and is shown as \fIHH\fR:\fIMM\fR:\fISS\fR
+\fItext\fR. When any \fITOPIC\fR has a wildcard or several are given, each line starts
+with the message's topic in brackets: \fB[\fR\fItopic\fR\fB]\fR followed by a space. The
+time is the local time (see \fBTZ\fR) of the envelope's \fBts\fR, or of when the message
+was received when it has no valid \fBts\fR. A payload that is not valid UTF\-8 is shown
+with U+FFFD replacement characters.
+.PP
+Text output is safe on a terminal. These characters of topic, nick and text are shown
+escaped, so that one message is exactly one line and no message can move the cursor,
+change the terminal's title, or reorder or hide text:
+.IP \(bu 2
+newline and carriage return, as \fB\en\fR and \fB\er\fR;
+.IP \(bu 2
+the other C0 controls (U+0000 to U+001F) except tab, and DEL (U+007F), as
+\fB\ex\fR\fIHH\fR, for example \fB\ex1b\fR for ESC;
+.IP \(bu 2
+the C1 controls (U+0080 to U+009F), the bidi controls U+061C, U+200E, U+200F,
+U+202A to U+202E and U+2066 to U+2069, and the separators U+2028 and U+2029, as
+\fB\eu{\fR\fIhex\fR\fB}\fR, for example \fB\eu{202e}\fR.
+.PP
+Tab is printed as it is. Backslashes are \fInot\fR doubled, so text output is ambiguous:
+a message that contains a backslash followed by \fBn\fR looks like one that contains a
+newline. When the difference matters, use \fB\-\-json\fR.
+.PP
+\fB\-\-raw\fR prints each payload's bytes exactly as they are, followed by a newline: no
+decoding and no escaping, so a payload may span several lines and act on a terminal.
+.SH JSON FORMAT
+With \fB\-\-json\fR each message is one JSON object on one line (wrapped here), with
+these keys in this order:
+.PP
+.RS 4
+.nf
+{"topic":"lobby","from":"alice","text":"hello","ts":"2026\-11\-26T12:01:02.123Z",
+ "id":"6f1c0e4b9a2d4f7e8c3b1a0d9e8f7a6b","qos":1,"retain":false,
+ "received":"2026\-11\-26T12:01:02.125Z"}
+.fi
+.RE
+.TP
+.B topic
+The topic the message was published to.
+.TP
+.BR from ", " ts ", " id
+The envelope's sender, time (as sent) and id; \fBnull\fR for a raw message, and for an
+envelope key that is not a string.
+.TP
+.B text
+The message. For a payload that is not valid UTF\-8, with U+FFFD replacement characters.
+.TP
+.B qos
+The QoS the message was delivered at (at most \fB\-q\fR).
+.TP
+.B retain
+\fBtrue\fR when the broker delivered the message because it was retained.
+.TP
+.B received
+When chat\-sub received it: RFC 3339, UTC, with milliseconds.
+.TP
+.B payload_base64
+Present only when the payload is not valid UTF\-8: its exact bytes in base64, so nothing
+is lost.
+.PP
+Every line is valid JSON. Strings escape the control characters as JSON requires
+(\fB\en\fR, \fB\er\fR, \fB\et\fR, the others as \fB\eu\fR\fIXXXX\fR), and also DEL,
+the C1 controls, the bidi controls and U+2028/U+2029 as \fB\eu\fR\fIXXXX\fR: the same
+JSON value, but safe to print on a terminal. Each line is valid input for
+\fBchat\-pub \-\-json\fR, which makes a relay (see \fBEXAMPLES\fR).
+.SH FORMAT TEMPLATES
+\fB\-F\fR \fITEMPLATE\fR prints each message as \fITEMPLATE\fR followed by a newline,
+with these placeholders replaced:
+.TP 12
+.B {topic}
+the topic
+.TP
+.B {from}
+the sender's nick (empty for a raw message)
+.TP
+.B {text}
+the message
+.TP
+.B {time}
+the local \fIHH\fR:\fIMM\fR:\fISS\fR of the text output
+.TP
+.B {ts}
+the envelope's \fBts\fR as sent (empty for a raw message)
+.TP
+.B {received}
+when chat\-sub received the message: RFC 3339, UTC, with milliseconds
+.TP
+.B {id}
+the envelope's id (empty for a raw message)
+.TP
+.B {qos}
+0, 1 or 2
+.TP
+.B {retain}
+\fBtrue\fR or \fBfalse\fR
+.PP
+\fB{{\fR and \fB}}\fR are literal braces; \fB\et\fR, \fB\en\fR and \fB\e\e\fR are a tab,
+a newline and a backslash; any other backslash is printed as it is. An unknown
+placeholder or a lone \fB}\fR is a usage error. The values of \fB{topic}\fR,
+\fB{from}\fR, \fB{text}\fR, \fB{ts}\fR and \fB{id}\fR are escaped as in text output.
+.SH BUFFERING
+Standard output is written in blocks, not line by line: chat\-sub writes once per batch
+of messages that arrived together. A single message reaches a pipe at once, so
+\fBchat\-sub t | grep x\fR shows each message promptly, while a burst of messages is
+written in large blocks. QoS 1 and 2 messages are acknowledged to the broker only after
+they were written.
+.PP
+When the reader of standard output goes away (\fBchat\-sub t | head \-n 1\fR), chat\-sub
+ends quietly with status 0, at once, even if no further message arrives.
+.SH RECONNECTION
+When the connection is lost, chat\-sub says so on standard error, reconnects and
+subscribes again. It keeps trying for as long as it runs, like \fBtail \-F\fR, pausing
+between attempts from 100 ms, doubling, up to 2 s. Its session is not kept: messages
+published while it was disconnected are not delivered, and retained messages are
+delivered, and printed, again. Messages are not yet de\-duplicated by their envelope id,
+so one that its publisher sent again after a reconnect of its own may be printed twice.
+.PP
+Under MQTT 5 chat\-sub tells the broker its \fB\-\-max\-size\fR, and the broker does not
+send it bigger messages. MQTT 3.1.1 has no way to say so: a bigger message breaks the
+connection, and chat\-sub reconnects without it.
+.SH EXIT STATUS
+.TP
+.B 0
+Stopped by \fB\-\-count\fR, by \fB\-\-timeout\fR (when there was no \fB\-\-count\fR to
+reach), or because standard output was closed.
+.TP
+.B 1
+chat\-sub ran, but something failed: \fB\-\-count\fR was not reached by
+\fB\-\-timeout\fR.
+.TP
+.B 2
+Usage error: a bad flag, URL, topic filter or \fB\-F\fR template. Nothing was received.
+@EXIT_UNREACHABLE@
+.TP
+.B 4
+The broker refused: the connection (not authorized), or a subscription.
+.SH ENVIRONMENT
+@ENV_BROKER@
+.TP
+.B TZ
+The time zone of \fIHH\fR:\fIMM\fR:\fISS\fR in text output and \fB{time}\fR, for example
+\fBTZ=UTC\fR. The \fBts\fR and \fBreceived\fR values are always UTC.
+@ENV_RUST_LOG@
+.SH EXAMPLES
+@EXAMPLE_CHAT@
+.PP
+Everything under \fBchat/\fR, each line prefixed by its topic:
+.PP
+.RS 4
+.nf
+chat\-sub \*(Aqchat/#\*(Aq
+.fi
+.RE
+.PP
+Only the texts that \fBci\fR sent; only the lines that mention a deploy:
+.PP
+.RS 4
+.nf
+chat\-sub \-\-json \*(Aqops/#\*(Aq | jq \-r \*(Aqselect(.from=="ci") | .text\*(Aq
+chat\-sub ops/alerts | grep \-\-line\-buffered \-i deploy
+.fi
+.RE
+.PP
+Wait up to a minute for one new (not retained) message; the status is 1 if none came:
+.PP
+.RS 4
+.nf
+chat\-sub \-R \-n 1 \-W 60 builds/done
+.fi
+.RE
+.PP
+A log file with tab\-separated UTC times, topics, senders and texts:
+.PP
+.RS 4
+.nf
+chat\-sub \-F \*(Aq{received}\et{topic}\et{from}\et{text}\*(Aq \*(Aq#\*(Aq >> mqtt.log
+.fi
+.RE
+@EXAMPLE_RELAY@
+.PP
+With mosquitto's clients: what \fBmosquitto_pub\fR sends is a raw message, and
+\fBchat\-sub lobby\fR prints it without a sender, as \fB12:01:02 hello from mosquitto\fR.
+.PP
+.RS 4
+.nf
+mosquitto_pub \-t lobby \-m \*(Aqhello from mosquitto\*(Aq
+.fi
+.RE
+.SH SEE ALSO
+.BR chat\-pub (1),
+@SEE_ALSO@
+"##;
