@@ -36,7 +36,7 @@ pub struct Common {
           value_parser = clap::value_parser!(u8).range(0..=2))]
     pub qos: u8,
 
-    /// Client identifier [default: chat-pub-<random> / chat-sub-<random>]
+    /// Client identifier [default: the tool's name, a dash and 12 random hex digits]
     #[arg(short = 'i', long = "client-id", value_name = "ID")]
     pub client_id: Option<String>,
 
@@ -104,6 +104,7 @@ pub struct PubArgs {
     /// Publish each line's bytes as they are, without an envelope
     ///
     /// Binary-safe: only the newline that ends a line is removed (a trailing \r is kept).
+    /// Empty lines are still skipped unless --keep-empty is given too.
     #[arg(long, conflicts_with = "json")]
     pub raw: bool,
 

@@ -79,6 +79,7 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
         pending: VecDeque::new(),
         tally: Tally::default(),
         qos0_unconfirmed: 0,
+        warned_qos: false,
     };
     rt.block_on(publisher.run(&opts, args.common.connect_timeout, args.drain_timeout, rx))?;
     publisher.tally.failed += input_failures.load(Ordering::Relaxed);
@@ -87,9 +88,10 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
 
 /// The envelope's `from`: `--nick`/`$CHAT_NICK`, else `$USER`, else `anonymous`.
 fn nick(flag: Option<&str>) -> String {
+    let set = |n: &String| !n.is_empty();
     flag.map(str::to_owned)
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|n| !n.is_empty())
+        .filter(set)
+        .or_else(|| std::env::var("USER").ok().filter(set))
         .unwrap_or_else(|| "anonymous".to_owned())
 }
 
@@ -101,6 +103,8 @@ struct Publisher {
     /// QoS 0 messages written on the current connection: confirmed only when the broker
     /// closes it after our DISCONNECT.
     qos0_unconfirmed: u64,
+    /// Whether the user was told that the broker lowers our QoS.
+    warned_qos: bool,
 }
 
 impl Publisher {
@@ -161,8 +165,14 @@ impl Publisher {
             let Some(mut m) = self.pending.pop_front() else {
                 return;
             };
-            if let Some(max_qos) = link.connack.max_qos {
-                m.qos = m.qos.min(max_qos);
+            if let Some(max_qos) = link.connack.max_qos.filter(|&q| m.qos > q) {
+                if !self.warned_qos {
+                    log::warn!(
+                        "the broker supports QoS {max_qos} at most; publishing at QoS {max_qos}"
+                    );
+                    self.warned_qos = true;
+                }
+                m.qos = max_qos;
             }
             let size = wire::publish_size(link.version, m.topic.len(), m.payload.len(), m.qos);
             if let Some(limit) = link.connack.max_packet_size.filter(|&l| size > l as usize) {
@@ -388,7 +398,8 @@ impl Outbox {
 
     /// After a reconnect: sends every unfinished message again, oldest first. When the
     /// broker kept our session, with the same ids (PUBREL for released ones); else as new
-    /// publishes with new ids (at least once: chat-sub drops duplicates by envelope id).
+    /// publishes with new ids: at least once, and the envelope id lets readers drop the
+    /// duplicates.
     fn resend(&mut self, link: &mut Link) {
         let kept = link.connack.session_present;
         if !kept {

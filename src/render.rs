@@ -93,7 +93,18 @@ impl Format {
                     _ => lit.push('\\'),
                 },
                 '{' => {
-                    let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => {
+                                return Err(format!(
+                                    "unclosed '{{{name}' in --format (write '{{{{' for a brace)"
+                                ));
+                            }
+                        }
+                    }
                     let field = FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
                     let Some(field) = field else {
                         let known: Vec<String> =
@@ -359,5 +370,6 @@ mod tests {
         assert_eq!(render(t, b"raw"), ":raw:\n");
         assert!(Format::template("{nope}").unwrap_err().contains("{nope}"));
         assert!(Format::template("a}b").is_err());
+        assert!(Format::template("{text").unwrap_err().contains("unclosed"));
     }
 }

@@ -76,6 +76,8 @@ enum Step {
     StdoutClosed,
     /// The broker refused a subscription (exit 4).
     Refused(String),
+    /// stdout failed (disk full, …): nothing printed from now on could be trusted.
+    StdoutFailed(io::Error),
 }
 
 struct Subscriber {
@@ -118,6 +120,7 @@ impl Subscriber {
                         return Ok(());
                     }
                     Ok(Step::Refused(why)) => return Err(Error::Refused(why)),
+                    Ok(Step::StdoutFailed(e)) => return Err(stdout_error(e)),
                     Err(e) => e,
                 },
             };
@@ -175,10 +178,7 @@ impl Subscriber {
         match self.out.flush() {
             Ok(()) => Ok(step),
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Step::StdoutClosed),
-            Err(e) => Err(LinkError::Io(io::Error::new(
-                e.kind(),
-                format!("cannot write to stdout: {e}"),
-            ))),
+            Err(e) => Ok(Step::StdoutFailed(e)),
         }
     }
 

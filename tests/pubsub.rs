@@ -145,14 +145,16 @@ fn messages_from_arguments_do_not_read_stdin() {
 fn nick_comes_from_flag_env_user_or_anonymous() {
     let broker = Mosquitto::start();
     let topic = unique_topic("nick");
-    let sub = Proc::subscriber(&broker, &["-F", "{from}", "-n", "4", &topic]);
+    let sub = Proc::subscriber(&broker, &["-F", "{from}", "-n", "5", &topic]);
     let send = |cmd: &mut std::process::Command| run(cmd, b"x\n").expect_code(0).code();
     send(chat_pub(&broker, &["--nick", "flag", &topic]).env("CHAT_NICK", "env"));
     send(chat_pub(&broker, &[&topic]).env("CHAT_NICK", "env"));
     send(chat_pub(&broker, &[&topic]).env("USER", "user"));
     send(chat_pub(&broker, &[&topic]).env_remove("USER"));
+    // An empty nick is no nick: the next source applies.
+    send(chat_pub(&broker, &[&topic]).env("CHAT_NICK", "").env("USER", "fallback"));
     assert_eq!(
         sub.finish().expect_code(0).lines(),
-        ["flag", "env", "user", "anonymous"]
+        ["flag", "env", "user", "anonymous", "fallback"]
     );
 }
