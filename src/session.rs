@@ -17,7 +17,7 @@ use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
 use crate::endpoint::{Endpoint, Transport};
 use crate::error::Error;
-use crate::wire::{self, ConnAckInfo, ConnectSpec, Inbound, Refusal, Version, WireError};
+use crate::wire::{self, ConnAckInfo, ConnectSpec, Inbound, Peek, Refusal, Version, WireError};
 
 /// Everything needed to (re)connect.
 #[derive(Debug, Clone)]
@@ -94,6 +94,8 @@ pub struct Link {
     keepalive: Duration,
     last_sent: Instant,
     ping_sent: Option<Instant>,
+    /// Bytes of an oversized packet still to drop as they arrive.
+    skip: usize,
     /// What the broker said in its CONNACK.
     pub connack: ConnAckInfo,
 }
@@ -151,6 +153,22 @@ impl Link {
     /// The next complete packet received, if any. PINGRESP is handled here.
     pub fn next_packet(&mut self) -> Result<Option<Inbound>, LinkError> {
         loop {
+            if self.skip > 0 {
+                let n = self.skip.min(self.rbuf.len());
+                self.rbuf.advance(n);
+                self.skip -= n;
+                if self.skip > 0 {
+                    return Ok(None);
+                }
+            }
+            match wire::peek_oversized(&self.rbuf, self.max_in) {
+                Peek::NeedMore => return Ok(None),
+                Peek::Oversized(delivery, size) => {
+                    self.skip = size;
+                    return Ok(Some(Inbound::Oversized { delivery, size }));
+                }
+                Peek::Fits => {}
+            }
             match wire::decode(self.version, &mut self.rbuf, self.max_in) {
                 Ok(Some(Inbound::PingResp)) => self.ping_sent = None,
                 Ok(Some(Inbound::Disconnect { reason })) => {
@@ -324,6 +342,7 @@ async fn connect_once(opts: &ConnectOptions) -> Result<Link, Attempt> {
         keepalive: Duration::from_secs(u64::from(opts.spec.keepalive)),
         last_sent: Instant::now(),
         ping_sent: None,
+        skip: 0,
         connack: ConnAckInfo::default(),
     };
     wire::encode_connect(opts.version, &opts.spec, &mut link.wbuf);

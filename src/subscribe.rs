@@ -57,6 +57,7 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
         count: args.count,
         printed: 0,
         no_retained: args.no_retained,
+        max_size: max_in,
         qos2_pending: HashSet::new(),
     };
     rt.block_on(sub.run(
@@ -88,6 +89,7 @@ struct Subscriber {
     count: Option<u64>,
     printed: u64,
     no_retained: bool,
+    max_size: usize,
     /// Incoming QoS 2 packet ids printed and waiting for PUBREL (a resend is not printed).
     qos2_pending: HashSet<u16>,
 }
@@ -159,6 +161,7 @@ impl Subscriber {
                         break;
                     }
                 }
+                Inbound::Oversized { delivery, size } => self.skip_oversized(link, &delivery, size),
                 Inbound::Ack {
                     kind: AckKind::PubRel,
                     pkid,
@@ -184,18 +187,7 @@ impl Subscriber {
 
     /// Acknowledges and prints one message; true when `--count` is reached.
     fn deliver(&mut self, link: &mut Link, d: &Delivery) -> bool {
-        let repeat = match d.qos {
-            1 => {
-                wire::encode_ack(AckKind::PubAck, d.pkid, &mut link.wbuf);
-                false
-            }
-            2 => {
-                wire::encode_ack(AckKind::PubRec, d.pkid, &mut link.wbuf);
-                !self.qos2_pending.insert(d.pkid)
-            }
-            _ => false,
-        };
-        if repeat || (self.no_retained && d.retain) {
+        if self.acknowledge(link, d) || (self.no_retained && d.retain) {
             return false;
         }
         let m = Delivered {
@@ -209,6 +201,33 @@ impl Subscriber {
         self.renderer.render(&mut self.out.buf, &m, &decoded);
         self.printed += 1;
         self.count.is_some_and(|n| self.printed >= n)
+    }
+
+    /// Queues the acknowledgement of `d`; true if it repeats a QoS 2 message already
+    /// printed (and not yet released).
+    fn acknowledge(&mut self, link: &mut Link, d: &Delivery) -> bool {
+        match d.qos {
+            1 => {
+                wire::encode_ack(AckKind::PubAck, d.pkid, &mut link.wbuf);
+                false
+            }
+            2 => {
+                wire::encode_ack(AckKind::PubRec, d.pkid, &mut link.wbuf);
+                !self.qos2_pending.insert(d.pkid)
+            }
+            _ => false,
+        }
+    }
+
+    /// A message larger than --max-size (possible under MQTT 3.1.1, which cannot tell the
+    /// broker our limit): acknowledged, so the broker does not send it again, and reported.
+    fn skip_oversized(&mut self, link: &mut Link, d: &Delivery, size: usize) {
+        self.acknowledge(link, d);
+        log::warn!(
+            "skipped a message of {size} bytes on '{}': larger than --max-size ({} bytes)",
+            String::from_utf8_lossy(&d.topic),
+            self.max_size
+        );
     }
 
     /// Why a SUBACK refuses one of our filters, if it does.

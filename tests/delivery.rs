@@ -226,3 +226,24 @@ fn json_input_overrides_topic_qos_and_retain() {
     );
     assert_eq!(late.expect_code(0).lines(), ["true kept"]);
 }
+
+/// MQTT 3.1.1 cannot tell the broker chat-sub's --max-size: a bigger message is skipped
+/// with a warning (and acknowledged), and the messages after it still arrive.
+#[test]
+fn chat_sub_skips_messages_over_its_max_size_under_mqtt311() {
+    let broker = Mosquitto::start();
+    let topic = unique_topic("submax");
+    let sub = Proc::subscriber(
+        &broker,
+        &["-V", "3", "--max-size", "1000", "--raw", "-n", "2", &topic],
+    );
+    let input = format!("small\n{}\nafter\n", "b".repeat(50_000));
+    run(&mut chat_pub(&broker, &["--raw", &topic]), input.as_bytes()).expect_code(0);
+    let out = sub.finish();
+    assert_eq!(out.expect_code(0).stdout, b"small\nafter\n".to_vec());
+    assert!(
+        out.stderr.contains("skipped a message of 50") && out.stderr.contains(&topic),
+        "{}",
+        out.stderr
+    );
+}

@@ -5,6 +5,66 @@ use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5;
 
 use super::{AckKind, ConnAckInfo, Delivery, Inbound, Refusal, Version, WireError};
+/// What the start of the read buffer holds, before decoding.
+#[derive(Debug)]
+pub enum Peek {
+    /// Not enough bytes to tell yet.
+    NeedMore,
+    /// A packet within the size limit (or not a PUBLISH): decode it.
+    Fits,
+    /// A PUBLISH of `size` bytes, more than the limit: skip that many bytes.
+    Oversized(Delivery, usize),
+}
+
+/// Looks for a PUBLISH bigger than `max` at the start of `buf`, reading only its header
+/// (type, length, topic, packet id), so that it can be skipped without buffering it.
+pub fn peek_oversized(buf: &[u8], max: usize) -> Peek {
+    let Some(&first) = buf.first() else {
+        return Peek::NeedMore;
+    };
+    let (mut len, mut shift, mut at) = (0usize, 0, 1);
+    loop {
+        let Some(&b) = buf.get(at) else {
+            return Peek::NeedMore;
+        };
+        len |= usize::from(b & 0x7f) << shift;
+        at += 1;
+        if b & 0x80 == 0 || at > 4 {
+            break;
+        }
+        shift += 7;
+    }
+    let size = at + len;
+    if first >> 4 != 3 || size <= max {
+        return Peek::Fits;
+    }
+    let qos = (first >> 1) & 3;
+    let Some(topic_len) = buf
+        .get(at..at + 2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    else {
+        return Peek::NeedMore;
+    };
+    let topic_end = at + 2 + topic_len;
+    let pkid_end = topic_end + if qos > 0 { 2 } else { 0 };
+    if buf.len() < pkid_end {
+        return Peek::NeedMore;
+    }
+    let pkid = match qos {
+        0 => 0,
+        _ => u16::from_be_bytes([buf[topic_end], buf[topic_end + 1]]),
+    };
+    let delivery = Delivery {
+        topic: Bytes::copy_from_slice(&buf[at + 2..topic_end]),
+        payload: Bytes::new(),
+        qos,
+        retain: first & 1 == 1,
+        dup: first & 8 == 8,
+        pkid,
+    };
+    Peek::Oversized(delivery, size)
+}
+
 /// Takes the next whole packet out of `buf`; `Ok(None)` when more bytes are needed.
 pub fn decode(
     version: Version,

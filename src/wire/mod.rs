@@ -11,7 +11,7 @@
 mod decode;
 mod encode;
 
-pub use decode::decode;
+pub use decode::{Peek, decode, peek_oversized};
 pub use encode::*;
 
 use bytes::Bytes;
@@ -155,6 +155,12 @@ pub enum Inbound {
     /// The broker ends the connection (MQTT 5 sends a reason code).
     Disconnect {
         reason: u8,
+    },
+    /// A PUBLISH larger than we accept (MQTT 3.1.1 cannot tell the broker our limit):
+    /// its topic, QoS and packet id (payload empty), and its size; its bytes are skipped.
+    Oversized {
+        delivery: Delivery,
+        size: usize,
     },
     /// A packet a client does not expect (e.g. CONNECT, AUTH); names its type.
     Unexpected(&'static str),
