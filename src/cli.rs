@@ -186,6 +186,9 @@ pub struct SubArgs {
     /// Largest message in bytes, told to the broker under MQTT 5 [default: 256 MiB]
     ///
     /// The default is the protocol's maximum, so that the broker drops nothing for size.
+    /// Under MQTT 5 a broker does not send bigger messages to this subscriber (mosquitto
+    /// only logs it); MQTT 3.1.1 cannot tell the broker, so chat-sub skips a bigger message
+    /// itself, with a warning on stderr.
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub max_size: Option<usize>,
 }
