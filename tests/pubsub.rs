@@ -152,7 +152,11 @@ fn nick_comes_from_flag_env_user_or_anonymous() {
     send(chat_pub(&broker, &[&topic]).env("USER", "user"));
     send(chat_pub(&broker, &[&topic]).env_remove("USER"));
     // An empty nick is no nick: the next source applies.
-    send(chat_pub(&broker, &[&topic]).env("CHAT_NICK", "").env("USER", "fallback"));
+    send(
+        chat_pub(&broker, &[&topic])
+            .env("CHAT_NICK", "")
+            .env("USER", "fallback"),
+    );
     assert_eq!(
         sub.finish().expect_code(0).lines(),
         ["flag", "env", "user", "anonymous", "fallback"]
