@@ -248,10 +248,10 @@ fn drain_timeout_reports_unacknowledged_messages() {
         assert!(Instant::now() < end, "chat-pub never connected");
         std::thread::sleep(Duration::from_millis(10)); // polling interval
     }
-    broker.signal("STOP");
+    broker.signal(libc::SIGSTOP);
     publisher.write(b"one\ntwo\n");
     let out = publisher.finish();
-    broker.signal("CONT");
+    broker.signal(libc::SIGCONT);
     out.expect_code(1);
     assert!(out.stderr.contains("not acknowledged"), "{}", out.stderr);
 }

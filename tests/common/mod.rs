@@ -112,15 +112,9 @@ impl Mosquitto {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
-    /// Sends a signal (STOP, CONT, TERM, …) to the broker process.
-    pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill -{sig} mosquitto failed");
+    /// Sends a signal (`libc::SIGSTOP`, `SIGCONT`, `SIGTERM`, …) to the broker process.
+    pub fn signal(&self, sig: i32) {
+        send_signal(self.child.id(), sig);
     }
 
     /// The broker's log so far (for failure messages).
@@ -138,6 +132,18 @@ impl Drop for Mosquitto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// kill(2), without depending on a `kill` binary being installed.
+pub fn send_signal(pid: u32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    let r = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(
+        r,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// A port that was free a moment ago (the caller retries if it was taken meanwhile).
@@ -445,15 +451,9 @@ impl Proc {
         }
     }
 
-    /// Sends a signal (SIGINT, SIGTERM, SIGSTOP, …) to the process.
-    pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill -{sig} failed");
+    /// Sends a signal (`libc::SIGINT`, `SIGTERM`, …) to the process.
+    pub fn signal(&self, sig: i32) {
+        send_signal(self.child.id(), sig);
     }
 }
 
