@@ -669,3 +669,38 @@ fn no_retained_skips_a_retained_message_but_prints_a_live_one() {
     mosquitto_pub(&broker, &topic, b"live", false);
     assert_eq!(sub.finish().expect_code(0).stdout_str(), "live|false\n");
 }
+
+/// A burst that arrives while chat-sub is busy is written in large blocks, not one write
+/// per message: counted by the write(2) calls in /proc/PID/io (10 here for 5,000). At
+/// QoS 0, because at QoS 1 mosquitto sends at most 20 unacknowledged messages at a time,
+/// which bounds any burst to 20 whatever the subscriber does.
+#[test]
+fn a_burst_is_written_in_blocks_not_line_by_line() {
+    let broker = Mosquitto::start();
+    let topic = unique_topic("blocks");
+    let sub = Proc::subscriber(&broker, &["-q", "0", "-F", "{text}", &topic]);
+    let writes = || -> u64 {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", sub.pid())).expect("/proc/PID/io");
+        io.lines()
+            .find_map(|l| l.strip_prefix("syscw: "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("syscw in /proc/PID/io")
+    };
+    // Hold chat-sub still while 5,000 messages queue up at the broker, then let it go.
+    sub.signal(libc::SIGSTOP);
+    let input: String = (0..5000).map(|i| format!("m{i}\n")).collect();
+    run(
+        &mut chat_pub(&broker, &["-q", "1", &topic]),
+        input.as_bytes(),
+    )
+    .expect_code(0);
+    let before = writes();
+    sub.signal(libc::SIGCONT);
+    let lines = sub.wait_lines(5000);
+    assert_eq!(lines.len(), 5000);
+    let used = writes() - before;
+    assert!(
+        used < 500,
+        "{used} write calls for a burst of 5000 messages"
+    );
+}
