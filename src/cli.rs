@@ -193,6 +193,33 @@ pub struct SubArgs {
     pub max_size: Option<usize>,
 }
 
+/// A small MQTT broker for a machine or a LAN that has none.
+///
+/// Serves MQTT 3.1.1 and 5 clients on the same address, with QoS 0–2, retained messages
+/// and persistent sessions, all kept in memory. It is not a production broker: for that,
+/// and for more than one machine, use mosquitto or a clustered broker (EMQX, HiveMQ,
+/// VerneMQ) — chat-pub and chat-sub speak plain MQTT, so only --broker changes.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "chat-broker", version, disable_version_flag = true)]
+pub struct BrokerArgs {
+    /// Address to listen on, HOST:PORT (repeatable) [default: 127.0.0.1:1883]
+    ///
+    /// HOST is an IP address (IPv6 in brackets: [::1]:1883) or a name that resolves to
+    /// one; port 0 picks a free port, and the line printed at start says which. Listening
+    /// on 0.0.0.0 serves the LAN: the broker has no authentication, so only do that on a
+    /// network you trust.
+    #[arg(short = 'l', long = "listen", value_name = "ADDR")]
+    pub listen: Vec<String>,
+
+    /// Log connections on stderr (repeat for the engine's own logs; RUST_LOG overrides)
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Print the version and exit
+    #[arg(long, action = ArgAction::Version)]
+    pub version: Option<bool>,
+}
+
 fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .trim()
@@ -245,6 +272,7 @@ mod tests {
     fn definitions_are_consistent() {
         PubArgs::command().debug_assert();
         SubArgs::command().debug_assert();
+        BrokerArgs::command().debug_assert();
     }
 
     #[test]

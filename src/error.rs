@@ -11,7 +11,8 @@ use std::fmt;
 pub enum Error {
     /// Bad flag, URL, topic or template: nothing was sent (exit 2).
     Usage(String),
-    /// The broker could not be reached within `--connect-timeout` (exit 3).
+    /// The broker could not be reached within `--connect-timeout`; for chat-broker, an
+    /// address it cannot listen on (exit 3).
     Unreachable(String),
     /// The broker refused: bad credentials, or not authorized (exit 4).
     Refused(String),

@@ -21,7 +21,11 @@
 //! - [`render`]: chat-sub's output formats and terminal-safe escaping.
 //! - [`subscribe`]: chat-sub's loop.
 //! - [`error`]: the error type and exit statuses.
+//! - `broker` (feature `broker`, on by default): chat-broker, rumqttd behind a front that
+//!   serves MQTT 3.1.1 and 5 on one address.
 
+#[cfg(feature = "broker")]
+pub mod broker;
 pub mod cli;
 pub mod endpoint;
 pub mod envelope;
@@ -43,15 +47,15 @@ use crate::session::ConnectOptions;
 use crate::wire::ConnectSpec;
 
 /// Sets up logging on stderr as `tool: message`: warnings by default, `-v` info, `-vv`
-/// debug, `-vvv` trace; `RUST_LOG` overrides.
+/// debug (and the broker engine's info), `-vvv` trace; `RUST_LOG` overrides.
 pub fn init_logging(tool: &'static str, verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
+    let filter = match verbose {
+        0 => "mqttchat=warn",
+        1 => "mqttchat=info",
+        2 => "mqttchat=debug,rumqttd=info",
+        _ => "mqttchat=trace,rumqttd=debug",
     };
-    let env = env_logger::Env::default().default_filter_or(format!("mqttchat={level}"));
+    let env = env_logger::Env::default().default_filter_or(filter);
     env_logger::Builder::from_env(env)
         .format(move |f, record| match record.level() {
             log::Level::Error | log::Level::Warn | log::Level::Info => {

@@ -1,0 +1,304 @@
+//! chat-broker: rumqttd behind a small front that serves MQTT 3.1.1 and 5 on one address.
+//!
+//! rumqttd runs one listener per protocol version (a 3.1.1 listener rejects MQTT 5 and
+//! the other way round), logs bind failures inside its own threads, and has no shutdown
+//! API. So the front binds the user's addresses itself (a bind error is an exit status,
+//! not a log line), reads the protocol level from each client's CONNECT, and splices the
+//! connection to rumqttd's internal 3.1.1 or 5 listener on loopback. The process ends on
+//! SIGINT or SIGTERM; sessions and retained messages live in memory only.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
+use std::time::Duration;
+
+use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, timeout};
+
+use crate::cli::BrokerArgs;
+use crate::error::Error;
+
+/// Where chat-broker listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
+/// Largest message the broker accepts.
+const MAX_PAYLOAD: usize = 16 << 20;
+/// How long a new connection may take to send its CONNECT.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs the broker until SIGINT or SIGTERM.
+pub fn run(args: BrokerArgs) -> Result<(), Error> {
+    let wanted = match args.listen.is_empty() {
+        true => vec![DEFAULT_LISTEN.to_string()],
+        false => args.listen.clone(),
+    };
+    let addrs = wanted
+        .iter()
+        .map(|a| parse_addr(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Bind everything before starting the engine: a taken port is exit 3, at once.
+    let listeners = addrs
+        .iter()
+        .map(|a| {
+            StdListener::bind(a)
+                .map_err(|e| Error::Unreachable(format!("cannot listen on {a}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let internal = start_engine()?;
+    // One thread for the front: it only copies bytes; rumqttd has threads of its own.
+    crate::runtime()?.block_on(serve(listeners, internal))
+}
+
+/// `HOST:PORT` (a name is resolved; IPv6 in brackets); every problem is a usage error.
+fn parse_addr(s: &str) -> Result<SocketAddr, Error> {
+    let bad = |why: String| Error::Usage(format!("invalid --listen address '{s}': {why}"));
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if !s.contains(':') {
+        return Err(bad("expected HOST:PORT, e.g. 127.0.0.1:1883".into()));
+    }
+    let mut found = s.to_socket_addrs().map_err(|e| bad(e.to_string()))?;
+    found
+        .next()
+        .ok_or_else(|| bad("the name resolves to no address".into()))
+}
+
+/// The engine's internal listeners, one per protocol version.
+#[derive(Debug, Clone, Copy)]
+struct Internal {
+    v4: SocketAddr,
+    v5: SocketAddr,
+}
+
+/// Starts rumqttd on two loopback ports and waits until both accept connections.
+fn start_engine() -> Result<Internal, Error> {
+    let internal = Internal {
+        v4: free_loopback_port()?,
+        v5: free_loopback_port()?,
+    };
+    let mut broker = rumqttd::Broker::new(engine_config(internal));
+    std::thread::Builder::new()
+        .name("rumqttd".into())
+        .spawn(move || {
+            if let Err(e) = broker.start() {
+                log::error!("the broker engine stopped: {e}");
+            }
+        })
+        .map_err(|e| Error::Failed(format!("cannot start the broker engine: {e}")))?;
+    // rumqttd binds in its own threads and only logs a failure: check that it listens.
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    for addr in [internal.v4, internal.v5] {
+        while std::net::TcpStream::connect(addr).is_err() {
+            if std::time::Instant::now() > end {
+                return Err(Error::Unreachable(format!(
+                    "the broker engine did not start listening on {addr}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    Ok(internal)
+}
+
+/// A loopback port free at this moment, for rumqttd to bind (it takes an address, not a
+/// socket). Another process could take it first; start_engine would then fail to reach
+/// the engine and say so.
+fn free_loopback_port() -> Result<SocketAddr, Error> {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| Error::Unreachable(format!("cannot reserve a loopback port: {e}")))
+}
+
+/// rumqttd's configuration, built in code (its `Default` is all zeros).
+fn engine_config(internal: Internal) -> Config {
+    let connections = ConnectionSettings {
+        connection_timeout_ms: CONNECT_WAIT.as_millis() as u16,
+        max_payload_size: MAX_PAYLOAD,
+        max_inflight_count: 100,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    let server = |name: &str, listen| ServerSettings {
+        name: name.to_string(),
+        listen,
+        tls: None,
+        next_connection_delay_ms: 0,
+        connections: connections.clone(),
+    };
+    Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 10_000,
+            max_outgoing_packet_count: 200,
+            // Messages live in an in-memory log per filter: 8 segments of 64 MiB at most.
+            max_segment_size: 64 << 20,
+            max_segment_count: 8,
+            ..RouterConfig::default()
+        },
+        v4: Some(HashMap::from([(
+            "v4".to_string(),
+            server("v4", internal.v4),
+        )])),
+        v5: Some(HashMap::from([(
+            "v5".to_string(),
+            server("v5", internal.v5),
+        )])),
+        ..Config::default()
+    }
+}
+
+/// Accepts on every listener until SIGINT or SIGTERM.
+async fn serve(listeners: Vec<StdListener>, internal: Internal) -> Result<(), Error> {
+    let mut names = Vec::new();
+    for l in listeners {
+        l.set_nonblocking(true)
+            .and_then(|()| l.local_addr())
+            .map(|a| names.push(a.to_string()))
+            .map_err(|e| Error::Unreachable(format!("cannot listen: {e}")))?;
+        let l = TcpListener::from_std(l)
+            .map_err(|e| Error::Unreachable(format!("cannot listen: {e}")))?;
+        tokio::spawn(accept_loop(l, internal));
+    }
+    eprintln!(
+        "chat-broker: listening on {} (MQTT 3.1.1 and 5)",
+        names.join(", ")
+    );
+    wait_for_stop().await;
+    log::info!("stopping");
+    Ok(())
+}
+
+async fn wait_for_stop() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers the default action (terminate) applies.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn accept_loop(listener: TcpListener, internal: Internal) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(splice(stream, peer, internal));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait a moment rather than spin.
+                log::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads the client's CONNECT far enough to know its protocol level, then connects it
+/// to the engine's listener for that version and copies bytes both ways.
+async fn splice(mut client: TcpStream, peer: SocketAddr, internal: Internal) {
+    let _ = client.set_nodelay(true);
+    let mut head = Vec::with_capacity(32);
+    let level = match timeout(CONNECT_WAIT, read_protocol_level(&mut client, &mut head)).await {
+        Ok(Ok(level)) => level,
+        Ok(Err(e)) => {
+            log::info!("{peer}: no valid CONNECT ({e}); closing");
+            return;
+        }
+        Err(_) => {
+            log::info!(
+                "{peer}: no CONNECT within {}s; closing",
+                CONNECT_WAIT.as_secs()
+            );
+            return;
+        }
+    };
+    let (target, version) = match level {
+        5 => (internal.v5, "5"),
+        _ => (internal.v4, "3.1.1"),
+    };
+    let started = Instant::now();
+    let mut engine = match TcpStream::connect(target).await {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("{peer}: cannot reach the broker engine: {e}");
+            return;
+        }
+    };
+    let _ = engine.set_nodelay(true);
+    if engine.write_all(&head).await.is_err() {
+        return;
+    }
+    log::info!("{peer} connected (MQTT {version})");
+    let result = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
+    let secs = started.elapsed().as_secs_f64();
+    match result {
+        Ok((up, down)) => {
+            log::info!("{peer} disconnected after {secs:.1}s ({up} bytes in, {down} out)")
+        }
+        Err(e) => log::info!("{peer} disconnected after {secs:.1}s: {e}"),
+    }
+}
+
+/// Reads a CONNECT's fixed header, protocol name and level into `head`.
+async fn read_protocol_level(s: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<u8> {
+    let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    // First byte, then the remaining length (1–4 bytes).
+    fill(s, head, 2).await?;
+    if head[0] != 0x10 {
+        return Err(invalid("the first packet is not CONNECT"));
+    }
+    let mut at = 1;
+    while head[at] & 0x80 != 0 {
+        at += 1;
+        if at > 4 {
+            return Err(invalid("malformed remaining length"));
+        }
+        fill(s, head, at + 1).await?;
+    }
+    // Protocol name ("MQTT", or "MQIsdp" for 3.1), then the level byte.
+    let name_at = at + 1;
+    fill(s, head, name_at + 2).await?;
+    let name_len = usize::from(u16::from_be_bytes([head[name_at], head[name_at + 1]]));
+    if name_len > 6 {
+        return Err(invalid("unknown protocol name"));
+    }
+    let level_at = name_at + 2 + name_len;
+    fill(s, head, level_at + 1).await?;
+    Ok(head[level_at])
+}
+
+/// Reads until `head` holds at least `n` bytes.
+async fn fill(s: &mut TcpStream, head: &mut Vec<u8>, n: usize) -> io::Result<()> {
+    while head.len() < n {
+        let mut chunk = [0u8; 64];
+        let got = s.read(&mut chunk[..n - head.len()]).await?;
+        if got == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        head.extend_from_slice(&chunk[..got]);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(parse_addr("127.0.0.1:1883").unwrap().port(), 1883);
+        assert!(parse_addr("[::1]:0").unwrap().is_ipv6());
+        assert_eq!(parse_addr("localhost:1999").unwrap().port(), 1999);
+        for bad in ["1883", "127.0.0.1", "127.0.0.1:99999", ""] {
+            assert!(matches!(parse_addr(bad), Err(Error::Usage(_))), "{bad}");
+        }
+    }
+}
