@@ -1,10 +1,17 @@
-//! Test helpers: a real mosquitto on a free loopback port, and the real binaries run as
-//! a user would run them, with their output collected and waited on with deadlines.
+//! Test helpers: real brokers on free loopback ports (broker.rs), a minimal raw MQTT
+//! publisher that needs nothing installed (mqtt.rs), and the real binaries run as a user
+//! would run them, with their output collected and waited on with deadlines.
 //!
 //! Nothing here sleeps to synchronise: every wait is "until this condition holds, or
 //! fail after a generous deadline", and a failing wait prints everything it saw.
 
 #![allow(dead_code)] // each test file uses a different part of this module
+
+mod broker;
+mod mqtt;
+
+pub use broker::*;
+pub use mqtt::*;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -43,97 +50,6 @@ impl Drop for TempDir {
     }
 }
 
-/// Whether a mosquitto binary is installed. In CI (`CI` set) its absence is a failure.
-pub fn require_mosquitto() {
-    let found = Command::new("mosquitto")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "mosquitto is not installed: apt-get install -y mosquitto mosquitto-clients"
-    );
-}
-
-/// A mosquitto broker on a free 127.0.0.1 port with its own config; killed on drop.
-pub struct Mosquitto {
-    pub port: u16,
-    child: Child,
-    dir: TempDir,
-}
-
-/// Settings every test broker gets: the default `max_queued_messages` (1000) silently
-/// drops messages to a subscriber that falls behind, which would hide our own losses.
-const BASE_CONFIG: &str = "allow_anonymous true\npersistence false\n\
-    max_queued_messages 10000000\nset_tcp_nodelay true\nlog_dest stderr\n";
-
-impl Mosquitto {
-    /// A broker with the base settings.
-    pub fn start() -> Mosquitto {
-        Mosquitto::with_config("")
-    }
-
-    /// A broker with extra config lines (e.g. `max_packet_size 100000`).
-    pub fn with_config(extra: &str) -> Mosquitto {
-        require_mosquitto();
-        let dir = TempDir::new("mosquitto");
-        for _ in 0..20 {
-            let port = free_port();
-            let conf = dir.path().join("mosquitto.conf");
-            std::fs::write(
-                &conf,
-                format!("listener {port} 127.0.0.1\n{BASE_CONFIG}{extra}\n"),
-            )
-            .expect("write mosquitto.conf");
-            let log = std::fs::File::create(dir.path().join("mosquitto.log")).expect("log file");
-            let mut child = Command::new("mosquitto")
-                .arg("-c")
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("start mosquitto");
-            if wait_for_port(port, &mut child) {
-                return Mosquitto { port, child, dir };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!(
-            "mosquitto did not start; log:\n{}",
-            Mosquitto::read_log(&dir)
-        );
-    }
-
-    /// `mqtt://127.0.0.1:PORT`
-    pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-
-    /// Sends a signal (`libc::SIGSTOP`, `SIGCONT`, `SIGTERM`, …) to the broker process.
-    pub fn signal(&self, sig: i32) {
-        send_signal(self.child.id(), sig);
-    }
-
-    /// The broker's log so far (for failure messages).
-    pub fn log(&self) -> String {
-        Mosquitto::read_log(&self.dir)
-    }
-
-    fn read_log(dir: &TempDir) -> String {
-        std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// kill(2), without depending on a `kill` binary being installed.
 pub fn send_signal(pid: u32, sig: i32) {
     // SAFETY: kill has no memory-safety preconditions.
@@ -152,7 +68,7 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-fn wait_for_port(port: u16, child: &mut Child) -> bool {
+pub(crate) fn wait_for_port(port: u16, child: &mut Child) -> bool {
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -193,14 +109,14 @@ pub fn tool(name: &str) -> Command {
 }
 
 /// `chat-pub -b BROKER ARGS…`
-pub fn chat_pub(broker: &Mosquitto, args: &[&str]) -> Command {
+pub fn chat_pub(broker: &Broker, args: &[&str]) -> Command {
     let mut c = tool("chat-pub");
     c.arg("-b").arg(broker.url()).args(args);
     c
 }
 
 /// `chat-sub -b BROKER ARGS…`
-pub fn chat_sub(broker: &Mosquitto, args: &[&str]) -> Command {
+pub fn chat_sub(broker: &Broker, args: &[&str]) -> Command {
     let mut c = tool("chat-sub");
     c.arg("-b").arg(broker.url()).args(args);
     c
@@ -340,7 +256,7 @@ impl Proc {
     }
 
     /// Starts `chat-sub -v ARGS` and waits until it has subscribed (its `-v` log says so).
-    pub fn subscriber(broker: &Mosquitto, args: &[&str]) -> Proc {
+    pub fn subscriber(broker: &Broker, args: &[&str]) -> Proc {
         let mut cmd = chat_sub(broker, args);
         cmd.arg("-v");
         let p = Proc::spawn(&mut cmd);

@@ -1,0 +1,296 @@
+//! Test brokers: the embedded chat-broker (always there) and mosquitto (when installed),
+//! each started by the test on a free 127.0.0.1 port and killed on drop.
+//!
+//! [`each_broker!`] writes a test once and runs it against both. Where rumqttd (inside
+//! chat-broker) deviates from the MQTT spec, [`Broker`] says so in one place
+//! ([`Broker::delivered_qos`]) instead of loosening assertions everywhere.
+//!
+//! Without mosquitto the mosquitto variants pass as skipped, so `cargo test` works on a
+//! machine with nothing installed. With `CI` or `MQTTCHAT_REQUIRE_MOSQUITTO` set in the
+//! environment (as .ci/run does), a missing mosquitto fails them instead.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{TempDir, send_signal};
+
+/// Which broker implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// chat-broker (rumqttd behind our front).
+    Embedded,
+    /// mosquitto 2.x, the reference broker.
+    Mosquitto,
+}
+
+/// Settings every mosquitto gets: the default `max_queued_messages` (1000) silently drops
+/// messages to a subscriber that falls behind, which would hide our own losses.
+const MOSQUITTO_BASE: &str = "allow_anonymous true\npersistence false\n\
+    max_queued_messages 10000000\nset_tcp_nodelay true\nlog_dest stderr\n";
+
+/// A running test broker.
+pub struct Broker {
+    pub kind: Kind,
+    pub port: u16,
+    child: Child,
+    dir: TempDir,
+    /// mosquitto's extra config lines (kept for a restart).
+    extra: String,
+}
+
+/// Whether the environment demands mosquitto (CI): then its absence is a failure.
+fn mosquitto_required() -> bool {
+    std::env::var_os("CI").is_some() || std::env::var_os("MQTTCHAT_REQUIRE_MOSQUITTO").is_some()
+}
+
+fn installed(cmd: &str) -> bool {
+    Command::new(cmd)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Whether tests that need mosquitto (the broker) can run; false means "skip". Panics
+/// when it is missing but required.
+pub fn have_mosquitto() -> bool {
+    have("mosquitto")
+}
+
+/// Whether tests that need mosquitto_pub/mosquitto_sub can run (see [`have_mosquitto`]).
+pub fn have_mosquitto_clients() -> bool {
+    have("mosquitto_pub") && have("mosquitto_sub")
+}
+
+fn have(cmd: &str) -> bool {
+    if installed(cmd) {
+        return true;
+    }
+    assert!(
+        !mosquitto_required(),
+        "{cmd} is required here (CI is set) but not installed: \
+         apt-get install -y mosquitto mosquitto-clients"
+    );
+    eprintln!("skipped: {cmd} is not installed");
+    false
+}
+
+/// The chat-broker binary, absent when built without the `broker` feature.
+pub fn chat_broker_bin() -> Option<&'static str> {
+    option_env!("CARGO_BIN_EXE_chat-broker")
+}
+
+/// Whether a broker of this kind can be started here (false: skip the test).
+pub fn available(kind: Kind) -> bool {
+    match kind {
+        Kind::Embedded => {
+            let there = chat_broker_bin().is_some();
+            if !there {
+                eprintln!("skipped: built without chat-broker (feature `broker`)");
+            }
+            there
+        }
+        Kind::Mosquitto => have_mosquitto(),
+    }
+}
+
+impl Broker {
+    /// Starts a broker of this kind with default settings.
+    pub fn start(kind: Kind) -> Broker {
+        match kind {
+            Kind::Embedded => Broker::embedded(),
+            Kind::Mosquitto => Broker::mosquitto_with(""),
+        }
+    }
+
+    /// Another broker of the same kind (e.g. the far side of a relay).
+    pub fn another(&self) -> Broker {
+        Broker::start(self.kind)
+    }
+
+    /// chat-broker on a port of its choosing (`--listen 127.0.0.1:0`), read back from the
+    /// line it prints at start.
+    pub fn embedded() -> Broker {
+        Broker::embedded_on(0)
+    }
+
+    fn embedded_on(port: u16) -> Broker {
+        let bin = chat_broker_bin().expect("chat-broker was not built (feature `broker`)");
+        let dir = TempDir::new("chat-broker");
+        let log_path = dir.path().join("broker.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut child = Command::new(bin)
+            .args(["-v", "--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start chat-broker");
+        let end = Instant::now() + super::DEADLINE;
+        loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(port) = listening_port(&text) {
+                return Broker {
+                    kind: Kind::Embedded,
+                    port,
+                    child,
+                    dir,
+                    extra: String::new(),
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("chat-broker exited ({status}) at start:\n{text}");
+            }
+            assert!(Instant::now() < end, "chat-broker did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(5)); // polling interval
+        }
+    }
+
+    /// mosquitto with extra config lines (e.g. `max_packet_size 100000`).
+    pub fn mosquitto_with(extra: &str) -> Broker {
+        let dir = TempDir::new("mosquitto");
+        for _ in 0..20 {
+            let port = super::free_port();
+            if let Some(child) = start_mosquitto(&dir, port, extra) {
+                return Broker {
+                    kind: Kind::Mosquitto,
+                    port,
+                    child,
+                    dir,
+                    extra: extra.to_string(),
+                };
+            }
+        }
+        panic!("mosquitto did not start; log:\n{}", read_log(&dir));
+    }
+
+    /// `mqtt://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The QoS at which a subscriber at `subscribed` receives a message published at
+    /// `published`. MQTT says the lower of the two, as mosquitto does; rumqttd 0.20 always
+    /// delivers at the subscription's QoS (a known deviation of the embedded broker).
+    pub fn delivered_qos(&self, published: u8, subscribed: u8) -> u8 {
+        match self.kind {
+            Kind::Mosquitto => published.min(subscribed),
+            Kind::Embedded => subscribed,
+        }
+    }
+
+    /// Sends a signal (`libc::SIGSTOP`, `SIGCONT`, `SIGTERM`, …) to the broker process.
+    pub fn signal(&self, sig: i32) {
+        send_signal(self.child.id(), sig);
+    }
+
+    /// The broker's log so far (mosquitto's log, or chat-broker's `-v` output).
+    pub fn log(&self) -> String {
+        read_log(&self.dir)
+    }
+
+    /// Stops the broker (SIGTERM, then waits) and starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.signal(libc::SIGTERM);
+        let _ = self.child.wait();
+        let fresh = match self.kind {
+            Kind::Embedded => Broker::embedded_on(self.port),
+            Kind::Mosquitto => {
+                let child = start_mosquitto(&self.dir, self.port, &self.extra)
+                    .unwrap_or_else(|| panic!("mosquitto did not restart:\n{}", self.log()));
+                self.child = child;
+                return;
+            }
+        };
+        // Keep the new process; drop the old record's directory with it.
+        *self = fresh;
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_log(dir: &TempDir) -> String {
+    ["mosquitto.log", "broker.log"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(dir.path().join(f)).ok())
+        .collect()
+}
+
+/// The port in chat-broker's "listening on 127.0.0.1:PORT" line.
+fn listening_port(log: &str) -> Option<u16> {
+    let rest = log.split("listening on 127.0.0.1:").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Starts mosquitto on `port`; None if it did not come up (e.g. the port was taken).
+fn start_mosquitto(dir: &TempDir, port: u16, extra: &str) -> Option<Child> {
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\n{MOSQUITTO_BASE}{extra}\n"),
+    )
+    .expect("write mosquitto.conf");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("mosquitto.log"))
+        .expect("log file");
+    let mut child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start mosquitto");
+    if super::wait_for_port(port, &mut child) {
+        return Some(child);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Defines a test that runs once per broker, as `NAME::embedded` and `NAME::mosquitto`:
+///
+/// ```ignore
+/// each_broker! {
+///     fn round_trip(broker) { … uses broker: &Broker … }
+/// }
+/// ```
+#[macro_export]
+macro_rules! each_broker {
+    ($(#[$meta:meta])* fn $name:ident($broker:ident) $body:block $($rest:tt)*) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[allow(unused_variables)]
+            fn body($broker: &$crate::common::Broker) $body
+
+            #[test]
+            fn embedded() {
+                if $crate::common::available($crate::common::Kind::Embedded) {
+                    body(&$crate::common::Broker::start($crate::common::Kind::Embedded));
+                }
+            }
+
+            #[test]
+            fn mosquitto() {
+                if $crate::common::available($crate::common::Kind::Mosquitto) {
+                    body(&$crate::common::Broker::start($crate::common::Kind::Mosquitto));
+                }
+            }
+        }
+        $crate::each_broker! { $($rest)* }
+    };
+    () => {};
+}
