@@ -18,7 +18,7 @@ use crate::cli::PubArgs;
 use crate::envelope::IdSource;
 use crate::error::{Error, Tally};
 use crate::input::{self, LineRules, Message, Mode, Preparer, Source};
-use crate::session::{self, Link, LinkError};
+use crate::session::{self, Backoff, Link, LinkError};
 use crate::wire::{self, AckKind, Inbound, PubFlags, Version};
 use crate::{connect_options, topic};
 
@@ -35,6 +35,10 @@ const WINDOW_BYTES: usize = 16 << 20;
 const UNSENT_HIGH: usize = 1 << 20;
 /// Input batches buffered between the stdin thread and the publisher.
 const INPUT_BATCHES: usize = 4;
+/// Connections lost in a row, with no acknowledgement in between, after which the oldest
+/// unacknowledged message is taken for the cause (a broker that disconnects instead of
+/// refusing, e.g. a message over its size limit under MQTT 3.1.1) and given up.
+const GIVE_UP_AFTER: u32 = 3;
 
 /// Runs chat-pub to completion.
 pub fn run(args: PubArgs) -> Result<(), Error> {
@@ -80,6 +84,7 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
         tally: Tally::default(),
         qos0_unconfirmed: 0,
         warned_qos: false,
+        losses: Backoff::default(),
     };
     rt.block_on(publisher.run(&opts, args.common.connect_timeout, args.drain_timeout, rx))?;
     publisher.tally.failed += input_failures.load(Ordering::Relaxed);
@@ -105,6 +110,8 @@ struct Publisher {
     qos0_unconfirmed: u64,
     /// Whether the user was told that the broker lowers our QoS.
     warned_qos: bool,
+    /// Connections lost in a row without any acknowledgement in between.
+    losses: Backoff,
 }
 
 impl Publisher {
@@ -122,6 +129,9 @@ impl Publisher {
             if drain_deadline.is_some() && self.pending.is_empty() && self.outbox.is_empty() {
                 break;
             }
+            if drain_deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(self.drain_expired(drain_timeout));
+            }
             let want_input =
                 drain_deadline.is_none() && self.pending.is_empty() && link.unsent() < UNSENT_HIGH;
             let drain_at = drain_deadline.unwrap_or_else(Instant::now);
@@ -129,7 +139,10 @@ impl Publisher {
                 biased;
                 r = link.io() => {
                     if let Err(e) = r.and_then(|()| self.handle_packets(&mut link)) {
-                        link = self.reconnect(opts, e, drain_deadline).await?;
+                        match self.reconnect(opts, e, drain_deadline).await? {
+                            Some(l) => link = l,
+                            None => return Err(self.drain_expired(drain_timeout)),
+                        }
                     }
                 }
                 batch = rx.recv(), if want_input => match batch {
@@ -207,6 +220,7 @@ impl Publisher {
                     reason,
                 } => {
                     if let Some(line) = self.outbox.complete(pkid) {
+                        self.losses.reset();
                         self.check_reason(line, reason);
                     }
                 }
@@ -250,12 +264,14 @@ impl Publisher {
         }
     }
 
+    /// Connects again after `why` and sends the outbox again. None: the drain deadline
+    /// passed first.
     async fn reconnect(
         &mut self,
         opts: &session::ConnectOptions,
         why: LinkError,
         drain_deadline: Option<Instant>,
-    ) -> Result<Link, Error> {
+    ) -> Result<Option<Link>, Error> {
         log::warn!("connection lost: {why}; reconnecting");
         if self.qos0_unconfirmed > 0 {
             eprintln!(
@@ -264,6 +280,24 @@ impl Publisher {
             );
             self.tally.failed += std::mem::take(&mut self.qos0_unconfirmed);
         }
+        if self.losses.failed() >= GIVE_UP_AFTER {
+            self.losses.reset();
+            if let Some(line) = self.outbox.give_up_oldest() {
+                eprintln!(
+                    "chat-pub: line {line}: the broker closed the connection each of the \
+                     {GIVE_UP_AFTER} times this message was sent (larger than it accepts?); \
+                     not sent"
+                );
+                self.tally.failed += 1;
+            }
+        }
+        // A broker that accepts the connection and drops it at once gets no busy loop.
+        let pause_end = Instant::now() + self.losses.pause();
+        if let Some(d) = drain_deadline.filter(|&d| d <= pause_end) {
+            sleep_until(d).await;
+            return Ok(None);
+        }
+        sleep_until(pause_end).await;
         let mut link = match session::establish(opts, drain_deadline).await {
             Ok(link) => link,
             Err(Error::Unreachable(m)) => {
@@ -280,7 +314,7 @@ impl Publisher {
             self.outbox.len()
         );
         self.outbox.resend(&mut link);
-        Ok(link)
+        Ok(Some(link))
     }
 
     fn drain_expired(&mut self, drain_timeout: Duration) -> Error {
@@ -394,6 +428,12 @@ impl Outbox {
             self.base += 1;
         }
         Some(line)
+    }
+
+    /// Gives up on the oldest unfinished message; returns its line number.
+    fn give_up_oldest(&mut self) -> Option<u64> {
+        let pkid = self.entries.iter().find(|e| e.stage != Stage::Done)?.pkid;
+        self.complete(pkid)
     }
 
     /// After a reconnect: sends every unfinished message again, oldest first. When the

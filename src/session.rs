@@ -254,12 +254,41 @@ impl From<io::Error> for Attempt {
 /// Longest pause between connection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// Pauses for a streak of failures: none after a success, then 100 ms doubling up to
+/// [`MAX_BACKOFF`]. Used between connection attempts, and between connections that a
+/// broker keeps closing right away (no busy loop in either case).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Backoff {
+    streak: u32,
+}
+
+impl Backoff {
+    /// How long to wait before the next attempt.
+    pub fn pause(&self) -> Duration {
+        match self.streak {
+            0 => Duration::ZERO,
+            n => (Duration::from_millis(100) * 2u32.saturating_pow(n - 1)).min(MAX_BACKOFF),
+        }
+    }
+
+    /// Records one more failure in a row; returns the streak length.
+    pub fn failed(&mut self) -> u32 {
+        self.streak = self.streak.saturating_add(1);
+        self.streak
+    }
+
+    /// Ends the streak.
+    pub fn reset(&mut self) {
+        self.streak = 0;
+    }
+}
+
 /// Connects, retrying with exponential backoff (100 ms doubling up to [`MAX_BACKOFF`])
 /// until `deadline` (None: forever). Refused credentials and an unsupported protocol
 /// version end at once: retrying cannot fix them.
 pub async fn establish(opts: &ConnectOptions, deadline: Option<Instant>) -> Result<Link, Error> {
     let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     let mut last: Option<Attempt> = None;
     loop {
         let attempt_end = Instant::now() + opts.attempt_timeout;
@@ -308,6 +337,8 @@ pub async fn establish(opts: &ConnectOptions, deadline: Option<Instant>) -> Resu
                 }
             }
         }
+        backoff.failed();
+        let pause = backoff.pause();
         let now = Instant::now();
         if let Some(d) = deadline {
             if now >= d {
@@ -322,7 +353,6 @@ pub async fn establish(opts: &ConnectOptions, deadline: Option<Instant>) -> Resu
         } else {
             sleep(pause).await;
         }
-        pause = (pause * 2).min(MAX_BACKOFF);
     }
 }
 

@@ -19,7 +19,7 @@ use crate::cli::SubArgs;
 use crate::envelope;
 use crate::error::Error;
 use crate::render::{Delivered, Format, Renderer};
-use crate::session::{self, ConnectOptions, Link, LinkError};
+use crate::session::{self, Backoff, ConnectOptions, Link, LinkError};
 use crate::wire::{self, AckKind, Delivery, Inbound};
 use crate::{connect_options, topic};
 
@@ -27,6 +27,8 @@ use crate::{connect_options, topic};
 pub const DEFAULT_MAX_SIZE: usize = wire::MAX_PACKET;
 /// Packet id of our SUBSCRIBE (the only one we send per connection).
 const SUBSCRIBE_PKID: u16 = 1;
+/// A connection that lasted this long was not refused: the next loss starts a new streak.
+const STABLE: Duration = Duration::from_secs(10);
 
 /// Runs chat-sub until `--count`, `--timeout`, a closed stdout or a fatal error.
 pub fn run(args: SubArgs) -> Result<(), Error> {
@@ -109,6 +111,8 @@ impl Subscriber {
         let stop_at = run_for.map(|d| Instant::now() + d);
         let stop = stop_at.unwrap_or_else(Instant::now);
         self.subscribe(&mut link);
+        let mut connected_at = Instant::now();
+        let mut losses = Backoff::default();
         loop {
             let failure = tokio::select! {
                 biased;
@@ -128,12 +132,23 @@ impl Subscriber {
             };
             self.out.flush().map_err(stdout_error)?;
             log::warn!("connection lost: {failure}; reconnecting");
+            // A connection that lived a while ends any streak; one the broker keeps closing
+            // at once is retried with growing pauses, not in a busy loop.
+            if connected_at.elapsed() >= STABLE {
+                losses.reset();
+            }
+            losses.failed();
+            let pause = losses.pause();
             link = tokio::select! {
                 biased;
                 _ = &mut stdout_closed => return Ok(()),
                 _ = sleep_until(stop), if stop_at.is_some() => return self.timed_out(run_for),
-                l = session::establish(opts, None) => l?,
+                l = async {
+                    tokio::time::sleep(pause).await;
+                    session::establish(opts, None).await
+                } => l?,
             };
+            connected_at = Instant::now();
             log::warn!("reconnected to {}", opts.endpoint);
             self.qos2_pending.clear();
             self.subscribe(&mut link);

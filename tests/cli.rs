@@ -135,9 +135,13 @@ fn an_unreachable_broker_exits_3_after_the_connect_timeout() {
     }
 }
 
+/// mosquitto only: the embedded broker has no authentication to refuse with.
 #[test]
 fn refused_credentials_exit_4() {
-    let broker = Mosquitto::with_config("allow_anonymous false");
+    if !have_mosquitto() {
+        return;
+    }
+    let broker = Broker::mosquitto_with("allow_anonymous false");
     for version in ["5", "3"] {
         let out = run(
             &mut chat_pub(&broker, &["-V", version, "-m", "x", "t"]),
@@ -150,31 +154,34 @@ fn refused_credentials_exit_4() {
     }
 }
 
-#[test]
-fn broker_from_environment_and_bare_host_port() {
-    let broker = Mosquitto::start();
-    let topic = unique_topic("env");
-    let sub = Proc::subscriber(&broker, &["-F", "{text}", "-n", "2", &topic]);
-    let bare = format!("127.0.0.1:{}", broker.port);
-    run(
-        tool("chat-pub")
-            .env("CHAT_BROKER", &bare)
-            .args(["-m", "via env", &topic]),
-        b"",
-    )
-    .expect_code(0);
-    run(
-        tool("chat-pub").args(["-b", &bare, "-m", "via flag", &topic]),
-        b"",
-    )
-    .expect_code(0);
-    assert_eq!(sub.finish().expect_code(0).lines(), ["via env", "via flag"]);
+each_broker! {
+    fn broker_from_environment_and_bare_host_port(broker) {
+        let topic = unique_topic("env");
+        let sub = Proc::subscriber(broker, &["-F", "{text}", "-n", "2", &topic]);
+        let bare = format!("127.0.0.1:{}", broker.port);
+        run(
+            tool("chat-pub")
+                .env("CHAT_BROKER", &bare)
+                .args(["-m", "via env", &topic]),
+            b"",
+        )
+        .expect_code(0);
+        run(
+            tool("chat-pub").args(["-b", &bare, "-m", "via flag", &topic]),
+            b"",
+        )
+        .expect_code(0);
+        assert_eq!(sub.finish().expect_code(0).lines(), ["via env", "via flag"]);
+    }
 }
 
 /// -i, -k and -V reach the broker: mosquitto logs "as ID (pN, c1, kSECS)".
 #[test]
 fn client_id_keepalive_and_protocol_version_reach_the_broker() {
-    let broker = Mosquitto::start();
+    if !have_mosquitto() {
+        return;
+    }
+    let broker = Broker::start(Kind::Mosquitto);
     // mosquitto 2.0 logs MQTT 3.1.1 as "p2" and MQTT 5 as "p5".
     for (version, level) in [("3", "p2"), ("5", "p5")] {
         let id = format!("custom-id-{version}");
@@ -214,44 +221,41 @@ fn version_flag_prints_the_version() {
     }
 }
 
-#[test]
-fn verbose_logs_go_to_stderr_never_stdout() {
-    let broker = Mosquitto::start();
-    let topic = unique_topic("verbose");
-    let sub = Proc::subscriber(&broker, &["-vv", "-F", "{text}", "-n", "1", &topic]);
-    let out = run(
-        &mut chat_pub(&broker, &["-vvv", "-m", "only this", &topic]),
-        b"",
-    );
-    out.expect_code(0);
-    assert!(
-        out.stdout.is_empty(),
-        "chat-pub stdout: {}",
-        out.stdout_str()
-    );
-    assert!(!out.stderr.is_empty(), "-vvv logged nothing");
-    let got = sub.finish();
-    assert_eq!(got.expect_code(0).lines(), ["only this"]);
-    assert!(got.stderr.contains("chat-sub: "), "{}", got.stderr);
+each_broker! {
+    fn verbose_logs_go_to_stderr_never_stdout(broker) {
+        let topic = unique_topic("verbose");
+        let sub = Proc::subscriber(broker, &["-vv", "-F", "{text}", "-n", "1", &topic]);
+        let out = run(
+            &mut chat_pub(broker, &["-vvv", "-m", "only this", &topic]),
+            b"",
+        );
+        out.expect_code(0);
+        assert!(
+            out.stdout.is_empty(),
+            "chat-pub stdout: {}",
+            out.stdout_str()
+        );
+        assert!(!out.stderr.is_empty(), "-vvv logged nothing");
+        let got = sub.finish();
+        assert_eq!(got.expect_code(0).lines(), ["only this"]);
+        assert!(got.stderr.contains("chat-sub: "), "{}", got.stderr);
+    }
 }
 
-/// The drain timeout bounds the wait for acknowledgements after EOF: a broker that never
-/// answers (stopped with SIGSTOP) makes chat-pub report the count and exit 1.
-#[test]
-fn drain_timeout_reports_unacknowledged_messages() {
-    let broker = Mosquitto::start();
-    let mut publisher = Proc::spawn(&mut chat_pub(&broker, &["--drain-timeout", "1", "t"]));
-    publisher.write(b"before\n");
-    // Wait until the connection is up (the broker logged it), then freeze the broker.
-    let end = Instant::now() + DEADLINE;
-    while !broker.log().contains(" as chat-pub-") {
-        assert!(Instant::now() < end, "chat-pub never connected");
-        std::thread::sleep(Duration::from_millis(10)); // polling interval
+each_broker! {
+    /// The drain timeout bounds the wait for acknowledgements after EOF: a broker that never
+    /// answers (stopped with SIGSTOP) makes chat-pub report the count and exit 1.
+    fn drain_timeout_reports_unacknowledged_messages(broker) {
+        let mut publisher =
+            Proc::spawn(&mut chat_pub(broker, &["-v", "--drain-timeout", "1", "t"]));
+        publisher.write(b"before\n");
+        // Once the connection is up, freeze the broker.
+        publisher.wait_stderr("connected to");
+        broker.signal(libc::SIGSTOP);
+        publisher.write(b"one\ntwo\n");
+        let out = publisher.finish();
+        broker.signal(libc::SIGCONT);
+        out.expect_code(1);
+        assert!(out.stderr.contains("not acknowledged"), "{}", out.stderr);
     }
-    broker.signal(libc::SIGSTOP);
-    publisher.write(b"one\ntwo\n");
-    let out = publisher.finish();
-    broker.signal(libc::SIGCONT);
-    out.expect_code(1);
-    assert!(out.stderr.contains("not acknowledged"), "{}", out.stderr);
 }

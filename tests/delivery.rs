@@ -20,7 +20,7 @@ fn numbered(n: usize, len: usize) -> (String, Vec<String>) {
 
 /// Publishes `n` numbered lines with `pub_args` and checks that a subscriber with
 /// `sub_args` printed exactly those lines, in order.
-fn bulk(broker: &Mosquitto, n: usize, pub_args: &[&str], sub_args: &[&str]) {
+fn bulk(broker: &Broker, n: usize, pub_args: &[&str], sub_args: &[&str]) {
     let topic = unique_topic("bulk");
     let count = n.to_string();
     let mut args = vec!["-F", "{text}", "-n", &count];
@@ -51,62 +51,61 @@ fn bulk(broker: &Mosquitto, n: usize, pub_args: &[&str], sub_args: &[&str]) {
     }
 }
 
-#[test]
-fn ten_thousand_lines_at_qos1() {
-    let broker = Mosquitto::start();
-    bulk(&broker, 10_000, &["-q", "1"], &["-q", "1"]);
+each_broker! {
+    fn ten_thousand_lines_at_qos1(broker) {
+        bulk(broker, 10_000, &["-q", "1"], &["-q", "1"]);
+    }
 }
 
-#[test]
-fn ten_thousand_lines_at_qos1_mqtt311() {
-    let broker = Mosquitto::start();
-    bulk(
-        &broker,
-        10_000,
-        &["-q", "1", "-V", "3"],
-        &["-q", "1", "-V", "3"],
-    );
+each_broker! {
+    fn ten_thousand_lines_at_qos1_mqtt311(broker) {
+        bulk(
+            broker,
+            10_000,
+            &["-q", "1", "-V", "3"],
+            &["-q", "1", "-V", "3"],
+        );
+    }
 }
 
-/// mosquitto's default max_inflight_messages (20) silently drops incoming QoS 2 from a
-/// 3.1.1 client that has more in flight: the broker here keeps its defaults.
-#[test]
-fn two_thousand_lines_at_qos2_with_default_broker_inflight() {
-    let broker = Mosquitto::start();
-    bulk(
-        &broker,
-        2_000,
-        &["-q", "2", "-V", "3"],
-        &["-q", "2", "-V", "3"],
-    );
-    bulk(&broker, 2_000, &["-q", "2"], &["-q", "2"]);
+each_broker! {
+    /// mosquitto's default max_inflight_messages (20) silently drops incoming QoS 2 from a
+    /// 3.1.1 client that has more in flight: the broker here keeps its defaults.
+    fn two_thousand_lines_at_qos2_with_default_broker_inflight(broker) {
+        bulk(
+            broker,
+            2_000,
+            &["-q", "2", "-V", "3"],
+            &["-q", "2", "-V", "3"],
+        );
+        bulk(broker, 2_000, &["-q", "2"], &["-q", "2"]);
+    }
 }
 
-#[test]
-fn ten_thousand_lines_at_qos0() {
-    let broker = Mosquitto::start();
-    bulk(&broker, 10_000, &["-q", "0"], &["-q", "0"]);
+each_broker! {
+    fn ten_thousand_lines_at_qos0(broker) {
+        bulk(broker, 10_000, &["-q", "0"], &["-q", "0"]);
+    }
 }
 
-/// mosquitto_pub -l stops after 65,535 lines at QoS 1 and exits 0; chat-pub must not.
-#[test]
-fn a_hundred_thousand_lines_at_qos1() {
-    let broker = Mosquitto::start();
-    bulk(&broker, 100_000, &["-q", "1"], &["-q", "1"]);
+each_broker! {
+    /// mosquitto_pub -l stops after 65,535 lines at QoS 1 and exits 0; chat-pub must not.
+    fn a_hundred_thousand_lines_at_qos1(broker) {
+        bulk(broker, 100_000, &["-q", "1"], &["-q", "1"]);
+    }
 }
 
-#[test]
-fn a_300_kb_line_arrives_whole() {
+each_broker! {
+fn a_300_kb_line_arrives_whole(broker) {
     for version in ["5", "3"] {
-        let broker = Mosquitto::start();
         let topic = unique_topic("big");
-        let sub = Proc::subscriber(&broker, &["-V", version, "--raw", "-n", "2", &topic]);
+        let sub = Proc::subscriber(broker, &["-V", version, "--raw", "-n", "2", &topic]);
         let big: String = (0..300_000)
             .map(|i| char::from(b'a' + (i % 26) as u8))
             .collect();
         let input = format!("{big}\nafter\n");
         run(
-            &mut chat_pub(&broker, &["-V", version, "--raw", &topic]),
+            &mut chat_pub(broker, &["-V", version, "--raw", &topic]),
             input.as_bytes(),
         )
         .expect_code(0);
@@ -118,12 +117,18 @@ fn a_300_kb_line_arrives_whole() {
         );
     }
 }
+}
 
 /// Under MQTT 5 the broker announces its maximum packet size; a bigger line is reported
 /// by number and skipped, the others are delivered, and the exit status says so.
 #[test]
 fn a_line_larger_than_the_broker_accepts_is_reported_and_skipped() {
-    let broker = Mosquitto::with_config("max_packet_size 100000");
+    if !have_mosquitto() {
+        return;
+    }
+    // mosquitto announces max_packet_size in its MQTT 5 CONNACK; the embedded broker does
+    // not announce a limit.
+    let broker = Broker::mosquitto_with("max_packet_size 100000");
     let topic = unique_topic("oversize");
     let sub = Proc::subscriber(&broker, &["-F", "{text}", "-n", "2", &topic]);
     let input = format!("first\n{}\nthird\n", "y".repeat(200_000));
@@ -143,107 +148,146 @@ fn a_line_larger_than_the_broker_accepts_is_reported_and_skipped() {
     assert_eq!(sub.finish().expect_code(0).lines(), ["first", "third"]);
 }
 
-#[test]
-fn a_line_longer_than_max_size_is_reported_and_skipped() {
+each_broker! {
+fn a_line_longer_than_max_size_is_reported_and_skipped(broker) {
     for version in ["5", "3"] {
-        let broker = Mosquitto::start();
         let topic = unique_topic("maxsize");
-        let sub = Proc::subscriber(&broker, &["-F", "{text}", "-n", "2", &topic]);
+        let sub = Proc::subscriber(broker, &["-F", "{text}", "-n", "2", &topic]);
         let input = format!("short\n{}\nlast", "z".repeat(5000));
         let args = ["-V", version, "--raw", "--max-size", "1000", &topic];
-        let out = run(&mut chat_pub(&broker, &args), input.as_bytes());
+        let out = run(&mut chat_pub(broker, &args), input.as_bytes());
         out.expect_code(1);
         assert!(out.stderr.contains("line 2:"), "stderr: {}", out.stderr);
         assert!(out.stderr.contains("1000 bytes"), "stderr: {}", out.stderr);
         assert_eq!(sub.finish().expect_code(0).lines(), ["short", "last"]);
     }
 }
-
-#[test]
-fn invalid_utf8_lines_are_reported_and_the_rest_delivered() {
-    let broker = Mosquitto::start();
-    let topic = unique_topic("utf8");
-    let sub = Proc::subscriber(&broker, &["-F", "{text}", "-n", "3", &topic]);
-    let out = run(
-        &mut chat_pub(&broker, &[&topic]),
-        b"one\nbad \xff\xfe here\ntwo\n\xc3\nthree\n",
-    );
-    out.expect_code(1);
-    let errors: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(errors.len(), 2, "stderr: {}", out.stderr);
-    assert!(
-        errors[0].starts_with("chat-pub: line 2:") && errors[0].contains("UTF-8"),
-        "{}",
-        errors[0]
-    );
-    assert!(errors[1].starts_with("chat-pub: line 4:"), "{}", errors[1]);
-    assert_eq!(sub.finish().expect_code(0).lines(), ["one", "two", "three"]);
 }
 
-#[test]
-fn invalid_json_lines_are_reported_and_the_rest_delivered() {
-    let broker = Mosquitto::start();
-    let topic = unique_topic("json");
-    let sub = Proc::subscriber(&broker, &["-F", "{text}", "-n", "2", &topic]);
-    let input = "{\"text\":\"ok\"}\n{not json\n{\"no_text\":1}\n[1,2]\n{\"text\":\"ok2\",\"topic\":\"a/#\"}\n{\"text\":\"ok3\"}\n";
-    let out = run(
-        &mut chat_pub(&broker, &["--json", &topic]),
-        input.as_bytes(),
-    );
-    out.expect_code(1);
-    let errors: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(errors.len(), 4, "stderr: {}", out.stderr);
-    for (e, n) in errors.iter().zip([2, 3, 4, 5]) {
-        assert!(e.starts_with(&format!("chat-pub: line {n}:")), "{e}");
+each_broker! {
+    fn invalid_utf8_lines_are_reported_and_the_rest_delivered(broker) {
+        let topic = unique_topic("utf8");
+        let sub = Proc::subscriber(broker, &["-F", "{text}", "-n", "3", &topic]);
+        let out = run(
+            &mut chat_pub(broker, &[&topic]),
+            b"one\nbad \xff\xfe here\ntwo\n\xc3\nthree\n",
+        );
+        out.expect_code(1);
+        let errors: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(errors.len(), 2, "stderr: {}", out.stderr);
+        assert!(
+            errors[0].starts_with("chat-pub: line 2:") && errors[0].contains("UTF-8"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[1].starts_with("chat-pub: line 4:"), "{}", errors[1]);
+        assert_eq!(sub.finish().expect_code(0).lines(), ["one", "two", "three"]);
     }
-    assert_eq!(sub.finish().expect_code(0).lines(), ["ok", "ok3"]);
 }
 
-/// --json lines choose their own topic, QoS and retain flag.
-#[test]
-fn json_input_overrides_topic_qos_and_retain() {
-    let broker = Mosquitto::start();
-    let base = unique_topic("jsonover");
-    let filter = format!("{base}/#");
-    let sub = Proc::subscriber(
-        &broker,
-        &["-q", "2", "-F", "{topic} {qos} {text}", "-n", "2", &filter],
-    );
-    let input = format!(
-        "{{\"topic\":\"{base}/a\",\"qos\":0,\"text\":\"zero\"}}\n{{\"topic\":\"{base}/b\",\"qos\":2,\"text\":\"two\"}}\n"
-    );
-    run(&mut chat_pub(&broker, &["--json"]), input.as_bytes()).expect_code(0);
-    assert_eq!(
-        sub.finish().expect_code(0).lines(),
-        [format!("{base}/a 0 zero"), format!("{base}/b 2 two")]
-    );
-    // A retained message from --json is there for a later subscriber.
-    let input = format!("{{\"topic\":\"{base}/r\",\"retain\":true,\"text\":\"kept\"}}\n");
-    run(&mut chat_pub(&broker, &["--json"]), input.as_bytes()).expect_code(0);
-    let late = run(
-        &mut chat_sub(&broker, &["-F", "{retain} {text}", "-n", "1", &filter]),
-        b"",
-    );
-    assert_eq!(late.expect_code(0).lines(), ["true kept"]);
+each_broker! {
+    fn invalid_json_lines_are_reported_and_the_rest_delivered(broker) {
+        let topic = unique_topic("json");
+        let sub = Proc::subscriber(broker, &["-F", "{text}", "-n", "2", &topic]);
+        let input = "{\"text\":\"ok\"}\n{not json\n{\"no_text\":1}\n[1,2]\n{\"text\":\"ok2\",\"topic\":\"a/#\"}\n{\"text\":\"ok3\"}\n";
+        let out = run(
+            &mut chat_pub(broker, &["--json", &topic]),
+            input.as_bytes(),
+        );
+        out.expect_code(1);
+        let errors: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(errors.len(), 4, "stderr: {}", out.stderr);
+        for (e, n) in errors.iter().zip([2, 3, 4, 5]) {
+            assert!(e.starts_with(&format!("chat-pub: line {n}:")), "{e}");
+        }
+        assert_eq!(sub.finish().expect_code(0).lines(), ["ok", "ok3"]);
+    }
 }
 
-/// MQTT 3.1.1 cannot tell the broker chat-sub's --max-size: a bigger message is skipped
-/// with a warning (and acknowledged), and the messages after it still arrive.
-#[test]
-fn chat_sub_skips_messages_over_its_max_size_under_mqtt311() {
-    let broker = Mosquitto::start();
-    let topic = unique_topic("submax");
-    let sub = Proc::subscriber(
-        &broker,
-        &["-V", "3", "--max-size", "1000", "--raw", "-n", "2", &topic],
-    );
-    let input = format!("small\n{}\nafter\n", "b".repeat(50_000));
-    run(&mut chat_pub(&broker, &["--raw", &topic]), input.as_bytes()).expect_code(0);
-    let out = sub.finish();
-    assert_eq!(out.expect_code(0).stdout, b"small\nafter\n".to_vec());
+each_broker! {
+    /// --json lines choose their own topic, QoS and retain flag.
+    fn json_input_overrides_topic_qos_and_retain(broker) {
+        let base = unique_topic("jsonover");
+        let filter = format!("{base}/#");
+        let sub = Proc::subscriber(
+            broker,
+            &["-q", "2", "-F", "{topic} {qos} {text}", "-n", "2", &filter],
+        );
+        let input = format!(
+            "{{\"topic\":\"{base}/a\",\"qos\":0,\"text\":\"zero\"}}\n{{\"topic\":\"{base}/b\",\"qos\":2,\"text\":\"two\"}}\n"
+        );
+        run(&mut chat_pub(broker, &["--json"]), input.as_bytes()).expect_code(0);
+        assert_eq!(
+            sub.finish().expect_code(0).lines(),
+            [
+                format!("{base}/a {} zero", broker.delivered_qos(0, 2)),
+                format!("{base}/b 2 two")
+            ]
+        );
+        // A retained message from --json is there for a later subscriber.
+        let input = format!("{{\"topic\":\"{base}/r\",\"retain\":true,\"text\":\"kept\"}}\n");
+        run(&mut chat_pub(broker, &["--json"]), input.as_bytes()).expect_code(0);
+        let late = run(
+            &mut chat_sub(broker, &["-F", "{retain} {text}", "-n", "1", &filter]),
+            b"",
+        );
+        assert_eq!(late.expect_code(0).lines(), ["true kept"]);
+    }
+}
+
+each_broker! {
+    /// MQTT 3.1.1 cannot tell the broker chat-sub's --max-size: a bigger message is skipped
+    /// with a warning (and acknowledged), and the messages after it still arrive.
+    fn chat_sub_skips_messages_over_its_max_size_under_mqtt311(broker) {
+        let topic = unique_topic("submax");
+        let sub = Proc::subscriber(
+            broker,
+            &["-V", "3", "--max-size", "1000", "--raw", "-n", "2", &topic],
+        );
+        let input = format!("small\n{}\nafter\n", "b".repeat(50_000));
+        run(&mut chat_pub(broker, &["--raw", &topic]), input.as_bytes()).expect_code(0);
+        let out = sub.finish();
+        assert_eq!(out.expect_code(0).stdout, b"small\nafter\n".to_vec());
+        assert!(
+            out.stderr.contains("skipped a message of 50") && out.stderr.contains(&topic),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+/// A broker that drops the connection instead of refusing a message (over its size limit,
+/// under MQTT 3.1.1 or with the embedded broker) must not make chat-pub resend it forever:
+/// after three lost connections in a row the message is reported and given up, and the
+/// other lines still arrive.
+fn poison_message_is_given_up(broker: &Broker, version: &str, size: usize) {
+    let topic = unique_topic("poison");
+    let sub = Proc::subscriber(broker, &["-F", "{text}", "-n", "2", &topic]);
+    let input = format!("before\n{}\nafter\n", "p".repeat(size));
+    let args = ["-V", version, "--raw", "--max-size", "64M", &topic];
+    let out = run(&mut chat_pub(broker, &args), input.as_bytes());
+    out.expect_code(1);
     assert!(
-        out.stderr.contains("skipped a message of 50") && out.stderr.contains(&topic),
+        out.stderr
+            .contains("line 2: the broker closed the connection each of the 3 times"),
         "{}",
         out.stderr
     );
+    assert_eq!(sub.finish().expect_code(0).lines(), ["before", "after"]);
+}
+
+#[test]
+fn a_message_that_makes_mosquitto_drop_the_connection_is_given_up() {
+    if have_mosquitto() {
+        let broker = Broker::mosquitto_with("max_packet_size 100000");
+        poison_message_is_given_up(&broker, "3", 200_000);
+    }
+}
+
+#[test]
+fn a_message_over_the_embedded_brokers_limit_is_given_up() {
+    if available(Kind::Embedded) {
+        // chat-broker accepts messages up to 16 MiB and drops the connection beyond.
+        poison_message_is_given_up(&Broker::embedded(), "5", 17 << 20);
+    }
 }

@@ -1,0 +1,157 @@
+//! chat-broker itself (SPEC §6): where it listens, what it says, how it stops, and its
+//! exit statuses. Traffic through it is tested by every `each_broker!` test.
+
+#![cfg(feature = "broker")]
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use common::*;
+
+fn chat_broker(args: &[&str]) -> Command {
+    let mut c = Command::new(chat_broker_bin().expect("built with the broker feature"));
+    c.args(args).env_remove("RUST_LOG");
+    c
+}
+
+/// Starts chat-broker and waits for its start line; returns the process and that line.
+fn start(args: &[&str]) -> (Proc, String) {
+    let p = Proc::spawn(&mut chat_broker(args));
+    p.wait_stderr("\n");
+    let line = p.stderr().lines().next().unwrap_or_default().to_string();
+    (p, line)
+}
+
+#[test]
+fn prints_one_line_saying_where_it_listens() {
+    let (p, line) = start(&["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"]);
+    assert!(
+        line.starts_with("chat-broker: listening on 127.0.0.1:") && line.contains(", 127.0.0.1:"),
+        "{line}"
+    );
+    assert!(line.ends_with("(MQTT 3.1.1 and 5)"), "{line}");
+    assert!(p.stdout().is_empty());
+    // Both addresses serve clients.
+    let ports: Vec<u16> = line
+        .split("127.0.0.1:")
+        .skip(1)
+        .map(|s| {
+            s.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    for port in ports {
+        let out = run(
+            tool("chat-sub").args(["-b", &format!("127.0.0.1:{port}"), "-W", "0.2", "t"]),
+            b"",
+        );
+        out.expect_code(0);
+    }
+    assert_eq!(p.stderr().lines().count(), 1, "{}", p.stderr());
+}
+
+#[test]
+fn stops_with_status_0_on_sigint_and_sigterm() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let (p, _) = start(&["--listen", "127.0.0.1:0"]);
+        p.signal(sig);
+        let out = p.finish();
+        out.expect_code(0);
+    }
+}
+
+#[test]
+fn a_port_in_use_exits_3_with_one_message() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(&mut chat_broker(&["--listen", &addr]), b"");
+    out.expect_code(3);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&addr) && out.stderr.to_lowercase().contains("in use"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_bad_address_exits_2() {
+    for bad in ["1883", "127.0.0.1", "127.0.0.1:99999", "127.0.0.1:x"] {
+        let out = run(&mut chat_broker(&["--listen", bad]), b"");
+        out.expect_code(2);
+        assert!(out.stderr.contains(bad), "{bad}: {}", out.stderr);
+    }
+    let out = run(&mut chat_broker(&["--bogus"]), b"");
+    out.expect_code(2);
+}
+
+#[test]
+fn verbose_logs_connections() {
+    let broker = Broker::embedded(); // started with -v
+    run(&mut chat_pub(&broker, &["-V", "3", "-m", "x", "t"]), b"").expect_code(0);
+    run(&mut chat_pub(&broker, &["-V", "5", "-m", "x", "t"]), b"").expect_code(0);
+    let log = broker.log();
+    assert!(log.contains("connected (MQTT 3.1.1)"), "{log}");
+    assert!(log.contains("connected (MQTT 5)"), "{log}");
+    assert!(log.contains("disconnected after"), "{log}");
+}
+
+#[test]
+fn version_flag() {
+    let out = run(&mut chat_broker(&["--version"]), b"");
+    out.expect_code(0);
+    assert!(out.stdout_str().contains(env!("CARGO_PKG_VERSION")));
+}
+
+/// A persistent session (clean session off) keeps QoS 1 messages published while its
+/// subscriber was away, under MQTT 3.1.1 and 5 (with a session expiry), as mosquitto_sub
+/// uses them.
+#[test]
+fn persistent_sessions_keep_messages_for_absent_subscribers() {
+    if !have_mosquitto_clients() {
+        return;
+    }
+    let broker = Broker::embedded();
+    for (version, expiry) in [("311", &[][..]), ("5", &["-x", "300"][..])] {
+        let base = unique_topic("session");
+        let id = format!("persistent-{version}");
+        let sub = |flags: &[&str]| {
+            let mut c = Command::new("mosquitto_sub");
+            c.args([
+                "-p",
+                &broker.port.to_string(),
+                "-V",
+                version,
+                "-q",
+                "1",
+                "-c",
+            ])
+            .args(["-i", &id, "-t", &format!("{base}/#"), "-C", "1", "-W", "10"])
+            .args(expiry)
+            .args(flags);
+            c
+        };
+        // A retained probe shows that the session exists and is subscribed.
+        publish_raw(&broker, &format!("{base}/probe"), b"probe", 1, true);
+        assert_eq!(run(&mut sub(&[]), b"").expect_code(0).lines(), ["probe"]);
+        // Published while nobody is connected: kept in the session. (-R: skip the
+        // retained probe, which the new SUBSCRIBE sends again.)
+        let away = format!("{base}/chat");
+        run(
+            &mut chat_pub(&broker, &["-q", "1", "--raw", "-m", "while away", &away]),
+            b"",
+        )
+        .expect_code(0);
+        let back = run(&mut sub(&["-R"]), b"");
+        assert_eq!(
+            back.expect_code(0).lines(),
+            ["while away"],
+            "MQTT {version}"
+        );
+    }
+}
