@@ -11,6 +11,7 @@ mod broker;
 mod mqtt;
 
 pub use broker::*;
+#[allow(unused_imports)] // not every test file publishes raw messages
 pub use mqtt::*;
 
 use std::io::{Read, Write};
