@@ -151,6 +151,14 @@ after that, until the drain timeout. Messages not yet acknowledged are sent agai
 their order, before any newer line. A message sent again may reach subscribers twice
 (delivery at QoS 1 and 2 is at least once). QoS 0 messages sent on the lost connection
 are counted as possibly lost.
+.PP
+Some brokers close the connection instead of refusing a message: mosquitto under MQTT
+3.1.1 for a message over its \fBmax_packet_size\fR, chat\-broker for one over 16 MiB.
+When the connection is lost three times in a row with no acknowledgement in between,
+the oldest unacknowledged message is taken for the cause: it is reported by its line
+number and given up, and the others are delivered. The pause before reconnecting grows
+in the same way during such a streak, so a broker that drops every connection at once
+is not hammered.
 .SH EXIT STATUS
 .TP
 .B 0

@@ -150,8 +150,9 @@ delivered, and printed, again. Messages are not yet de\-duplicated by their enve
 so one that its publisher sent again after a reconnect of its own may be printed twice.
 .PP
 Under MQTT 5 chat\-sub tells the broker its \fB\-\-max\-size\fR, and the broker does not
-send it bigger messages. MQTT 3.1.1 has no way to say so: a bigger message breaks the
-connection, and chat\-sub reconnects without it.
+send it bigger messages. MQTT 3.1.1 has no way to say so: chat\-sub skips a bigger
+message itself, acknowledges it so that it is not sent again, and says so on standard
+error.
 .SH EXIT STATUS
 .TP
 .B 0
