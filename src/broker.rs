@@ -72,43 +72,71 @@ struct Internal {
     v5: SocketAddr,
 }
 
-/// Starts rumqttd on two loopback ports and waits until both accept connections.
+/// Starts rumqttd on two loopback addresses and waits until it listens on both.
+///
+/// rumqttd takes an address, not a socket, so the ports are picked by binding port 0 and
+/// closing it again; another process may take one in between, and rumqttd only logs its
+/// bind failure. So the listeners are checked to be this process's own, and on a clash
+/// the engine is started again on other ports (the failed one's threads stay idle).
 fn start_engine() -> Result<Internal, Error> {
-    let internal = Internal {
-        v4: free_loopback_port()?,
-        v5: free_loopback_port()?,
-    };
-    let mut broker = rumqttd::Broker::new(engine_config(internal));
-    std::thread::Builder::new()
-        .name("rumqttd".into())
-        .spawn(move || {
-            if let Err(e) = broker.start() {
-                log::error!("the broker engine stopped: {e}");
-            }
-        })
-        .map_err(|e| Error::Failed(format!("cannot start the broker engine: {e}")))?;
-    // rumqttd binds in its own threads and only logs a failure: check that it listens.
+    let mut last = String::new();
+    for _ in 0..3 {
+        let internal = Internal {
+            v4: free_loopback_addr()?,
+            v5: free_loopback_addr()?,
+        };
+        let mut broker = rumqttd::Broker::new(engine_config(internal));
+        std::thread::Builder::new()
+            .name("rumqttd".into())
+            .spawn(move || {
+                if let Err(e) = broker.start() {
+                    log::error!("the broker engine stopped: {e}");
+                }
+            })
+            .map_err(|e| Error::Failed(format!("cannot start the broker engine: {e}")))?;
+        match wait_listening(&[internal.v4, internal.v5]) {
+            Ok(()) => return Ok(internal),
+            Err(why) => last = why,
+        }
+    }
+    Err(Error::Unreachable(format!(
+        "the broker engine did not start: {last}"
+    )))
+}
+
+/// Waits until this process listens on every address (at most 5 s).
+fn wait_listening(addrs: &[SocketAddr]) -> Result<(), String> {
     let end = std::time::Instant::now() + Duration::from_secs(5);
-    for addr in [internal.v4, internal.v5] {
-        while std::net::TcpStream::connect(addr).is_err() {
+    for &addr in addrs {
+        while !crate::procnet::listens(std::process::id(), addr) {
             if std::time::Instant::now() > end {
-                return Err(Error::Unreachable(format!(
-                    "the broker engine did not start listening on {addr}"
-                )));
+                return Err(format!("it is not listening on {addr}"));
             }
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    Ok(internal)
+    Ok(())
 }
 
-/// A loopback port free at this moment, for rumqttd to bind (it takes an address, not a
-/// socket). Another process could take it first; start_engine would then fail to reach
-/// the engine and say so.
-fn free_loopback_port() -> Result<SocketAddr, Error> {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| Error::Unreachable(format!("cannot reserve a loopback port: {e}")))
+/// A free port on a random loopback address (all of 127.0.0.0/8 is loopback on Linux),
+/// which makes a clash with servers on 127.0.0.1 unlikely to begin with.
+fn free_loopback_addr() -> Result<SocketAddr, Error> {
+    let mut b = [0u8; 3];
+    let random = getrandom::fill(&mut b)
+        .ok()
+        .map(|()| std::net::Ipv4Addr::new(127, b[0], b[1], b[2].max(2)));
+    let ips = random.into_iter().chain([std::net::Ipv4Addr::LOCALHOST]);
+    let mut last = None;
+    for ip in ips {
+        match StdListener::bind((ip, 0)).and_then(|l| l.local_addr()) {
+            Ok(addr) => return Ok(addr),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::Unreachable(format!(
+        "cannot reserve a loopback port: {}",
+        last.map_or_else(String::new, |e| e.to_string())
+    )))
 }
 
 /// rumqttd's configuration, built in code (its `Default` is all zeros).

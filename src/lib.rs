@@ -21,6 +21,7 @@
 //! - [`render`]: chat-sub's output formats and terminal-safe escaping.
 //! - [`subscribe`]: chat-sub's loop.
 //! - [`error`]: the error type and exit statuses.
+//! - [`procnet`]: which process holds a listening socket (for ports picked by bind-and-close).
 //! - `broker` (feature `broker`, on by default): chat-broker, rumqttd behind a front that
 //!   serves MQTT 3.1.1 and 5 on one address.
 
@@ -31,6 +32,7 @@ pub mod endpoint;
 pub mod envelope;
 pub mod error;
 pub mod input;
+pub mod procnet;
 pub mod publish;
 pub mod render;
 pub mod session;

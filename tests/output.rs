@@ -124,9 +124,9 @@ impl Shown {
 /// so a chat-sub that tried to connect would retry for 30 s and exit 3.
 #[track_caller]
 fn expect_template_usage_error(template: &str, needle: &str) {
-    let url = format!("mqtt://127.0.0.1:{}", free_port());
+    let url = "mqtt://127.0.0.1:1"; // nothing is served on port 1
     let mut cmd = tool("chat-sub");
-    cmd.args(["-b", &url, "--connect-timeout", "30"]);
+    cmd.args(["-b", url, "--connect-timeout", "30"]);
     cmd.args(["-F", template, "some/topic"]);
     let started = Instant::now();
     let f = run(&mut cmd, b"");

@@ -15,7 +15,7 @@ pub use broker::*;
 pub use mqtt::*;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,10 +69,14 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// Waits until `child` itself listens on 127.0.0.1:`port`. A successful connect is not
+/// enough: the port was picked by binding and closing it, and another test's server may
+/// have taken it in between (then the child fails to bind, and this returns false).
 pub(crate) fn wait_for_port(port: u16, child: &mut Child) -> bool {
     let end = Instant::now() + Duration::from_secs(10);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     while Instant::now() < end {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if mqttchat::procnet::listens(child.id(), addr) {
             return true;
         }
         if let Ok(Some(_)) = child.try_wait() {

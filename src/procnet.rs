@@ -1,0 +1,71 @@
+//! Which process holds a listening TCP socket (Linux, from /proc).
+//!
+//! A port picked by binding port 0 and closing it again can be taken by someone else
+//! before the intended server binds it, and a successful connect then proves nothing.
+//! chat-broker (its engine's internal listeners) and the test helpers (brokers started
+//! on free ports) use this to check that the listener is really theirs.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// Whether process `pid` holds a socket listening on exactly `addr` (IPv4 or IPv6).
+/// On systems without /proc this cannot be checked and the answer is `true`.
+pub fn listens(pid: u32, addr: SocketAddr) -> bool {
+    let table = match addr.ip() {
+        IpAddr::V4(_) => "/proc/net/tcp",
+        IpAddr::V6(_) => "/proc/net/tcp6",
+    };
+    let Ok(text) = std::fs::read_to_string(table) else {
+        return true; // no /proc: nothing to check against
+    };
+    let wanted = hex_addr(addr);
+    let inodes: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            (f.len() > 9 && f[3] == "0A" && f[1].eq_ignore_ascii_case(&wanted)).then(|| f[9])
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|target| {
+            let t = target.to_string_lossy();
+            inodes
+                .iter()
+                .any(|inode| t == format!("socket:[{inode}]").as_str())
+        })
+}
+
+/// An address as /proc/net/tcp writes it: the address's bytes as native-endian 32-bit
+/// words in hex, a colon, the port in hex.
+fn hex_addr(addr: SocketAddr) -> String {
+    let words: Vec<u32> = match addr.ip() {
+        IpAddr::V4(ip) => vec![u32::from_ne_bytes(ip.octets())],
+        IpAddr::V6(ip) => ip
+            .octets()
+            .chunks(4)
+            .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    };
+    let ip: String = words.iter().map(|w| format!("{w:08X}")).collect();
+    format!("{ip}:{:04X}", addr.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn finds_our_own_listener_and_not_others() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        assert!(listens(std::process::id(), addr));
+        drop(l);
+        assert!(!listens(std::process::id(), addr));
+    }
+}
