@@ -19,6 +19,7 @@ use tokio::time::{Instant, timeout};
 
 use crate::cli::BrokerArgs;
 use crate::error::Error;
+use crate::signals::Signals;
 
 /// Where chat-broker listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
@@ -190,28 +191,15 @@ async fn serve(listeners: Vec<StdListener>, internal: Internal) -> Result<(), Er
             .map_err(|e| Error::Unreachable(format!("cannot listen: {e}")))?;
         tokio::spawn(accept_loop(l, internal));
     }
+    let mut signals = Signals::install()?;
     eprintln!(
         "chat-broker: listening on {} (MQTT 3.1.1 and 5)",
         names.join(", ")
     );
-    wait_for_stop().await;
+    // Stopped on purpose: status 0, not 130/143 (SPEC §6).
+    signals.recv().await;
     log::info!("stopping");
     Ok(())
-}
-
-async fn wait_for_stop() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        // Without signal handlers the default action (terminate) applies.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
 }
 
 async fn accept_loop(listener: TcpListener, internal: Internal) {

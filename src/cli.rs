@@ -183,6 +183,16 @@ pub struct SubArgs {
     #[arg(short = 'R', long)]
     pub no_retained: bool,
 
+    /// Keep a persistent session named NAME (also the client id)
+    ///
+    /// The broker keeps the subscriptions and the messages at QoS 1 and 2 published while
+    /// this subscriber is away, and sends them when it comes back with the same NAME
+    /// (subscribe with -q 1 or 2: QoS 0 messages are not kept). Under MQTT 5 the session
+    /// expires 7 days after the last disconnect. If another client takes the session over,
+    /// chat-sub says so and exits with status 1. Cannot be combined with -i.
+    #[arg(long, value_name = "NAME", conflicts_with = "client_id")]
+    pub session: Option<String>,
+
     /// Largest message in bytes, told to the broker under MQTT 5 [default: 256 MiB]
     ///
     /// The default is the protocol's maximum, so that the broker drops nothing for size.

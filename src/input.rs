@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::io::{ErrorKind, Read};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -207,14 +207,25 @@ pub struct LineRules {
     pub max_line: usize,
 }
 
+/// Shared between the input thread and the publisher.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Lines that could not be sent (reported on stderr by the input thread).
+    pub failures: AtomicU64,
+    /// Set by the publisher (on a signal): read no more.
+    pub stop: AtomicBool,
+    /// Whether the thread is waiting in read(2), having handed over all it read before.
+    pub idle: AtomicBool,
+}
+
 /// Starts the input thread. It sends batches of messages, reports bad lines on stderr
-/// as `chat-pub: line N: why`, and counts them in `failures`.
+/// as `chat-pub: line N: why`, and counts them in `control.failures`.
 pub fn spawn(
     source: Source,
     mut prep: Preparer,
     rules: LineRules,
     tx: mpsc::Sender<Vec<Message>>,
-    failures: Arc<AtomicU64>,
+    control: Arc<Control>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("stdin".into())
@@ -222,7 +233,7 @@ pub fn spawn(
             let mut sink = Sink {
                 prep: &mut prep,
                 batch: Vec::new(),
-                failures: &failures,
+                control: &control,
                 label: if matches!(source, Source::Args(_)) {
                     "message"
                 } else {
@@ -246,7 +257,7 @@ pub fn spawn(
 struct Sink<'a> {
     prep: &'a mut Preparer,
     batch: Vec<Message>,
-    failures: &'a AtomicU64,
+    control: &'a Control,
     label: &'static str,
 }
 
@@ -261,7 +272,7 @@ impl Sink<'_> {
 
     fn fail(&mut self, no: u64, why: &str) {
         eprintln!("chat-pub: {} {no}: {why}; not sent", self.label);
-        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.control.failures.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -278,13 +289,21 @@ fn read_lines(
     let mut skipping = false;
     let mut no: u64 = 0;
     loop {
-        let n = match r.read(&mut chunk) {
+        // After a signal the publisher sends what was read so far, and nothing more is read
+        // (an unfinished last line is dropped, as a terminal drops a line on Ctrl-C).
+        if sink.control.stop.load(Ordering::Acquire) {
+            return;
+        }
+        sink.control.idle.store(true, Ordering::Release);
+        let read = r.read(&mut chunk);
+        sink.control.idle.store(false, Ordering::Release);
+        let n = match read {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
                 eprintln!("chat-pub: cannot read stdin: {e}");
-                sink.failures.fetch_add(1, Ordering::Relaxed);
+                sink.control.failures.fetch_add(1, Ordering::Relaxed);
                 break;
             }
         };
@@ -359,12 +378,12 @@ mod tests {
 
     fn lines(input: &[u8], rules: LineRules, mode: Mode) -> (Vec<(u64, Vec<u8>)>, u64) {
         let (tx, mut rx) = mpsc::channel(1000);
-        let failures = AtomicU64::new(0);
+        let control = Control::default();
         let mut p = prep(mode);
         let mut sink = Sink {
             prep: &mut p,
             batch: Vec::new(),
-            failures: &failures,
+            control: &control,
             label: "line",
         };
         read_lines(input, rules, &mut sink, &tx);
@@ -379,7 +398,7 @@ mod tests {
             .into_iter()
             .map(|m| (m.line, m.payload.to_vec()))
             .collect();
-        (got, failures.load(Ordering::Relaxed))
+        (got, control.failures.load(Ordering::Relaxed))
     }
 
     const RULES: LineRules = LineRules {

@@ -21,6 +21,8 @@
 //! - [`render`]: chat-sub's output formats and terminal-safe escaping.
 //! - [`subscribe`]: chat-sub's loop.
 //! - [`error`]: the error type and exit statuses.
+//! - [`signals`]: SIGINT and SIGTERM for the tools' loops.
+//! - [`dedup`]: chat-sub's window of recent messages, so a repeat is printed once.
 //! - [`procnet`]: which process holds a listening socket (for ports picked by bind-and-close).
 //! - `broker` (feature `broker`, on by default): chat-broker, rumqttd behind a front that
 //!   serves MQTT 3.1.1 and 5 on one address.
@@ -28,6 +30,7 @@
 #[cfg(feature = "broker")]
 pub mod broker;
 pub mod cli;
+pub mod dedup;
 pub mod endpoint;
 pub mod envelope;
 pub mod error;
@@ -36,6 +39,7 @@ pub mod procnet;
 pub mod publish;
 pub mod render;
 pub mod session;
+pub mod signals;
 pub mod subscribe;
 pub mod topic;
 pub mod wire;

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,8 +17,9 @@ use tokio::time::{Instant, sleep_until};
 use crate::cli::PubArgs;
 use crate::envelope::IdSource;
 use crate::error::{Error, Tally};
-use crate::input::{self, LineRules, Message, Mode, Preparer, Source};
+use crate::input::{self, Control, LineRules, Message, Mode, Preparer, Source};
 use crate::session::{self, Backoff, Link, LinkError};
+use crate::signals::Signals;
 use crate::wire::{self, AckKind, Inbound, PubFlags, Version};
 use crate::{connect_options, topic};
 
@@ -75,8 +76,8 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
     };
     let rt = crate::runtime()?;
     let (tx, rx) = mpsc::channel(INPUT_BATCHES);
-    let input_failures = Arc::new(AtomicU64::new(0));
-    input::spawn(source, prep, rules, tx, input_failures.clone())
+    let control = Arc::new(Control::default());
+    input::spawn(source, prep, rules, tx, control.clone())
         .map_err(|e| Error::Failed(format!("cannot start the input thread: {e}")))?;
     let mut publisher = Publisher {
         outbox: Outbox::default(),
@@ -85,10 +86,36 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
         qos0_unconfirmed: 0,
         warned_qos: false,
         losses: Backoff::default(),
+        input: Input {
+            rx,
+            control,
+            open: true,
+        },
+        stopped_by: None,
+        drain_timeout: args.drain_timeout,
+        drain_deadline: None,
     };
-    rt.block_on(publisher.run(&opts, args.common.connect_timeout, args.drain_timeout, rx))?;
-    publisher.tally.failed += input_failures.load(Ordering::Relaxed);
-    publisher.tally.into_result()
+    let result = rt.block_on(async {
+        let mut signals = Signals::install()?;
+        publisher
+            .run(&opts, args.common.connect_timeout, &mut signals)
+            .await
+    });
+    publisher.tally.failed += publisher.input.control.failures.load(Ordering::Relaxed);
+    // A signal decides the status (SPEC §8), once the drain has been reported.
+    match (publisher.stopped_by, result) {
+        (Some(code), _) => Err(Error::Reported(code)),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => publisher.tally.into_result(),
+    }
+}
+
+/// The input side as the publisher sees it.
+struct Input {
+    rx: mpsc::Receiver<Vec<Message>>,
+    control: Arc<Control>,
+    /// False after end of input, or after a signal stopped reading.
+    open: bool,
 }
 
 /// The envelope's `from`: `--nick`/`$CHAT_NICK`, else `$USER`, else `anonymous`.
@@ -112,6 +139,12 @@ struct Publisher {
     warned_qos: bool,
     /// Connections lost in a row without any acknowledgement in between.
     losses: Backoff,
+    input: Input,
+    /// The exit status of the signal that stopped reading, if one did.
+    stopped_by: Option<u8>,
+    drain_timeout: Duration,
+    /// Set at end of input (or on a signal): acknowledgements must arrive by then.
+    drain_deadline: Option<Instant>,
 }
 
 impl Publisher {
@@ -119,43 +152,63 @@ impl Publisher {
         &mut self,
         opts: &session::ConnectOptions,
         connect_timeout: Duration,
-        drain_timeout: Duration,
-        mut rx: mpsc::Receiver<Vec<Message>>,
+        signals: &mut Signals,
     ) -> Result<(), Error> {
-        let mut link = session::establish(opts, Some(Instant::now() + connect_timeout)).await?;
-        let mut drain_deadline: Option<Instant> = None;
+        let mut link = tokio::select! {
+            l = session::establish(opts, Some(Instant::now() + connect_timeout)) => l?,
+            code = signals.recv() => {
+                self.stopped_by = Some(code);
+                eprintln!("chat-pub: interrupted before connecting; nothing was sent");
+                return Ok(());
+            }
+        };
         loop {
             self.fill(&mut link);
-            if drain_deadline.is_some() && self.pending.is_empty() && self.outbox.is_empty() {
+            if !self.input.open && self.pending.is_empty() && self.outbox.is_empty() {
                 break;
             }
-            if drain_deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(self.drain_expired(drain_timeout));
+            if self.drain_deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(self.drain_expired());
             }
             let want_input =
-                drain_deadline.is_none() && self.pending.is_empty() && link.unsent() < UNSENT_HIGH;
-            let drain_at = drain_deadline.unwrap_or_else(Instant::now);
-            tokio::select! {
+                self.input.open && self.pending.is_empty() && link.unsent() < UNSENT_HIGH;
+            let drain_at = self.drain_deadline.unwrap_or_else(Instant::now);
+            let lost = tokio::select! {
                 biased;
-                r = link.io() => {
-                    if let Err(e) = r.and_then(|()| self.handle_packets(&mut link)) {
-                        match self.reconnect(opts, e, drain_deadline).await? {
-                            Some(l) => link = l,
-                            None => return Err(self.drain_expired(drain_timeout)),
-                        }
-                    }
+                code = signals.recv() => {
+                    self.interrupted(code).await?;
+                    continue;
                 }
-                batch = rx.recv(), if want_input => match batch {
-                    Some(b) => self.pending.extend(b),
-                    None => drain_deadline = Some(Instant::now() + drain_timeout),
+                r = link.io() => match r.and_then(|()| self.handle_packets(&mut link)) {
+                    Ok(()) => continue,
+                    Err(e) => e,
                 },
-                _ = sleep_until(drain_at), if drain_deadline.is_some() => {
-                    return Err(self.drain_expired(drain_timeout));
+                batch = self.input.rx.recv(), if want_input => {
+                    match batch {
+                        Some(b) => self.pending.extend(b),
+                        None => self.end_of_input(),
+                    }
+                    continue;
                 }
-            }
+                _ = sleep_until(drain_at), if self.drain_deadline.is_some() => {
+                    return Err(self.drain_expired());
+                }
+            };
+            self.connection_lost(opts, lost)?;
+            link = loop {
+                tokio::select! {
+                    biased;
+                    code = signals.recv() => self.interrupted(code).await?,
+                    r = self.reconnect(opts) => match r? {
+                        Some(l) => break l,
+                        None => return Err(self.drain_expired()),
+                    },
+                }
+            };
         }
         log::info!("every message acknowledged; disconnecting");
-        let deadline = drain_deadline
+        let deadline = self
+            .drain_deadline
             .unwrap_or_else(Instant::now)
             .max(Instant::now() + Duration::from_secs(1));
         if !link.disconnect(deadline).await && self.qos0_unconfirmed > 0 {
@@ -166,6 +219,50 @@ impl Publisher {
             );
             self.tally.failed += self.qos0_unconfirmed;
         }
+        Ok(())
+    }
+
+    /// End of input: everything read must now be acknowledged within the drain timeout.
+    fn end_of_input(&mut self) {
+        self.input.open = false;
+        let end = Instant::now() + self.drain_timeout;
+        self.drain_deadline = Some(self.drain_deadline.map_or(end, |d| d.min(end)));
+    }
+
+    /// SIGINT or SIGTERM. The first stops reading and drains what was read (every line the
+    /// input thread has handed over or is handing over); a second one ends the drain.
+    async fn interrupted(&mut self, code: u8) -> Result<(), Error> {
+        if self.stopped_by.is_some() {
+            self.stopped_by = Some(code);
+            eprintln!(
+                "chat-pub: stopped; {} message(s) not acknowledged",
+                self.outbox.len() + self.pending.len()
+            );
+            return Err(Error::Reported(code));
+        }
+        self.stopped_by = Some(code);
+        if self.input.open {
+            log::warn!("interrupted: sending what was read, then exiting (again to quit now)");
+            let control = self.input.control.clone();
+            control.stop.store(true, Ordering::Release);
+            // Take every batch the thread has read, until it waits in read(2) or has ended.
+            let give_up = Instant::now() + Duration::from_secs(1);
+            loop {
+                match self.input.rx.try_recv() {
+                    Ok(b) => self.pending.extend(b),
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty)
+                        if control.idle.load(Ordering::Acquire) || Instant::now() > give_up =>
+                    {
+                        break;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            }
+        }
+        self.end_of_input();
         Ok(())
     }
 
@@ -264,14 +361,22 @@ impl Publisher {
         }
     }
 
-    /// Connects again after `why` and sends the outbox again. None: the drain deadline
-    /// passed first.
-    async fn reconnect(
+    /// Reports a lost connection and decides what to give up before reconnecting.
+    fn connection_lost(
         &mut self,
         opts: &session::ConnectOptions,
         why: LinkError,
-        drain_deadline: Option<Instant>,
-    ) -> Result<Option<Link>, Error> {
+    ) -> Result<(), Error> {
+        if matches!(why, LinkError::Disconnected(0x8E)) {
+            // Another client connected with our client id: reconnecting would knock it off
+            // in turn, and so on for ever.
+            return Err(Error::Failed(format!(
+                "another client connected with the client id '{}' (session taken over); \
+                 {} message(s) not acknowledged",
+                opts.spec.client_id,
+                self.outbox.len() + self.pending.len()
+            )));
+        }
         log::warn!("connection lost: {why}; reconnecting");
         if self.qos0_unconfirmed > 0 {
             eprintln!(
@@ -291,14 +396,19 @@ impl Publisher {
                 self.tally.failed += 1;
             }
         }
-        // A broker that accepts the connection and drops it at once gets no busy loop.
+        Ok(())
+    }
+
+    /// Connects again (after a pause when connections keep dying young) and sends the
+    /// outbox again. None: the drain deadline passed first.
+    async fn reconnect(&mut self, opts: &session::ConnectOptions) -> Result<Option<Link>, Error> {
         let pause_end = Instant::now() + self.losses.pause();
-        if let Some(d) = drain_deadline.filter(|&d| d <= pause_end) {
+        if let Some(d) = self.drain_deadline.filter(|&d| d <= pause_end) {
             sleep_until(d).await;
             return Ok(None);
         }
         sleep_until(pause_end).await;
-        let mut link = match session::establish(opts, drain_deadline).await {
+        let mut link = match session::establish(opts, self.drain_deadline).await {
             Ok(link) => link,
             Err(Error::Unreachable(m)) => {
                 return Err(Error::Failed(format!(
@@ -317,12 +427,12 @@ impl Publisher {
         Ok(Some(link))
     }
 
-    fn drain_expired(&mut self, drain_timeout: Duration) -> Error {
+    fn drain_expired(&mut self) -> Error {
         let missing = self.outbox.len() + self.pending.len();
         eprintln!(
             "chat-pub: {missing} message(s) not acknowledged by the broker within the drain \
              timeout ({}s)",
-            drain_timeout.as_secs_f64()
+            self.drain_timeout.as_secs_f64()
         );
         self.tally.failed += missing as u64;
         match self.tally.into_result() {

@@ -16,10 +16,12 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
 
 use crate::cli::SubArgs;
+use crate::dedup::{Key, Recent};
 use crate::envelope;
 use crate::error::Error;
 use crate::render::{Delivered, Format, Renderer};
 use crate::session::{self, Backoff, ConnectOptions, Link, LinkError};
+use crate::signals::Signals;
 use crate::wire::{self, AckKind, Delivery, Inbound};
 use crate::{connect_options, topic};
 
@@ -27,6 +29,8 @@ use crate::{connect_options, topic};
 pub const DEFAULT_MAX_SIZE: usize = wire::MAX_PACKET;
 /// Packet id of our SUBSCRIBE (the only one we send per connection).
 const SUBSCRIBE_PKID: u16 = 1;
+/// How long (seconds) a broker keeps a `--session` after chat-sub disconnects (MQTT 5).
+pub const SESSION_EXPIRY: u32 = 7 * 24 * 3600;
 /// A connection that lasted this long was not refused: the next loss starts a new streak.
 const STABLE: Duration = Duration::from_secs(10);
 
@@ -48,7 +52,17 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
         }
     };
     let max_in = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
-    let opts = connect_options(&args.common, "chat-sub", max_in)?;
+    let mut opts = connect_options(&args.common, "chat-sub", max_in)?;
+    if let Some(name) = &args.session {
+        if name.is_empty() || name.len() > 65_535 {
+            return Err(Error::Usage(
+                "--session needs a name of 1 to 65535 bytes".into(),
+            ));
+        }
+        opts.spec.client_id = name.clone();
+        opts.spec.clean_start = false;
+        opts.spec.session_expiry = Some(SESSION_EXPIRY);
+    }
     let rt = crate::runtime()?;
     let stdout_closed = watch_stdout();
     let mut sub = Subscriber {
@@ -61,13 +75,26 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
         no_retained: args.no_retained,
         max_size: max_in,
         qos2_pending: HashSet::new(),
+        recent: Recent::default(),
+        repeats: 0,
     };
-    rt.block_on(sub.run(
-        &opts,
-        args.common.connect_timeout,
-        args.timeout,
+    let ends = Ends {
+        connect_timeout: args.common.connect_timeout,
+        run_for: args.timeout,
         stdout_closed,
-    ))
+    };
+    rt.block_on(async {
+        let mut signals = Signals::install()?;
+        sub.run(&opts, ends, &mut signals).await
+    })
+}
+
+/// Everything that can end a run besides `--count`.
+struct Ends {
+    connect_timeout: Duration,
+    /// `--timeout`, counted from the first connection.
+    run_for: Option<Duration>,
+    stdout_closed: oneshot::Receiver<()>,
 }
 
 /// What handling a batch of packets led to.
@@ -94,20 +121,28 @@ struct Subscriber {
     max_size: usize,
     /// Incoming QoS 2 packet ids printed and waiting for PUBREL (a resend is not printed).
     qos2_pending: HashSet<u16>,
+    /// Recently printed messages, so that one delivered again is printed once.
+    recent: Recent,
+    /// Repeats dropped so far (for -vv).
+    repeats: u64,
 }
 
 impl Subscriber {
     async fn run(
         &mut self,
         opts: &ConnectOptions,
-        connect_timeout: Duration,
-        run_for: Option<Duration>,
-        mut stdout_closed: oneshot::Receiver<()>,
+        mut ends: Ends,
+        signals: &mut Signals,
     ) -> Result<(), Error> {
         if self.count == Some(0) {
             return Ok(());
         }
-        let mut link = session::establish(opts, Some(Instant::now() + connect_timeout)).await?;
+        let first = Instant::now() + ends.connect_timeout;
+        let mut link = tokio::select! {
+            l = session::establish(opts, Some(first)) => l?,
+            code = signals.recv() => return Err(Error::Reported(code)),
+        };
+        let run_for = ends.run_for;
         let stop_at = run_for.map(|d| Instant::now() + d);
         let stop = stop_at.unwrap_or_else(Instant::now);
         self.subscribe(&mut link);
@@ -116,7 +151,12 @@ impl Subscriber {
         loop {
             let failure = tokio::select! {
                 biased;
-                _ = &mut stdout_closed => return Ok(()),
+                code = signals.recv() => {
+                    // Everything printed is flushed already; leave the broker politely.
+                    link.disconnect(Instant::now() + Duration::from_secs(1)).await;
+                    return Err(Error::Reported(code));
+                }
+                _ = &mut ends.stdout_closed => return Ok(()),
                 _ = sleep_until(stop), if stop_at.is_some() => return self.timed_out(run_for),
                 r = link.io() => match r.and_then(|()| self.handle(&mut link)) {
                     Ok(Step::Continue) => continue,
@@ -131,6 +171,15 @@ impl Subscriber {
                 },
             };
             self.out.flush().map_err(stdout_error)?;
+            if matches!(failure, LinkError::Disconnected(0x8E)) {
+                // Another client took our session over; fighting back would knock it off in
+                // turn, for ever.
+                return Err(Error::Failed(format!(
+                    "the session '{}' was taken over by another client with the same client \
+                     id; exiting",
+                    opts.spec.client_id
+                )));
+            }
             log::warn!("connection lost: {failure}; reconnecting");
             // A connection that lived a while ends any streak; one the broker keeps closing
             // at once is retried with growing pauses, not in a busy loop.
@@ -141,7 +190,8 @@ impl Subscriber {
             let pause = losses.pause();
             link = tokio::select! {
                 biased;
-                _ = &mut stdout_closed => return Ok(()),
+                code = signals.recv() => return Err(Error::Reported(code)),
+                _ = &mut ends.stdout_closed => return Ok(()),
                 _ = sleep_until(stop), if stop_at.is_some() => return self.timed_out(run_for),
                 l = async {
                     tokio::time::sleep(pause).await;
@@ -149,9 +199,15 @@ impl Subscriber {
                 } => l?,
             };
             connected_at = Instant::now();
-            log::warn!("reconnected to {}", opts.endpoint);
-            self.qos2_pending.clear();
-            self.subscribe(&mut link);
+            if link.connack.session_present {
+                // The broker kept our subscriptions and sends what it holds for us; QoS 2
+                // messages it sends again are still recognised as repeats.
+                log::warn!("reconnected to {}; session resumed", opts.endpoint);
+            } else {
+                log::warn!("reconnected to {}", opts.endpoint);
+                self.qos2_pending.clear();
+                self.subscribe(&mut link);
+            }
         }
     }
 
@@ -213,6 +269,19 @@ impl Subscriber {
             received: SystemTime::now(),
         };
         let decoded = envelope::decode(&d.payload);
+        let key = match (&decoded.id, d.retain) {
+            (Some(id), _) => Some(Key::Id(id)),
+            (None, true) => Some(Key::Retained {
+                topic: &d.topic,
+                payload: &d.payload,
+            }),
+            (None, false) => None,
+        };
+        if key.is_some_and(|k| !self.recent.first_time(k)) {
+            self.repeats += 1;
+            log::debug!("dropped a repeat ({} so far)", self.repeats);
+            return false;
+        }
         self.renderer.render(&mut self.out.buf, &m, &decoded);
         self.printed += 1;
         self.count.is_some_and(|n| self.printed >= n)

@@ -150,7 +150,9 @@ between attempts from 100 ms, doubling, up to 2 s. Until input ends it keeps try
 after that, until the drain timeout. Messages not yet acknowledged are sent again, in
 their order, before any newer line. A message sent again may reach subscribers twice
 (delivery at QoS 1 and 2 is at least once). QoS 0 messages sent on the lost connection
-are counted as possibly lost.
+are counted as possibly lost. When an MQTT 5 broker says that another client connected
+with the same client id (\fB\-i\fR), chat\-pub does not take the connection back: it
+says so, with the count of messages not acknowledged, and exits with status 1.
 .PP
 Some brokers close the connection instead of refusing a message: mosquitto under MQTT
 3.1.1 for a message over its \fBmax_packet_size\fR, chat\-broker for one over 16 MiB.
@@ -177,9 +179,16 @@ Usage error: a bad flag, URL or topic. Nothing was sent.
 .B 4
 The broker refused: the connection (not authorized), or, under MQTT 5, a message
 (reason code 0x87, not authorized).
+.TP
+.B 130, 143
+Stopped by SIGINT or SIGTERM. The first signal stops reading: chat\-pub sends every line
+it has read and waits for their acknowledgements, within \fB\-\-drain\-timeout\fR; an
+unfinished last line (no newline yet) is dropped, as a terminal drops the line being typed
+on Ctrl\-C. A second signal, or the end of the drain timeout, ends the wait at once, and
+chat\-pub says how many messages were not acknowledged.
 .PP
 When failures of several kinds happen in one run, 4 wins over 1: a refusal is the thing
-to fix first.
+to fix first. A signal wins over both.
 .SH ENVIRONMENT
 @ENV_BROKER@
 .TP

@@ -141,13 +141,34 @@ they were written.
 .PP
 When the reader of standard output goes away (\fBchat\-sub t | head \-n 1\fR), chat\-sub
 ends quietly with status 0, at once, even if no further message arrives.
-.SH RECONNECTION
+.SH RECONNECTION AND SESSIONS
 When the connection is lost, chat\-sub says so on standard error, reconnects and
 subscribes again. It keeps trying for as long as it runs, like \fBtail \-F\fR, pausing
-between attempts from 100 ms, doubling, up to 2 s. Its session is not kept: messages
-published while it was disconnected are not delivered, and retained messages are
-delivered, and printed, again. Messages are not yet de\-duplicated by their envelope id,
-so one that its publisher sent again after a reconnect of its own may be printed twice.
+between attempts from 100 ms, doubling, up to 2 s; connections that the broker keeps
+closing right away are retried with the same growing pauses.
+.PP
+Without \fB\-\-session\fR the session is not kept: messages published while chat\-sub
+was disconnected are not delivered to it (they are missed, not hidden: the gap is
+between the "connection lost" and "reconnected" lines on standard error). With
+\fB\-\-session\fR \fINAME\fR the client id is \fINAME\fR, the session is persistent
+(clean session off; under MQTT 5 a session expiry of 7 days), and the broker keeps the
+subscription and the QoS 1 and 2 messages published while chat\-sub is away, for this
+run's reconnects and for a later run with the same \fINAME\fR. Subscribe with
+\fB\-q 1\fR (the default) or 2: brokers do not keep QoS 0 messages. When another client
+connects with the same \fINAME\fR, an MQTT 5 broker tells chat\-sub its session was
+taken over: chat\-sub says so and exits with status 1 rather than take it back. MQTT
+3.1.1 has no way to say so; the broker just closes the connection, and the two clients
+take the session from each other in turn, with growing pauses.
+.SS De\-duplication
+Delivery at QoS 1 and 2 is at least once: a publisher sends again what was not
+acknowledged before a reconnect, and a broker sends a session's unacknowledged messages
+again. chat\-sub prints such a message once: it remembers the envelope ids of the last
+10,000 messages it printed, and for retained messages without an id their topic and
+payload, so a retained message is printed once per run, not again after each
+resubscription. Raw messages (no envelope, not retained) have no id and are always
+printed. The memory is bounded by that window: a repeat that arrives after 10,000 newer
+messages is printed again. The ids are hashed with a key chosen at random per run, so a
+publisher cannot make other senders' messages look like repeats.
 .PP
 Under MQTT 5 chat\-sub tells the broker its \fB\-\-max\-size\fR, and the broker does not
 send it bigger messages. MQTT 3.1.1 has no way to say so: chat\-sub skips a bigger
@@ -161,7 +182,8 @@ reach), or because standard output was closed.
 .TP
 .B 1
 chat\-sub ran, but something failed: \fB\-\-count\fR was not reached by
-\fB\-\-timeout\fR.
+\fB\-\-timeout\fR, its \fB\-\-session\fR was taken over by another client, or standard
+output could not be written.
 .TP
 .B 2
 Usage error: a bad flag, URL, topic filter or \fB\-F\fR template. Nothing was received.
@@ -169,6 +191,10 @@ Usage error: a bad flag, URL, topic filter or \fB\-F\fR template. Nothing was re
 .TP
 .B 4
 The broker refused: the connection (not authorized), or a subscription.
+.TP
+.B 130, 143
+Stopped by SIGINT or SIGTERM. Everything received was printed (output is flushed after
+each batch), then chat\-sub disconnected.
 .SH ENVIRONMENT
 @ENV_BROKER@
 .TP
