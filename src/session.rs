@@ -180,6 +180,14 @@ impl Link {
         }
     }
 
+    /// Queues a PINGREQ now (its answer is awaited like a keep-alive ping's).
+    pub fn ping(&mut self) {
+        if self.ping_sent.is_none() {
+            wire::encode_ping(&mut self.wbuf);
+            self.ping_sent = Some(Instant::now());
+        }
+    }
+
     /// Bytes queued but not yet written to the socket.
     pub fn unsent(&self) -> usize {
         self.wbuf.len()

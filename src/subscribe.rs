@@ -203,6 +203,9 @@ impl Subscriber {
                 // The broker kept our subscriptions and sends what it holds for us; QoS 2
                 // messages it sends again are still recognised as repeats.
                 log::warn!("reconnected to {}; session resumed", opts.endpoint);
+                // rumqttd (chat-broker) resumes sending a session's messages only once the
+                // client sends something: a ping at once instead of at the next keep-alive.
+                link.ping();
             } else {
                 log::warn!("reconnected to {}", opts.endpoint);
                 self.qos2_pending.clear();
@@ -279,7 +282,13 @@ impl Subscriber {
         };
         if key.is_some_and(|k| !self.recent.first_time(k)) {
             self.repeats += 1;
-            log::debug!("dropped a repeat ({} so far)", self.repeats);
+            log::debug!(
+                "dropped a repeat ({} so far; packet id {}, dup {}, retain {})",
+                self.repeats,
+                d.pkid,
+                d.dup,
+                d.retain
+            );
             return false;
         }
         self.renderer.render(&mut self.out.buf, &m, &decoded);

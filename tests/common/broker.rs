@@ -191,21 +191,50 @@ impl Broker {
         read_log(&self.dir)
     }
 
-    /// Stops the broker (SIGTERM, then waits) and starts it again on the same port.
-    pub fn restart(&mut self) {
+    /// Stops the broker as an administrator would (SIGTERM) and waits until it is gone.
+    /// mosquitto saves its persistence file, if configured, on the way out.
+    pub fn stop(&mut self) {
         self.signal(libc::SIGTERM);
         let _ = self.child.wait();
-        let fresh = match self.kind {
-            Kind::Embedded => Broker::embedded_on(self.port),
-            Kind::Mosquitto => {
-                let child = start_mosquitto(&self.dir, self.port, &self.extra)
-                    .unwrap_or_else(|| panic!("mosquitto did not restart:\n{}", self.log()));
-                self.child = child;
-                return;
+    }
+
+    /// Starts a stopped broker again on the same port (and, for mosquitto, with the same
+    /// configuration and persistence directory).
+    pub fn start_again(&mut self) {
+        match self.kind {
+            Kind::Embedded => {
+                let fresh = Broker::embedded_on(self.port);
+                *self = fresh;
             }
-        };
-        // Keep the new process; drop the old record's directory with it.
-        *self = fresh;
+            Kind::Mosquitto => {
+                self.child = start_mosquitto(&self.dir, self.port, &self.extra)
+                    .unwrap_or_else(|| panic!("mosquitto did not restart:\n{}", self.log()));
+            }
+        }
+    }
+
+    /// A broker of this kind on a given port (e.g. one a tool is already trying to reach).
+    pub fn start_on(kind: Kind, port: u16) -> Broker {
+        match kind {
+            Kind::Embedded => Broker::embedded_on(port),
+            Kind::Mosquitto => {
+                let dir = TempDir::new("mosquitto");
+                let child = start_mosquitto(&dir, port, "")
+                    .unwrap_or_else(|| panic!("mosquitto did not start on {port}"));
+                Broker {
+                    kind,
+                    port,
+                    child,
+                    dir,
+                    extra: String::new(),
+                }
+            }
+        }
+    }
+
+    /// The broker's scratch directory (for a persistence file, say).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 }
 

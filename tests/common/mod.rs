@@ -9,10 +9,13 @@
 
 mod broker;
 mod mqtt;
+mod proxy;
 
 pub use broker::*;
 #[allow(unused_imports)] // not every test file publishes raw messages
 pub use mqtt::*;
+#[allow(unused_imports)] // nor cuts connections
+pub use proxy::*;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
