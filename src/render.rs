@@ -251,6 +251,14 @@ pub fn push_escaped(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&bytes[start..]);
 }
 
+/// `s` as [`push_escaped`] shows it: safe to put in a message on a terminal.
+pub fn escaped(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    push_escaped(&mut out, s);
+    // Escaping only replaces whole characters by ASCII, so the result is still UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Local `HH:MM:SS`, computed once per distinct second.
 #[derive(Default)]
 struct LocalClock {

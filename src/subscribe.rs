@@ -19,7 +19,7 @@ use crate::cli::SubArgs;
 use crate::dedup::{Key, Recent};
 use crate::envelope;
 use crate::error::Error;
-use crate::render::{Delivered, Format, Renderer};
+use crate::render::{Delivered, Format, Renderer, escaped};
 use crate::session::{self, Backoff, ConnectOptions, Link, LinkError};
 use crate::signals::Signals;
 use crate::wire::{self, AckKind, Delivery, Inbound};
@@ -31,6 +31,8 @@ pub const DEFAULT_MAX_SIZE: usize = wire::MAX_PACKET;
 const SUBSCRIBE_PKID: u16 = 1;
 /// How long (seconds) a broker keeps a `--session` after chat-sub disconnects (MQTT 5).
 pub const SESSION_EXPIRY: u32 = 7 * 24 * 3600;
+/// Quiet closes of a resumed `--session` in a row that count as a takeover.
+const TAKEOVER_AFTER: u32 = 3;
 /// A connection that lasted this long was not refused: the next loss starts a new streak.
 const STABLE: Duration = Duration::from_secs(10);
 
@@ -77,6 +79,9 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
         qos2_pending: HashSet::new(),
         recent: Recent::default(),
         repeats: 0,
+        session: args.session.is_some(),
+        received_on_link: 0,
+        quiet_closes: 0,
     };
     let ends = Ends {
         connect_timeout: args.common.connect_timeout,
@@ -125,6 +130,12 @@ struct Subscriber {
     recent: Recent,
     /// Repeats dropped so far (for -vv).
     repeats: u64,
+    /// Whether this is a `--session` (a persistent session that another client can take).
+    session: bool,
+    /// Messages received on the current connection.
+    received_on_link: u64,
+    /// Connections in a row that the broker closed before any message arrived.
+    quiet_closes: u32,
 }
 
 impl Subscriber {
@@ -171,15 +182,7 @@ impl Subscriber {
                 },
             };
             self.out.flush().map_err(stdout_error)?;
-            if matches!(failure, LinkError::Disconnected(0x8E)) {
-                // Another client took our session over; fighting back would knock it off in
-                // turn, for ever.
-                return Err(Error::Failed(format!(
-                    "the session '{}' was taken over by another client with the same client \
-                     id; exiting",
-                    opts.spec.client_id
-                )));
-            }
+            self.check_takeover(&failure, connected_at.elapsed(), &opts.spec.client_id)?;
             log::warn!("connection lost: {failure}; reconnecting");
             // A connection that lived a while ends any streak; one the broker keeps closing
             // at once is retried with growing pauses, not in a busy loop.
@@ -199,6 +202,7 @@ impl Subscriber {
                 } => l?,
             };
             connected_at = Instant::now();
+            self.received_on_link = 0;
             if link.connack.session_present {
                 // The broker kept our subscriptions and sends what it holds for us; QoS 2
                 // messages it sends again are still recognised as repeats.
@@ -212,6 +216,39 @@ impl Subscriber {
                 self.subscribe(&mut link);
             }
         }
+    }
+
+    /// Ends the run when another client has taken our `--session` over, rather than take
+    /// it back (and be taken over again, for ever). An MQTT 5 broker may say so
+    /// (DISCONNECT 0x8E); mosquitto 2.0.11 and rumqttd just close the old connection. So a
+    /// session closed cleanly by the broker [`TAKEOVER_AFTER`] times in a row, each time
+    /// soon after it was resumed and before any message arrived, counts as taken over too:
+    /// a lost link breaks with an error or a timeout, and a busy one carries messages.
+    fn check_takeover(
+        &mut self,
+        failure: &LinkError,
+        lived: Duration,
+        name: &str,
+    ) -> Result<(), Error> {
+        let taken = |how: &str| {
+            Err(Error::Failed(format!(
+                "the session '{name}' was taken over by another client with the same client \
+                 id ({how}); exiting rather than taking it back"
+            )))
+        };
+        if matches!(failure, LinkError::Disconnected(0x8E)) {
+            return taken("the broker said so");
+        }
+        let quiet = matches!(failure, LinkError::Closed | LinkError::Disconnected(_))
+            && self.received_on_link == 0
+            && lived < STABLE;
+        self.quiet_closes = if quiet { self.quiet_closes + 1 } else { 0 };
+        if self.session && self.quiet_closes >= TAKEOVER_AFTER {
+            return taken(&format!(
+                "the broker closed it {TAKEOVER_AFTER} times in a row right after it was resumed"
+            ));
+        }
+        Ok(())
     }
 
     fn subscribe(&self, link: &mut Link) {
@@ -228,6 +265,9 @@ impl Subscriber {
     fn handle(&mut self, link: &mut Link) -> Result<Step, LinkError> {
         let mut step = Step::Continue;
         while let Some(p) = link.next_packet()? {
+            if matches!(p, Inbound::Publish(_) | Inbound::Oversized { .. }) {
+                self.received_on_link += 1;
+            }
             match p {
                 Inbound::Publish(d) => {
                     if self.deliver(link, &d) {
@@ -318,7 +358,7 @@ impl Subscriber {
         self.acknowledge(link, d);
         log::warn!(
             "skipped a message of {size} bytes on '{}': larger than --max-size ({} bytes)",
-            String::from_utf8_lossy(&d.topic),
+            escaped(&String::from_utf8_lossy(&d.topic)),
             self.max_size
         );
     }
@@ -328,7 +368,8 @@ impl Subscriber {
         for (filter, &code) in self.filters.iter().zip(codes) {
             if code >= 0x80 {
                 return Some(format!(
-                    "the broker refused the subscription to '{filter}': {} ({code:#04x})",
+                    "the broker refused the subscription to '{}': {} ({code:#04x})",
+                    escaped(filter),
                     wire::reason_text(code)
                 ));
             }

@@ -4,6 +4,8 @@
 //! to a bad topic is a disconnect that would look like a network problem: so both tools
 //! check here and turn a bad topic into a usage error.
 
+use crate::render::escaped;
+
 /// Longest topic MQTT can carry (a two-byte length prefix).
 const MAX_LEN: usize = 65_535;
 
@@ -12,7 +14,8 @@ pub fn check_publish(topic: &str) -> Result<(), String> {
     check_common(topic)?;
     if topic.contains(['+', '#']) {
         return Err(format!(
-            "topic '{topic}' contains a wildcard (+ or #): publish to one topic"
+            "topic '{}' contains a wildcard (+ or #): publish to one topic",
+            escaped(topic)
         ));
     }
     Ok(())
@@ -27,8 +30,9 @@ pub fn check_filter(filter: &str) -> Result<(), String> {
         let bad_hash = level.contains('#') && (*level != "#" || i + 1 != levels.len());
         if bad_plus || bad_hash {
             return Err(format!(
-                "invalid topic filter '{filter}': + must be a whole level and # the whole \
-                 last level"
+                "invalid topic filter '{}': + must be a whole level and # the whole last \
+                 level",
+                escaped(filter)
             ));
         }
     }
@@ -64,6 +68,12 @@ mod tests {
         for bad in ["", "a/+", "#", "a\0b", "a#"] {
             assert!(check_publish(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn messages_show_topics_escaped() {
+        let e = check_publish("a/\u{1b}[2J#").unwrap_err();
+        assert!(e.contains("a/\\x1b[2J#") && !e.contains('\u{1b}'), "{e}");
     }
 
     #[test]

@@ -597,38 +597,31 @@ fn session_with_a_client_id_is_a_usage_error() {
     );
 }
 
-/// Under MQTT 5, a second `chat-sub --session NAME` takes the session over: the first says
-/// so and exits 1 instead of reconnecting (which would knock the second off in turn, for
-/// ever), and the second keeps receiving undisturbed.
+/// A second `chat-sub --session NAME` takes the session over: the first says so and exits
+/// 1 rather than take it back for ever, and the second keeps the session and receives.
+/// An MQTT 5 broker may say "session taken over" (DISCONNECT 0x8E); mosquitto 2.0.11 and
+/// rumqttd just close the old connection, so the first chat-sub recognises the takeover
+/// when the broker closes its resumed session three times in a row before any message
+/// arrives (src/subscribe.rs `check_takeover`): the two may trade the session a few times
+/// before that, within a second or so.
 ///
-/// Fails if the first reconnects ("reconnected" in its log) or exits otherwise, or if the
-/// second loses its connection.
-fn a_session_taken_over_ends_the_first_subscriber(kind: Kind) {
+/// Fails if the first keeps fighting (never exits), exits otherwise than 1 with "taken
+/// over", or if the second does not end up with the session.
+fn a_session_taken_over_ends_the_first_subscriber(kind: Kind, version: &str) {
     let broker = Broker::start(kind);
     let topic = unique_topic("takeover");
     let name = session_name("takeover");
-    let args = ["-V", "5", "--session", &name, "-F", "{text}", &topic];
-    let mut first = Proc::subscriber(&broker, &args);
+    let args = ["-V", version, "--session", &name, "-F", "{text}", &topic];
+    let first = Proc::subscriber(&broker, &args);
     let second = Proc::subscriber(&broker, &args);
-    let end = Instant::now() + DEADLINE;
-    while !first.exited() && !first.stderr().contains("reconnected") {
-        assert!(Instant::now() < end, "first chat-sub:\n{}", first.stderr());
-        std::thread::sleep(Duration::from_millis(5)); // polling interval
-    }
-    assert!(
-        first.exited(),
-        "the first chat-sub took its session back instead of exiting 1 (the two now \
-         knock each other off in turn):\n--- first:\n{}\n--- second:\n{}",
-        first.stderr(),
-        second.stderr()
-    );
     let out = first.finish();
     out.expect_code(1);
     assert!(out.stderr.contains("taken over"), "{}", out.stderr);
+    // The second holds the session now: a message published afterwards reaches it.
     publish(&broker, &[], &topic, &["for the second"]);
-    assert_eq!(second.wait_lines(1), ["for the second"]);
-    assert!(
-        !second.stderr().contains("connection lost"),
+    assert_eq!(
+        second.wait_lines(1),
+        ["for the second"],
         "{}",
         second.stderr()
     );
@@ -636,24 +629,19 @@ fn a_session_taken_over_ends_the_first_subscriber(kind: Kind) {
     second.finish().expect_code(130);
 }
 
-/// mosquitto, the reference broker. mosquitto 2.0.11 (Debian 12) fails this: it closes
-/// the old connection without sending it DISCONNECT 0x8E (its log says only "Client …
-/// already connected, closing old connection."), so chat-sub takes it for a lost link.
 #[test]
 fn a_session_taken_over_ends_the_first_subscriber_mosquitto() {
     if available(Kind::Mosquitto) {
-        a_session_taken_over_ends_the_first_subscriber(Kind::Mosquitto);
+        a_session_taken_over_ends_the_first_subscriber(Kind::Mosquitto, "5");
+        a_session_taken_over_ends_the_first_subscriber(Kind::Mosquitto, "3");
     }
 }
 
-/// chat-broker: rumqttd 0.20 drops the old connection without DISCONNECT 0x8E (its router
-/// calls handle_disconnection with no reason code), so chat-sub cannot tell a takeover from
-/// a lost link and the two subscribers take the session from each other for ever.
 #[test]
-#[ignore = "rumqttd closes the old connection without DISCONNECT 0x8E: the subscribers fight"]
 fn a_session_taken_over_ends_the_first_subscriber_embedded() {
     if available(Kind::Embedded) {
-        a_session_taken_over_ends_the_first_subscriber(Kind::Embedded);
+        a_session_taken_over_ends_the_first_subscriber(Kind::Embedded, "5");
+        a_session_taken_over_ends_the_first_subscriber(Kind::Embedded, "3");
     }
 }
 

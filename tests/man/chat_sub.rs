@@ -154,11 +154,16 @@ between the "connection lost" and "reconnected" lines on standard error). With
 (clean session off; under MQTT 5 a session expiry of 7 days), and the broker keeps the
 subscription and the QoS 1 and 2 messages published while chat\-sub is away, for this
 run's reconnects and for a later run with the same \fINAME\fR. Subscribe with
-\fB\-q 1\fR (the default) or 2: brokers do not keep QoS 0 messages. When another client
-connects with the same \fINAME\fR, an MQTT 5 broker tells chat\-sub its session was
-taken over: chat\-sub says so and exits with status 1 rather than take it back. MQTT
-3.1.1 has no way to say so; the broker just closes the connection, and the two clients
-take the session from each other in turn, with growing pauses.
+\fB\-q 1\fR (the default) or 2: brokers do not keep QoS 0 messages.
+.PP
+When another client connects with the same \fINAME\fR, it takes the session over, and
+chat\-sub says so and exits with status 1 rather than take it back (which would knock
+the other off in turn, for ever). An MQTT 5 broker may say so (DISCONNECT with reason
+0x8E). mosquitto 2.0 and chat\-broker do not: they just close the old connection. So
+chat\-sub also takes it as a takeover when the broker closes its resumed session three
+times in a row, each time within 10 seconds and before any message arrived (a lost link
+breaks with an error or a timeout instead). The two clients may trade the session a
+couple of times, within about a second, before the first one gives up.
 .SS De\-duplication
 Delivery at QoS 1 and 2 is at least once: a publisher sends again what was not
 acknowledged before a reconnect, and a broker sends a session's unacknowledged messages
