@@ -5,6 +5,7 @@
 //! (`-h`); later paragraphs appear in `--help` and in the man pages, which are generated
 //! from these definitions (see tests/man.rs).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser};
@@ -28,6 +29,42 @@ pub struct Common {
         default_value = "mqtt://localhost:1883"
     )]
     pub broker: String,
+
+    /// User name to log in with
+    #[arg(
+        short = 'u',
+        long,
+        env = "CHAT_USERNAME",
+        hide_env_values = true,
+        value_name = "USER"
+    )]
+    pub username: Option<String>,
+
+    /// Read the password from the first line of PATH
+    ///
+    /// The password can also come from the environment variable CHAT_PASSWORD; it is
+    /// never a plain flag, because the command line is visible to every user of the
+    /// machine. It is never logged or shown in a message. A password needs -u.
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) to trust for mqtts:// and wss:// [default: the system's]
+    #[arg(long, value_name = "PATH")]
+    pub cafile: Option<PathBuf>,
+
+    /// Client certificate chain (PEM) for brokers that require one; needs --key
+    #[arg(long, value_name = "PATH")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
+
+    /// Do not check the broker's certificate (says so on stderr every time)
+    ///
+    /// The connection is still encrypted, but anyone in between can read and change it.
+    #[arg(long)]
+    pub insecure: bool,
 
     /// Quality of service: 0, 1 or 2
     ///

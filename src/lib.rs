@@ -15,6 +15,7 @@
 //! - [`topic`]: topic and filter checks.
 //! - [`envelope`]: the wire format — JSON envelope, ids, timestamps, raw fallback.
 //! - [`wire`]: MQTT 3.1.1 and 5 packets behind one vocabulary (rumqttc's codecs).
+//! - [`transport`]: TCP, TLS (rustls, ring) and WebSocket connections.
 //! - [`session`]: one connection — connect with retries, keep-alive, full-duplex I/O.
 //! - [`input`]: chat-pub's stdin reader and line → message preparation.
 //! - [`publish`]: chat-pub's loop — the outbox of unacknowledged messages, drain.
@@ -42,6 +43,7 @@ pub mod session;
 pub mod signals;
 pub mod subscribe;
 pub mod topic;
+pub mod transport;
 pub mod wire;
 
 use std::io::Write;
@@ -50,7 +52,8 @@ use crate::cli::Common;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::session::ConnectOptions;
-use crate::wire::ConnectSpec;
+use crate::transport::{Dialer, TlsOptions};
+use crate::wire::{ConnectSpec, Login, Secret};
 
 /// Sets up logging on stderr as `tool: message`: warnings by default, `-v` info, `-vv`
 /// debug (and the broker engine's info), `-vvv` trace; `RUST_LOG` overrides.
@@ -94,7 +97,15 @@ pub fn connect_options(
         Some(id) => id.clone(),
         None => format!("{tool}-{}", &envelope::IdSource::default().next_id()[..12]),
     };
-    let opts = ConnectOptions {
+    let tls = TlsOptions {
+        cafile: common.cafile.clone(),
+        cert: common.cert.clone(),
+        key: common.key.clone(),
+        insecure: common.insecure,
+    };
+    let login = login(common)?;
+    Ok(ConnectOptions {
+        dialer: Dialer::new(endpoint.clone(), &tls)?,
         endpoint,
         version: common.mqtt_version,
         spec: ConnectSpec {
@@ -103,14 +114,49 @@ pub fn connect_options(
             clean_start: true,
             session_expiry: None,
             max_packet_in: u32::try_from(max_in).unwrap_or(u32::MAX),
+            login,
         },
         max_in,
         attempt_timeout: common
             .connect_timeout
             .max(std::time::Duration::from_millis(100)),
+    })
+}
+
+/// User name (`-u`/`CHAT_USERNAME`) and password (`--password-file`, else
+/// `CHAT_PASSWORD`). A password without a user name is a usage error.
+fn login(common: &Common) -> Result<Option<Login>, Error> {
+    let password = match &common.password_file {
+        Some(path) => Some(read_password(path)?),
+        None => std::env::var("CHAT_PASSWORD").ok(),
     };
-    opts.check_supported()?;
-    Ok(opts)
+    match (&common.username, password) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(Error::Usage(
+            "a password (--password-file or CHAT_PASSWORD) needs a user name (-u or \
+             CHAT_USERNAME)"
+                .into(),
+        )),
+        (Some(user), password) => Ok(Some(Login {
+            username: user.clone(),
+            password: password.map(Secret::new),
+        })),
+    }
+}
+
+/// The first line of a password file, without its line end. Errors name the file, never
+/// its content.
+fn read_password(path: &std::path::Path) -> Result<String, Error> {
+    let bad = |why: String| {
+        Error::Usage(format!(
+            "cannot read --password-file {}: {why}",
+            path.display()
+        ))
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    String::from_utf8(first.to_vec()).map_err(|_| bad("the password is not UTF-8".into()))
 }
 
 /// The runtime both tools run on: one thread (the tools' work is I/O, and the second core

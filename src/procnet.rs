@@ -27,6 +27,31 @@ pub fn listens(pid: u32, addr: SocketAddr) -> bool {
             (f.len() > 9 && f[3] == "0A" && f[1].eq_ignore_ascii_case(&wanted)).then(|| f[9])
         })
         .collect();
+    owns_any(pid, &inodes)
+}
+
+/// Whether process `pid` holds a socket listening on `port` on any address (IPv4 or IPv6).
+pub fn listens_on_port(pid: u32, port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    (f.len() > 9 && f[3] == "0A" && f[1].ends_with(&suffix))
+                        .then(|| f[9].to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    owns_any(pid, &inodes)
+}
+
+/// Whether one of `pid`'s file descriptors is one of these socket inodes.
+fn owns_any(pid: u32, inodes: &[impl AsRef<str>]) -> bool {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return false;
     };
@@ -36,7 +61,7 @@ pub fn listens(pid: u32, addr: SocketAddr) -> bool {
             let t = target.to_string_lossy();
             inodes
                 .iter()
-                .any(|inode| t == format!("socket:[{inode}]").as_str())
+                .any(|inode| t == format!("socket:[{}]", inode.as_ref()).as_str())
         })
 }
 

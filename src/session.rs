@@ -12,36 +12,26 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
-use crate::endpoint::{Endpoint, Transport};
+use crate::endpoint::Endpoint;
 use crate::error::Error;
+use crate::transport::{self, Dialer};
 use crate::wire::{self, ConnAckInfo, ConnectSpec, Inbound, Peek, Refusal, Version, WireError};
 
 /// Everything needed to (re)connect.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
+    /// Where, for messages.
     pub endpoint: Endpoint,
+    /// How: TCP, TLS, WebSocket.
+    pub dialer: Dialer,
     pub version: Version,
     pub spec: ConnectSpec,
     /// Largest packet accepted from the broker.
     pub max_in: usize,
     /// How long one attempt (TCP connect + CONNECT/CONNACK) may take.
     pub attempt_timeout: Duration,
-}
-
-impl ConnectOptions {
-    /// Refuses, before any network activity, what this build cannot connect with.
-    pub fn check_supported(&self) -> Result<(), Error> {
-        match self.endpoint.transport {
-            Transport::Tcp => Ok(()),
-            t => Err(Error::Usage(format!(
-                "{}:// is not supported by this version of mqttchat yet (use mqtt://)",
-                t.scheme()
-            ))),
-        }
-    }
 }
 
 /// Why a connection ended.
@@ -225,6 +215,8 @@ impl Link {
 #[derive(Debug)]
 enum Attempt {
     Io(io::Error),
+    /// A certificate that does not verify, on either side: retrying cannot fix it.
+    Certificate(String),
     Refused(Refusal),
     Protocol(String),
     TimedOut,
@@ -234,6 +226,7 @@ impl std::fmt::Display for Attempt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Attempt::Io(e) => write!(f, "{e}"),
+            Attempt::Certificate(why) => f.write_str(why),
             Attempt::Refused(r) => write!(f, "connection refused by the broker: {}", r.describe()),
             Attempt::Protocol(m) => f.write_str(m),
             Attempt::TimedOut => f.write_str("timed out"),
@@ -244,7 +237,7 @@ impl std::fmt::Display for Attempt {
 impl From<LinkError> for Attempt {
     fn from(e: LinkError) -> Self {
         match e {
-            LinkError::Io(e) => Attempt::Io(e),
+            LinkError::Io(e) => Attempt::from(e),
             LinkError::Closed => {
                 Attempt::Protocol("the broker closed the connection before CONNACK".into())
             }
@@ -255,7 +248,10 @@ impl From<LinkError> for Attempt {
 
 impl From<io::Error> for Attempt {
     fn from(e: io::Error) -> Self {
-        Attempt::Io(e)
+        match transport::is_certificate_error(&e) {
+            Some(why) => Attempt::Certificate(why),
+            None => Attempt::Io(e),
+        }
     }
 }
 
@@ -318,6 +314,12 @@ pub async fn establish(opts: &ConnectOptions, deadline: Option<Instant>) -> Resu
                 );
                 return Ok(link);
             }
+            Err(Attempt::Certificate(why)) => {
+                return Err(Error::Unreachable(format!(
+                    "cannot connect to {}: {why}",
+                    opts.endpoint
+                )));
+            }
             Err(Attempt::Refused(r)) if r.is_auth() => {
                 return Err(Error::Refused(format!(
                     "the broker at {} refused the connection: {}",
@@ -365,11 +367,8 @@ pub async fn establish(opts: &ConnectOptions, deadline: Option<Instant>) -> Resu
 }
 
 async fn connect_once(opts: &ConnectOptions) -> Result<Link, Attempt> {
-    let stream = TcpStream::connect(opts.endpoint.socket_addr()).await?;
-    // Nagle's algorithm would hold a line back until the previous one is acknowledged
-    // (~40 ms with delayed ACKs): chat wants every line on the wire at once.
-    stream.set_nodelay(true)?;
-    let (rd, wr) = stream.into_split();
+    let stream = opts.dialer.connect().await?;
+    let (rd, wr) = tokio::io::split(stream);
     let mut link = Link {
         rd: Box::new(rd),
         wr: Box::new(wr),

@@ -31,6 +31,9 @@ pub fn encode_connect(version: Version, spec: &ConnectSpec, out: &mut BytesMut) 
             let mut c = v4::Connect::new(spec.client_id.clone());
             c.keep_alive = spec.keepalive;
             c.clean_session = spec.clean_start;
+            if let Some((user, pass)) = login_parts(spec) {
+                c.set_login(user, pass);
+            }
             v4::Packet::Connect(c)
                 .write(out, MAX_PACKET)
                 .map_err(|e| e.to_string())
@@ -45,13 +48,23 @@ pub fn encode_connect(version: Version, spec: &ConnectSpec, out: &mut BytesMut) 
                 clean_start: spec.clean_start,
                 properties: Some(props),
             };
-            v5::Packet::Connect(c, None, None)
+            let login = login_parts(spec).map(|(u, p)| v5::Login::new(u, p));
+            v5::Packet::Connect(c, None, login)
                 .write(out, None)
                 .map_err(|e| e.to_string())
         }
     };
     // Writing into a growable buffer cannot fail for packets we build ourselves.
     debug_assert!(written.is_ok(), "{written:?}");
+}
+
+/// User name and password as rumqttc's encoders take them (an empty password is sent as
+/// no password: rumqttc cannot express an empty one).
+fn login_parts(spec: &ConnectSpec) -> Option<(&str, &str)> {
+    spec.login.as_ref().map(|l| {
+        let pass = l.password.as_ref().map_or("", |p| p.expose());
+        (l.username.as_str(), pass)
+    })
 }
 
 /// Appends a SUBSCRIBE for `filters`, all at `qos`.

@@ -38,6 +38,36 @@ pub struct ConnectSpec {
     pub session_expiry: Option<u32>,
     /// Largest packet we accept; told to the broker under MQTT 5.
     pub max_packet_in: u32,
+    /// User name and password, if the broker wants them.
+    pub login: Option<Login>,
+}
+
+/// Credentials for CONNECT.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub username: String,
+    pub password: Option<Secret>,
+}
+
+/// A password: kept out of every `Debug` output, so no log line or message can show it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+
+    /// The password itself, for the CONNECT packet only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
 }
 
 /// The parts of a CONNACK the tools act on.

@@ -150,17 +150,29 @@ impl Broker {
 
     /// mosquitto with extra config lines (e.g. `max_packet_size 100000`).
     pub fn mosquitto_with(extra: &str) -> Broker {
+        Broker::mosquitto_custom(0, |_| extra.to_string()).0
+    }
+
+    /// mosquitto with `extra_ports` more free ports, and config lines made from all the
+    /// ports (`ports[0]` is the main listener, already declared on 127.0.0.1): options of
+    /// the main listener first, then further `listener` sections. Returns the ports too.
+    pub fn mosquitto_custom(
+        extra_ports: usize,
+        config: impl Fn(&[u16]) -> String,
+    ) -> (Broker, Vec<u16>) {
         let dir = TempDir::new("mosquitto");
         for _ in 0..20 {
-            let port = super::free_port();
-            if let Some(child) = start_mosquitto(&dir, port, extra) {
-                return Broker {
+            let ports: Vec<u16> = (0..=extra_ports).map(|_| super::free_port()).collect();
+            let extra = config(&ports);
+            if let Some(child) = start_mosquitto(&dir, &ports, &extra) {
+                let broker = Broker {
                     kind: Kind::Mosquitto,
-                    port,
+                    port: ports[0],
                     child,
                     dir,
-                    extra: extra.to_string(),
+                    extra,
                 };
+                return (broker, ports);
             }
         }
         panic!("mosquitto did not start; log:\n{}", read_log(&dir));
@@ -207,7 +219,7 @@ impl Broker {
                 *self = fresh;
             }
             Kind::Mosquitto => {
-                self.child = start_mosquitto(&self.dir, self.port, &self.extra)
+                self.child = start_mosquitto(&self.dir, &[self.port], &self.extra)
                     .unwrap_or_else(|| panic!("mosquitto did not restart:\n{}", self.log()));
             }
         }
@@ -219,7 +231,7 @@ impl Broker {
             Kind::Embedded => Broker::embedded_on(port),
             Kind::Mosquitto => {
                 let dir = TempDir::new("mosquitto");
-                let child = start_mosquitto(&dir, port, "")
+                let child = start_mosquitto(&dir, &[port], "")
                     .unwrap_or_else(|| panic!("mosquitto did not start on {port}"));
                 Broker {
                     kind,
@@ -259,8 +271,10 @@ fn listening_port(log: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
-/// Starts mosquitto on `port`; None if it did not come up (e.g. the port was taken).
-fn start_mosquitto(dir: &TempDir, port: u16, extra: &str) -> Option<Child> {
+/// Starts mosquitto with its main listener on `ports[0]`; None if it did not come up
+/// listening on every port itself (e.g. a port was taken).
+fn start_mosquitto(dir: &TempDir, ports: &[u16], extra: &str) -> Option<Child> {
+    let port = ports[0];
     let conf = dir.path().join("mosquitto.conf");
     std::fs::write(
         &conf,
@@ -279,7 +293,14 @@ fn start_mosquitto(dir: &TempDir, port: u16, extra: &str) -> Option<Child> {
         .stderr(log)
         .spawn()
         .expect("start mosquitto");
-    if super::wait_for_port(port, &mut child) {
+    // mosquitto 2.0.11 binds websockets listeners to every address, whatever the config
+    // says, so the extra ports are checked on any address.
+    let extra_ready = |child: &mut Child| {
+        ports[1..]
+            .iter()
+            .all(|&p| mqttchat::procnet::listens_on_port(child.id(), p))
+    };
+    if super::wait_for_port(port, &mut child) && super::wait_until(|| extra_ready(&mut child)) {
         return Some(child);
     }
     let _ = child.kill();

@@ -9,11 +9,14 @@
 
 mod broker;
 mod mqtt;
+mod pki;
 mod proxy;
 
 pub use broker::*;
 #[allow(unused_imports)] // not every test file publishes raw messages
 pub use mqtt::*;
+#[allow(unused_imports)] // nor speaks TLS
+pub use pki::*;
 #[allow(unused_imports)] // nor cuts connections
 pub use proxy::*;
 
@@ -70,6 +73,18 @@ pub fn send_signal(pid: u32, sig: i32) {
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
+}
+
+/// Waits (at most 10 s) until `cond` holds.
+pub(crate) fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10)); // polling interval
+    }
+    false
 }
 
 /// Waits until `child` itself listens on 127.0.0.1:`port`. A successful connect is not
