@@ -161,6 +161,7 @@ the oldest unacknowledged message is taken for the cause: it is reported by its 
 number and given up, and the others are delivered. The pause before reconnecting grows
 in the same way during such a streak, so a broker that drops every connection at once
 is not hammered.
+@SECURITY@
 .SH EXIT STATUS
 .TP
 .B 0
@@ -219,6 +220,7 @@ chat\-pub \-r \-m \*(Aqdeploy at 14:00\*(Aq ops/status || echo failed >&2
 .fi
 .RE
 @EXAMPLE_RELAY@
+@EXAMPLE_SECURE@
 .PP
 Publish to a topic chosen per line with \fBjq\fR (\fB\-\-unbuffered\fR, so that jq
 passes each line on at once):

@@ -179,6 +179,7 @@ Under MQTT 5 chat\-sub tells the broker its \fB\-\-max\-size\fR, and the broker 
 send it bigger messages. MQTT 3.1.1 has no way to say so: chat\-sub skips a bigger
 message itself, acknowledges it so that it is not sent again, and says so on standard
 error.
+@SECURITY@
 .SH EXIT STATUS
 .TP
 .B 0
@@ -243,6 +244,7 @@ chat\-sub \-F \*(Aq{received}\et{topic}\et{from}\et{text}\*(Aq \*(Aq#\*(Aq >> mq
 .fi
 .RE
 @EXAMPLE_RELAY@
+@EXAMPLE_SECURE@
 .PP
 With mosquitto's clients: what \fBmosquitto_pub\fR sends is a raw message, and
 \fBchat\-sub lobby\fR prints it without a sender, as \fB12:01:02 hello from mosquitto\fR.

@@ -4,21 +4,60 @@
 /// A DESCRIPTION paragraph: the protocol versions and the transports.
 const PROTOCOL: &str = r##".PP
 MQTT 5 is the default protocol; \fB\-V 3\fR selects MQTT 3.1.1 for brokers that do not
-speak 5. This version connects over plain TCP only: \fBmqtts://\fR, \fBws://\fR and
-\fBwss://\fR URLs are recognised but refused as not yet supported (exit status 2).
+speak 5. Connections are plain TCP (\fBmqtt://\fR), TLS (\fBmqtts://\fR), WebSocket
+(\fBws://\fR) or WebSocket over TLS (\fBwss://\fR); see SECURITY.
+"##;
+
+/// The SECURITY section: TLS, certificates, credentials.
+const SECURITY: &str = r##".SH SECURITY
+With \fBmqtts://\fR and \fBwss://\fR the broker's certificate is checked against the
+system's trust store (the certificates in /etc/ssl/certs), or against the PEM bundle of
+\fB\-\-cafile\fR, and against the host name of the URL. A broker that requires client
+certificates gets the one of \fB\-\-cert\fR and \fB\-\-key\fR (PEM; the key as PKCS#8,
+PKCS#1 or SEC1). TLS is rustls with the ring cryptography.
+.PP
+A certificate problem is not retried: an unknown certificate authority, a certificate
+for another host name, an expired certificate, or a client certificate the broker
+refuses or needs ends the run at once with exit status 3 and a message that names the
+problem. \fB\-\-insecure\fR skips the checks of the broker's certificate (the connection is
+still encrypted, but anyone in between can read and change it) and says so on standard
+error every time.
+.PP
+TLS options with a plain \fBmqtt://\fR or \fBws://\fR URL are a usage error: unlike
+mosquitto's clients, chat\-pub and chat\-sub never fall back to sending credentials in
+clear. So are a certificate, key or password file that cannot be read, \fB\-\-cert\fR
+without \fB\-\-key\fR, and a password without a user name.
+.PP
+The user name comes from \fB\-u\fR or \fBCHAT_USERNAME\fR; the password from the first
+line of \fB\-\-password\-file\fR (its line end removed), else from \fBCHAT_PASSWORD\fR. It
+is never a plain flag, since any user of the machine can read the command line of a
+running program, and it never appears in a message or a log line, at any \fB\-v\fR level.
+An empty password is sent as no password. Credentials the broker refuses end the run at
+once with exit status 4.
+.PP
+Public brokers are public: on the broker the original MQTTChat used,
+\fBbroker.hivemq.com\fR (ports 1883 for mqtt://, 8883 for mqtts://, 8884 for wss://),
+anybody can subscribe to \fB#\fR and read every room, and anybody can publish under any
+nick (the nick is not authentication). Use it for public chat only.
 "##;
 
 /// The EXIT STATUS entry of status 3.
 const EXIT_UNREACHABLE: &str = r##".TP
 .B 3
-The broker could not be reached within \fB\-\-connect\-timeout\fR, or it does not accept
-the MQTT version (try \fB\-V 3\fR).
+The broker could not be reached within \fB\-\-connect\-timeout\fR, it does not accept the
+MQTT version (try \fB\-V 3\fR), or a certificate did not verify (at once, see SECURITY).
 "##;
 
-/// The ENVIRONMENT entry of CHAT_BROKER.
+/// The ENVIRONMENT entries of CHAT_BROKER and the credentials.
 const ENV_BROKER: &str = r##".TP
 .B CHAT_BROKER
 The broker URL when \fB\-b\fR is not given.
+.TP
+.B CHAT_USERNAME
+The user name when \fB\-u\fR is not given.
+.TP
+.B CHAT_PASSWORD
+The password when \fB\-\-password\-file\fR is not given (see SECURITY).
 "##;
 
 /// The ENVIRONMENT entry of RUST_LOG.
@@ -35,6 +74,27 @@ const EXAMPLE_CHAT: &str = r##"A chat: read the room in one terminal, type in an
 .nf
 chat\-sub lobby
 chat\-pub \-\-nick alice lobby
+.fi
+.RE
+"##;
+
+/// Examples: TLS, credentials, the public broker.
+const EXAMPLE_SECURE: &str = r##".PP
+A broker with TLS, a private CA and a password (kept in a file only you can read):
+.PP
+.RS 4
+.nf
+chat\-sub \-b mqtts://mqtt.example.com \-\-cafile ca.pem \e
+    \-u alice \-\-password\-file ~/.config/mqttchat/password lobby
+.fi
+.RE
+.PP
+The public HiveMQ broker the original MQTTChat used, over WebSocket and TLS (every room
+there is world\-readable):
+.PP
+.RS 4
+.nf
+chat\-sub \-b wss://broker.hivemq.com:8884/mqtt mqttchat/lobby
 .fi
 .RE
 "##;
@@ -57,8 +117,10 @@ const SEE_ALSO: &str = r##".BR mosquitto_pub (1),
 "##;
 
 /// The pieces by name.
-const PIECES: [(&str, &str); 7] = [
+const PIECES: [(&str, &str); 9] = [
+    ("EXAMPLE_SECURE", EXAMPLE_SECURE),
     ("PROTOCOL", PROTOCOL),
+    ("SECURITY", SECURITY),
     ("EXIT_UNREACHABLE", EXIT_UNREACHABLE),
     ("ENV_BROKER", ENV_BROKER),
     ("ENV_RUST_LOG", ENV_RUST_LOG),
