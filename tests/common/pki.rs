@@ -16,6 +16,9 @@ use super::TempDir;
 pub struct Pki {
     dir: TempDir,
     pub ca: PathBuf,
+    /// The CA's private key (PEM, PKCS#8), for signing further certificates with other
+    /// tools (e.g. `openssl x509 -req -CA ca -CAkey ca_key`).
+    pub ca_key: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
     pub client_cert: PathBuf,
@@ -40,6 +43,7 @@ impl Pki {
         };
         let (ca_params, ca_key) = ca("mqttchat test CA");
         let ca_cert = ca_params.self_signed(&ca_key).expect("CA");
+        let ca_key_pem = ca_key.serialize_pem();
         let issuer = Issuer::new(ca_params, ca_key);
         let (other_params, other_key) = ca("another CA");
         let other_cert = other_params.self_signed(&other_key).expect("other CA");
@@ -67,6 +71,7 @@ impl Pki {
         let (expired_cert, expired_key) = leaf(&["old-alice"], true, true);
         Pki {
             ca: file("ca.pem", ca_cert.pem()),
+            ca_key: file("ca.key", ca_key_pem),
             server_cert: file("server.pem", server_cert),
             server_key: file("server.key", server_key),
             client_cert: file("client.pem", client_cert),
