@@ -65,7 +65,7 @@ pub fn init_logging(tool: &'static str, verbose: u8) {
         _ => "mqttchat=trace,rumqttd=debug",
     };
     let env = env_logger::Env::default().default_filter_or(filter);
-    env_logger::Builder::from_env(env)
+    let logger = env_logger::Builder::from_env(env)
         .format(move |f, record| match record.level() {
             log::Level::Error | log::Level::Warn | log::Level::Info => {
                 writeln!(f, "{tool}: {}", record.args())
@@ -77,7 +77,39 @@ pub fn init_logging(tool: &'static str, verbose: u8) {
                 record.args()
             ),
         })
-        .init();
+        .build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(NoPayloads(logger))).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+/// The logger, minus the debug and trace records of the WebSocket library: it logs every
+/// frame it sends with its bytes, and the first one is CONNECT, password included. No
+/// `RUST_LOG` setting may put a password on stderr.
+struct NoPayloads(env_logger::Logger);
+
+impl NoPayloads {
+    fn allowed(m: &log::Metadata) -> bool {
+        let frames = ["tungstenite", "async_tungstenite", "ws_stream_tungstenite"];
+        m.level() <= log::Level::Info || !frames.iter().any(|t| m.target().starts_with(t))
+    }
+}
+
+impl log::Log for NoPayloads {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        NoPayloads::allowed(m) && self.0.enabled(m)
+    }
+
+    fn log(&self, record: &log::Record) {
+        if NoPayloads::allowed(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
 }
 
 /// Turns the shared options into connection options; every problem is a usage error.

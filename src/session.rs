@@ -321,8 +321,12 @@ pub async fn establish(opts: &ConnectOptions, deadline: Option<Instant>) -> Resu
                 )));
             }
             Err(Attempt::Refused(r)) if r.is_auth() => {
+                let hint = match &opts.spec.login {
+                    Some(_) => "; check the user name (-u) and the password",
+                    None => "; it may want a user name (-u) and a password",
+                };
                 return Err(Error::Refused(format!(
-                    "the broker at {} refused the connection: {}",
+                    "the broker at {} refused the connection: {}{hint}",
                     opts.endpoint,
                     r.describe()
                 )));

@@ -285,7 +285,7 @@ impl Subscriber {
                     wire::encode_ack(AckKind::PubComp, pkid, &mut link.wbuf);
                 }
                 Inbound::SubAck { codes, .. } => {
-                    if let Some(why) = self.check_suback(&codes) {
+                    if let Some(why) = self.check_suback(&codes, link.version) {
                         return Ok(Step::Refused(why));
                     }
                 }
@@ -364,13 +364,17 @@ impl Subscriber {
     }
 
     /// Why a SUBACK refuses one of our filters, if it does.
-    fn check_suback(&self, codes: &[u8]) -> Option<String> {
+    fn check_suback(&self, codes: &[u8], version: wire::Version) -> Option<String> {
         for (filter, &code) in self.filters.iter().zip(codes) {
             if code >= 0x80 {
+                // MQTT 3.1.1 has one failure code, 0x80, with no reason.
+                let why = match version {
+                    wire::Version::V5 => wire::reason_text(code),
+                    wire::Version::V311 => "failure",
+                };
                 return Some(format!(
-                    "the broker refused the subscription to '{}': {} ({code:#04x})",
-                    escaped(filter),
-                    wire::reason_text(code)
+                    "the broker refused the subscription to '{}': {why} ({code:#04x})",
+                    escaped(filter)
                 ));
             }
         }
