@@ -33,7 +33,7 @@ const WINDOW_QOS2_V311: usize = 20;
 /// Unacknowledged payload bytes kept at most (at least one message is always allowed).
 const WINDOW_BYTES: usize = 16 << 20;
 /// Stop taking input while this much is waiting for the socket.
-const UNSENT_HIGH: usize = 1 << 20;
+const UNSENT_HIGH: usize = 256 << 10;
 /// Input batches buffered between the stdin thread and the publisher.
 const INPUT_BATCHES: usize = 4;
 /// Connections lost in a row, with no acknowledgement in between, after which the oldest
