@@ -106,6 +106,12 @@ pub struct Common {
     /// Print the version and exit
     #[arg(long, action = ArgAction::Version)]
     pub version: Option<bool>,
+
+    /// Print a completion script for SHELL (bash, zsh, fish, …) and exit
+    ///
+    /// For example: chat-sub --completions bash > /etc/bash_completion.d/chat-sub
+    #[arg(long, value_name = "SHELL", value_enum)]
+    pub completions: Option<clap_complete::Shell>,
 }
 
 /// Publish lines from stdin to an MQTT topic, one message per line.
@@ -117,7 +123,7 @@ pub struct Common {
 #[command(name = "chat-pub", version, disable_version_flag = true)]
 pub struct PubArgs {
     /// The topic to publish to (no wildcards); optional with --json
-    #[arg(value_name = "TOPIC", required_unless_present = "json")]
+    #[arg(value_name = "TOPIC", required_unless_present_any = ["json", "completions"])]
     pub topic: Option<String>,
 
     #[command(flatten)]
@@ -170,6 +176,14 @@ pub struct PubArgs {
     /// After end of input, how long to wait for the broker's acknowledgements
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub drain_timeout: Duration,
+
+    /// Do not announce the nick as online in TOPIC
+    ///
+    /// While chat-pub reads a room from stdin (envelope mode, not with -m, --raw or
+    /// --json), its nick is online there: a retained join on the room's presence topic,
+    /// and a will that turns it offline if chat-pub dies (see PRESENCE in chat-sub(1)).
+    #[arg(long)]
+    pub no_presence: bool,
 }
 
 /// Print the messages of MQTT topics as lines: text for people, JSON for programs.
@@ -181,7 +195,7 @@ pub struct PubArgs {
 #[command(name = "chat-sub", version, disable_version_flag = true)]
 pub struct SubArgs {
     /// Topics to subscribe to; the wildcards + and # are allowed
-    #[arg(value_name = "TOPIC", required = true)]
+    #[arg(value_name = "TOPIC", required_unless_present = "completions")]
     pub topics: Vec<String>,
 
     #[command(flatten)]
@@ -219,6 +233,37 @@ pub struct SubArgs {
     /// Skip messages delivered because they were retained
     #[arg(short = 'R', long)]
     pub no_retained: bool,
+
+    /// Print who is online in the TOPICs, one nick per line, and exit
+    ///
+    /// Reads the retained presence state and exits once nothing new arrived for 0.5 s
+    /// (MQTT has no end-of-retained marker). With --json, one object per nick.
+    #[arg(long, conflicts_with_all = ["count", "session", "format", "raw"])]
+    pub who: bool,
+
+    /// Do not show joins and leaves
+    #[arg(long)]
+    pub no_presence: bool,
+
+    /// Hide messages (and presence) from NICK (repeatable)
+    #[arg(long, value_name = "NICK")]
+    pub ignore: Vec<String>,
+
+    /// Hide your own messages (those from --nick)
+    ///
+    /// chat-pub and chat-sub are separate connections, so this is a filter on the nick
+    /// (under MQTT 5 the subscription also asks the broker not to send back what this
+    /// connection publishes, which is nothing).
+    #[arg(long)]
+    pub hide_own: bool,
+
+    /// Your nick, for --hide-own [default: $CHAT_NICK, else $USER]
+    #[arg(long, value_name = "NAME", env = "CHAT_NICK")]
+    pub nick: Option<String>,
+
+    /// Colour nicks: auto (on a terminal, unless NO_COLOR is set), always or never
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_enum)]
+    pub color: ColorWhen,
 
     /// Keep a persistent session named NAME (also the client id)
     ///
@@ -265,6 +310,19 @@ pub struct BrokerArgs {
     /// Print the version and exit
     #[arg(long, action = ArgAction::Version)]
     pub version: Option<bool>,
+
+    /// Print a completion script for SHELL (bash, zsh, fish, …) and exit
+    #[arg(long, value_name = "SHELL", value_enum)]
+    pub completions: Option<clap_complete::Shell>,
+}
+
+/// When to colour nicks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    Always,
+    Never,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

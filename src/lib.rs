@@ -20,7 +20,8 @@
 //! - [`input`]: chat-pub's stdin reader and line → message preparation.
 //! - [`publish`]: chat-pub's loop — the outbox of unacknowledged messages, drain.
 //! - [`render`]: chat-sub's output formats and terminal-safe escaping.
-//! - [`subscribe`]: chat-sub's loop.
+//! - [`subscribe`]: chat-sub's loop; [`output`]: its stdout.
+//! - [`presence`]: who is online — presence topics, joins, leaves, the roster.
 //! - [`error`]: the error type and exit statuses.
 //! - [`signals`]: SIGINT and SIGTERM for the tools' loops.
 //! - [`dedup`]: chat-sub's window of recent messages, so a repeat is printed once.
@@ -36,6 +37,8 @@ pub mod endpoint;
 pub mod envelope;
 pub mod error;
 pub mod input;
+pub mod output;
+pub mod presence;
 pub mod procnet;
 pub mod publish;
 pub mod render;
@@ -147,6 +150,7 @@ pub fn connect_options(
             session_expiry: None,
             max_packet_in: u32::try_from(max_in).unwrap_or(u32::MAX),
             login,
+            will: None,
         },
         max_in,
         attempt_timeout: common
@@ -189,6 +193,12 @@ fn read_password(path: &std::path::Path) -> Result<String, Error> {
     let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = first.strip_suffix(b"\r").unwrap_or(first);
     String::from_utf8(first.to_vec()).map_err(|_| bad("the password is not UTF-8".into()))
+}
+
+/// Prints a shell completion script for the tool described by `C` on stdout.
+pub fn print_completions<C: clap::CommandFactory>(shell: clap_complete::Shell, name: &str) {
+    let mut cmd = C::command();
+    clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
 }
 
 /// The runtime both tools run on: one thread (the tools' work is I/O, and the second core

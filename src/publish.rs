@@ -20,8 +20,8 @@ use crate::error::{Error, Tally};
 use crate::input::{self, Control, LineRules, Message, Mode, Preparer, Source};
 use crate::session::{self, Backoff, Link, LinkError};
 use crate::signals::Signals;
-use crate::wire::{self, AckKind, Inbound, PubFlags, Version};
-use crate::{connect_options, topic};
+use crate::wire::{self, AckKind, Inbound, PubFlags, Version, Will};
+use crate::{connect_options, presence, topic};
 
 /// Default `--max-size` of chat-pub: 1 MiB.
 pub const DEFAULT_MAX_SIZE: usize = 1 << 20;
@@ -47,7 +47,7 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
         topic::check_publish(t).map_err(Error::Usage)?;
     }
     let max_size = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
-    let opts = connect_options(&args.common, "chat-pub", 64 * 1024)?;
+    let mut opts = connect_options(&args.common, "chat-pub", 64 * 1024)?;
     let mode = match (args.raw, args.json) {
         (true, _) => Mode::Raw,
         (_, true) => Mode::Json,
@@ -79,7 +79,32 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
     let control = Arc::new(Control::default());
     input::spawn(source, prep, rules, tx, control.clone())
         .map_err(|e| Error::Failed(format!("cannot start the input thread: {e}")))?;
+    // The nick is online in TOPIC while chat-pub reads the room from stdin as chat.
+    let presence = match (
+        &args.topic,
+        mode,
+        args.messages.is_empty(),
+        args.no_presence,
+    ) {
+        (Some(room), Mode::Envelope, true, false) => {
+            let topic = presence::topic(room, &opts.spec.client_id);
+            // Dying without DISCONNECT publishes the same goodbye as leaving: an empty
+            // retained message (offline, and no state left behind).
+            opts.spec.will = Some(Will {
+                topic: topic.clone(),
+                payload: Vec::new(),
+                qos: 1,
+                retain: true,
+            });
+            Some(Announce {
+                topic: Bytes::from(topic),
+                join: Bytes::from(presence::join_payload(&nick(args.nick.as_deref()))),
+            })
+        }
+        _ => None,
+    };
     let mut publisher = Publisher {
+        presence,
         outbox: Outbox::default(),
         pending: VecDeque::new(),
         tally: Tally::default(),
@@ -127,7 +152,39 @@ fn nick(flag: Option<&str>) -> String {
         .unwrap_or_else(|| "anonymous".to_owned())
 }
 
+/// chat-pub's presence: where it announces itself, and the join it publishes there.
+struct Announce {
+    topic: Bytes,
+    join: Bytes,
+}
+
+impl Announce {
+    /// Appends the retained join (after every connection: a broker may have lost it).
+    fn join(&self, link: &mut Link) {
+        self.publish(link, &self.join.clone());
+    }
+
+    /// Appends the retained empty message that means offline and clears the state.
+    fn leave(&self, link: &mut Link) {
+        self.publish(link, &Bytes::new());
+    }
+
+    fn publish(&self, link: &mut Link, payload: &Bytes) {
+        // QoS 0: presence is best effort, and never a failed line. The DISCONNECT
+        // handshake that ends every run makes sure the broker read it.
+        let flags = PubFlags {
+            qos: 0,
+            retain: true,
+            dup: false,
+            pkid: 0,
+        };
+        wire::encode_publish(link.version, &mut link.wbuf, &self.topic, payload, flags);
+    }
+}
+
 struct Publisher {
+    /// Where the nick is announced as online, if it is.
+    presence: Option<Announce>,
     outbox: Outbox,
     /// Messages taken from the input but not yet sent (waiting for the window).
     pending: VecDeque<Message>,
@@ -162,6 +219,9 @@ impl Publisher {
                 return Ok(());
             }
         };
+        if let Some(p) = &self.presence {
+            p.join(&mut link);
+        }
         loop {
             self.fill(&mut link);
             if !self.input.open && self.pending.is_empty() && self.outbox.is_empty() {
@@ -207,6 +267,9 @@ impl Publisher {
             };
         }
         log::info!("every message acknowledged; disconnecting");
+        if let Some(p) = &self.presence {
+            p.leave(&mut link);
+        }
         let deadline = self
             .drain_deadline
             .unwrap_or_else(Instant::now)
@@ -423,6 +486,9 @@ impl Publisher {
             opts.endpoint,
             self.outbox.len()
         );
+        if let Some(p) = &self.presence {
+            p.join(&mut link);
+        }
         self.outbox.resend(&mut link);
         Ok(Some(link))
     }

@@ -139,13 +139,103 @@ fn push_and_skip(lit: &mut String, chars: &mut std::iter::Peekable<std::str::Cha
 pub struct Renderer {
     format: Format,
     clock: LocalClock,
+    /// Colour nicks in text output (SGR sequences; the nick itself is escaped first).
+    color: bool,
+}
+
+/// A join or a leave, as chat-sub shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceLine<'a> {
+    /// The room (the topic of the chat, not of the presence state).
+    pub room: &'a str,
+    pub nick: &'a str,
+    pub joined: bool,
+    /// When it happened, as the join said (RFC 3339); else `received` is used.
+    pub ts: Option<&'a str>,
+    pub received: SystemTime,
 }
 
 impl Renderer {
-    pub fn new(format: Format) -> Renderer {
+    pub fn new(format: Format, color: bool) -> Renderer {
         Renderer {
             format,
             clock: LocalClock::default(),
+            color,
+        }
+    }
+
+    /// Appends a join or leave line; false (nothing written) for formats that show only
+    /// messages (`--raw`, `--format`).
+    pub fn render_presence(&mut self, out: &mut Vec<u8>, p: &PresenceLine) -> bool {
+        let ts =
+            p.ts.map(str::to_owned)
+                .unwrap_or_else(|| system_rfc3339(p.received));
+        match &self.format {
+            Format::Json => {
+                let event: &[u8] = if p.joined { b"join" } else { b"leave" };
+                out.extend_from_slice(b"{\"event\":\"");
+                out.extend_from_slice(event);
+                out.extend_from_slice(b"\",\"from\":");
+                push_json_str(out, p.nick);
+                out.extend_from_slice(b",\"topic\":");
+                push_json_str(out, p.room);
+                out.extend_from_slice(b",\"ts\":");
+                push_json_str(out, &ts);
+                out.push(b'}');
+            }
+            Format::Text { topic_prefix } => {
+                if *topic_prefix {
+                    out.push(b'[');
+                    push_escaped(out, p.room);
+                    out.extend_from_slice(b"] ");
+                }
+                let secs = envelope::parse_rfc3339(&ts).unwrap_or(0);
+                out.extend_from_slice(&self.clock.hms(secs));
+                out.extend_from_slice(b" * ");
+                self.push_nick(out, p.nick);
+                out.extend_from_slice(if p.joined { b" joined" } else { b" left" });
+            }
+            Format::Template(_) | Format::Raw => return false,
+        }
+        out.push(b'\n');
+        true
+    }
+
+    /// Appends one line of `--who`: the nick (with `[room] ` when the topic is shown), or
+    /// a JSON object.
+    pub fn render_who(&mut self, out: &mut Vec<u8>, room: &str, nick: &str, ts: Option<&str>) {
+        match &self.format {
+            Format::Json => {
+                out.extend_from_slice(b"{\"event\":\"online\",\"from\":");
+                push_json_str(out, nick);
+                out.extend_from_slice(b",\"topic\":");
+                push_json_str(out, room);
+                out.extend_from_slice(b",\"ts\":");
+                match ts {
+                    Some(ts) => push_json_str(out, ts),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.push(b'}');
+            }
+            Format::Text { topic_prefix: true } => {
+                out.push(b'[');
+                push_escaped(out, room);
+                out.extend_from_slice(b"] ");
+                self.push_nick(out, nick);
+            }
+            _ => self.push_nick(out, nick),
+        }
+        out.push(b'\n');
+    }
+
+    /// The nick, escaped, in its colour when colours are on.
+    fn push_nick(&self, out: &mut Vec<u8>, nick: &str) {
+        if self.color {
+            let _ = write!(out, "\x1b[{}m", nick_color(nick));
+            push_escaped(out, nick);
+            out.extend_from_slice(b"\x1b[0m");
+        } else {
+            push_escaped(out, nick);
         }
     }
 
@@ -163,7 +253,7 @@ impl Renderer {
                 out.extend_from_slice(&self.clock.hms(message_secs(m, d)));
                 out.push(b' ');
                 if let Some(from) = &d.from {
-                    push_escaped(out, from);
+                    self.push_nick(out, from);
                     out.extend_from_slice(b": ");
                 }
                 push_escaped(out, &d.text);
@@ -213,8 +303,22 @@ fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
 }
 
 fn received_rfc3339(m: &Delivered) -> String {
-    let d = m.received.duration_since(UNIX_EPOCH).unwrap_or_default();
+    system_rfc3339(m.received)
+}
+
+fn system_rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     envelope::rfc3339(d.as_secs() as i64, d.subsec_millis())
+}
+
+/// A nick's colour: one of twelve readable SGR foreground colours (31–36, 91–96), the
+/// same for the same nick in every run (FNV-1a of its bytes).
+pub fn nick_color(nick: &str) -> u8 {
+    const PALETTE: [u8; 12] = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
+    let hash = nick.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    PALETTE[(hash % PALETTE.len() as u64) as usize]
 }
 
 /// The message's time in Unix seconds: its envelope `ts`, else when it was received.
@@ -318,7 +422,7 @@ mod tests {
     }
 
     fn render(format: Format, payload: &[u8]) -> String {
-        let mut r = Renderer::new(format);
+        let mut r = Renderer::new(format, false);
         let mut out = Vec::new();
         let m = msg(payload);
         r.render(&mut out, &m, &envelope::decode(payload));

@@ -6,20 +6,20 @@
 //! flush, so the broker hears "received" only for what reached stdout.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, Write};
-use std::mem::ManuallyDrop;
-use std::os::fd::FromRawFd;
+use std::io::{self, IsTerminal};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
 
+use crate::cli::ColorWhen;
 use crate::cli::SubArgs;
 use crate::dedup::{Key, Recent};
 use crate::envelope;
 use crate::error::Error;
-use crate::render::{Delivered, Format, Renderer, escaped};
+use crate::output::{Output, watch_stdout};
+use crate::presence::{self, Roster};
+use crate::render::{Delivered, Format, PresenceLine, Renderer, escaped};
 use crate::session::{self, Backoff, ConnectOptions, Link, LinkError};
 use crate::signals::Signals;
 use crate::wire::{self, AckKind, Delivery, Inbound};
@@ -27,8 +27,12 @@ use crate::{connect_options, topic};
 
 /// Default `--max-size` of chat-sub: the protocol maximum, so nothing is dropped for size.
 pub const DEFAULT_MAX_SIZE: usize = wire::MAX_PACKET;
-/// Packet id of our SUBSCRIBE (the only one we send per connection).
+/// Packet id of our SUBSCRIBE to the chat topics.
 const SUBSCRIBE_PKID: u16 = 1;
+/// Packet id of our SUBSCRIBE to the presence topics (its refusal is only a warning).
+const PRESENCE_PKID: u16 = 2;
+/// `--who`: how long no presence message must arrive before the state counts as complete.
+pub const WHO_QUIET: Duration = Duration::from_millis(500);
 /// How long (seconds) a broker keeps a `--session` after chat-sub disconnects (MQTT 5).
 pub const SESSION_EXPIRY: u32 = 7 * 24 * 3600;
 /// Quiet closes of a resumed `--session` in a row that count as a takeover.
@@ -65,11 +69,40 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
         opts.spec.clean_start = false;
         opts.spec.session_expiry = Some(SESSION_EXPIRY);
     }
+    let presence = match (args.who, args.no_presence) {
+        (true, _) => Presence::Who,
+        (false, true) => Presence::Hidden,
+        (false, false) => Presence::Shown,
+    };
+    // --hide-own: the nick as chat-pub would send it (--nick, CHAT_NICK, USER).
+    let mut hidden: HashSet<String> = args.ignore.iter().cloned().collect();
+    if args.hide_own {
+        let own = args
+            .nick
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| std::env::var("USER").ok().filter(|n| !n.is_empty()))
+            .ok_or_else(|| Error::Usage("--hide-own needs --nick (or CHAT_NICK)".into()))?;
+        hidden.insert(own);
+    }
+    let color = match args.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
     let rt = crate::runtime()?;
     let stdout_closed = watch_stdout();
     let mut sub = Subscriber {
-        renderer: Renderer::new(format),
+        renderer: Renderer::new(format, color),
         out: Output::stdout(),
+        presence,
+        roster: Roster::default(),
+        hidden,
+        no_local: args.hide_own,
+        who_until: None,
         filters: args.topics.clone(),
         qos: args.common.qos,
         count: args.count,
@@ -102,6 +135,17 @@ struct Ends {
     stdout_closed: oneshot::Receiver<()>,
 }
 
+/// What chat-sub does with presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    /// Show joins and leaves (the default).
+    Shown,
+    /// `--no-presence`: do not even subscribe to presence.
+    Hidden,
+    /// `--who`: collect who is online, print it, exit.
+    Who,
+}
+
 /// What handling a batch of packets led to.
 enum Step {
     Continue,
@@ -118,6 +162,14 @@ enum Step {
 struct Subscriber {
     renderer: Renderer,
     out: Output,
+    presence: Presence,
+    roster: Roster,
+    /// Nicks whose messages and presence are not shown (--ignore, --hide-own).
+    hidden: HashSet<String>,
+    /// --hide-own: ask an MQTT 5 broker not to send back this connection's own messages.
+    no_local: bool,
+    /// --who: print the roster once nothing arrived until then.
+    who_until: Option<Instant>,
     filters: Vec<String>,
     qos: u8,
     count: Option<u64>,
@@ -169,6 +221,13 @@ impl Subscriber {
                 }
                 _ = &mut ends.stdout_closed => return Ok(()),
                 _ = sleep_until(stop), if stop_at.is_some() => return self.timed_out(run_for),
+                _ = sleep_until(self.who_until.unwrap_or_else(Instant::now)),
+                    if self.who_until.is_some() => {
+                    self.print_roster();
+                    self.out.flush().map_err(stdout_error)?;
+                    link.disconnect(Instant::now() + Duration::from_secs(1)).await;
+                    return Ok(());
+                }
                 r = link.io() => match r.and_then(|()| self.handle(&mut link)) {
                     Ok(Step::Continue) => continue,
                     Ok(Step::StdoutClosed) => return Ok(()),
@@ -251,14 +310,32 @@ impl Subscriber {
         Ok(())
     }
 
+    /// Subscribes to the chat topics and, in a SUBSCRIBE of its own (a refusal of which
+    /// is only a warning), to their presence topics.
     fn subscribe(&self, link: &mut Link) {
-        wire::encode_subscribe(
-            link.version,
-            SUBSCRIBE_PKID,
-            &self.filters,
-            self.qos,
-            &mut link.wbuf,
-        );
+        if self.presence != Presence::Who {
+            let (filters, qos) = (&self.filters, self.qos);
+            let nl = self.no_local;
+            wire::encode_subscribe(
+                link.version,
+                SUBSCRIBE_PKID,
+                filters,
+                qos,
+                nl,
+                &mut link.wbuf,
+            );
+        }
+        if self.presence != Presence::Hidden {
+            let filters: Vec<String> = self.filters.iter().map(|f| presence::filter(f)).collect();
+            wire::encode_subscribe(
+                link.version,
+                PRESENCE_PKID,
+                &filters,
+                1,
+                false,
+                &mut link.wbuf,
+            );
+        }
     }
 
     /// Handles every complete packet received, then flushes stdout.
@@ -284,9 +361,25 @@ impl Subscriber {
                     self.qos2_pending.remove(&pkid);
                     wire::encode_ack(AckKind::PubComp, pkid, &mut link.wbuf);
                 }
-                Inbound::SubAck { codes, .. } => {
-                    if let Some(why) = self.check_suback(&codes, link.version) {
-                        return Ok(Step::Refused(why));
+                Inbound::SubAck { pkid, codes } => {
+                    let presence = pkid == PRESENCE_PKID;
+                    let filters: Vec<String> = match presence {
+                        true => self.filters.iter().map(|f| presence::filter(f)).collect(),
+                        false => self.filters.clone(),
+                    };
+                    match refusal(&filters, &codes, link.version) {
+                        Some(why) if presence && self.presence != Presence::Who => {
+                            log::warn!("{why}; joins and leaves will not be shown");
+                        }
+                        Some(why) => return Ok(Step::Refused(why)),
+                        None if presence => {
+                            log::debug!("presence: following {}", filters.join(" "));
+                            self.who_quiet();
+                        }
+                        None => log::info!(
+                            "subscribed to {} (granted QoS {codes:?})",
+                            filters.join(" ")
+                        ),
                     }
                 }
                 other => log::debug!("ignoring {other:?}"),
@@ -299,9 +392,55 @@ impl Subscriber {
         }
     }
 
+    /// `--who`: (re)starts the quiet period after which the roster is printed.
+    fn who_quiet(&mut self) {
+        if self.presence == Presence::Who {
+            self.who_until = Some(Instant::now() + WHO_QUIET);
+        }
+    }
+
+    /// A presence message: updates the roster, shows a join or leave (never counted).
+    fn presence_message(&mut self, d: &Delivery) {
+        if self.presence == Presence::Hidden {
+            return;
+        }
+        self.who_quiet();
+        let topic = String::from_utf8_lossy(&d.topic);
+        let Some(change) = self.roster.update(&topic, &d.payload, d.retain) else {
+            return;
+        };
+        if self.presence != Presence::Shown || self.hidden.contains(&change.nick) {
+            return;
+        }
+        let line = PresenceLine {
+            room: &change.room,
+            nick: &change.nick,
+            joined: change.joined,
+            ts: change.ts.as_deref(),
+            received: SystemTime::now(),
+        };
+        self.renderer.render_presence(&mut self.out.buf, &line);
+    }
+
+    /// `--who`: prints everyone online.
+    fn print_roster(&mut self) {
+        for (room, nick, ts) in self.roster.online() {
+            if !self.hidden.contains(nick) {
+                self.renderer.render_who(&mut self.out.buf, room, nick, ts);
+            }
+        }
+    }
+
     /// Acknowledges and prints one message; true when `--count` is reached.
     fn deliver(&mut self, link: &mut Link, d: &Delivery) -> bool {
-        if self.acknowledge(link, d) || (self.no_retained && d.retain) {
+        if self.acknowledge(link, d) {
+            return false;
+        }
+        if presence::is_presence(&d.topic) {
+            self.presence_message(d);
+            return false;
+        }
+        if self.no_retained && d.retain {
             return false;
         }
         let m = Delivered {
@@ -320,6 +459,13 @@ impl Subscriber {
             }),
             (None, false) => None,
         };
+        if decoded
+            .from
+            .as_ref()
+            .is_some_and(|f| self.hidden.contains(f.as_ref()))
+        {
+            return false;
+        }
         if key.is_some_and(|k| !self.recent.first_time(k)) {
             self.repeats += 1;
             log::debug!(
@@ -363,28 +509,6 @@ impl Subscriber {
         );
     }
 
-    /// Why a SUBACK refuses one of our filters, if it does.
-    fn check_suback(&self, codes: &[u8], version: wire::Version) -> Option<String> {
-        for (filter, &code) in self.filters.iter().zip(codes) {
-            if code >= 0x80 {
-                // MQTT 3.1.1 has one failure code, 0x80, with no reason.
-                let why = match version {
-                    wire::Version::V5 => wire::reason_text(code),
-                    wire::Version::V311 => "failure",
-                };
-                return Some(format!(
-                    "the broker refused the subscription to '{}': {why} ({code:#04x})",
-                    escaped(filter)
-                ));
-            }
-        }
-        log::info!(
-            "subscribed to {} (granted QoS {codes:?})",
-            self.filters.join(" ")
-        );
-        None
-    }
-
     fn timed_out(&mut self, run_for: Option<Duration>) -> Result<(), Error> {
         self.out.flush().map_err(stdout_error)?;
         match self.count {
@@ -409,65 +533,16 @@ fn stdout_error(e: io::Error) -> Error {
     }
 }
 
-/// stdout with our own buffer: flushed explicitly, never line by line.
-struct Output {
-    buf: Vec<u8>,
-    /// fd 1, not closed on drop.
-    file: ManuallyDrop<File>,
-}
-
-impl Output {
-    fn stdout() -> Output {
-        // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop keeps this
-        // File from closing it.
-        let file = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-        Output {
-            buf: Vec::with_capacity(64 * 1024),
-            file,
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let r = self.file.write_all(&self.buf);
-        self.buf.clear();
-        r
-    }
-}
-
-/// Resolves when stdout's reader goes away (`chat-sub t | head -n 1`), so chat-sub can
-/// end at once instead of at its next write, which may never come.
-fn watch_stdout() -> oneshot::Receiver<()> {
-    let (tx, rx) = oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("stdout-watch".into())
-        .spawn(move || {
-            let mut pfd = libc::pollfd {
-                fd: 1,
-                events: 0,
-                revents: 0,
-            };
-            loop {
-                // SAFETY: one valid pollfd, for the duration of the call.
-                let r = unsafe { libc::poll(&mut pfd, 1, -1) };
-                if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                if r > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
-                    let _ = tx.send(());
-                    return;
-                }
-                // POLLNVAL (no stdout at all) or an error: writes will report it. Keep the
-                // sender alive, or the receiver would read its drop as "closed".
-                loop {
-                    std::thread::park();
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        log::debug!("cannot watch stdout: {e}");
-    }
-    rx
+/// Why a SUBACK refuses one of `filters`, if it does.
+fn refusal(filters: &[String], codes: &[u8], version: wire::Version) -> Option<String> {
+    let (filter, &code) = filters.iter().zip(codes).find(|(_, c)| **c >= 0x80)?;
+    // MQTT 3.1.1 has one failure code, 0x80, with no reason.
+    let why = match version {
+        wire::Version::V5 => wire::reason_text(code),
+        wire::Version::V311 => "failure",
+    };
+    Some(format!(
+        "the broker refused the subscription to '{}': {why} ({code:#04x})",
+        escaped(filter)
+    ))
 }

@@ -160,7 +160,7 @@ fn publish(broker: &Broker, extra: &[&str], topic: &str, texts: &[&str]) {
 fn chat_pub_on_pipe(url: &str, extra: &[&str], topic: &str) -> (Proc, PipeWriter) {
     let (reader, writer) = std::io::pipe().expect("pipe");
     let mut cmd = tool("chat-pub");
-    cmd.args(["-b", url, "-v", "-q", "1"])
+    cmd.args(["-b", url, "--no-presence", "-v", "-q", "1"])
         .args(extra)
         .arg(topic);
     let publisher = Proc::spawn_with_stdin(&mut cmd, Stdio::from(reader));

@@ -762,7 +762,7 @@ fn render(
         received: at,
     };
     let mut out = Vec::new();
-    Renderer::new(format).render(&mut out, &m, &envelope::decode(payload));
+    Renderer::new(format, false).render(&mut out, &m, &envelope::decode(payload));
     out
 }
 

@@ -52,7 +52,7 @@ each_broker! {
         let proxy = Proxy::start(broker);
         let sub = Proc::subscriber(broker, &["-vv", "-F", "{text}", "-n", "20000", &topic]);
         let mut publisher = Proc::spawn(
-            tool("chat-pub").args(["-b", &proxy.url(), "-q", "1", &topic]),
+            tool("chat-pub").args(["-b", &proxy.url(), "--no-presence", "-q", "1", &topic]),
         );
         for chunk in 0..5 {
             let (input, _) = numbered(chunk * 4000 + 1, chunk * 4000 + 4000);

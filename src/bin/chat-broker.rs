@@ -7,6 +7,10 @@ use mqttchat::cli::BrokerArgs;
 
 fn main() -> ExitCode {
     let args = BrokerArgs::parse();
+    if let Some(shell) = args.completions {
+        mqttchat::print_completions::<BrokerArgs>(shell, "chat-broker");
+        return ExitCode::SUCCESS;
+    }
     mqttchat::init_logging("chat-broker", args.verbose);
     match mqttchat::broker::run(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,10 @@ use mqttchat::cli::PubArgs;
 
 fn main() -> ExitCode {
     let args = PubArgs::parse();
+    if let Some(shell) = args.common.completions {
+        mqttchat::print_completions::<PubArgs>(shell, "chat-pub");
+        return ExitCode::SUCCESS;
+    }
     mqttchat::init_logging("chat-pub", args.common.verbose);
     match mqttchat::publish::run(args) {
         Ok(()) => ExitCode::SUCCESS,

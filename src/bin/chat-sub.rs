@@ -7,6 +7,10 @@ use mqttchat::cli::SubArgs;
 
 fn main() -> ExitCode {
     let args = SubArgs::parse();
+    if let Some(shell) = args.common.completions {
+        mqttchat::print_completions::<SubArgs>(shell, "chat-sub");
+        return ExitCode::SUCCESS;
+    }
     mqttchat::init_logging("chat-sub", args.common.verbose);
     match mqttchat::subscribe::run(args) {
         Ok(()) => ExitCode::SUCCESS,

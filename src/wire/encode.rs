@@ -34,6 +34,9 @@ pub fn encode_connect(version: Version, spec: &ConnectSpec, out: &mut BytesMut) 
             if let Some((user, pass)) = login_parts(spec) {
                 c.set_login(user, pass);
             }
+            c.last_will = spec.will.as_ref().map(|w| {
+                v4::LastWill::new(w.topic.clone(), w.payload.clone(), qos_of(w.qos), w.retain)
+            });
             v4::Packet::Connect(c)
                 .write(out, MAX_PACKET)
                 .map_err(|e| e.to_string())
@@ -49,7 +52,16 @@ pub fn encode_connect(version: Version, spec: &ConnectSpec, out: &mut BytesMut) 
                 properties: Some(props),
             };
             let login = login_parts(spec).map(|(u, p)| v5::Login::new(u, p));
-            v5::Packet::Connect(c, None, login)
+            let will = spec.will.as_ref().map(|w| {
+                v5::LastWill::new(
+                    w.topic.clone(),
+                    w.payload.clone(),
+                    v5_qos(w.qos),
+                    w.retain,
+                    None,
+                )
+            });
+            v5::Packet::Connect(c, will, login)
                 .write(out, None)
                 .map_err(|e| e.to_string())
         }
@@ -67,12 +79,14 @@ fn login_parts(spec: &ConnectSpec) -> Option<(&str, &str)> {
     })
 }
 
-/// Appends a SUBSCRIBE for `filters`, all at `qos`.
+/// Appends a SUBSCRIBE for `filters`, all at `qos`; under MQTT 5 `no_local` asks the broker
+/// not to send back what this connection publishes.
 pub fn encode_subscribe(
     version: Version,
     pkid: u16,
     filters: &[String],
     qos: u8,
+    no_local: bool,
     out: &mut BytesMut,
 ) {
     let written = match version {
@@ -89,9 +103,11 @@ pub fn encode_subscribe(
         }
         Version::V5 => {
             let mut s = v5::Subscribe::new_many(
-                filters
-                    .iter()
-                    .map(|f| v5::Filter::new(f.clone(), v5_qos(qos))),
+                filters.iter().map(|f| {
+                    let mut filter = v5::Filter::new(f.clone(), v5_qos(qos));
+                    filter.nolocal = no_local;
+                    filter
+                }),
                 None,
             );
             s.pkid = pkid;

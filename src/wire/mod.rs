@@ -40,6 +40,17 @@ pub struct ConnectSpec {
     pub max_packet_in: u32,
     /// User name and password, if the broker wants them.
     pub login: Option<Login>,
+    /// What the broker publishes if the connection dies without DISCONNECT.
+    pub will: Option<Will>,
+}
+
+/// A last will (chat-pub's presence: an empty retained message, meaning "offline").
+#[derive(Debug, Clone)]
+pub struct Will {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    pub retain: bool,
 }
 
 /// Credentials for CONNECT.

@@ -131,10 +131,14 @@ pub fn tool(name: &str) -> Command {
     c
 }
 
-/// `chat-pub -b BROKER ARGS…`
+/// `chat-pub -b BROKER --no-presence ARGS…`: presence (tested in tests/presence.rs) would
+/// add join and leave lines to what the other tests compare.
 pub fn chat_pub(broker: &Broker, args: &[&str]) -> Command {
     let mut c = tool("chat-pub");
-    c.arg("-b").arg(broker.url()).args(args);
+    c.arg("-b")
+        .arg(broker.url())
+        .arg("--no-presence")
+        .args(args);
     c
 }
 

@@ -1,0 +1,72 @@
+//! chat-sub's standard output: one buffer written with one system call per batch, and a
+//! watcher that notices at once when the reader of a pipe goes away.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+
+use tokio::sync::oneshot;
+
+/// stdout with our own buffer: flushed explicitly, never line by line.
+pub struct Output {
+    pub buf: Vec<u8>,
+    /// fd 1, not closed on drop.
+    file: ManuallyDrop<File>,
+}
+
+impl Output {
+    pub fn stdout() -> Output {
+        // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop keeps this
+        // File from closing it.
+        let file = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+        Output {
+            buf: Vec::with_capacity(64 * 1024),
+            file,
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = self.file.write_all(&self.buf);
+        self.buf.clear();
+        r
+    }
+}
+
+/// Resolves when stdout's reader goes away (`chat-sub t | head -n 1`), so chat-sub can
+/// end at once instead of at its next write, which may never come.
+pub fn watch_stdout() -> oneshot::Receiver<()> {
+    let (tx, rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("stdout-watch".into())
+        .spawn(move || {
+            let mut pfd = libc::pollfd {
+                fd: 1,
+                events: 0,
+                revents: 0,
+            };
+            loop {
+                // SAFETY: one valid pollfd, for the duration of the call.
+                let r = unsafe { libc::poll(&mut pfd, 1, -1) };
+                if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                if r > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                    let _ = tx.send(());
+                    return;
+                }
+                // POLLNVAL (no stdout at all) or an error: writes will report it. Keep the
+                // sender alive, or the receiver would read its drop as "closed".
+                loop {
+                    std::thread::park();
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::debug!("cannot watch stdout: {e}");
+    }
+    rx
+}

@@ -1,0 +1,270 @@
+//! Presence (SPEC §10): who is online in a room, kept as retained state beside it.
+//!
+//! While chat-pub reads a room from stdin, its client has a presence topic
+//!
+//! ```text
+//! mqttchat-presence/<room>/<client id, percent-encoded>
+//! ```
+//!
+//! holding a retained join, `{"event":"join","from":NICK,"ts":TIME}`. Leaving publishes an
+//! empty retained message there, which both tells the subscribers and deletes the retained
+//! state (no clutter is left); the same empty message is registered as the connection's
+//! will, so the broker publishes it when chat-pub dies without saying goodbye. Presence
+//! lives under its own first level, so a subscriber of the room — even of `room/#` — sees
+//! chat only, and a subscription filter maps to a presence filter level by level.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+
+use crate::envelope;
+
+/// The first topic level of every presence topic.
+pub const PREFIX: &str = "mqttchat-presence";
+
+/// The presence topic of a client in a room.
+pub fn topic(room: &str, client_id: &str) -> String {
+    format!("{PREFIX}/{room}/{}", encode_level(client_id))
+}
+
+/// The presence filter that matches the presence topics of the rooms `filter` matches.
+pub fn filter(filter: &str) -> String {
+    if filter == "#" || filter.ends_with("/#") {
+        // `#` already matches one more level (the client id).
+        format!("{PREFIX}/{filter}")
+    } else {
+        format!("{PREFIX}/{filter}/+")
+    }
+}
+
+/// Whether a topic is a presence topic.
+pub fn is_presence(topic: &[u8]) -> bool {
+    topic.starts_with(PREFIX.as_bytes()) && topic.get(PREFIX.len()) == Some(&b'/')
+}
+
+/// Splits a presence topic into the room and the (decoded) client id.
+pub fn parse(topic: &str) -> Option<(&str, String)> {
+    let rest = topic.strip_prefix(PREFIX)?.strip_prefix('/')?;
+    let (room, id) = rest.rsplit_once('/')?;
+    Some((room, decode_level(id)))
+}
+
+/// A client id as one topic level: `/`, `+`, `#`, `%`, controls and NUL (none of which
+/// may stand in a level, or all of which would confuse one) as `%XX`.
+pub fn encode_level(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for c in id.chars() {
+        if matches!(c, '/' | '+' | '#' | '%') || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00"); // an empty level would merge with its neighbours in meaning
+    }
+    out
+}
+
+/// Undoes [`encode_level`] (invalid escapes are kept as they are).
+pub fn decode_level(level: &str) -> String {
+    let bytes = level.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The retained join of `nick`, now.
+pub fn join_payload(nick: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nick.len() + 64);
+    out.extend_from_slice(b"{\"event\":\"join\",\"from\":");
+    envelope::push_json_str(&mut out, nick);
+    out.extend_from_slice(b",\"ts\":");
+    envelope::push_json_str(&mut out, &envelope::now_rfc3339());
+    out.push(b'}');
+    out
+}
+
+/// A presence message as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Online, with the nick and when it joined (as sent).
+    Join { nick: String, ts: Option<String> },
+    /// Offline (an empty payload: a goodbye or the will).
+    Leave,
+}
+
+#[derive(Deserialize)]
+struct JoinWire {
+    from: String,
+    #[serde(default)]
+    ts: Option<String>,
+}
+
+/// Reads a presence payload; None for one that is neither a join nor a leave.
+pub fn decode(payload: &[u8]) -> Option<Event> {
+    if payload.is_empty() {
+        return Some(Event::Leave);
+    }
+    let j: JoinWire = serde_json::from_slice(payload).ok()?;
+    Some(Event::Join {
+        nick: j.from,
+        ts: j.ts,
+    })
+}
+
+/// A change worth a line: somebody joined or left while chat-sub was watching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub room: String,
+    pub nick: String,
+    pub joined: bool,
+    pub ts: Option<String>,
+}
+
+/// Who is online, as a subscriber learns it from presence messages.
+#[derive(Debug, Default)]
+pub struct Roster {
+    /// Presence topic → (room, nick, when it joined).
+    online: HashMap<String, (String, String, Option<String>)>,
+}
+
+impl Roster {
+    /// Takes one presence message. Returns the change to show, if any: state that was
+    /// already retained when chat-sub subscribed is learnt silently (it is not news), and
+    /// a leave is shown with the nick its join gave (or the client id, if none was seen).
+    pub fn update(&mut self, topic: &str, payload: &[u8], retained: bool) -> Option<Change> {
+        let (room, id) = parse(topic)?;
+        match decode(payload)? {
+            Event::Join { nick, ts } => {
+                let known = self.online.insert(
+                    topic.to_string(),
+                    (room.to_string(), nick.clone(), ts.clone()),
+                );
+                // A join already known (a repeat after a reconnect) is not news either.
+                (!retained && known.is_none()).then(|| Change {
+                    room: room.to_string(),
+                    nick,
+                    joined: true,
+                    ts,
+                })
+            }
+            Event::Leave => {
+                let nick = self.online.remove(topic).map_or(id, |(_, nick, _)| nick);
+                Some(Change {
+                    room: room.to_string(),
+                    nick,
+                    joined: false,
+                    ts: None,
+                })
+            }
+        }
+    }
+
+    /// Everyone online, sorted by room and nick: (room, nick, when they joined).
+    pub fn online(&self) -> Vec<(&str, &str, Option<&str>)> {
+        let mut all: Vec<_> = self
+            .online
+            .values()
+            .map(|(room, nick, ts)| (room.as_str(), nick.as_str(), ts.as_deref()))
+            .collect();
+        all.sort();
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_and_filters() {
+        assert_eq!(
+            topic("lobby", "chat-pub-1"),
+            "mqttchat-presence/lobby/chat-pub-1"
+        );
+        assert_eq!(
+            topic("a/b", "x/y+#%"),
+            "mqttchat-presence/a/b/x%2Fy%2B%23%25"
+        );
+        assert_eq!(filter("lobby"), "mqttchat-presence/lobby/+");
+        assert_eq!(filter("chat/+"), "mqttchat-presence/chat/+/+");
+        assert_eq!(filter("chat/#"), "mqttchat-presence/chat/#");
+        assert_eq!(filter("#"), "mqttchat-presence/#");
+        assert_eq!(
+            parse("mqttchat-presence/a/b/x%2Fy"),
+            Some(("a/b", "x/y".to_string()))
+        );
+        assert!(is_presence(b"mqttchat-presence/x/y"));
+        assert!(!is_presence(b"mqttchat-presence-not/x"));
+        assert!(!is_presence(b"lobby"));
+    }
+
+    #[test]
+    fn client_ids_round_trip_through_a_level() {
+        for id in ["plain", "a/b", "+#%", "é\u{1b}[2J", "", "%zz"] {
+            let level = encode_level(id);
+            assert!(
+                !level.contains(['/', '+', '#', '\u{1b}']) && !level.is_empty(),
+                "{level}"
+            );
+            if !id.is_empty() {
+                assert_eq!(decode_level(&level), id);
+            }
+        }
+    }
+
+    #[test]
+    fn roster_shows_news_only() {
+        let mut r = Roster::default();
+        let t = topic("lobby", "c1");
+        let join = join_payload("bob");
+        // Retained at subscription time: learnt, not shown.
+        assert_eq!(r.update(&t, &join, true), None);
+        assert_eq!(r.online(), vec![("lobby", "bob", r.online()[0].2)]);
+        // Leaving is news, with the nick the join gave.
+        let left = r.update(&t, b"", false).unwrap();
+        assert_eq!((left.nick.as_str(), left.joined), ("bob", false));
+        assert!(r.online().is_empty());
+        // A live join is news; the same join again is not.
+        assert!(r.update(&t, &join, false).unwrap().joined);
+        assert_eq!(r.update(&t, &join, false), None);
+        // A leave of someone never seen shows the client id.
+        let other = topic("lobby", "who%knows");
+        assert_eq!(r.update(&other, b"", false).unwrap().nick, "who%knows");
+        assert_eq!(r.update("lobby", &join, false), None);
+    }
+
+    #[test]
+    fn payloads() {
+        let join = join_payload("bo\"b");
+        match decode(&join) {
+            Some(Event::Join { nick, ts }) => {
+                assert_eq!(nick, "bo\"b");
+                assert!(ts.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decode(b""), Some(Event::Leave));
+        assert_eq!(decode(b"junk"), None);
+    }
+}
