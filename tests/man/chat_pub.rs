@@ -161,6 +161,7 @@ the oldest unacknowledged message is taken for the cause: it is reported by its 
 number and given up, and the others are delivered. The pause before reconnecting grows
 in the same way during such a streak, so a broker that drops every connection at once
 is not hammered.
+@PRESENCE@
 @SECURITY@
 .SH EXIT STATUS
 .TP

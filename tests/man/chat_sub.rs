@@ -179,6 +179,7 @@ Under MQTT 5 chat\-sub tells the broker its \fB\-\-max\-size\fR, and the broker 
 send it bigger messages. MQTT 3.1.1 has no way to say so: chat\-sub skips a bigger
 message itself, acknowledges it so that it is not sent again, and says so on standard
 error.
+@PRESENCE@
 @SECURITY@
 .SH EXIT STATUS
 .TP
@@ -208,6 +209,17 @@ each batch), then chat\-sub disconnected.
 The time zone of \fIHH\fR:\fIMM\fR:\fISS\fR in text output and \fB{time}\fR, for example
 \fBTZ=UTC\fR. The \fBts\fR and \fBreceived\fR values are always UTC.
 @ENV_RUST_LOG@
+.TP
+.B NO_COLOR
+When set and not empty, \fB\-\-color auto\fR (the default) colours nothing.
+.TP
+.B CHAT_NICK, USER
+Your nick for \fB\-\-hide\-own\fR when \fB\-\-nick\fR is not given (in this order).
+.SH COLOUR
+With \fB\-\-color always\fR, or \fB\-\-color auto\fR when standard output is a terminal and
+\fBNO_COLOR\fR is not set, nicks in text output are coloured: each nick always gets the same
+of twelve colours (a hash of its bytes), so a conversation is easy to follow. Only the nick
+is coloured, after escaping; \fB\-\-json\fR, \fB\-\-raw\fR and \fB\-\-format\fR never are.
 .SH EXAMPLES
 @EXAMPLE_CHAT@
 .PP

@@ -8,6 +8,46 @@ speak 5. Connections are plain TCP (\fBmqtt://\fR), TLS (\fBmqtts://\fR), WebSoc
 (\fBws://\fR) or WebSocket over TLS (\fBwss://\fR); see SECURITY.
 "##;
 
+/// The PRESENCE section: the topic rule and what each tool does.
+const PRESENCE: &str = r##".SH PRESENCE
+While \fBchat\-pub\fR \fITOPIC\fR reads lines from standard input as chat (not with
+\fB\-m\fR, \fB\-\-raw\fR, \fB\-\-json\fR or \fB\-\-no\-presence\fR), its nick is online in
+\fITOPIC\fR. Presence lives beside the room, under a topic derived from it:
+.PP
+.RS 4
+.nf
+mqttchat\-presence/\fITOPIC\fR/\fICLIENT\-ID\fR
+.fi
+.RE
+.PP
+where \fICLIENT\-ID\fR is chat\-pub's client id with \fB/\fR, \fB+\fR, \fB#\fR, \fB%\fR and control
+characters written as \fB%\fR\fIXX\fR (so any id is one topic level). Presence is keyed by
+client id: the same nick twice is two presences. On connecting (and on every reconnect)
+chat\-pub publishes a retained join there, \fB{"event":"join","from":\fR\fINICK\fR\fB,"ts":\fR\fITIME\fR\fB}\fR,
+and registers an empty retained message as its will. Leaving (end of input, a signal)
+publishes the empty retained message itself; dying without a goodbye (kill \-9, a pulled
+cable) makes the broker publish the will, once it misses about one and a half keep\-alive
+intervals. Either way subscribers see a leave, and no retained state is left behind.
+.PP
+A subscriber of \fITOPIC\fR, or of \fITOPIC\fB/#\fR, sees chat only. chat\-sub follows the
+presence of every \fITOPIC\fR it subscribes to, by the filter
+\fBmqttchat\-presence/\fR\fITOPIC\fR\fB/+\fR (\fBmqttchat\-presence/\fR\fITOPIC\fR when
+\fITOPIC\fR ends in \fB#\fR), so wildcards work for presence too. It shows joins and
+leaves that happen while it runs, as text lines \fIHH\fR:\fIMM\fR:\fISS\fR \fB* bob
+joined\fR and \fB* bob left\fR, and as JSON objects
+\fB{"event":"join"|"leave","from":\fR\fINICK\fR\fB,"topic":\fR\fITOPIC\fR\fB,"ts":\fR\fITIME\fR\fB}\fR
+(not with \fB\-\-raw\fR or \fB\-\-format\fR, which print messages only). Presence that was
+already retained when chat\-sub subscribed is not news and is not shown as a join; its
+leave is shown later with the right nick. Presence lines do not count for \fB\-\-count\fR.
+\fB\-\-no\-presence\fR does not follow presence at all. A broker that refuses the presence
+subscription gets a warning on standard error, not a failure.
+.PP
+\fBchat\-sub \-\-who\fR \fITOPIC\fR prints who is online and exits: the retained presence
+state, read until nothing new arrived for 0.5 seconds (MQTT has no end\-of\-retained
+marker), one nick per line sorted by room and nick (\fB[\fR\fIroom\fR\fB] \fR in front when the
+topic is shown), or JSON objects with \fB"event":"online"\fR.
+"##;
+
 /// The SECURITY section: TLS, certificates, credentials.
 const SECURITY: &str = r##".SH SECURITY
 With \fBmqtts://\fR and \fBwss://\fR the broker's certificate is checked against the
@@ -117,7 +157,8 @@ const SEE_ALSO: &str = r##".BR mosquitto_pub (1),
 "##;
 
 /// The pieces by name.
-const PIECES: [(&str, &str); 9] = [
+const PIECES: [(&str, &str); 10] = [
+    ("PRESENCE", PRESENCE),
     ("EXAMPLE_SECURE", EXAMPLE_SECURE),
     ("PROTOCOL", PROTOCOL),
     ("SECURITY", SECURITY),
