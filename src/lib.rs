@@ -18,7 +18,8 @@
 //! - [`transport`]: TCP, TLS (rustls, ring) and WebSocket connections.
 //! - [`session`]: one connection — connect with retries, keep-alive, full-duplex I/O.
 //! - [`input`]: chat-pub's stdin reader and line → message preparation.
-//! - [`publish`]: chat-pub's loop — the outbox of unacknowledged messages, drain.
+//! - [`publish`]: chat-pub's loop — reconnects, signals, drain; [`outbox`]: its record of
+//!   unacknowledged messages.
 //! - [`render`]: chat-sub's output formats and terminal-safe escaping.
 //! - [`subscribe`]: chat-sub's loop; [`output`]: its stdout.
 //! - [`presence`]: who is online — presence topics, joins, leaves, the roster.
@@ -37,6 +38,7 @@ pub mod endpoint;
 pub mod envelope;
 pub mod error;
 pub mod input;
+pub mod outbox;
 pub mod output;
 pub mod presence;
 pub mod procnet;
