@@ -197,6 +197,15 @@ fn read_password(path: &std::path::Path) -> Result<String, Error> {
     String::from_utf8(first.to_vec()).map_err(|_| bad("the password is not UTF-8".into()))
 }
 
+/// The user's nick: `--nick` (or `CHAT_NICK`, which clap folds into it), else `USER`;
+/// empty values count as unset.
+pub fn own_nick(flag: Option<&str>) -> Option<String> {
+    let set = |n: &String| !n.is_empty();
+    flag.map(str::to_owned)
+        .filter(set)
+        .or_else(|| std::env::var("USER").ok().filter(set))
+}
+
 /// Prints a shell completion script for the tool described by `C` on stdout.
 pub fn print_completions<C: clap::CommandFactory>(shell: clap_complete::Shell, name: &str) {
     let mut cmd = C::command();

@@ -161,7 +161,7 @@ impl Roster {
                     (room.to_string(), nick.clone(), ts.clone()),
                 );
                 // A join already known (a repeat after a reconnect) is not news either.
-                (!retained && known.is_none()).then(|| Change {
+                (known.is_none()).then(|| Change {
                     room: room.to_string(),
                     nick,
                     joined: true,

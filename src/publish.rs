@@ -139,11 +139,7 @@ struct Input {
 
 /// The envelope's `from`: `--nick`/`$CHAT_NICK`, else `$USER`, else `anonymous`.
 fn nick(flag: Option<&str>) -> String {
-    let set = |n: &String| !n.is_empty();
-    flag.map(str::to_owned)
-        .filter(set)
-        .or_else(|| std::env::var("USER").ok().filter(set))
-        .unwrap_or_else(|| "anonymous".to_owned())
+    crate::own_nick(flag).unwrap_or_else(|| "anonymous".to_owned())
 }
 
 /// chat-pub's presence: where it announces itself, and the join it publishes there.

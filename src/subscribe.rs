@@ -45,58 +45,22 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
     for t in &args.topics {
         topic::check_filter(t).map_err(Error::Usage)?;
     }
-    let format = if args.json {
-        Format::Json
-    } else if args.raw {
-        Format::Raw
-    } else if let Some(t) = &args.format {
-        Format::template(t).map_err(Error::Usage)?
-    } else {
-        let prefix = args.topics.len() > 1 || args.topics.iter().any(|t| topic::has_wildcard(t));
-        Format::Text {
-            topic_prefix: prefix,
-        }
-    };
+    let format = format(&args)?;
     let max_in = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
     let mut opts = connect_options(&args.common, "chat-sub", max_in)?;
     if let Some(name) = &args.session {
-        if name.is_empty() || name.len() > 65_535 {
-            return Err(Error::Usage(
-                "--session needs a name of 1 to 65535 bytes".into(),
-            ));
-        }
-        opts.spec.client_id = name.clone();
-        opts.spec.clean_start = false;
-        opts.spec.session_expiry = Some(SESSION_EXPIRY);
+        persistent(&mut opts, name)?;
     }
     let presence = match (args.who, args.no_presence) {
         (true, _) => Presence::Who,
         (false, true) => Presence::Hidden,
         (false, false) => Presence::Shown,
     };
-    // --hide-own: the nick as chat-pub would send it (--nick, CHAT_NICK, USER).
-    let mut hidden: HashSet<String> = args.ignore.iter().cloned().collect();
-    if args.hide_own {
-        let own = args
-            .nick
-            .clone()
-            .filter(|n| !n.is_empty())
-            .or_else(|| std::env::var("USER").ok().filter(|n| !n.is_empty()))
-            .ok_or_else(|| Error::Usage("--hide-own needs --nick (or CHAT_NICK)".into()))?;
-        hidden.insert(own);
-    }
-    let color = match args.color {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => {
-            std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    };
+    let hidden = hidden_nicks(&args)?;
     let rt = crate::runtime()?;
     let stdout_closed = watch_stdout();
     let mut sub = Subscriber {
-        renderer: Renderer::new(format, color),
+        renderer: Renderer::new(format, use_color(args.color)),
         out: Output::stdout(),
         presence,
         roster: Roster::default(),
@@ -125,6 +89,58 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
         let mut signals = Signals::install()?;
         sub.run(&opts, ends, &mut signals).await
     })
+}
+
+/// The output format the flags ask for.
+fn format(args: &SubArgs) -> Result<Format, Error> {
+    Ok(if args.json {
+        Format::Json
+    } else if args.raw {
+        Format::Raw
+    } else if let Some(t) = &args.format {
+        Format::template(t).map_err(Error::Usage)?
+    } else {
+        let prefix = args.topics.len() > 1 || args.topics.iter().any(|t| topic::has_wildcard(t));
+        Format::Text {
+            topic_prefix: prefix,
+        }
+    })
+}
+
+/// `--session NAME`: a fixed client id and a session the broker keeps.
+fn persistent(opts: &mut ConnectOptions, name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.len() > 65_535 {
+        return Err(Error::Usage(
+            "--session needs a name of 1 to 65535 bytes".into(),
+        ));
+    }
+    opts.spec.client_id = name.to_string();
+    opts.spec.clean_start = false;
+    opts.spec.session_expiry = Some(SESSION_EXPIRY);
+    Ok(())
+}
+
+/// `--ignore` nicks, and with `--hide-own` the nick chat-pub would send for this user.
+fn hidden_nicks(args: &SubArgs) -> Result<HashSet<String>, Error> {
+    let mut hidden: HashSet<String> = args.ignore.iter().cloned().collect();
+    if args.hide_own {
+        let own = crate::own_nick(args.nick.as_deref())
+            .ok_or_else(|| Error::Usage("--hide-own needs --nick (or CHAT_NICK)".into()))?;
+        hidden.insert(own);
+    }
+    Ok(hidden)
+}
+
+/// Whether to colour nicks: `--color`, and for `auto` a terminal without NO_COLOR.
+fn use_color(when: ColorWhen) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
 }
 
 /// Everything that can end a run besides `--count`.
