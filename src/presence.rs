@@ -161,7 +161,7 @@ impl Roster {
                     (room.to_string(), nick.clone(), ts.clone()),
                 );
                 // A join already known (a repeat after a reconnect) is not news either.
-                (known.is_none()).then(|| Change {
+                (!retained && known.is_none()).then(|| Change {
                     room: room.to_string(),
                     nick,
                     joined: true,
