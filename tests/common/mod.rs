@@ -338,6 +338,21 @@ impl Proc {
         );
     }
 
+    /// Waits until stdout contains `needle`.
+    #[track_caller]
+    pub fn wait_stdout(&self, needle: &str) {
+        let ok = self
+            .out
+            .wait(DEADLINE, |b| String::from_utf8_lossy(b).contains(needle));
+        assert!(
+            ok,
+            "{}: stdout never said {needle:?}:\n{}\n--- stderr:\n{}",
+            self.what,
+            String::from_utf8_lossy(&self.out.snapshot()),
+            self.stderr()
+        );
+    }
+
     /// Waits until stdout holds `n` bytes or more.
     #[track_caller]
     pub fn wait_bytes(&self, n: usize) -> Vec<u8> {

@@ -88,3 +88,66 @@ fn read_packet(s: &mut TcpStream) -> (u8, Vec<u8>) {
     s.read_exact(&mut body).expect("read body");
     (first[0], body)
 }
+
+/// A message as [`retained_messages`] received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+/// What a fresh subscriber of `filter` receives before anything newer: the retained
+/// messages (plus any live message that happened to arrive meanwhile). MQTT has no
+/// end-of-retained marker, so after SUBACK this publishes a probe (QoS 0, not retained) to
+/// `probe_topic`, which must match `filter`, and collects until the probe comes back: a
+/// broker sends a subscription's retained messages before what is published after it.
+pub fn retained_messages(broker: &Broker, filter: &str, probe_topic: &str) -> Vec<Received> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let mut s = TcpStream::connect(("127.0.0.1", broker.port)).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let id = format!("retained-{}-{n}", std::process::id());
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60];
+    push_str(&mut body, id.as_bytes());
+    send(&mut s, 0x10, &body);
+    assert_eq!(read_packet(&mut s), (0x20, vec![0, 0]), "CONNACK");
+
+    let mut body = vec![0, 1];
+    push_str(&mut body, filter.as_bytes());
+    body.push(0); // QoS 0: nothing to acknowledge
+    send(&mut s, 0x82, &body);
+    assert_eq!(read_packet(&mut s), (0x90, vec![0, 1, 0]), "SUBACK");
+
+    let probe = format!("probe {id}").into_bytes();
+    let mut body = Vec::new();
+    push_str(&mut body, probe_topic.as_bytes());
+    body.extend_from_slice(&probe);
+    send(&mut s, 0x30, &body);
+
+    let mut got = Vec::new();
+    loop {
+        let (first, body) = read_packet(&mut s);
+        if first & 0xF0 != 0x30 {
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+        let topic = String::from_utf8_lossy(&body[2..2 + len]).into_owned();
+        // QoS 0 subscription: no packet id in what the broker sends (rumqttd may send at
+        // the subscription's QoS, which is 0 too).
+        let payload = body[2 + len..].to_vec();
+        if topic == probe_topic && payload == probe {
+            break;
+        }
+        got.push(Received {
+            topic,
+            payload,
+            retain: first & 1 == 1,
+        });
+    }
+    send(&mut s, 0xE0, &[]);
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    got
+}
