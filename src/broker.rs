@@ -222,8 +222,9 @@ async fn accept_loop(listener: TcpListener, internal: Internal) {
 async fn splice(mut client: TcpStream, peer: SocketAddr, internal: Internal) {
     let _ = client.set_nodelay(true);
     let mut head = Vec::with_capacity(32);
-    let level = match timeout(CONNECT_WAIT, read_protocol_level(&mut client, &mut head)).await {
-        Ok(Ok(level)) => level,
+    let (level, client_id) = match timeout(CONNECT_WAIT, read_connect(&mut client, &mut head)).await
+    {
+        Ok(Ok(connect)) => connect,
         Ok(Err(e)) => {
             log::info!("{peer}: no valid CONNECT ({e}); closing");
             return;
@@ -236,6 +237,21 @@ async fn splice(mut client: TcpStream, peer: SocketAddr, internal: Internal) {
             return;
         }
     };
+    if client_id.iter().any(|b| b"+#/$".contains(b)) {
+        // rumqttd 0.20 drops such a connection without a CONNACK, and panics (holding a
+        // lock, so that no client of that version can connect again) when the same id
+        // comes back: refuse it here with the proper reason code instead.
+        log::info!(
+            "{peer}: refused client id {:?}: it contains + # / or $",
+            String::from_utf8_lossy(&client_id)
+        );
+        let connack: &[u8] = match level {
+            5 => &[0x20, 3, 0, 0x85, 0], // client identifier not valid, no properties
+            _ => &[0x20, 2, 0, 2],       // identifier rejected
+        };
+        let _ = client.write_all(connack).await;
+        return;
+    }
     let (target, version) = match level {
         5 => (internal.v5, "5"),
         _ => (internal.v4, "3.1.1"),
@@ -261,6 +277,53 @@ async fn splice(mut client: TcpStream, peer: SocketAddr, internal: Internal) {
         }
         Err(e) => log::info!("{peer} disconnected after {secs:.1}s: {e}"),
     }
+}
+
+/// Largest CONNECT the front reads whole (a will or a long password makes it big).
+const MAX_CONNECT: usize = 1 << 20;
+
+/// Reads a whole CONNECT packet into `head`; returns its protocol level and client id.
+async fn read_connect(s: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<(u8, Vec<u8>)> {
+    let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    let level = read_protocol_level(s, head).await?;
+    let (mut len, mut shift, mut at) = (0usize, 0, 1);
+    loop {
+        len |= usize::from(head[at] & 0x7f) << shift;
+        at += 1;
+        if head[at - 1] & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    let total = at + len;
+    if total > MAX_CONNECT {
+        return Err(invalid("CONNECT too large"));
+    }
+    fill(s, head, total).await?;
+    // Protocol name, level, flags (1) and keep-alive (2); MQTT 5 then has properties.
+    let name_len = usize::from(u16::from_be_bytes([head[at], head[at + 1]]));
+    let mut p = at + 2 + name_len + 1 + 1 + 2;
+    if level == 5 {
+        let (mut props, mut shift) = (0usize, 0);
+        loop {
+            let b = *head.get(p).ok_or_else(|| invalid("truncated CONNECT"))?;
+            props |= usize::from(b & 0x7f) << shift;
+            p += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        p += props;
+    }
+    let id_len = head
+        .get(p..p + 2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        .ok_or_else(|| invalid("truncated CONNECT"))?;
+    let id = head
+        .get(p + 2..p + 2 + id_len)
+        .ok_or_else(|| invalid("truncated CONNECT"))?;
+    Ok((level, id.to_vec()))
 }
 
 /// Reads a CONNECT's fixed header, protocol name and level into `head`.
@@ -291,11 +354,13 @@ async fn read_protocol_level(s: &mut TcpStream, head: &mut Vec<u8>) -> io::Resul
     Ok(head[level_at])
 }
 
-/// Reads until `head` holds at least `n` bytes.
+/// Reads until `head` holds at least `n` bytes (never more than `n`: what follows the
+/// CONNECT is the engine's to read).
 async fn fill(s: &mut TcpStream, head: &mut Vec<u8>, n: usize) -> io::Result<()> {
     while head.len() < n {
-        let mut chunk = [0u8; 64];
-        let got = s.read(&mut chunk[..n - head.len()]).await?;
+        let mut chunk = [0u8; 4096];
+        let want = (n - head.len()).min(chunk.len());
+        let got = s.read(&mut chunk[..want]).await?;
         if got == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }

@@ -331,6 +331,14 @@ pub async fn establish(opts: &ConnectOptions, deadline: Option<Instant>) -> Resu
                     r.describe()
                 )));
             }
+            Err(Attempt::Refused(r)) if r.is_client_id() => {
+                return Err(Error::Refused(format!(
+                    "the broker at {} refused the client id '{}': {}",
+                    opts.endpoint,
+                    crate::render::escaped(&opts.spec.client_id),
+                    r.describe()
+                )));
+            }
             Err(Attempt::Refused(r)) if r.is_version() => {
                 return Err(Error::Unreachable(format!(
                     "the broker at {} does not accept this MQTT version: {}{}",

@@ -155,3 +155,37 @@ fn persistent_sessions_keep_messages_for_absent_subscribers() {
         );
     }
 }
+
+/// rumqttd cannot take client ids with `+ # / $` (it drops them without a CONNACK, then
+/// panics when the id returns, and serves no new client of that version): chat-broker's
+/// front refuses them with the proper reason code, so the client stops at once (exit 4)
+/// and the broker goes on serving everyone else.
+#[test]
+fn client_ids_the_engine_cannot_take_are_refused() {
+    let broker = Broker::embedded();
+    for version in ["5", "3"] {
+        for id in ["a/b", "x+y", "#", "$sys"] {
+            let out = run(
+                &mut chat_pub(&broker, &["-V", version, "-i", id, "-m", "x", "t"]),
+                b"",
+            );
+            out.expect_code(4);
+            assert!(
+                out.stderr.contains("refused the client id"),
+                "{}",
+                out.stderr
+            );
+        }
+        run(
+            &mut chat_pub(&broker, &["-V", version, "-m", "fine", "t"]),
+            b"",
+        )
+        .expect_code(0);
+    }
+    assert!(
+        broker.log().contains("refused client id"),
+        "{}",
+        broker.log()
+    );
+    assert!(!broker.log().contains("panicked"), "{}", broker.log());
+}

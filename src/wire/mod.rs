@@ -131,6 +131,14 @@ impl Refusal {
         )
     }
 
+    /// Whether the broker rejects our client id (retrying with it cannot help either).
+    pub fn is_client_id(&self) -> bool {
+        matches!(
+            (self.version, self.code),
+            (Version::V311, 2) | (Version::V5, 0x85)
+        )
+    }
+
     /// Whether the broker does not speak this protocol version.
     pub fn is_version(&self) -> bool {
         matches!(

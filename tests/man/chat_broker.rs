@@ -39,6 +39,11 @@ Messages are kept in memory, in a log per subscription filter of at most 8 segme
 .IP \(bu 2
 At most 10,000 connections.
 .IP \(bu 2
+Client ids that contain \fB+\fR, \fB#\fR, \fB/\fR or \fB$\fR are refused (CONNACK "client
+identifier not valid", 0x85 under MQTT 5, 0x02 under 3.1.1): the engine cannot take them.
+chat\-pub and chat\-sub stop at once with exit status 4 when their \fB\-i\fR or
+\fB\-\-session\fR is refused.
+.IP \(bu 2
 No authentication, no TLS, no WebSocket listener and no \fB$SYS\fR topics. Anyone who
 can reach an address can publish and subscribe to everything: listen on a LAN address
 (such as 0.0.0.0) only on a network you trust.

@@ -179,7 +179,8 @@ Usage error: a bad flag, URL or topic. Nothing was sent.
 @EXIT_UNREACHABLE@
 .TP
 .B 4
-The broker refused: the connection (not authorized), or, under MQTT 5, a message
+The broker refused: the connection (credentials, not authorized, or the client id), or,
+under MQTT 5, a message
 (reason code 0x87, not authorized).
 .TP
 .B 130, 143

@@ -197,7 +197,8 @@ Usage error: a bad flag, URL, topic filter or \fB\-F\fR template. Nothing was re
 @EXIT_UNREACHABLE@
 .TP
 .B 4
-The broker refused: the connection (not authorized), or a subscription.
+The broker refused: the connection (credentials, not authorized, or the client id), or a
+subscription.
 .TP
 .B 130, 143
 Stopped by SIGINT or SIGTERM. Everything received was printed (output is flushed after
