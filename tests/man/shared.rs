@@ -27,7 +27,9 @@ chat\-pub publishes a retained join there, \fB{"event":"join","from":\fR\fINICK\
 and registers an empty retained message as its will. Leaving (end of input, a signal)
 publishes the empty retained message itself; dying without a goodbye (kill \-9, a pulled
 cable) makes the broker publish the will, once it misses about one and a half keep\-alive
-intervals. Either way subscribers see a leave, and no retained state is left behind.
+intervals (\fB\-k\fR, 30 s by default; mosquitto 2.0 checks keep\-alives only every few
+seconds, so a short \fB\-k\fR can take up to about 5 s longer there). Either way subscribers
+see a leave, and no retained state is left behind.
 .PP
 A subscriber of \fITOPIC\fR, or of \fITOPIC\fB/#\fR, sees chat only. chat\-sub follows the
 presence of every \fITOPIC\fR it subscribes to, by the filter
