@@ -103,6 +103,13 @@ pub struct Common {
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
 
+    #[command(flatten)]
+    pub about: About,
+}
+
+/// `--version` and `--completions`, in every tool.
+#[derive(Args, Debug, Clone)]
+pub struct About {
     /// Print the version and exit
     #[arg(long, action = ArgAction::Version)]
     pub version: Option<bool>,
@@ -307,13 +314,8 @@ pub struct BrokerArgs {
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
 
-    /// Print the version and exit
-    #[arg(long, action = ArgAction::Version)]
-    pub version: Option<bool>,
-
-    /// Print a completion script for SHELL (bash, zsh, fish, …) and exit
-    #[arg(long, value_name = "SHELL", value_enum)]
-    pub completions: Option<clap_complete::Shell>,
+    #[command(flatten)]
+    pub about: About,
 }
 
 /// When to colour nicks.

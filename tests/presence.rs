@@ -973,90 +973,8 @@ fn completions() {
 
 const PASSWORD: &str = "Pw-alice-presence-8dQ2";
 
-/// Whether an external program runs here.
-fn installed(cmd: &str) -> bool {
-    Command::new(cmd)
-        .arg("help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// Runs a helper program that must succeed.
-#[track_caller]
-fn must_run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Writes a file mosquitto can read after dropping root to user mosquitto (0644).
-fn readable_file(path: &Path, text: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write file");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    path.to_path_buf()
-}
-
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-/// mosquitto whose dynamic-security plugin lets alice publish and subscribe to chat/ok/#
-/// only: a SUBSCRIBE to the presence topics is refused in the SUBACK (mosquitto 2.0.11's
-/// acl_file grants every subscription and filters on delivery). None (skip) without the
-/// plugin or mosquitto_ctrl, unless CI requires them.
-fn dynsec_broker(dir: &TempDir) -> Option<Broker> {
-    if !have_mosquitto() {
-        return None;
-    }
-    let plugin = [
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-        "/usr/lib",
-        "/usr/local/lib",
-        "/opt/homebrew/lib",
-    ]
-    .iter()
-    .map(|d| Path::new(d).join("mosquitto_dynamic_security.so"))
-    .find(|p| p.exists());
-    let (Some(plugin), true) = (plugin, installed("mosquitto_ctrl")) else {
-        assert!(
-            std::env::var_os("CI").is_none()
-                && std::env::var_os("MQTTCHAT_REQUIRE_MOSQUITTO").is_none(),
-            "mosquitto's dynamic-security plugin and mosquitto_ctrl are required here \
-             (CI is set): they come with mosquitto 2.0"
-        );
-        eprintln!("skipped: mosquitto's dynamic-security plugin or mosquitto_ctrl is missing");
-        return None;
-    };
-    let file = dir.path().join("dynsec.json");
-    must_run(Command::new("mosquitto_ctrl").args(["dynsec", "init", &s(&file), "alice", PASSWORD]));
-    let text = std::fs::read_to_string(&file).expect("dynsec.json");
-    let mut config: Value = serde_json::from_str(&text).expect("dynsec.json");
-    config["clients"][0]["roles"] = serde_json::json!([{ "rolename": "chat" }]);
-    config["roles"] = serde_json::json!([{
-        "rolename": "chat",
-        "acls": [
-            { "acltype": "publishClientSend", "topic": "chat/ok/#", "allow": true },
-            { "acltype": "subscribePattern", "topic": "chat/ok/#", "allow": true },
-        ]
-    }]);
-    readable_file(&file, &config.to_string());
-    Some(Broker::mosquitto_with(&format!(
-        "allow_anonymous false\nplugin {}\nplugin_opt_config_file {}\n",
-        s(&plugin),
-        s(&file)
-    )))
 }
 
 /// When the broker refuses the presence subscription, chat-sub says once on stderr that
@@ -1066,7 +984,7 @@ fn dynsec_broker(dir: &TempDir) -> Option<Broker> {
 #[test]
 fn refused_presence_subscription_is_a_warning() {
     let dir = TempDir::new("presence-dynsec");
-    let Some(broker) = dynsec_broker(&dir) else {
+    let Some(broker) = dynsec_broker(&dir, PASSWORD) else {
         return;
     };
     let pw = s(&readable_file(&dir.path().join("pw"), PASSWORD));

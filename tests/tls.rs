@@ -109,39 +109,6 @@ fn mqtts(broker: &Broker) -> String {
     format!("mqtts://localhost:{}", broker.port)
 }
 
-/// Whether an external program runs here (`openssl`, `mosquitto_ctrl`, …).
-fn installed(cmd: &str) -> bool {
-    Command::new(cmd)
-        .arg("help")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// Runs a helper program that must succeed.
-#[track_caller]
-fn must_run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Writes a file mosquitto can read after dropping root to user mosquitto (0644).
-fn readable_file(path: &Path, text: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write file");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    path.to_path_buf()
-}
-
 // ---------------------------------------------------------------------------------------
 // 1. TLS: trust, client certificates and their key formats
 // ---------------------------------------------------------------------------------------
@@ -1211,59 +1178,6 @@ fn refused_publish_is_dropped_silently_under_mqtt311() {
     );
 }
 
-/// The dynamic-security plugin shipped with mosquitto 2.0, if installed here.
-fn dynsec_plugin() -> Option<PathBuf> {
-    let candidates = [
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-        "/usr/lib",
-        "/usr/local/lib",
-        "/opt/homebrew/lib",
-    ];
-    candidates
-        .iter()
-        .map(|d| Path::new(d).join("mosquitto_dynamic_security.so"))
-        .find(|p| p.exists())
-}
-
-/// mosquitto whose authorization is the dynamic-security plugin: alice (password
-/// [`PASSWORD`]) may publish to and subscribe to chat/ok/# only. mosquitto 2.0.11's
-/// acl_file never refuses a SUBSCRIBE (it grants it and filters on delivery; measured),
-/// so a refused subscription needs this plugin. None (skip) without it, unless CI.
-fn dynsec_broker(dir: &TempDir) -> Option<Broker> {
-    let (Some(plugin), true) = (dynsec_plugin(), installed("mosquitto_ctrl")) else {
-        assert!(
-            std::env::var_os("CI").is_none()
-                && std::env::var_os("MQTTCHAT_REQUIRE_MOSQUITTO").is_none(),
-            "mosquitto's dynamic-security plugin and mosquitto_ctrl are required here \
-             (CI is set): they come with mosquitto 2.0"
-        );
-        eprintln!("skipped: mosquitto's dynamic-security plugin or mosquitto_ctrl is missing");
-        return None;
-    };
-    let file = dir.path().join("dynsec.json");
-    // mosquitto_ctrl hashes the password; the admin role it gives is replaced below.
-    let file_arg = s(&file);
-    must_run(Command::new("mosquitto_ctrl").args(["dynsec", "init", &file_arg, "alice", PASSWORD]));
-    let text = std::fs::read_to_string(&file).expect("dynsec.json");
-    let mut config: serde_json::Value = serde_json::from_str(&text).expect("dynsec.json");
-    config["clients"][0]["roles"] = serde_json::json!([{ "rolename": "chat" }]);
-    config["roles"] = serde_json::json!([{
-        "rolename": "chat",
-        "acls": [
-            { "acltype": "publishClientSend", "topic": "chat/ok/#", "allow": true },
-            { "acltype": "subscribePattern", "topic": "chat/ok/#", "allow": true },
-        ]
-    }]);
-    readable_file(&file, &config.to_string());
-    Some(Broker::mosquitto_with(&format!(
-        "allow_anonymous false\nplugin {}\nplugin_opt_config_file {}\n",
-        s(&plugin),
-        s(&file)
-    )))
-}
-
 /// A SUBACK that refuses a filter ends chat-sub at once with exit 4, naming the filter
 /// (MQTT 5: 0x87 not authorized; 3.1.1: 0x80 failure); allowed filters still work.
 #[test]
@@ -1272,7 +1186,7 @@ fn refused_subscription_exits_4_naming_the_filter() {
         return;
     }
     let dir = TempDir::new("dynsec");
-    let Some(broker) = dynsec_broker(&dir) else {
+    let Some(broker) = dynsec_broker(&dir, PASSWORD) else {
         return;
     };
     let pw = readable_file(&dir.path().join("pw"), PASSWORD);

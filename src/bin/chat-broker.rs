@@ -7,7 +7,7 @@ use mqttchat::cli::BrokerArgs;
 
 fn main() -> ExitCode {
     let args = BrokerArgs::parse();
-    if let Some(shell) = args.completions {
+    if let Some(shell) = args.about.completions {
         mqttchat::print_completions::<BrokerArgs>(shell, "chat-broker");
         return ExitCode::SUCCESS;
     }

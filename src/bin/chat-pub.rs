@@ -7,7 +7,7 @@ use mqttchat::cli::PubArgs;
 
 fn main() -> ExitCode {
     let args = PubArgs::parse();
-    if let Some(shell) = args.common.completions {
+    if let Some(shell) = args.common.about.completions {
         mqttchat::print_completions::<PubArgs>(shell, "chat-pub");
         return ExitCode::SUCCESS;
     }

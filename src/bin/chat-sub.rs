@@ -7,7 +7,7 @@ use mqttchat::cli::SubArgs;
 
 fn main() -> ExitCode {
     let args = SubArgs::parse();
-    if let Some(shell) = args.common.completions {
+    if let Some(shell) = args.common.about.completions {
         mqttchat::print_completions::<SubArgs>(shell, "chat-sub");
         return ExitCode::SUCCESS;
     }

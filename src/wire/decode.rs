@@ -273,34 +273,30 @@ impl PropsOrDefault for Option<v5::ConnAckProperties> {
     }
 }
 
+/// The reason code of a PUBACK or PUBREC (two rumqttc enums with the same variants).
+macro_rules! ack_reason {
+    ($r:expr, $t:ident) => {{
+        use v5::$t as R;
+        match $r {
+            R::Success => 0,
+            R::NoMatchingSubscribers => 0x10,
+            R::UnspecifiedError => 0x80,
+            R::ImplementationSpecificError => 0x83,
+            R::NotAuthorized => 0x87,
+            R::TopicNameInvalid => 0x90,
+            R::PacketIdentifierInUse => 0x91,
+            R::QuotaExceeded => 0x97,
+            R::PayloadFormatInvalid => 0x99,
+        }
+    }};
+}
+
 fn pub_reason(r: &v5::PubAckReason) -> u8 {
-    use v5::PubAckReason as R;
-    match r {
-        R::Success => 0,
-        R::NoMatchingSubscribers => 0x10,
-        R::UnspecifiedError => 0x80,
-        R::ImplementationSpecificError => 0x83,
-        R::NotAuthorized => 0x87,
-        R::TopicNameInvalid => 0x90,
-        R::PacketIdentifierInUse => 0x91,
-        R::QuotaExceeded => 0x97,
-        R::PayloadFormatInvalid => 0x99,
-    }
+    ack_reason!(r, PubAckReason)
 }
 
 fn pubrec_reason(r: &v5::PubRecReason) -> u8 {
-    use v5::PubRecReason as R;
-    match r {
-        R::Success => 0,
-        R::NoMatchingSubscribers => 0x10,
-        R::UnspecifiedError => 0x80,
-        R::ImplementationSpecificError => 0x83,
-        R::NotAuthorized => 0x87,
-        R::TopicNameInvalid => 0x90,
-        R::PacketIdentifierInUse => 0x91,
-        R::QuotaExceeded => 0x97,
-        R::PayloadFormatInvalid => 0x99,
-    }
+    ack_reason!(r, PubRecReason)
 }
 
 fn suback_code(c: &v5::SubscribeReasonCode) -> u8 {

@@ -8,11 +8,14 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 mod broker;
+mod mosquitto_extras;
 mod mqtt;
 mod pki;
 mod proxy;
 
 pub use broker::*;
+#[allow(unused_imports)] // nor needs mosquitto's extras
+pub use mosquitto_extras::*;
 #[allow(unused_imports)] // not every test file publishes raw messages
 pub use mqtt::*;
 #[allow(unused_imports)] // nor speaks TLS
