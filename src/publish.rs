@@ -272,6 +272,15 @@ impl Publisher {
             );
             self.tally.failed += self.qos0_unconfirmed;
         }
+        // A signal that came while the last acknowledgements arrived still decides the
+        // status: the user asked for it (nothing is left to drain).
+        if self.stopped_by.is_none() {
+            tokio::select! {
+                biased;
+                code = signals.recv() => self.stopped_by = Some(code),
+                () = std::future::ready(()) => {}
+            }
+        }
         Ok(())
     }
 
