@@ -245,17 +245,33 @@ impl Publisher {
                 }
             };
             self.connection_lost(opts, lost)?;
-            link = loop {
-                tokio::select! {
-                    biased;
-                    code = signals.recv() => self.interrupted(code).await?,
-                    r = self.reconnect(opts) => match r? {
-                        Some(l) => break l,
-                        None => return Err(self.drain_expired()),
-                    },
-                }
-            };
+            link = self.recover(opts, signals).await?;
         }
+        self.finish(link, signals).await;
+        Ok(())
+    }
+
+    /// Reconnects after a lost connection, still answering signals meanwhile.
+    async fn recover(
+        &mut self,
+        opts: &session::ConnectOptions,
+        signals: &mut Signals,
+    ) -> Result<Link, Error> {
+        loop {
+            tokio::select! {
+                biased;
+                code = signals.recv() => self.interrupted(code).await?,
+                r = self.reconnect(opts) => return match r? {
+                    Some(l) => Ok(l),
+                    None => Err(self.drain_expired()),
+                },
+            }
+        }
+    }
+
+    /// Everything is acknowledged: say goodbye (presence), disconnect, and make sure the
+    /// broker read it all (which is how QoS 0 messages count as delivered).
+    async fn finish(&mut self, mut link: Link, signals: &mut Signals) {
         log::info!("every message acknowledged; disconnecting");
         if let Some(p) = &self.presence {
             p.leave(&mut link);
@@ -281,7 +297,6 @@ impl Publisher {
                 () = std::future::ready(()) => {}
             }
         }
-        Ok(())
     }
 
     /// End of input: everything read must now be acknowledged within the drain timeout.
