@@ -16,7 +16,8 @@
 //! - [`envelope`]: the wire format — JSON envelope, ids, timestamps, raw fallback.
 //! - [`wire`]: MQTT 3.1.1 and 5 packets behind one vocabulary (rumqttc's codecs).
 //! - [`transport`]: TCP, TLS (rustls, ring) and WebSocket connections.
-//! - [`session`]: one connection — connect with retries, keep-alive, full-duplex I/O.
+//! - [`session`]: one connection — connect with retries, keep-alive, full-duplex I/O;
+//!   [`coalesce`]: a subscriber's fewer, larger reads under load.
 //! - [`input`]: chat-pub's stdin reader and line → message preparation.
 //! - [`publish`]: chat-pub's loop — reconnects, signals, drain; [`outbox`]: its record of
 //!   unacknowledged messages.
@@ -33,6 +34,7 @@
 #[cfg(feature = "broker")]
 pub mod broker;
 pub mod cli;
+pub mod coalesce;
 pub mod dedup;
 pub mod endpoint;
 pub mod envelope;
@@ -158,6 +160,7 @@ pub fn connect_options(
         attempt_timeout: common
             .connect_timeout
             .max(std::time::Duration::from_millis(100)),
+        coalesce: false,
     })
 }
 

@@ -14,6 +14,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
+use crate::coalesce::Coalesce;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::transport::{self, Dialer};
@@ -32,6 +33,9 @@ pub struct ConnectOptions {
     pub max_in: usize,
     /// How long one attempt (TCP connect + CONNECT/CONNACK) may take.
     pub attempt_timeout: Duration,
+    /// Whether to read in fewer, larger gulps while messages queue up (a subscriber's
+    /// choice; see [`crate::coalesce`]).
+    pub coalesce: bool,
 }
 
 /// Why a connection ended.
@@ -88,6 +92,7 @@ pub struct Link {
     skip: usize,
     /// What the broker said in its CONNACK.
     pub connack: ConnAckInfo,
+    coalesce: Option<Coalesce>,
 }
 
 /// Read buffer growth step: one read can bring in many small packets at once.
@@ -102,12 +107,23 @@ impl Link {
                 self.rbuf.reserve(READ_CHUNK);
             }
             let timer = self.keepalive_deadline();
+            let hold = self.coalesce.as_ref().and_then(Coalesce::deadline);
             tokio::select! {
                 r = self.rd.read_buf(&mut self.rbuf) => {
                     return match r? {
                         0 => Err(LinkError::Closed),
-                        _ => Ok(()),
+                        n => {
+                            if let Some(c) = &mut self.coalesce {
+                                c.after_read(n);
+                            }
+                            Ok(())
+                        }
                     };
+                }
+                _ = sleep_until(hold.unwrap_or_else(Instant::now)), if hold.is_some() => {
+                    if let Some(c) = &mut self.coalesce {
+                        c.expire();
+                    }
                 }
                 r = self.wr.write(&self.wbuf), if !self.wbuf.is_empty() => {
                     let n = r?;
@@ -379,7 +395,7 @@ pub async fn establish(opts: &ConnectOptions, deadline: Option<Instant>) -> Resu
 }
 
 async fn connect_once(opts: &ConnectOptions) -> Result<Link, Attempt> {
-    let stream = opts.dialer.connect().await?;
+    let (stream, fd) = opts.dialer.connect().await?;
     let (rd, wr) = tokio::io::split(stream);
     let mut link = Link {
         rd: Box::new(rd),
@@ -393,6 +409,7 @@ async fn connect_once(opts: &ConnectOptions) -> Result<Link, Attempt> {
         ping_sent: None,
         skip: 0,
         connack: ConnAckInfo::default(),
+        coalesce: opts.coalesce.then(|| Coalesce::new(fd)),
     };
     wire::encode_connect(opts.version, &opts.spec, &mut link.wbuf);
     link.flush().await?;

@@ -6,6 +6,7 @@
 //! [`is_certificate_error`] lets the connection layer stop at once instead of retrying.
 //! TLS is rustls with the ring provider; the default trust store is the system's.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -87,9 +88,12 @@ impl Dialer {
         &self.endpoint
     }
 
-    /// Connects: TCP (with TCP_NODELAY), then TLS and/or the WebSocket handshake.
-    pub async fn connect(&self) -> std::io::Result<Box<dyn Stream>> {
+    /// Connects: TCP (with TCP_NODELAY), then TLS and/or the WebSocket handshake. Also
+    /// returns the TCP socket's descriptor (for socket options; it lives as long as the
+    /// stream).
+    pub async fn connect(&self) -> std::io::Result<(Box<dyn Stream>, RawFd)> {
         let tcp = TcpStream::connect(self.endpoint.socket_addr()).await?;
+        let fd = tcp.as_raw_fd();
         // Nagle's algorithm would hold a line back until the previous one is acknowledged
         // (~40 ms with delayed ACKs): chat wants every line on the wire at once.
         tcp.set_nodelay(true)?;
@@ -103,10 +107,11 @@ impl Dialer {
                 Box::new(connector.connect(name, tcp).await?)
             }
         };
-        match self.endpoint.transport {
-            Transport::Ws | Transport::Wss => websocket(&self.endpoint, stream).await,
-            Transport::Tcp | Transport::Tls => Ok(stream),
-        }
+        let stream = match self.endpoint.transport {
+            Transport::Ws | Transport::Wss => websocket(&self.endpoint, stream).await?,
+            Transport::Tcp | Transport::Tls => stream,
+        };
+        Ok((stream, fd))
     }
 }
 
