@@ -3,7 +3,10 @@
 //!
 //! The publisher writes pre-encoded MQTT 3.1.1 PUBLISH packets (100-byte payloads by
 //! default) as fast as the socket takes them; the subscriber parses just enough to count
-//! messages and, at QoS 1, acknowledge each. Both are plain std threads with big buffers.
+//! messages and, at QoS 1, acknowledge each. Both are plain std threads with big buffers,
+//! and both ask the kernel to wake them only for 32 KiB at a time (SO_RCVLOWAT, with a 1 ms
+//! receive timeout for the tail): each wake-up of a sleeping reader costs the broker CPU
+//! time in the write that causes it (see src/coalesce.rs).
 //! The time is from the first byte written until the subscriber counted the last message.
 //! The chat pair's throughput is then reported as a fraction of this (BENCHMARKS.md).
 //!
@@ -91,6 +94,44 @@ fn connect(a: &Args, id: &str, v5: bool) -> std::io::Result<TcpStream> {
     Ok(s)
 }
 
+/// Lets reads on `s` sleep until 32 KiB are queued, or 1 ms passed.
+fn gulp(s: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    s.set_read_timeout(Some(Duration::from_millis(1)))?;
+    let value: libc::c_int = 32 * 1024;
+    // SAFETY: sets one c_int option on an open socket.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// A read that returns 0 bytes (not an error) when the receive timeout passed.
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+    match s.read(buf) {
+        Ok(0) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Subscribes, reports readiness, then counts `count` messages (acknowledging at QoS 1).
 fn subscriber(
     a: &Args,
@@ -110,15 +151,15 @@ fn subscriber(
     s.read_exact(&mut head)?;
     let mut suback = vec![0u8; usize::from(head[1])];
     s.read_exact(&mut suback)?;
+    gulp(&s)?;
     let _ = ready.send(());
     let mut buf = vec![0u8; 1 << 20];
     let (mut have, mut seen) = (0usize, 0u32);
     let mut acks = Vec::with_capacity(64 * 1024);
     while seen < a.count {
-        let n = s.read(&mut buf[have..])?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
+        let Some(n) = read_some(&mut s, &mut buf[have..])? else {
+            continue;
+        };
         have += n;
         let mut at = 0;
         // Walk whole packets; keep a partial one for the next read.
@@ -204,9 +245,12 @@ fn main() {
     };
     // Drain PUBACKs (QoS 1) so the broker never blocks writing to us.
     let mut acks_in = publisher.try_clone().expect("clone socket");
+    if let Err(e) = gulp(&acks_in) {
+        eprintln!("ceiling: SO_RCVLOWAT: {e}");
+    }
     std::thread::spawn(move || {
         let mut sink = vec![0u8; 1 << 16];
-        while matches!(acks_in.read(&mut sink), Ok(n) if n > 0) {}
+        while read_some(&mut acks_in, &mut sink).is_ok() {}
     });
     let start = Instant::now();
     if let Err(e) = publisher.write_all(&wire) {

@@ -1,22 +1,28 @@
-//! Fewer wake-ups for a subscriber under load, for the broker's sake.
+//! Fewer wake-ups under load, for the broker's sake.
 //!
-//! A broker writes each message to a subscriber with a write(2) of its own (mosquitto sets
-//! TCP_NODELAY), and each write that finds the subscriber asleep in epoll wakes it up — in
-//! the broker's time. chat-sub reads faster than mosquitto can send, so at 100,000
-//! messages/s it slept and was woken every second message (48,700 reads), and waking it
-//! was 11 % of mosquitto's CPU against 3 % with mosquitto_sub (perf record); on a small
-//! machine the broker is the bottleneck of the whole pipe.
+//! A broker writes each message (and each acknowledgement) with a write(2) of its own
+//! (mosquitto sets TCP_NODELAY), and each write that finds the reader asleep in epoll wakes
+//! it up — in the broker's time. On a small machine the broker is the bottleneck of the
+//! whole pipe, so every such wake-up is throughput lost:
 //!
-//! So once bytes stream in fast ([`ENTER`] bytes within [`BUCKET`]), chat-sub asks the
-//! kernel (SO_RCVLOWAT) to wake it only when a mark of some kilobytes is queued, and a
-//! short timer ([`HOLD`]) bounds how long bytes below the mark can wait. A person typing,
-//! or a line every millisecond, never gets there and is read at once.
+//! - chat-sub reads faster than mosquitto can send, so at 100,000 messages/s it slept and
+//!   was woken every second message (48,700 reads), and waking it was 11 % of mosquitto's
+//!   CPU, against 3 % with mosquitto_sub (perf record).
+//! - chat-pub at QoS 1 under MQTT 5 may have only mosquitto's Receive Maximum (20)
+//!   messages unacknowledged, and was woken for almost every PUBACK.
 //!
-//! The mark tunes itself, because a broker that sends only a window of messages before it
-//! wants acknowledgements (QoS 1 and 2 to an MQTT 3.1.1 client: 20 at mosquitto) would
-//! never fill a mark larger than the window: whenever the timer finds bytes waiting below
-//! the mark, the mark halves (down to nothing: then this connection reads as before), and
-//! after a run of wake-ups at the mark it doubles again.
+//! The kernel can hold the wake-up back until a number of bytes is queued (SO_RCVLOWAT);
+//! a short timer (`HOLD`) bounds how long bytes below that mark can wait, and lowering
+//! the mark wakes the reader at once if anything is queued (tcp_set_rcvlowat), so nothing
+//! is stranded. A subscriber ([`Reads::Stream`](crate::session::Reads)) raises its mark
+//! once bytes stream in fast (`ENTER` bytes within `BUCKET`); a person typing, or a
+//! line every millisecond, never gets there and is read at once. Its mark tunes itself,
+//! because a broker that sends only a window of messages before it wants acknowledgements
+//! (QoS 1 and 2 to an MQTT 3.1.1 client: 20 at mosquitto) would never fill a mark larger
+//! than the window: whenever the timer finds bytes waiting below the mark, the mark halves
+//! (down to nothing: then this connection reads as before), and after a run of wake-ups
+//! at the mark it doubles again. A publisher ([`Reads::Told`](crate::session::Reads)) sets
+//! its mark itself: half of its full window's acknowledgements ([`Coalesce::wake_at`]).
 
 use std::os::fd::RawFd;
 
@@ -48,11 +54,14 @@ pub struct Coalesce {
     good: u32,
     bucket_start: Instant,
     bucket: usize,
+    /// Whether the mark follows the stream by itself (a subscriber), or only moves when
+    /// told to ([`Coalesce::wake_at`], a publisher waiting for acknowledgements).
+    follow: bool,
 }
 
 impl Coalesce {
-    /// For the socket `fd`, which must outlive this value.
-    pub fn new(fd: RawFd) -> Coalesce {
+    /// For the socket `fd`, which must outlive this value; `follow`: see the field.
+    pub fn new(fd: RawFd, follow: bool) -> Coalesce {
         Coalesce {
             fd,
             lowat: 1,
@@ -61,11 +70,24 @@ impl Coalesce {
             good: 0,
             bucket_start: Instant::now(),
             bucket: 0,
+            follow,
         }
+    }
+
+    /// A publisher with a full window: wake when `bytes` (of acknowledgements) are
+    /// queued, or `HOLD` passed; 1 to wake for every byte again.
+    pub fn wake_at(&mut self, bytes: usize) {
+        if bytes != self.lowat && self.set(bytes) {
+            self.lowat = bytes;
+        }
+        self.until = (self.lowat > 1).then(|| Instant::now() + HOLD);
     }
 
     /// After a read of `n` bytes.
     pub fn after_read(&mut self, n: usize) {
+        if !self.follow {
+            return;
+        }
         let now = Instant::now();
         if self.lowat > 1 {
             if n >= self.lowat {
@@ -101,7 +123,7 @@ impl Coalesce {
     /// the socket readable at once if anything is queued (tcp_set_rcvlowat).
     pub fn expire(&mut self) {
         self.until = None;
-        if self.queued() > 0 {
+        if self.follow && self.queued() > 0 {
             self.mark /= 2;
             if self.mark < MIN_MARK {
                 self.mark = 0;
@@ -200,7 +222,7 @@ mod tests {
     #[test]
     fn a_trickle_leaves_the_socket_alone() {
         let (ours, _peer) = pair();
-        let mut c = Coalesce::new(ours.as_raw_fd());
+        let mut c = Coalesce::new(ours.as_raw_fd(), true);
         c.after_read(ENTER / 4);
         assert_eq!(lowat(ours.as_raw_fd()), 1);
         assert_eq!(c.deadline(), None);
@@ -210,7 +232,7 @@ mod tests {
     fn a_stream_raises_the_mark_until_the_deadline() {
         let (ours, _peer) = pair();
         let fd = ours.as_raw_fd();
-        let mut c = Coalesce::new(fd);
+        let mut c = Coalesce::new(fd, true);
         c.after_read(ENTER / 2);
         c.after_read(ENTER / 2);
         assert_eq!(lowat(fd), FIRST_MARK);
@@ -224,7 +246,7 @@ mod tests {
     fn bytes_left_below_the_mark_halve_it_down_to_nothing() {
         let (ours, mut peer) = pair();
         let fd = ours.as_raw_fd();
-        let mut c = Coalesce::new(fd);
+        let mut c = Coalesce::new(fd, true);
         let mut marks = Vec::new();
         while c.mark > 0 {
             c.after_read(ENTER);
@@ -242,7 +264,7 @@ mod tests {
     fn wake_ups_at_the_mark_grow_it() {
         let (ours, _peer) = pair();
         let fd = ours.as_raw_fd();
-        let mut c = Coalesce::new(fd);
+        let mut c = Coalesce::new(fd, true);
         c.after_read(ENTER);
         for _ in 0..GROW_AFTER {
             c.after_read(FIRST_MARK);
@@ -252,6 +274,25 @@ mod tests {
             c.after_read(MAX_MARK);
         }
         assert_eq!(lowat(fd), MAX_MARK);
+    }
+
+    #[test]
+    fn a_publisher_sets_its_own_mark() {
+        let (ours, mut peer) = pair();
+        let fd = ours.as_raw_fd();
+        let mut c = Coalesce::new(fd, false);
+        c.after_read(ENTER);
+        assert_eq!((lowat(fd), c.deadline()), (1, None), "no mark of its own");
+        c.wake_at(40);
+        assert_eq!(lowat(fd), 40);
+        assert!(c.deadline().is_some());
+        // A window's tail below the mark: read it, and keep the mark for next time.
+        queue(&c, &mut peer, 8);
+        c.expire();
+        assert_eq!((lowat(fd), c.mark, c.deadline()), (1, FIRST_MARK, None));
+        c.wake_at(40);
+        c.wake_at(1);
+        assert_eq!((lowat(fd), c.deadline()), (1, None));
     }
 
     /// The kernel behaviour the design rests on: bytes below the mark do not make the
@@ -267,7 +308,7 @@ mod tests {
             let (ours, mut peer) = pair();
             ours.set_nonblocking(true).unwrap();
             let ours = tokio::net::TcpStream::from_std(ours).unwrap();
-            let mut c = Coalesce::new(ours.as_raw_fd());
+            let mut c = Coalesce::new(ours.as_raw_fd(), true);
             c.after_read(ENTER);
             queue(&c, &mut peer, 100);
             let early = tokio::time::timeout(Duration::from_millis(200), ours.readable()).await;

@@ -160,7 +160,7 @@ pub fn connect_options(
         attempt_timeout: common
             .connect_timeout
             .max(std::time::Duration::from_millis(100)),
-        coalesce: false,
+        reads: session::Reads::Eager,
     })
 }
 

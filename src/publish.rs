@@ -28,6 +28,8 @@ use crate::{connect_options, presence, topic};
 pub const DEFAULT_MAX_SIZE: usize = 1 << 20;
 /// Stop taking input while this much is waiting for the socket.
 const UNSENT_HIGH: usize = 256 << 10;
+/// The smallest acknowledgement: PUBACK, PUBREC or PUBCOMP without a reason code.
+const ACK_BYTES: usize = 4;
 /// Input batches buffered between the stdin thread and the publisher.
 const INPUT_BATCHES: usize = 4;
 /// Connections lost in a row, with no acknowledgement in between, after which the oldest
@@ -42,6 +44,8 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
     }
     let max_size = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
     let mut opts = connect_options(&args.common, "chat-pub", 64 * 1024)?;
+    // With a full window, wake for half of it acknowledged, not for each (`fill`).
+    opts.reads = session::Reads::Told;
     let mode = match (args.raw, args.json) {
         (true, _) => Mode::Raw,
         (_, true) => Mode::Json,
@@ -343,8 +347,24 @@ impl Publisher {
         Ok(())
     }
 
-    /// Moves pending messages onto the wire while the window allows.
+    /// Moves pending messages onto the wire while the window allows. With the window
+    /// full, nothing can go out until acknowledgements free it: the reader then wakes
+    /// when half of them are in (each is at least [`ACK_BYTES`]), not for each one — a
+    /// broker that writes every acknowledgement on its own would otherwise wake chat-pub
+    /// (in the broker's own time) up to once per message.
     fn fill(&mut self, link: &mut Link) {
+        self.fill_window(link);
+        let full = self
+            .pending
+            .front()
+            .is_some_and(|m| m.qos > 0 && !self.outbox.has_room(link, m));
+        link.wake_at(match full {
+            true => ACK_BYTES * (self.outbox.len() / 2).max(1),
+            false => 1,
+        });
+    }
+
+    fn fill_window(&mut self, link: &mut Link) {
         while let Some(m) = self.pending.front() {
             if link.unsent() >= UNSENT_HIGH || (m.qos > 0 && !self.outbox.has_room(link, m)) {
                 return;

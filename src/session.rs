@@ -33,9 +33,19 @@ pub struct ConnectOptions {
     pub max_in: usize,
     /// How long one attempt (TCP connect + CONNECT/CONNACK) may take.
     pub attempt_timeout: Duration,
-    /// Whether to read in fewer, larger gulps while messages queue up (a subscriber's
-    /// choice; see [`crate::coalesce`]).
-    pub coalesce: bool,
+    /// How eagerly to read; see [`crate::coalesce`].
+    pub reads: Reads,
+}
+
+/// How the connection's reader wakes up (see [`crate::coalesce`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// For every byte that arrives.
+    Eager,
+    /// In larger gulps while messages stream in (a subscriber).
+    Stream,
+    /// When the owner says how many bytes to wait for ([`Link::wake_at`]; a publisher).
+    Told,
 }
 
 /// Why a connection ended.
@@ -191,6 +201,14 @@ impl Link {
         if self.ping_sent.is_none() {
             wire::encode_ping(&mut self.wbuf);
             self.ping_sent = Some(Instant::now());
+        }
+    }
+
+    /// Wake the reader only once `bytes` are queued, or shortly after (a publisher waiting
+    /// for acknowledgements to free its window); 1 for every byte. Only with [`Reads::Told`].
+    pub fn wake_at(&mut self, bytes: usize) {
+        if let Some(c) = &mut self.coalesce {
+            c.wake_at(bytes);
         }
     }
 
@@ -409,7 +427,11 @@ async fn connect_once(opts: &ConnectOptions) -> Result<Link, Attempt> {
         ping_sent: None,
         skip: 0,
         connack: ConnAckInfo::default(),
-        coalesce: opts.coalesce.then(|| Coalesce::new(fd)),
+        coalesce: match opts.reads {
+            Reads::Eager => None,
+            Reads::Stream => Some(Coalesce::new(fd, true)),
+            Reads::Told => Some(Coalesce::new(fd, false)),
+        },
     };
     wire::encode_connect(opts.version, &opts.spec, &mut link.wbuf);
     link.flush().await?;
