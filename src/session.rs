@@ -205,7 +205,8 @@ impl Link {
     }
 
     /// Wake the reader only once `bytes` are queued, or shortly after (a publisher waiting
-    /// for acknowledgements to free its window); 1 for every byte. Only with [`Reads::Told`].
+    /// for acknowledgements to free its window); 1 for every byte. Nothing with
+    /// [`Reads::Eager`].
     pub fn wake_at(&mut self, bytes: usize) {
         if let Some(c) = &mut self.coalesce {
             c.wake_at(bytes);
@@ -233,6 +234,8 @@ impl Link {
     /// Sends DISCONNECT and waits until the broker closes the connection, at most until
     /// `deadline`. Returns whether the broker closed it (so it processed all we sent).
     pub async fn disconnect(mut self, deadline: Instant) -> bool {
+        // Wait for no mark below which bytes are held back: this is the last read.
+        self.wake_at(1);
         wire::encode_disconnect(&mut self.wbuf);
         let closed = async {
             self.flush().await?;
