@@ -133,9 +133,10 @@ limited: under MQTT 5 by the broker's Receive Maximum (and at most 1024); under 
 \fBmax_inflight_messages\fR of 20 silently drops further incoming QoS 2 messages; and to
 16 MiB of payload. When the limit is reached chat\-pub stops reading standard input until
 acknowledgements arrive, so a faster writer is held back by the pipe: memory stays
-bounded and no line is dropped. While the limit holds it back, chat\-pub waits for half
-of the messages in flight to be acknowledged (or about two milliseconds) before it sends
-more, rather than waking for each acknowledgement: each wake\-up costs the broker time.
+bounded and no line is dropped. While the limit holds it back, chat\-pub (on Linux)
+waits for half of the messages in flight to be acknowledged (or about two milliseconds)
+before it sends more, rather than waking for each acknowledgement: each wake\-up costs
+the broker time.
 .PP
 Under MQTT 5 the broker answers each QoS 1 and 2 message with a reason code. A refusal
 (reason code 0x80 or more, for example 0x87 not authorized) is reported on standard
