@@ -19,9 +19,9 @@
 //! line every millisecond, never gets there and is read at once. Its mark tunes itself,
 //! because a broker that sends only a window of messages before it wants acknowledgements
 //! (QoS 1 and 2 to an MQTT 3.1.1 client: 20 at mosquitto) would never fill a mark larger
-//! than the window: whenever the timer finds bytes waiting below the mark, the mark halves
-//! (down to nothing: then this connection reads as before), and after a run of wake-ups
-//! at the mark it doubles again. A publisher ([`Reads::Told`](crate::session::Reads)) sets
+//! than the window: when the timer finds bytes waiting below the mark twice in a row (with
+//! no wake-up at the mark between), the mark halves (down to nothing: then this connection
+//! reads as before), and after a run of wake-ups at the mark it doubles again. A publisher ([`Reads::Told`](crate::session::Reads)) sets
 //! its mark itself: half of its full window's acknowledgements ([`Coalesce::wake_at`]).
 
 use std::os::fd::RawFd;
@@ -37,6 +37,8 @@ const MIN_MARK: usize = 1024;
 const MAX_MARK: usize = 32 * 1024;
 /// Wake-ups at the mark before it may double.
 const GROW_AFTER: u32 = 256;
+/// Expiries in a row with bytes below the mark that halve it.
+const STARVED_TWICE: u32 = 2;
 /// How long bytes below the mark may wait; tokio's timers tick in milliseconds.
 const HOLD: Duration = Duration::from_millis(1);
 
@@ -52,6 +54,8 @@ pub struct Coalesce {
     until: Option<Instant>,
     /// Wake-ups at the mark since it last changed.
     good: u32,
+    /// Expiries in a row that found bytes waiting below the mark.
+    starved: u32,
     bucket_start: Instant,
     bucket: usize,
     /// Whether the mark follows the stream by itself (a subscriber), or only moves when
@@ -68,6 +72,7 @@ impl Coalesce {
             mark: FIRST_MARK,
             until: None,
             good: 0,
+            starved: 0,
             bucket_start: Instant::now(),
             bucket: 0,
             follow,
@@ -92,6 +97,7 @@ impl Coalesce {
         if self.lowat > 1 {
             if n >= self.lowat {
                 self.good += 1;
+                self.starved = 0;
                 if self.good >= GROW_AFTER && self.mark < MAX_MARK {
                     self.mark *= 2;
                     self.good = 0;
@@ -123,11 +129,27 @@ impl Coalesce {
     /// the socket readable at once if anything is queued (tcp_set_rcvlowat).
     pub fn expire(&mut self) {
         self.until = None;
-        if self.follow && self.queued() > 0 {
-            self.mark /= 2;
-            if self.mark < MIN_MARK {
-                self.mark = 0;
+        if self.follow {
+            // Bytes at or above the mark: the reader was woken in the same instant (no
+            // starvation). Below it: the broker stopped short of the mark; twice in a row
+            // with no wake-up at the mark between means it will keep doing so (it waits
+            // for acknowledgements), not that the stream paused: then the mark halves.
+            let queued = self.queued();
+            if queued > 0 && queued < self.lowat {
+                self.starved += 1;
+                if self.starved >= STARVED_TWICE {
+                    self.starved = 0;
+                    self.mark /= 2;
+                    if self.mark < MIN_MARK {
+                        self.mark = 0;
+                    }
+                }
             }
+            log::trace!(
+                "read mark {} expired with {queued} bytes waiting; next mark {}",
+                self.lowat,
+                self.mark
+            );
         }
         if !self.set(1) {
             // Bytes below the mark must not wait for ever: try again shortly.
@@ -255,9 +277,36 @@ mod tests {
             c.expire();
             assert_eq!(lowat(fd), 1);
         }
-        assert_eq!(marks, [8192, 4096, 2048, 1024]);
+        assert_eq!(marks, [8192, 8192, 4096, 4096, 2048, 2048, 1024, 1024]);
         c.after_read(ENTER);
         assert_eq!((lowat(fd), c.deadline()), (1, None));
+    }
+
+    #[test]
+    fn a_pause_between_wake_ups_at_the_mark_keeps_it() {
+        let (ours, mut peer) = pair();
+        let fd = ours.as_raw_fd();
+        let mut c = Coalesce::new(fd, true);
+        for _ in 0..4 {
+            c.after_read(ENTER);
+            c.after_read(FIRST_MARK);
+            queue(&c, &mut peer, 10);
+            c.expire();
+        }
+        assert_eq!(c.mark, FIRST_MARK);
+    }
+
+    #[test]
+    fn bytes_at_the_mark_when_the_timer_fires_are_no_starvation() {
+        let (ours, mut peer) = pair();
+        let fd = ours.as_raw_fd();
+        let mut c = Coalesce::new(fd, true);
+        for _ in 0..4 {
+            c.after_read(ENTER);
+            queue(&c, &mut peer, FIRST_MARK);
+            c.expire();
+        }
+        assert_eq!(c.mark, FIRST_MARK);
     }
 
     #[test]
