@@ -25,6 +25,7 @@
 //! its mark itself: half of its full window's acknowledgements ([`Coalesce::wake_at`]).
 
 use std::os::fd::RawFd;
+use std::sync::OnceLock;
 
 use tokio::time::{Duration, Instant};
 
@@ -41,6 +42,35 @@ const GROW_AFTER: u32 = 256;
 const STARVED_TWICE: u32 = 2;
 /// How long bytes below the mark may wait; tokio's timers tick in milliseconds.
 const HOLD: Duration = Duration::from_millis(1);
+
+/// Whether the kernel wakes a reader when its mark is lowered, which the hold timer relies
+/// on: Linux since 4.18 (tcp_set_rcvlowat). Elsewhere every byte wakes the reader.
+pub fn supported() -> bool {
+    static SUPPORTED: OnceLock<bool> = OnceLock::new();
+    *SUPPORTED.get_or_init(|| cfg!(target_os = "linux") && linux_at_least(4, 18))
+}
+
+fn linux_at_least(major: u32, minor: u32) -> bool {
+    // SAFETY: uname fills the zeroed struct it is given.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&raw mut u) } != 0 {
+        return false;
+    }
+    // SAFETY: uname NUL-terminates `release`.
+    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) };
+    release_at_least(&release.to_string_lossy(), major, minor)
+}
+
+/// Whether a kernel release such as "6.1.0-18-amd64" is at least `major.minor`.
+fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
+}
 
 /// The low-water mark of one TCP socket (owned by the connection it belongs to).
 #[derive(Debug)]
@@ -239,6 +269,21 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "bytes never arrived");
             std::thread::yield_now();
         }
+    }
+
+    #[test]
+    fn kernel_releases() {
+        assert!(release_at_least("6.1.0-18-amd64", 4, 18));
+        assert!(release_at_least("4.18.0", 4, 18));
+        assert!(release_at_least("5.0", 4, 18));
+        assert!(!release_at_least("4.17.9", 4, 18));
+        assert!(!release_at_least("3.10.0-1160.el7.x86_64", 4, 18));
+        assert!(!release_at_least("", 4, 18));
+        assert_eq!(
+            supported(),
+            cfg!(target_os = "linux"),
+            "CI runs a recent Linux"
+        );
     }
 
     #[test]

@@ -430,10 +430,8 @@ async fn connect_once(opts: &ConnectOptions) -> Result<Link, Attempt> {
         ping_sent: None,
         skip: 0,
         connack: ConnAckInfo::default(),
-        // Linux ≥ 4.18 wakes a reader when its mark is lowered (tcp_set_rcvlowat), which
-        // the hold timer relies on; elsewhere every byte wakes the reader, as it used to.
         coalesce: match opts.reads {
-            _ if !cfg!(target_os = "linux") => None,
+            _ if !crate::coalesce::supported() => None,
             Reads::Eager => None,
             Reads::Stream => Some(Coalesce::new(fd, true)),
             Reads::Told => Some(Coalesce::new(fd, false)),
