@@ -13,21 +13,37 @@
 //!
 //! The kernel can hold the wake-up back until a number of bytes is queued (SO_RCVLOWAT);
 //! a short timer (`HOLD`) bounds how long bytes below that mark can wait, and lowering
-//! the mark wakes the reader at once if anything is queued (tcp_set_rcvlowat), so nothing
-//! is stranded. A subscriber ([`Reads::Stream`](crate::session::Reads)) raises its mark
-//! once bytes stream in fast (`ENTER` bytes within `BUCKET`); a person typing, or a
-//! line every millisecond, never gets there and is read at once. Its mark tunes itself,
-//! because a broker that sends only a window of messages before it wants acknowledgements
-//! (QoS 1 and 2 to an MQTT 3.1.1 client: 20 at mosquitto) would never fill a mark larger
-//! than the window: when the timer finds bytes waiting below the mark twice in a row (with
-//! no wake-up at the mark between), the mark halves (down to nothing: then this connection
-//! reads as before), and after a run of wake-ups at the mark it doubles again. A publisher ([`Reads::Told`](crate::session::Reads)) sets
-//! its mark itself: half of its full window's acknowledgements ([`Coalesce::wake_at`]).
+//! the mark wakes the reader at once if anything is queued (tcp_set_rcvlowat, Linux 4.18),
+//! so nothing is stranded.
+//!
+//! A subscriber ([`Reads::Stream`]) raises its mark once bytes stream in fast (`ENTER`
+//! bytes within `BUCKET`); a person typing, or a line every millisecond, never gets there
+//! and is read at once. Its mark tunes itself, because a broker that sends only a window
+//! of messages before it wants acknowledgements (QoS 1 and 2 to an MQTT 3.1.1 client: 20
+//! at mosquitto) would never fill a mark larger than the window: when the timer finds
+//! bytes waiting below the mark twice in a row (with no wake-up at the mark between), the
+//! mark halves (down to nothing: then this connection reads as before), and after a run
+//! of wake-ups at the mark it doubles again.
+//!
+//! A publisher ([`Reads::Told`]) sets its mark itself: half of its full window's
+//! acknowledgements ([`Coalesce::wake_at`]).
 
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
 
 use tokio::time::{Duration, Instant};
+
+/// How a connection's reader wakes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// For every byte that arrives.
+    Eager,
+    /// In larger gulps while messages stream in (a subscriber).
+    Stream,
+    /// When the owner says how many bytes to wait for
+    /// ([`Link::wake_at`](crate::session::Link::wake_at); a publisher).
+    Told,
+}
 
 /// Bytes read within one [`BUCKET`] that mean messages are streaming in.
 const ENTER: usize = 8 * 1024;

@@ -17,7 +17,7 @@
 //! - [`wire`]: MQTT 3.1.1 and 5 packets behind one vocabulary (rumqttc's codecs).
 //! - [`transport`]: TCP, TLS (rustls, ring) and WebSocket connections.
 //! - [`session`]: one connection — connect with retries, keep-alive, full-duplex I/O;
-//!   [`coalesce`]: a subscriber's fewer, larger reads under load.
+//!   [`coalesce`]: fewer wake-ups under load (low-water marks on the socket).
 //! - [`input`]: chat-pub's stdin reader and line → message preparation.
 //! - [`publish`]: chat-pub's loop — reconnects, signals, drain; [`outbox`]: its record of
 //!   unacknowledged messages.
@@ -160,7 +160,7 @@ pub fn connect_options(
         attempt_timeout: common
             .connect_timeout
             .max(std::time::Duration::from_millis(100)),
-        reads: session::Reads::Eager,
+        reads: coalesce::Reads::Eager,
     })
 }
 

@@ -45,7 +45,7 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
     let max_size = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
     let mut opts = connect_options(&args.common, "chat-pub", 64 * 1024)?;
     // With a full window, wake for half of it acknowledged, not for each (`fill`).
-    opts.reads = session::Reads::Told;
+    opts.reads = crate::coalesce::Reads::Told;
     let mode = match (args.raw, args.json) {
         (true, _) => Mode::Raw,
         (_, true) => Mode::Json,

@@ -14,7 +14,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
-use crate::coalesce::Coalesce;
+use crate::coalesce::{Coalesce, Reads};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::transport::{self, Dialer};
@@ -35,17 +35,6 @@ pub struct ConnectOptions {
     pub attempt_timeout: Duration,
     /// How eagerly to read; see [`crate::coalesce`].
     pub reads: Reads,
-}
-
-/// How the connection's reader wakes up (see [`crate::coalesce`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reads {
-    /// For every byte that arrives.
-    Eager,
-    /// In larger gulps while messages stream in (a subscriber).
-    Stream,
-    /// When the owner says how many bytes to wait for ([`Link::wake_at`]; a publisher).
-    Told,
 }
 
 /// Why a connection ended.

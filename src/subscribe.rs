@@ -49,7 +49,7 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
     let max_in = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
     let mut opts = connect_options(&args.common, "chat-sub", max_in)?;
     // Under load, fewer wake-ups leave the broker more CPU (src/coalesce.rs).
-    opts.reads = session::Reads::Stream;
+    opts.reads = crate::coalesce::Reads::Stream;
     if let Some(name) = &args.session {
         persistent(&mut opts, name)?;
     }
