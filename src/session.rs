@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
 use crate::coalesce::{Coalesce, Reads};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Transport};
 use crate::error::Error;
 use crate::transport::{self, Dialer};
 use crate::wire::{self, ConnAckInfo, ConnectSpec, Inbound, Peek, Refusal, Version, WireError};
@@ -422,6 +422,9 @@ async fn connect_once(opts: &ConnectOptions) -> Result<Link, Attempt> {
         coalesce: match opts.reads {
             _ if !crate::coalesce::supported() => None,
             Reads::Eager => None,
+            // A subscriber tunes its mark by comparing reads with it, and over TLS or
+            // WebSocket a read is one record or frame, not what the kernel had queued.
+            Reads::Stream if opts.endpoint.transport != Transport::Tcp => None,
             Reads::Stream => Some(Coalesce::new(fd, true)),
             Reads::Told => Some(Coalesce::new(fd, false)),
         },

@@ -140,11 +140,11 @@ written in large blocks. QoS 1 and 2 messages are acknowledged to the broker onl
 they were written.
 .PP
 While messages stream in fast (more than 8 KiB within a millisecond), chat\-sub asks
-the kernel (on Linux) to wake it only when several kilobytes are waiting
-(\fBSO_RCVLOWAT\fR), not for every message: each wake\-up costs the broker time, and
-on a small machine the broker is what limits the whole pipe. The last messages of a burst then wait at most
-about two milliseconds. Messages that arrive one by one, as people type or a log grows,
-are read and printed at once.
+the kernel (Linux, plain \fBmqtt://\fR connections) to wake it only when several
+kilobytes are waiting (\fBSO_RCVLOWAT\fR), not for every message: each wake\-up costs
+the broker time, and on a small machine the broker is what limits the whole pipe. The
+last messages of a burst then wait at most about two milliseconds. Messages that arrive
+one by one, as people type or a log grows, are read and printed at once.
 .PP
 When the reader of standard output goes away (\fBchat\-sub t | head \-n 1\fR), chat\-sub
 ends quietly with status 0, at once, even if no further message arrives.
