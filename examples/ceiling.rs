@@ -96,23 +96,8 @@ fn connect(a: &Args, id: &str, v5: bool) -> std::io::Result<TcpStream> {
 
 /// Lets reads on `s` sleep until 32 KiB are queued, or 1 ms passed.
 fn gulp(s: &TcpStream) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
     s.set_read_timeout(Some(Duration::from_millis(1)))?;
-    let value: libc::c_int = 32 * 1024;
-    // SAFETY: sets one c_int option on an open socket.
-    let r = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
-            (&raw const value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    match r {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
-    }
+    mqttchat::coalesce::set_rcvlowat(s, 32 * 1024)
 }
 
 /// A read that returns 0 bytes (not an error) when the receive timeout passed.

@@ -29,7 +29,7 @@
 //! A publisher ([`Reads::Told`]) sets its mark itself: half of its full window's
 //! acknowledgements ([`Coalesce::wake_at`]).
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::OnceLock;
 
 use tokio::time::{Duration, Instant};
@@ -144,13 +144,13 @@ impl Coalesce {
 
     /// After a read of `n` bytes.
     pub fn after_read(&mut self, n: usize) {
-        let now = Instant::now();
         if !self.follow {
             if self.lowat > 1 {
-                self.until = Some(now + HOLD);
+                self.until = Some(Instant::now() + HOLD);
             }
             return;
         }
+        let now = Instant::now();
         if self.lowat > 1 {
             if n >= self.lowat {
                 self.good += 1;
@@ -238,21 +238,36 @@ impl Coalesce {
 
     /// Sets SO_RCVLOWAT. A failure to raise it only costs the optimisation.
     fn set(&self, bytes: usize) -> bool {
-        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-        // SAFETY: as in `queued`; the option value is a c_int of the size passed.
-        let r = unsafe {
-            libc::setsockopt(
-                self.fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&raw const value).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            log::debug!("SO_RCVLOWAT {bytes}: {}", std::io::Error::last_os_error());
+        let r = set_rcvlowat_raw(self.fd, bytes);
+        if let Err(e) = &r {
+            log::debug!("SO_RCVLOWAT {bytes}: {e}");
         }
-        r == 0
+        r.is_ok()
+    }
+}
+
+/// Sets a socket's low-water mark (SO_RCVLOWAT): reads and readiness wait until `bytes`
+/// are queued (or a receive timeout passes). Also for examples/ceiling.rs.
+pub fn set_rcvlowat(socket: &impl AsFd, bytes: usize) -> std::io::Result<()> {
+    set_rcvlowat_raw(socket.as_fd().as_raw_fd(), bytes)
+}
+
+fn set_rcvlowat_raw(fd: RawFd, bytes: usize) -> std::io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: sets one c_int option, of the size passed, on a descriptor the caller keeps
+    // open (a wrong descriptor is an error from the kernel, not undefined behaviour).
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
 }
 
@@ -260,7 +275,6 @@ impl Coalesce {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::os::fd::AsRawFd;
 
     /// A connected loopback pair: (the reader we tune, the peer that writes).
     fn pair() -> (std::net::TcpStream, std::net::TcpStream) {
