@@ -47,17 +47,6 @@ fn envelope_json(id: &str, from: &str, text: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Whether a terminal could act on `c`: C0, DEL, C1, the bidi controls (Unicode
-/// Bidi_Control) and the line and paragraph separators.
-fn is_terminal_control(c: char) -> bool {
-    matches!(c,
-        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
-        | '\u{61c}' | '\u{200e}' | '\u{200f}'
-        | '\u{2028}' | '\u{2029}'
-        | '\u{202a}'..='\u{202e}'
-        | '\u{2066}'..='\u{2069}')
-}
-
 /// Every terminal control character.
 fn controls() -> Vec<char> {
     ('\u{0}'..='\u{206f}')

@@ -44,19 +44,6 @@ fn now_rfc3339() -> String {
         .to_string()
 }
 
-/// Checks that `line` starts with `HH:MM:SS ` and returns what follows.
-#[track_caller]
-fn after_clock(line: &str) -> &str {
-    let b = line.as_bytes();
-    let clock_ok = b.len() >= 9
-        && [0, 1, 3, 4, 6, 7].iter().all(|&i| b[i].is_ascii_digit())
-        && b[2] == b':'
-        && b[5] == b':'
-        && b[8] == b' ';
-    assert!(clock_ok, "no 'HH:MM:SS ' at the start of {line:?}");
-    &line[9..]
-}
-
 /// Checks that `out` is exactly `lines` lines of UTF-8 with nothing a terminal would act
 /// on: no C0 control but tab and the line ends, no DEL, no C1, no bidi control.
 #[track_caller]

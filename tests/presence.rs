@@ -141,19 +141,6 @@ fn wait_for_exit(p: &mut Proc) {
     }
 }
 
-/// Checks that `line` starts with `HH:MM:SS ` and returns what follows.
-#[track_caller]
-fn after_clock(line: &str) -> &str {
-    let b = line.as_bytes();
-    let clock_ok = b.len() >= 9
-        && [0, 1, 3, 4, 6, 7].iter().all(|&i| b[i].is_ascii_digit())
-        && b[2] == b':'
-        && b[5] == b':'
-        && b[8] == b' ';
-    assert!(clock_ok, "no 'HH:MM:SS ' at the start of {line:?}");
-    &line[9..]
-}
-
 /// The retained presence state of everyone in `room` (and below), as a fresh subscriber
 /// of the presence topics receives it.
 fn retained_presence(broker: &Broker, room: &str) -> Vec<Received> {

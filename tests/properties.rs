@@ -21,6 +21,8 @@
 //! capped so that each property takes well under a second in the debug profile; the
 //! huge-string properties run fewer cases.
 
+mod common;
+
 use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +34,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use common::is_terminal_control;
 use serde_json::Value;
 
 use mqttchat::envelope::{self, IdSource, push_json_str};
@@ -40,17 +44,6 @@ use mqttchat::render::{Delivered, Format, Renderer, push_escaped};
 
 // ---------------------------------------------------------------------------------------
 // Oracles
-
-/// Whether a terminal could act on `c` (SPEC §5): C0, DEL, C1, the Unicode Bidi_Control
-/// characters, and the line and paragraph separators.
-fn is_terminal_control(c: char) -> bool {
-    matches!(c,
-        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
-        | '\u{61c}' | '\u{200e}' | '\u{200f}'
-        | '\u{2028}' | '\u{2029}'
-        | '\u{202a}'..='\u{202e}'
-        | '\u{2066}'..='\u{2069}')
-}
 
 /// The first terminal control character in `s` other than those in `allowed`.
 fn first_control(s: &str, allowed: &[char]) -> Option<char> {

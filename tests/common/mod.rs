@@ -457,3 +457,29 @@ pub fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }
+
+// Checks of what a user sees.
+
+/// Checks that `line` starts with `HH:MM:SS ` and returns what follows.
+#[track_caller]
+pub fn after_clock(line: &str) -> &str {
+    let b = line.as_bytes();
+    let clock_ok = b.len() >= 9
+        && [0, 1, 3, 4, 6, 7].iter().all(|&i| b[i].is_ascii_digit())
+        && b[2] == b':'
+        && b[5] == b':'
+        && b[8] == b' ';
+    assert!(clock_ok, "no 'HH:MM:SS ' at the start of {line:?}");
+    &line[9..]
+}
+
+/// Whether a terminal could act on `c` (SPEC §5): C0, DEL, C1, the Unicode Bidi_Control
+/// characters, and the line and paragraph separators.
+pub fn is_terminal_control(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        | '\u{61c}' | '\u{200e}' | '\u{200f}'
+        | '\u{2028}' | '\u{2029}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}')
+}
