@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser};
 
+use crate::dial::VersionChoice;
 use crate::wire::Version;
 
 /// Options shared by chat-pub and chat-sub.
@@ -21,14 +22,21 @@ pub struct Common {
     /// (port 80, path /mqtt unless the URL gives one) and wss:// is WebSocket over TLS
     /// (port 443). A bare HOST or HOST:PORT means mqtt://. IPv6 addresses go in brackets:
     /// mqtt://[::1]:1883. Credentials in the URL are refused.
+    ///
+    /// Several brokers (the nodes of one cluster): give -b more than once, or several URLs
+    /// separated by commas or spaces (also in CHAT_BROKER). The first that answers is used;
+    /// when its connection is lost, the next one in the list is tried, round robin, and
+    /// what was not acknowledged is sent again there. Schemes may be mixed; the TLS
+    /// options apply to every mqtts:// and wss:// URL.
     #[arg(
         short = 'b',
         long,
         env = "CHAT_BROKER",
         value_name = "URL",
-        default_value = "mqtt://localhost:1883"
+        default_value = "mqtt://localhost:1883",
+        action = ArgAction::Append
     )]
-    pub broker: String,
+    pub broker: Vec<String>,
 
     /// User name to log in with
     #[arg(
@@ -87,17 +95,23 @@ pub struct Common {
     /// How long the first connection may take, retries included
     ///
     /// Attempts are retried with a growing pause (up to 2 seconds) until this time is up;
-    /// then the tool exits with status 3. Fractions are allowed (0.5).
+    /// then the tool exits with status 3. With several brokers they are tried in turn,
+    /// each attempt taking at most its share of this time (but at least a second), and
+    /// the pause comes after each round. Fractions are allowed (0.5).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub connect_timeout: Duration,
 
-    /// MQTT protocol version: 3 (3.1.1) or 5
+    /// MQTT protocol version: auto, 3 (3.1.1) or 5
     ///
-    /// 3 means MQTT 3.1.1, as in mosquitto's clients; 5 is the default. Also accepted:
-    /// 311, 3.1.1, mqttv311, mqttv5.
-    #[arg(short = 'V', long = "mqtt-version", value_name = "3|5", default_value = "5",
+    /// auto (the default) offers MQTT 5, and when the broker refuses it (a broker that
+    /// speaks only 3.1.1 answers with "unacceptable protocol version" or closes the
+    /// connection) connects again at once with MQTT 3.1.1 and keeps it for the rest of
+    /// the run; -v says so. 3 means MQTT 3.1.1, as in mosquitto's clients, and 5 MQTT 5:
+    /// either is strict, and a broker that refuses it ends the run with status 3. Also
+    /// accepted: 311, 3.1.1, mqttv311, mqttv5.
+    #[arg(short = 'V', long = "mqtt-version", value_name = "auto|3|5", default_value = "auto",
           value_parser = parse_version)]
-    pub mqtt_version: Version,
+    pub mqtt_version: VersionChoice,
 
     /// More log output on stderr (repeat for more; RUST_LOG overrides)
     #[arg(short, long, action = ArgAction::Count)]
@@ -340,11 +354,12 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_version(s: &str) -> Result<Version, String> {
+fn parse_version(s: &str) -> Result<VersionChoice, String> {
     match s.to_ascii_lowercase().as_str() {
-        "3" | "4" | "311" | "3.1.1" | "mqttv311" | "v311" => Ok(Version::V311),
-        "5" | "mqttv5" | "v5" => Ok(Version::V5),
-        _ => Err(format!("'{s}' is not an MQTT version (use 3 or 5)")),
+        "auto" => Ok(VersionChoice::Auto),
+        "3" | "4" | "311" | "3.1.1" | "mqttv311" | "v311" => Ok(VersionChoice::Only(Version::V311)),
+        "5" | "mqttv5" | "v5" => Ok(VersionChoice::Only(Version::V5)),
+        _ => Err(format!("'{s}' is not an MQTT version (use auto, 3 or 5)")),
     }
 }
 
@@ -394,8 +409,12 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(parse_version("3"), Ok(Version::V311));
-        assert_eq!(parse_version("mqttv5"), Ok(Version::V5));
+        assert_eq!(parse_version("3"), Ok(VersionChoice::Only(Version::V311)));
+        assert_eq!(
+            parse_version("mqttv5"),
+            Ok(VersionChoice::Only(Version::V5))
+        );
+        assert_eq!(parse_version("AUTO"), Ok(VersionChoice::Auto));
         assert!(parse_version("4.0").is_err());
     }
 }

@@ -12,11 +12,14 @@
 //! Modules:
 //! - [`cli`]: the clap definitions of both tools (and so of their man pages).
 //! - [`endpoint`]: broker URLs.
+//! - [`connect`]: shared options → connection options (brokers, client id, login), and
+//!   the connector that makes attempts until one is accepted; [`dial`]: its policy as a
+//!   state machine without I/O — several brokers in turn, `-V auto`, backoff.
 //! - [`topic`]: topic and filter checks.
 //! - [`envelope`]: the wire format — JSON envelope, ids, timestamps, raw fallback.
 //! - [`wire`]: MQTT 3.1.1 and 5 packets behind one vocabulary (rumqttc's codecs).
 //! - [`transport`]: TCP, TLS (rustls, ring) and WebSocket connections.
-//! - [`session`]: one connection — connect with retries, keep-alive, full-duplex I/O;
+//! - [`session`]: one connection — CONNECT/CONNACK, keep-alive, full-duplex I/O;
 //!   [`coalesce`]: fewer wake-ups under load (low-water marks on the socket).
 //! - [`input`]: chat-pub's stdin reader and line → message preparation.
 //! - [`publish`]: chat-pub's loop — reconnects, signals, drain; [`outbox`]: its record of
@@ -35,7 +38,9 @@
 pub mod broker;
 pub mod cli;
 pub mod coalesce;
+pub mod connect;
 pub mod dedup;
+pub mod dial;
 pub mod endpoint;
 pub mod envelope;
 pub mod error;
@@ -55,12 +60,7 @@ pub mod wire;
 
 use std::io::Write;
 
-use crate::cli::Common;
-use crate::endpoint::Endpoint;
 use crate::error::Error;
-use crate::session::ConnectOptions;
-use crate::transport::{Dialer, TlsOptions};
-use crate::wire::{ConnectSpec, Login, Secret};
 
 /// Sets up logging on stderr as `tool: message`: warnings by default, `-v` info, `-vv`
 /// debug (and the broker engine's info), `-vvv` trace; `RUST_LOG` overrides.
@@ -117,87 +117,6 @@ impl log::Log for NoPayloads {
     fn flush(&self) {
         self.0.flush();
     }
-}
-
-/// Turns the shared options into connection options; every problem is a usage error.
-pub fn connect_options(
-    common: &Common,
-    tool: &str,
-    max_in: usize,
-) -> Result<ConnectOptions, Error> {
-    let endpoint = Endpoint::parse(&common.broker)?;
-    let client_id = match &common.client_id {
-        Some(id) if id.is_empty() => return Err(Error::Usage("the client id is empty".into())),
-        Some(id) if id.len() > 65_535 => {
-            return Err(Error::Usage(
-                "the client id is longer than 65535 bytes".into(),
-            ));
-        }
-        Some(id) => id.clone(),
-        None => format!("{tool}-{}", &envelope::IdSource::default().next_id()[..12]),
-    };
-    let tls = TlsOptions {
-        cafile: common.cafile.clone(),
-        cert: common.cert.clone(),
-        key: common.key.clone(),
-        insecure: common.insecure,
-    };
-    let login = login(common)?;
-    Ok(ConnectOptions {
-        dialer: Dialer::new(endpoint.clone(), &tls)?,
-        endpoint,
-        version: common.mqtt_version,
-        spec: ConnectSpec {
-            client_id,
-            keepalive: common.keepalive,
-            clean_start: true,
-            session_expiry: None,
-            max_packet_in: u32::try_from(max_in).unwrap_or(u32::MAX),
-            login,
-            will: None,
-        },
-        max_in,
-        attempt_timeout: common
-            .connect_timeout
-            .max(std::time::Duration::from_millis(100)),
-        reads: coalesce::Reads::Eager,
-    })
-}
-
-/// User name (`-u`/`CHAT_USERNAME`) and password (`--password-file`, else
-/// `CHAT_PASSWORD`). A password without a user name is a usage error.
-fn login(common: &Common) -> Result<Option<Login>, Error> {
-    let password = match &common.password_file {
-        Some(path) => Some(read_password(path)?),
-        None => std::env::var("CHAT_PASSWORD").ok(),
-    };
-    match (&common.username, password) {
-        (None, None) => Ok(None),
-        (None, Some(_)) => Err(Error::Usage(
-            "a password (--password-file or CHAT_PASSWORD) needs a user name (-u or \
-             CHAT_USERNAME)"
-                .into(),
-        )),
-        (Some(user), password) => Ok(Some(Login {
-            username: user.clone(),
-            password: password.map(Secret::new),
-        })),
-    }
-}
-
-/// The first line of a password file, without its line end. Errors name the file, never
-/// its content.
-fn read_password(path: &std::path::Path) -> Result<String, Error> {
-    let bad = |why: String| {
-        Error::Usage(format!(
-            "cannot read --password-file {}: {why}",
-            path.display()
-        ))
-    };
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let first = first.strip_suffix(b"\r").unwrap_or(first);
-    String::from_utf8(first.to_vec()).map_err(|_| bad("the password is not UTF-8".into()))
 }
 
 /// The user's nick: `--nick` (or `CHAT_NICK`, which clap folds into it), else `USER`;

@@ -16,6 +16,9 @@ pub const WINDOW: usize = 1024;
 pub const WINDOW_QOS2_V311: usize = 20;
 /// Unacknowledged payload bytes kept at most (at least one message is always allowed).
 pub const WINDOW_BYTES: usize = 16 << 20;
+/// The packet id the outbox never assigns: kept for the one QoS 1 message outside it,
+/// chat-pub's presence announcement.
+pub const SPARE_PKID: u16 = u16::MAX;
 
 /// Where a QoS 1/2 message is in its handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,10 +67,14 @@ impl Outbox {
         self.len() < window && (self.is_empty() || self.bytes + m.payload.len() <= WINDOW_BYTES)
     }
 
-    /// A free packet id (1..=65535; the window is far smaller, so one is always free).
+    /// A free packet id (1..=65534, never [`SPARE_PKID`]; the window is far smaller, so
+    /// one is always free).
     pub fn assign(&mut self) -> u16 {
         loop {
-            self.last_pkid = self.last_pkid.checked_add(1).unwrap_or(1);
+            self.last_pkid = match self.last_pkid + 1 {
+                SPARE_PKID => 1,
+                next => next,
+            };
             if !self.by_pkid.contains_key(&self.last_pkid) {
                 return self.last_pkid;
             }
@@ -159,4 +166,20 @@ pub fn encode(link: &mut Link, m: &Message, pkid: u16, dup: bool) {
         pkid,
     };
     wire::encode_publish(link.version, &mut link.wbuf, &m.topic, &m.payload, flags);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_ids_wrap_around_skipping_the_spare_one_and_those_in_flight() {
+        let mut o = Outbox {
+            last_pkid: SPARE_PKID - 2,
+            ..Outbox::default()
+        };
+        o.by_pkid.insert(1, 0);
+        let ids: Vec<u16> = (0..3).map(|_| o.assign()).collect();
+        assert_eq!(ids, [SPARE_PKID - 1, 2, 3]);
+    }
 }

@@ -50,18 +50,17 @@ pub fn parse(topic: &str) -> Option<(&str, String)> {
     Some((room, decode_level(id)))
 }
 
-/// A client id as one topic level: `/`, `+`, `#`, `%`, controls and NUL (none of which
-/// may stand in a level, or all of which would confuse one) as `%XX`.
+/// A client id as one topic level: every byte outside `[A-Za-z0-9_-]` as `%XX`. Not just
+/// the characters MQTT forbids in a level (`/ + #`, NUL): strict brokers refuse more in
+/// topics (NATS refuses `.` and spaces, RabbitMQ maps `.` and `/` onto each other), and a
+/// client id like `alice.laptop` must still give a topic every broker takes.
 pub fn encode_level(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
-    for c in id.chars() {
-        if matches!(c, '/' | '+' | '#' | '%') || c.is_control() {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                let _ = write!(out, "%{b:02X}");
-            }
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(char::from(b));
         } else {
-            out.push(c);
+            let _ = write!(out, "%{b:02X}");
         }
     }
     if out.is_empty() {
@@ -203,6 +202,10 @@ mod tests {
             "mqttchat-presence/lobby/chat-pub-1"
         );
         assert_eq!(
+            topic("lobby", "alice.laptop é"),
+            "mqttchat-presence/lobby/alice%2Elaptop%20%C3%A9"
+        );
+        assert_eq!(
             topic("a/b", "x/y+#%"),
             "mqttchat-presence/a/b/x%2Fy%2B%23%25"
         );
@@ -221,12 +224,19 @@ mod tests {
 
     #[test]
     fn client_ids_round_trip_through_a_level() {
-        for id in ["plain", "a/b", "+#%", "é\u{1b}[2J", "", "%zz"] {
+        for id in [
+            "plain",
+            "a/b",
+            "+#%",
+            "é\u{1b}[2J",
+            "",
+            "%zz",
+            "alice.laptop",
+            "a b",
+        ] {
             let level = encode_level(id);
-            assert!(
-                !level.contains(['/', '+', '#', '\u{1b}']) && !level.is_empty(),
-                "{level}"
-            );
+            let strict = |c: char| c.is_ascii_alphanumeric() || "_-%".contains(c);
+            assert!(level.chars().all(strict) && !level.is_empty(), "{level}");
             if !id.is_empty() {
                 assert_eq!(decode_level(&level), id);
             }

@@ -6,23 +6,27 @@
 //! after a reconnect the outbox sends again, in order, before any newer line.
 
 use std::collections::VecDeque;
+use std::future::{Future, pending};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::cli::PubArgs;
+use crate::connect::{self, Connector};
+use crate::dial::Backoff;
 use crate::envelope::IdSource;
 use crate::error::{Error, Tally};
 use crate::input::{self, Control, LineRules, Message, Mode, Preparer, Source};
-use crate::outbox::{Outbox, encode};
-use crate::session::{self, Backoff, Link, LinkError};
+use crate::outbox::{Outbox, SPARE_PKID, encode};
+use crate::session::{Link, LinkError};
 use crate::signals::Signals;
 use crate::wire::{self, AckKind, Inbound, PubFlags, Will};
-use crate::{connect_options, presence, topic};
+use crate::{presence, topic};
 
 /// Default `--max-size` of chat-pub: 1 MiB.
 pub const DEFAULT_MAX_SIZE: usize = 1 << 20;
@@ -43,7 +47,7 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
         topic::check_publish(t).map_err(Error::Usage)?;
     }
     let max_size = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
-    let mut opts = connect_options(&args.common, "chat-pub", 64 * 1024)?;
+    let mut opts = connect::options(&args.common, "chat-pub", 64 * 1024)?;
     // With a full window, wake for half of it acknowledged, not for each (`fill`).
     opts.reads = crate::coalesce::Reads::Told;
     let mode = match (args.raw, args.json) {
@@ -102,9 +106,13 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
         _ => None,
     };
     let mut publisher = Publisher {
+        client_id: opts.spec.client_id.clone(),
         presence,
+        joining: false,
+        resend_due: false,
         outbox: Outbox::default(),
         pending: VecDeque::new(),
+        pending_bytes: 0,
         tally: Tally::default(),
         qos0_unconfirmed: 0,
         warned_qos: false,
@@ -120,8 +128,9 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
     };
     let result = rt.block_on(async {
         let mut signals = Signals::install()?;
+        let mut connector = Connector::new(opts);
         publisher
-            .run(&opts, args.common.connect_timeout, &mut signals)
+            .run(&mut connector, args.common.connect_timeout, &mut signals)
             .await
     });
     publisher.tally.failed += publisher.input.control.failures.load(Ordering::Relaxed);
@@ -153,35 +162,52 @@ struct Announce {
 }
 
 impl Announce {
-    /// Appends the retained join (after every connection: a broker may have lost it).
+    /// Appends the retained join (after every connection: a broker may have lost it). At
+    /// QoS 1 with the packet id the outbox never uses, so that its PUBACK says whether the
+    /// broker took it; nothing else is sent until then (see [`Publisher::joining`]).
     fn join(&self, link: &mut Link) {
-        self.publish(link, &self.join.clone());
+        self.publish(link, &self.join.clone(), 1, SPARE_PKID);
     }
 
     /// Appends the retained empty message that means offline and clears the state.
     fn leave(&self, link: &mut Link) {
-        self.publish(link, &Bytes::new());
+        // QoS 0: the DISCONNECT handshake that ends every run makes sure the broker read
+        // it, and a goodbye is never a failed line.
+        self.publish(link, &Bytes::new(), 0, 0);
     }
 
-    fn publish(&self, link: &mut Link, payload: &Bytes) {
-        // QoS 0: presence is best effort, and never a failed line. The DISCONNECT
-        // handshake that ends every run makes sure the broker read it.
+    fn publish(&self, link: &mut Link, payload: &Bytes, qos: u8, pkid: u16) {
         let flags = PubFlags {
-            qos: 0,
+            qos,
             retain: true,
             dup: false,
-            pkid: 0,
+            pkid,
         };
         wire::encode_publish(link.version, &mut link.wbuf, &self.topic, payload, flags);
     }
 }
 
+/// A connection being made (kept across turns of the loop, so that input, a signal or
+/// the drain deadline does not start it over).
+type Dialing<'a> = Pin<Box<dyn Future<Output = Result<Link, Error>> + 'a>>;
+
 struct Publisher {
+    /// For messages.
+    client_id: String,
     /// Where the nick is announced as online, if it is.
     presence: Option<Announce>,
+    /// The join was sent on this connection and not acknowledged yet. Nothing else is
+    /// sent meanwhile: a broker that closes the connection now refused the announcement
+    /// (a strict broker's topic rules, an ACL), not a line, and chat goes on without it.
+    joining: bool,
+    /// The outbox is to be sent again (after the join, on a new connection).
+    resend_due: bool,
     outbox: Outbox,
-    /// Messages taken from the input but not yet sent (waiting for the window).
+    /// Messages taken from the input but not yet sent (waiting for the window, or for a
+    /// connection).
     pending: VecDeque<Message>,
+    /// Payload bytes in `pending`: what may be read while no broker is connected.
+    pending_bytes: usize,
     tally: Tally,
     /// QoS 0 messages written on the current connection: confirmed only when the broker
     /// closes it after our DISCONNECT.
@@ -199,78 +225,124 @@ struct Publisher {
 }
 
 impl Publisher {
+    /// The loop: reads input and publishes it while connected, keeps reading (within the
+    /// memory bound) while (re)connecting, so that end of input always starts the drain.
     async fn run(
         &mut self,
-        opts: &session::ConnectOptions,
+        connector: &mut Connector,
         connect_timeout: Duration,
         signals: &mut Signals,
     ) -> Result<(), Error> {
-        let mut link = tokio::select! {
-            l = session::establish(opts, Some(Instant::now() + connect_timeout)) => l?,
-            code = signals.recv() => {
-                self.stopped_by = Some(code);
-                eprintln!("chat-pub: interrupted before connecting; nothing was sent");
-                return Ok(());
-            }
-        };
-        if let Some(p) = &self.presence {
-            p.join(&mut link);
-        }
+        let mut link: Option<Link> = None;
+        let first = Instant::now() + connect_timeout;
+        let mut dialing: Option<Dialing> = Some(Box::pin(connector.establish(Some(first))));
+        let mut connected_once = false;
         loop {
-            self.fill(&mut link);
-            if !self.input.open && self.pending.is_empty() && self.outbox.is_empty() {
+            if let Some(l) = link.as_mut() {
+                self.fill(l);
+            }
+            let done = !self.input.open && self.pending.is_empty() && self.outbox.is_empty();
+            if done && connected_once {
                 break;
             }
             if self.drain_deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(self.drain_expired());
             }
-            let want_input =
-                self.input.open && self.pending.is_empty() && link.unsent() < UNSENT_HIGH;
+            let want_input = self.input.open
+                && match &link {
+                    Some(l) => self.pending.is_empty() && l.unsent() < UNSENT_HIGH,
+                    None => self.pending_bytes < UNSENT_HIGH,
+                };
             let drain_at = self.drain_deadline.unwrap_or_else(Instant::now);
-            let lost = tokio::select! {
+            tokio::select! {
                 biased;
                 code = signals.recv() => {
-                    self.interrupted(code).await?;
-                    continue;
-                }
-                r = link.io() => match r.and_then(|()| self.handle_packets(&mut link)) {
-                    Ok(()) => continue,
-                    Err(e) => e,
-                },
-                batch = self.input.rx.recv(), if want_input => {
-                    match batch {
-                        Some(b) => self.pending.extend(b),
-                        None => self.end_of_input(),
+                    if !connected_once {
+                        self.stopped_by = Some(code);
+                        eprintln!(
+                            "chat-pub: interrupted before connecting; {} message(s) not sent",
+                            self.pending.len()
+                        );
+                        return Ok(());
                     }
-                    continue;
+                    self.interrupted(code).await?;
                 }
+                r = io(&mut link) => {
+                    let Some(l) = link.as_mut() else { continue };
+                    if let Err(lost) = r.and_then(|()| self.handle_packets(l)) {
+                        link = None;
+                        self.connection_lost(lost)?;
+                        let pause = self.losses.pause();
+                        // No connection is being made while one is up; assigning None
+                        // tells the borrow checker that `connector` is free again.
+                        #[allow(unused_assignments)]
+                        {
+                            dialing = None;
+                        }
+                        dialing = Some(Box::pin(reconnect(connector, pause)));
+                    }
+                }
+                r = dial(&mut dialing) => {
+                    dialing = None;
+                    let mut l = r.map_err(|e| self.cannot_reconnect(e, connected_once))?;
+                    self.connected(&mut l, connector, connected_once);
+                    connected_once = true;
+                    link = Some(l);
+                }
+                batch = self.input.rx.recv(), if want_input => match batch {
+                    Some(b) => self.take(b),
+                    None => self.end_of_input(),
+                },
                 _ = sleep_until(drain_at), if self.drain_deadline.is_some() => {
                     return Err(self.drain_expired());
                 }
-            };
-            self.connection_lost(opts, lost)?;
-            link = self.recover(opts, signals).await?;
+            }
         }
-        self.finish(link, signals).await;
+        if let Some(l) = link {
+            self.finish(l, signals).await;
+        }
         Ok(())
     }
 
-    /// Reconnects after a lost connection, still answering signals meanwhile.
-    async fn recover(
-        &mut self,
-        opts: &session::ConnectOptions,
-        signals: &mut Signals,
-    ) -> Result<Link, Error> {
-        loop {
-            tokio::select! {
-                biased;
-                code = signals.recv() => self.interrupted(code).await?,
-                r = self.reconnect(opts) => return match r? {
-                    Some(l) => Ok(l),
-                    None => Err(self.drain_expired()),
-                },
-            }
+    /// A connection was accepted: announce presence (if the broker did not refuse the
+    /// will), then send the outbox again.
+    fn connected(&mut self, link: &mut Link, connector: &Connector, again: bool) {
+        if !connector.has_will() {
+            self.presence = None;
         }
+        if again {
+            log::warn!(
+                "reconnected to {}; sending {} unacknowledged message(s) again",
+                connector.endpoint(),
+                self.outbox.len()
+            );
+        }
+        self.resend_due = true;
+        if let Some(p) = &self.presence {
+            p.join(link);
+            self.joining = true;
+        }
+    }
+
+    /// A failure of a connection attempt after the first: only those retrying cannot fix
+    /// end the run, with what was left undelivered.
+    fn cannot_reconnect(&self, e: Error, again: bool) -> Error {
+        let missing = self.outbox.len() + self.pending.len();
+        match e {
+            Error::Unreachable(m) if again => {
+                Error::Failed(format!("{m}; {missing} message(s) not acknowledged"))
+            }
+            Error::Refused(m) if again => {
+                Error::Refused(format!("{m}; {missing} message(s) not acknowledged"))
+            }
+            e => e,
+        }
+    }
+
+    /// Takes a batch of messages from the input thread.
+    fn take(&mut self, batch: Vec<Message>) {
+        self.pending_bytes += batch.iter().map(|m| m.payload.len()).sum::<usize>();
+        self.pending.extend(batch);
     }
 
     /// Everything is acknowledged: say goodbye (presence), disconnect, and make sure the
@@ -330,7 +402,7 @@ impl Publisher {
             let give_up = Instant::now() + Duration::from_secs(1);
             loop {
                 match self.input.rx.try_recv() {
-                    Ok(b) => self.pending.extend(b),
+                    Ok(b) => self.take(b),
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
                     Err(mpsc::error::TryRecvError::Empty)
                         if control.idle.load(Ordering::Acquire) || Instant::now() > give_up =>
@@ -353,6 +425,13 @@ impl Publisher {
     /// broker that writes every acknowledgement on its own would otherwise wake chat-pub
     /// (in the broker's own time) up to once per message.
     fn fill(&mut self, link: &mut Link) {
+        if self.joining {
+            link.wake_at(1);
+            return;
+        }
+        if std::mem::take(&mut self.resend_due) {
+            self.outbox.resend(link);
+        }
         self.fill_window(link);
         let full = self
             .pending
@@ -372,6 +451,7 @@ impl Publisher {
             let Some(mut m) = self.pending.pop_front() else {
                 return;
             };
+            self.pending_bytes -= m.payload.len();
             if let Some(max_qos) = link.connack.max_qos.filter(|&q| m.qos > q) {
                 if !self.warned_qos {
                     log::warn!(
@@ -409,6 +489,11 @@ impl Publisher {
         while let Some(p) = link.next_packet()? {
             match p {
                 Inbound::Ack {
+                    kind: AckKind::PubAck,
+                    pkid: SPARE_PKID,
+                    reason,
+                } => self.joined(reason),
+                Inbound::Ack {
                     kind: AckKind::PubAck | AckKind::PubComp,
                     pkid,
                     reason,
@@ -443,6 +528,19 @@ impl Publisher {
         Ok(())
     }
 
+    /// The broker acknowledged the presence join: lines may go out now. A refusal (MQTT 5)
+    /// leaves chat without presence.
+    fn joined(&mut self, reason: u8) {
+        self.joining = false;
+        if reason >= 0x80 && self.presence.take().is_some() {
+            log::warn!(
+                "the broker refused the presence announcement: {} ({reason:#04x}); going on \
+                 without presence",
+                wire::reason_text(reason)
+            );
+        }
+    }
+
     /// Reports a refusal (MQTT 5 reason code ≥ 0x80) for one line.
     fn check_reason(&mut self, line: u64, reason: u8) {
         if reason < 0x80 {
@@ -459,20 +557,24 @@ impl Publisher {
     }
 
     /// Reports a lost connection and decides what to give up before reconnecting.
-    fn connection_lost(
-        &mut self,
-        opts: &session::ConnectOptions,
-        why: LinkError,
-    ) -> Result<(), Error> {
+    fn connection_lost(&mut self, why: LinkError) -> Result<(), Error> {
         if matches!(why, LinkError::Disconnected(0x8E)) {
             // Another client connected with our client id: reconnecting would knock it off
             // in turn, and so on for ever.
             return Err(Error::Failed(format!(
                 "another client connected with the client id '{}' (session taken over); \
                  {} message(s) not acknowledged",
-                opts.spec.client_id,
+                self.client_id,
                 self.outbox.len() + self.pending.len()
             )));
+        }
+        if std::mem::take(&mut self.joining) && self.presence.take().is_some() {
+            // Nothing but the join was sent on this connection.
+            log::warn!(
+                "connection lost right after the presence announcement ({why}): the broker \
+                 refuses it (topic or authorization); going on without presence"
+            );
+            return Ok(());
         }
         log::warn!("connection lost: {why}; reconnecting");
         if self.qos0_unconfirmed > 0 {
@@ -486,45 +588,15 @@ impl Publisher {
             self.losses.reset();
             if let Some(line) = self.outbox.give_up_oldest() {
                 eprintln!(
-                    "chat-pub: line {line}: the broker closed the connection each of the \
-                     {GIVE_UP_AFTER} times this message was sent (larger than it accepts?); \
-                     not sent"
+                    "chat-pub: line {line}: not sent: the broker closed the connection each of \
+                     the {GIVE_UP_AFTER} times this message was sent; it may be too large for \
+                     the broker, at a QoS it does not support, on a topic it refuses, or not \
+                     authorized"
                 );
                 self.tally.failed += 1;
             }
         }
         Ok(())
-    }
-
-    /// Connects again (after a pause when connections keep dying young) and sends the
-    /// outbox again. None: the drain deadline passed first.
-    async fn reconnect(&mut self, opts: &session::ConnectOptions) -> Result<Option<Link>, Error> {
-        let pause_end = Instant::now() + self.losses.pause();
-        if let Some(d) = self.drain_deadline.filter(|&d| d <= pause_end) {
-            sleep_until(d).await;
-            return Ok(None);
-        }
-        sleep_until(pause_end).await;
-        let mut link = match session::establish(opts, self.drain_deadline).await {
-            Ok(link) => link,
-            Err(Error::Unreachable(m)) => {
-                return Err(Error::Failed(format!(
-                    "{m}; {} message(s) not acknowledged",
-                    self.outbox.len() + self.pending.len()
-                )));
-            }
-            Err(e) => return Err(e),
-        };
-        log::warn!(
-            "reconnected to {}; sending {} unacknowledged message(s) again",
-            opts.endpoint,
-            self.outbox.len()
-        );
-        if let Some(p) = &self.presence {
-            p.join(&mut link);
-        }
-        self.outbox.resend(&mut link);
-        Ok(Some(link))
     }
 
     fn drain_expired(&mut self) -> Error {
@@ -539,5 +611,29 @@ impl Publisher {
             Err(e) => e,
             Ok(()) => Error::Reported(1),
         }
+    }
+}
+
+/// After a lost connection: the next broker of the list, after a pause when connections
+/// keep dying young.
+async fn reconnect(connector: &mut Connector, pause: Duration) -> Result<Link, Error> {
+    connector.lost();
+    sleep(pause).await;
+    connector.establish(None).await
+}
+
+/// The current connection's next I/O; never ready without one.
+async fn io(link: &mut Option<Link>) -> Result<(), LinkError> {
+    match link {
+        Some(l) => l.io().await,
+        None => pending().await,
+    }
+}
+
+/// The connection being made; never ready without one.
+async fn dial(dialing: &mut Option<Dialing<'_>>) -> Result<Link, Error> {
+    match dialing {
+        Some(d) => d.await,
+        None => pending().await,
     }
 }

@@ -1,41 +1,24 @@
-//! One connection to the broker: connecting (with retries and backoff until a deadline),
-//! the CONNACK, keep-alive pings, and buffered full-duplex I/O.
+//! One connection to the broker: one attempt (dial, CONNECT, CONNACK), then keep-alive
+//! pings and buffered full-duplex I/O. Whom to try, with which protocol version and when
+//! to retry is decided in [`crate::dial`] and driven by [`crate::connect`].
 //!
-//! rumqttc's `EventLoop` is deliberately not used (../shared/TRAPS.md): it clears its queue
-//! after a clean reconnect, retries without backoff and assigns packet ids itself, so a
-//! tool that must not lose a line cannot know which line an acknowledgement is for. Here
-//! the owner of a [`Link`] decides every packet id, and [`Link::io`] only moves bytes.
-//! `io` is cancel-safe, so the owner can `select!` it against its own inputs.
+//! rumqttc's `EventLoop` is deliberately not used: it clears its queue after a clean
+//! reconnect, retries without backoff and assigns packet ids itself, so a tool that must
+//! not lose a line cannot know which line an acknowledgement is for. Here the owner of a
+//! [`Link`] decides every packet id, and [`Link::io`] only moves bytes. `io` is
+//! cancel-safe, so the owner can `select!` it against its own inputs.
 
 use std::io;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{Instant, sleep, sleep_until, timeout_at};
+use tokio::time::{Instant, sleep_until, timeout_at};
 
 use crate::coalesce::{Coalesce, Reads};
-use crate::endpoint::{Endpoint, Transport};
-use crate::error::Error;
+use crate::endpoint::Transport;
 use crate::transport::{self, Dialer};
 use crate::wire::{self, ConnAckInfo, ConnectSpec, Inbound, Peek, Refusal, Version, WireError};
-
-/// Everything needed to (re)connect.
-#[derive(Debug, Clone)]
-pub struct ConnectOptions {
-    /// Where, for messages.
-    pub endpoint: Endpoint,
-    /// How: TCP, TLS, WebSocket.
-    pub dialer: Dialer,
-    pub version: Version,
-    pub spec: ConnectSpec,
-    /// Largest packet accepted from the broker.
-    pub max_in: usize,
-    /// How long one attempt (TCP connect + CONNECT/CONNACK) may take.
-    pub attempt_timeout: Duration,
-    /// How eagerly to read; see [`crate::coalesce`].
-    pub reads: Reads,
-}
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -239,11 +222,13 @@ impl Link {
 
 /// Why one connection attempt failed.
 #[derive(Debug)]
-enum Attempt {
+pub(crate) enum Attempt {
     Io(io::Error),
     /// A certificate that does not verify, on either side: retrying cannot fix it.
     Certificate(String),
     Refused(Refusal),
+    /// The broker closed the connection after our CONNECT, before any CONNACK.
+    Closed,
     Protocol(String),
     TimedOut,
 }
@@ -254,6 +239,7 @@ impl std::fmt::Display for Attempt {
             Attempt::Io(e) => write!(f, "{e}"),
             Attempt::Certificate(why) => f.write_str(why),
             Attempt::Refused(r) => write!(f, "connection refused by the broker: {}", r.describe()),
+            Attempt::Closed => f.write_str("the broker closed the connection before CONNACK"),
             Attempt::Protocol(m) => f.write_str(m),
             Attempt::TimedOut => f.write_str("timed out"),
         }
@@ -264,9 +250,7 @@ impl From<LinkError> for Attempt {
     fn from(e: LinkError) -> Self {
         match e {
             LinkError::Io(e) => Attempt::from(e),
-            LinkError::Closed => {
-                Attempt::Protocol("the broker closed the connection before CONNACK".into())
-            }
+            LinkError::Closed => Attempt::Closed,
             other => Attempt::Protocol(other.to_string()),
         }
     }
@@ -281,155 +265,40 @@ impl From<io::Error> for Attempt {
     }
 }
 
-/// Longest pause between connection attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-/// Pauses for a streak of failures: none after a success, then 100 ms doubling up to
-/// [`MAX_BACKOFF`]. Used between connection attempts, and between connections that a
-/// broker keeps closing right away (no busy loop in either case).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Backoff {
-    streak: u32,
-}
-
-impl Backoff {
-    /// How long to wait before the next attempt.
-    pub fn pause(&self) -> Duration {
-        match self.streak {
-            0 => Duration::ZERO,
-            n => (Duration::from_millis(100) * 2u32.saturating_pow(n - 1)).min(MAX_BACKOFF),
-        }
-    }
-
-    /// Records one more failure in a row; returns the streak length.
-    pub fn failed(&mut self) -> u32 {
-        self.streak = self.streak.saturating_add(1);
-        self.streak
-    }
-
-    /// Ends the streak.
-    pub fn reset(&mut self) {
-        self.streak = 0;
-    }
-}
-
-/// Connects, retrying with exponential backoff (100 ms doubling up to [`MAX_BACKOFF`])
-/// until `deadline` (None: forever). Refused credentials and an unsupported protocol
-/// version end at once: retrying cannot fix them.
-pub async fn establish(opts: &ConnectOptions, deadline: Option<Instant>) -> Result<Link, Error> {
-    let started = Instant::now();
-    let mut backoff = Backoff::default();
-    let mut last: Option<Attempt> = None;
-    loop {
-        let attempt_end = Instant::now() + opts.attempt_timeout;
-        let end = deadline.map_or(attempt_end, |d| d.min(attempt_end));
-        let result = timeout_at(end, connect_once(opts))
-            .await
-            .unwrap_or(Err(Attempt::TimedOut));
-        match result {
-            Ok(link) => {
-                log::info!(
-                    "connected to {} (MQTT {}{})",
-                    opts.endpoint,
-                    if opts.version == Version::V5 {
-                        "5"
-                    } else {
-                        "3.1.1"
-                    },
-                    link.connack
-                );
-                return Ok(link);
-            }
-            Err(Attempt::Certificate(why)) => {
-                return Err(Error::Unreachable(format!(
-                    "cannot connect to {}: {why}",
-                    opts.endpoint
-                )));
-            }
-            Err(Attempt::Refused(r)) if r.is_auth() => {
-                let hint = match &opts.spec.login {
-                    Some(_) => "; check the user name (-u) and the password",
-                    None => "; it may want a user name (-u) and a password",
-                };
-                return Err(Error::Refused(format!(
-                    "the broker at {} refused the connection: {}{hint}",
-                    opts.endpoint,
-                    r.describe()
-                )));
-            }
-            Err(Attempt::Refused(r)) if r.is_client_id() => {
-                return Err(Error::Refused(format!(
-                    "the broker at {} refused the client id '{}': {}",
-                    opts.endpoint,
-                    crate::render::escaped(&opts.spec.client_id),
-                    r.describe()
-                )));
-            }
-            Err(Attempt::Refused(r)) if r.is_version() => {
-                return Err(Error::Unreachable(format!(
-                    "the broker at {} does not accept this MQTT version: {}{}",
-                    opts.endpoint,
-                    r.describe(),
-                    if opts.version == Version::V5 {
-                        " (try -V 3)"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-            Err(e) => {
-                log::debug!("connecting to {}: {e}", opts.endpoint);
-                // Keep the most telling reason: a refusal beats running out of time.
-                if !(matches!(e, Attempt::TimedOut) && last.is_some()) {
-                    last = Some(e);
-                }
-            }
-        }
-        backoff.failed();
-        let pause = backoff.pause();
-        let now = Instant::now();
-        if let Some(d) = deadline {
-            if now >= d {
-                let why = last.map_or_else(|| "timed out".to_string(), |e| e.to_string());
-                return Err(Error::Unreachable(format!(
-                    "cannot reach the broker at {} within {:.1}s: {why}",
-                    opts.endpoint,
-                    (now - started).as_secs_f64()
-                )));
-            }
-            sleep(pause.min(d - now)).await;
-        } else {
-            sleep(pause).await;
-        }
-    }
-}
-
-async fn connect_once(opts: &ConnectOptions) -> Result<Link, Attempt> {
-    let (stream, fd) = opts.dialer.connect().await?;
+/// One connection attempt: dial, send CONNECT, wait for the CONNACK (no timeout here:
+/// the caller bounds the attempt).
+pub(crate) async fn connect_once(
+    dialer: &Dialer,
+    version: Version,
+    spec: &ConnectSpec,
+    max_in: usize,
+    reads: Reads,
+) -> Result<Link, Attempt> {
+    let (stream, fd) = dialer.connect().await?;
     let (rd, wr) = tokio::io::split(stream);
     let mut link = Link {
         rd: Box::new(rd),
         wr: Box::new(wr),
-        version: opts.version,
+        version,
         rbuf: BytesMut::with_capacity(READ_CHUNK),
         wbuf: BytesMut::with_capacity(READ_CHUNK),
-        max_in: opts.max_in,
-        keepalive: Duration::from_secs(u64::from(opts.spec.keepalive)),
+        max_in,
+        keepalive: Duration::from_secs(u64::from(spec.keepalive)),
         last_sent: Instant::now(),
         ping_sent: None,
         skip: 0,
         connack: ConnAckInfo::default(),
-        coalesce: match opts.reads {
+        coalesce: match reads {
             _ if !crate::coalesce::supported() => None,
             Reads::Eager => None,
             // A subscriber tunes its mark by comparing reads with it, and over TLS or
             // WebSocket a read is one record or frame, not what the kernel had queued.
-            Reads::Stream if opts.endpoint.transport != Transport::Tcp => None,
+            Reads::Stream if dialer.endpoint().transport != Transport::Tcp => None,
             Reads::Stream => Some(Coalesce::new(fd, true)),
             Reads::Told => Some(Coalesce::new(fd, false)),
         },
     };
-    wire::encode_connect(opts.version, &opts.spec, &mut link.wbuf);
+    wire::encode_connect(version, spec, &mut link.wbuf);
     link.flush().await?;
     loop {
         match link.next_packet()? {
@@ -445,10 +314,12 @@ async fn connect_once(opts: &ConnectOptions) -> Result<Link, Attempt> {
             }
             None => {}
         }
-        if link.rd.read_buf(&mut link.rbuf).await? == 0 {
-            return Err(Attempt::Protocol(
-                "the broker closed the connection before CONNACK".into(),
-            ));
+        match link.rd.read_buf(&mut link.rbuf).await {
+            Ok(0) => return Err(Attempt::Closed),
+            Ok(_) => {}
+            // A reset answering the CONNECT is a close too (it may come as an RST).
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Err(Attempt::Closed),
+            Err(e) => return Err(e.into()),
         }
     }
 }

@@ -14,16 +14,18 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::cli::ColorWhen;
 use crate::cli::SubArgs;
+use crate::connect::{self, ConnectOptions, Connector};
 use crate::dedup::{Key, Recent};
+use crate::dial::Backoff;
 use crate::envelope;
 use crate::error::Error;
 use crate::output::{Output, watch_stdout};
 use crate::presence::{self, Roster};
 use crate::render::{Delivered, Format, PresenceLine, Renderer, escaped};
-use crate::session::{self, Backoff, ConnectOptions, Link, LinkError};
+use crate::session::{Link, LinkError};
 use crate::signals::Signals;
+use crate::topic;
 use crate::wire::{self, AckKind, Delivery, Inbound};
-use crate::{connect_options, topic};
 
 /// Default `--max-size` of chat-sub: the protocol maximum, so nothing is dropped for size.
 pub const DEFAULT_MAX_SIZE: usize = wire::MAX_PACKET;
@@ -47,7 +49,7 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
     }
     let format = format(&args)?;
     let max_in = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
-    let mut opts = connect_options(&args.common, "chat-sub", max_in)?;
+    let mut opts = connect::options(&args.common, "chat-sub", max_in)?;
     // Under load, fewer wake-ups leave the broker more CPU (src/coalesce.rs).
     opts.reads = crate::coalesce::Reads::Stream;
     if let Some(name) = &args.session {
@@ -89,7 +91,7 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
     };
     rt.block_on(async {
         let mut signals = Signals::install()?;
-        sub.run(&opts, ends, &mut signals).await
+        sub.run(&mut Connector::new(opts), ends, &mut signals).await
     })
 }
 
@@ -211,7 +213,7 @@ struct Subscriber {
 impl Subscriber {
     async fn run(
         &mut self,
-        opts: &ConnectOptions,
+        connector: &mut Connector,
         mut ends: Ends,
         signals: &mut Signals,
     ) -> Result<(), Error> {
@@ -220,7 +222,7 @@ impl Subscriber {
         }
         let first = Instant::now() + ends.connect_timeout;
         let mut link = tokio::select! {
-            l = session::establish(opts, Some(first)) => l?,
+            l = connector.establish(Some(first)) => l?,
             code = signals.recv() => return Err(Error::Reported(code)),
         };
         let run_for = ends.run_for;
@@ -259,8 +261,11 @@ impl Subscriber {
                 },
             };
             self.out.flush().map_err(stdout_error)?;
-            self.check_takeover(&failure, connected_at.elapsed(), &opts.spec.client_id)?;
+            let client_id = &connector.options().spec.client_id;
+            self.check_takeover(&failure, connected_at.elapsed(), client_id)?;
             log::warn!("connection lost: {failure}; reconnecting");
+            // The next attempt goes to the next broker of the list, if there are several.
+            connector.lost();
             // A connection that lived a while ends any streak; one the broker keeps closing
             // at once is retried with growing pauses, not in a busy loop.
             if connected_at.elapsed() >= STABLE {
@@ -275,7 +280,7 @@ impl Subscriber {
                 _ = sleep_until(stop), if stop_at.is_some() => return self.timed_out(run_for),
                 l = async {
                     tokio::time::sleep(pause).await;
-                    session::establish(opts, None).await
+                    connector.establish(None).await
                 } => l?,
             };
             connected_at = Instant::now();
@@ -283,12 +288,12 @@ impl Subscriber {
             if link.connack.session_present {
                 // The broker kept our subscriptions and sends what it holds for us; QoS 2
                 // messages it sends again are still recognised as repeats.
-                log::warn!("reconnected to {}; session resumed", opts.endpoint);
+                log::warn!("reconnected to {}; session resumed", connector.endpoint());
                 // rumqttd (chat-broker) resumes sending a session's messages only once the
                 // client sends something: a ping at once instead of at the next keep-alive.
                 link.ping();
             } else {
-                log::warn!("reconnected to {}", opts.endpoint);
+                log::warn!("reconnected to {}", connector.endpoint());
                 self.qos2_pending.clear();
                 self.subscribe(&mut link);
             }

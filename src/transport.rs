@@ -1,7 +1,7 @@
 //! How bytes reach the broker: TCP, TLS over TCP, WebSocket, WebSocket over TLS.
 //!
 //! Everything that can be checked before the network is touched is checked in
-//! [`Dialer::new`] (TLS options on a plain URL, unreadable or malformed PEM files), so
+//! [`Dialer::for_each`] (TLS options without a TLS URL, unreadable or malformed PEM files), so
 //! those are usage errors. A certificate that does not verify is not a network hiccup:
 //! [`is_certificate_error`] lets the connection layer stop at once instead of retrying.
 //! TLS is rustls with the ring provider; the default trust store is the system's.
@@ -61,27 +61,35 @@ impl std::fmt::Debug for Dialer {
 }
 
 impl Dialer {
-    /// Checks the options against the URL and loads every file; all problems are usage
-    /// errors (exit 2), found before anything is sent.
-    pub fn new(endpoint: Endpoint, tls: &TlsOptions) -> Result<Dialer, Error> {
-        if !endpoint.transport.is_tls() {
-            if tls.any() {
-                return Err(Error::Usage(format!(
-                    "--cafile, --cert, --key and --insecure need an encrypted URL \
-                     (mqtts:// or wss://), not {}://: credentials are never sent in clear",
-                    endpoint.transport.scheme()
-                )));
-            }
-            return Ok(Dialer {
-                endpoint,
-                tls: None,
-            });
+    /// Dialers for every broker URL. The TLS options apply to each encrypted URL (and are
+    /// loaded once); given with no encrypted URL at all, they are a usage error, like
+    /// every other problem here (unreadable or malformed PEM files), found before
+    /// anything is sent.
+    pub fn for_each(endpoints: Vec<Endpoint>, tls: &TlsOptions) -> Result<Vec<Dialer>, Error> {
+        let encrypted = endpoints.iter().any(|e| e.transport.is_tls());
+        if tls.any() && !encrypted {
+            let mut given: Vec<String> = endpoints
+                .iter()
+                .map(|e| format!("{}://", e.transport.scheme()))
+                .collect();
+            given.dedup();
+            return Err(Error::Usage(format!(
+                "--cafile, --cert, --key and --insecure need an encrypted URL (mqtts:// or \
+                 wss://), not {}: credentials are never sent in clear",
+                given.join(" or ")
+            )));
         }
-        let config = client_config(tls)?;
-        Ok(Dialer {
-            endpoint,
-            tls: Some(Arc::new(config)),
-        })
+        let config = match encrypted {
+            true => Some(Arc::new(client_config(tls)?)),
+            false => None,
+        };
+        Ok(endpoints
+            .into_iter()
+            .map(|endpoint| Dialer {
+                tls: config.clone().filter(|_| endpoint.transport.is_tls()),
+                endpoint,
+            })
+            .collect())
     }
 
     pub fn endpoint(&self) -> &Endpoint {

@@ -295,7 +295,10 @@ fn poison_message_is_given_up(broker: &Broker, version: &str, size: usize) {
     out.expect_code(1);
     assert!(
         out.stderr
-            .contains("line 2: the broker closed the connection each of the 3 times"),
+            .contains("line 2: not sent: the broker closed the connection each of the 3 times")
+            && out
+                .stderr
+                .contains("too large for the broker, at a QoS it does not support"),
         "{}",
         out.stderr
     );

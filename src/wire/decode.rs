@@ -84,6 +84,17 @@ pub fn decode(
                 let _ = buf.split_to(2);
                 return Ok(Some(Inbound::Disconnect { reason: 0 }));
             }
+            // A CONNACK of remaining length 2 is a 3.1.1 one (an MQTT 5 CONNACK has at
+            // least 3 bytes: flags, reason, properties): a broker that speaks only 3.1.1
+            // answering our MQTT 5 CONNECT (NATS, aedes, amqtt send return code 1).
+            if buf.len() >= 4 && buf[0] == 0x20 && buf[1] == 2 {
+                let packet = buf.split_to(4);
+                return Ok(Some(Inbound::ConnAck(Err(Refusal {
+                    // Accepting the connection in 3.1.1 still means it speaks no MQTT 5.
+                    code: packet[3].max(1),
+                    version: Version::V311,
+                }))));
+            }
             let limit = u32::try_from(max).unwrap_or(u32::MAX);
             match v5::Packet::read(buf, Some(limit)) {
                 Ok(p) => Ok(Some(from_v5(p))),

@@ -139,6 +139,15 @@ impl Refusal {
         )
     }
 
+    /// Whether the refusal may be about the will rather than the client: its topic, QoS,
+    /// retain flag or payload, or an ACL on its topic (which says "not authorized").
+    pub fn may_be_will(&self) -> bool {
+        matches!(
+            (self.version, self.code),
+            (Version::V311, 5) | (Version::V5, 0x87 | 0x90 | 0x95 | 0x99 | 0x9A | 0x9B)
+        )
+    }
+
     /// Whether the broker does not speak this protocol version.
     pub fn is_version(&self) -> bool {
         matches!(
@@ -318,6 +327,31 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_3_1_1_connack_answering_mqtt_5_is_a_version_refusal() {
+        for (bytes, code) in [
+            ([0x20u8, 2, 0, 1], 1),
+            ([0x20, 2, 0, 0], 1),
+            ([0x20, 2, 0, 5], 5),
+        ] {
+            let mut buf = BytesMut::from(&bytes[..]);
+            match decode(Version::V5, &mut buf, MAX_PACKET) {
+                Ok(Some(Inbound::ConnAck(Err(r)))) => {
+                    assert_eq!(
+                        r,
+                        Refusal {
+                            code,
+                            version: Version::V311
+                        }
+                    );
+                    assert_eq!(r.is_version(), code == 1);
+                }
+                other => panic!("{bytes:?}: {other:?}"),
+            }
+            assert!(buf.is_empty());
+        }
     }
 
     #[test]

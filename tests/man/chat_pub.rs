@@ -148,22 +148,30 @@ Under MQTT 5 a broker may announce a maximum packet size: a message bigger than 
 reported by its line number and skipped. A broker that announces a maximum QoS below the
 one asked for gets the messages at its maximum QoS.
 .PP
-When the connection is lost, chat\-pub says so on standard error and reconnects, pausing
-between attempts from 100 ms, doubling, up to 2 s. Until input ends it keeps trying;
-after that, until the drain timeout. Messages not yet acknowledged are sent again, in
-their order, before any newer line. A message sent again may reach subscribers twice
+When the connection is lost, chat\-pub says so on standard error and reconnects (to the
+next broker of the list, see BROKERS), pausing between attempts from 100 ms, doubling,
+up to 2 s. Until input ends it keeps trying; after that, until the drain timeout.
+Meanwhile it goes on reading standard input, up to 256 KiB of messages, so that the end
+of input starts the drain timeout whether a broker is reachable or not: when it ends,
+chat\-pub says how many messages were not acknowledged and exits 1 (130 or 143 after a
+signal). Messages not yet acknowledged are sent again, in their order, before any newer
+line. A message sent again may reach subscribers twice
 (delivery at QoS 1 and 2 is at least once). QoS 0 messages sent on the lost connection
 are counted as possibly lost. When an MQTT 5 broker says that another client connected
 with the same client id (\fB\-i\fR), chat\-pub does not take the connection back: it
 says so, with the count of messages not acknowledged, and exits with status 1.
 .PP
 Some brokers close the connection instead of refusing a message: mosquitto under MQTT
-3.1.1 for a message over its \fBmax_packet_size\fR, chat\-broker for one over 16 MiB.
-When the connection is lost three times in a row with no acknowledgement in between,
-the oldest unacknowledged message is taken for the cause: it is reported by its line
-number and given up, and the others are delivered. The pause before reconnecting grows
+3.1.1 for a message over its \fBmax_packet_size\fR, chat\-broker for one over 16 MiB,
+NATS for a QoS 2 message or a topic it refuses (with \fB.\fR or a space). MQTT 3.1.1
+gives no reason. When the connection is lost three times in a row with no
+acknowledgement in between, the oldest unacknowledged message is taken for the cause: it
+is reported by its line number, with the possible causes (too large, a QoS the broker
+does not support, a topic it refuses, not authorized), and given up, and the others are
+delivered. The pause before reconnecting grows
 in the same way during such a streak, so a broker that drops every connection at once
 is not hammered.
+@BROKERS@
 @PRESENCE@
 @SECURITY@
 .SH EXIT STATUS

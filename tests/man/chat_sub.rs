@@ -149,8 +149,8 @@ one by one, as people type or a log grows, are read and printed at once.
 When the reader of standard output goes away (\fBchat\-sub t | head \-n 1\fR), chat\-sub
 ends quietly with status 0, at once, even if no further message arrives.
 .SH RECONNECTION AND SESSIONS
-When the connection is lost, chat\-sub says so on standard error, reconnects and
-subscribes again. It keeps trying for as long as it runs, like \fBtail \-F\fR, pausing
+When the connection is lost, chat\-sub says so on standard error, reconnects (to the
+next broker of the list, see BROKERS) and subscribes again. It keeps trying for as long as it runs, like \fBtail \-F\fR, pausing
 between attempts from 100 ms, doubling, up to 2 s; connections that the broker keeps
 closing right away are retried with the same growing pauses.
 .PP
@@ -186,6 +186,7 @@ Under MQTT 5 chat\-sub tells the broker its \fB\-\-max\-size\fR, and the broker 
 send it bigger messages. MQTT 3.1.1 has no way to say so: chat\-sub skips a bigger
 message itself, acknowledges it so that it is not sent again, and says so on standard
 error.
+@BROKERS@
 @PRESENCE@
 @SECURITY@
 .SH EXIT STATUS

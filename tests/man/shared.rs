@@ -3,9 +3,46 @@
 
 /// A DESCRIPTION paragraph: the protocol versions and the transports.
 const PROTOCOL: &str = r##".PP
-MQTT 5 is the default protocol; \fB\-V 3\fR selects MQTT 3.1.1 for brokers that do not
-speak 5. Connections are plain TCP (\fBmqtt://\fR), TLS (\fBmqtts://\fR), WebSocket
+By default (\fB\-V auto\fR) MQTT 5 is offered, and a broker that speaks only MQTT 3.1.1 is
+spoken to in 3.1.1; \fB\-b\fR may name several brokers, the nodes of a cluster (see
+BROKERS). Connections are plain TCP (\fBmqtt://\fR), TLS (\fBmqtts://\fR), WebSocket
 (\fBws://\fR) or WebSocket over TLS (\fBwss://\fR); see SECURITY.
+"##;
+
+/// The BROKERS section: several brokers, version negotiation, the brokers tested.
+const BROKERS: &str = r##".SH BROKERS
+.SS Several brokers
+\fB\-b\fR may be given more than once, and one \fB\-b\fR or \fBCHAT_BROKER\fR may hold
+several URLs separated by commas or spaces: the nodes of one cluster, or a broker and its
+standby. Every URL is checked before anything is sent (a bad one is a usage error).
+Schemes may be mixed; the TLS options apply to every \fBmqtts://\fR and \fBwss://\fR URL,
+and are a usage error when no URL is encrypted.
+.PP
+The first broker of the list that accepts the connection is used, and with several
+brokers standard error says which. A failed attempt moves on to the next URL at once;
+after a round in which every broker failed, the tool pauses (100 ms, doubling, up to
+2 s) before the next round. Each attempt takes at most \fB\-\-connect\-timeout\fR divided
+by the number of brokers (but at least a second), so that a node that swallows packets
+does not use up the time of the others. When a connection is lost, the next attempt goes
+to the next broker of the list, round robin, and standard error names the broker
+reconnected to. chat\-pub sends what was not acknowledged again there, in order; chat\-sub
+subscribes again, or with \fB\-\-session\fR resumes its session on whichever node has it
+(a clustered broker such as NATS keeps sessions on every node). A message that arrives
+twice this way is printed once (see De\-duplication in chat\-sub(1)).
+.SS Protocol version
+\fB\-V auto\fR (the default) offers MQTT 5. A broker that does not speak it answers with
+an MQTT 3.1.1 CONNACK "unacceptable protocol version" (NATS, aedes, amqtt), an MQTT 5
+CONNACK 0x84, or closes the connection before any CONNACK (RabbitMQ). The tool then
+connects again at once with MQTT 3.1.1, and keeps 3.1.1 for the rest of the run,
+reconnects and other brokers included; \fB\-v\fR says so. That costs one more
+connection to such a broker at start, and nothing with a broker that speaks MQTT 5.
+Output (\fB\-\-json\fR included) and exit statuses are the same under both versions;
+what differs is what the broker can say: MQTT 3.1.1 has no reason codes for refused
+messages, no Receive Maximum and no maximum packet size.
+.PP
+\fB\-V 5\fR and \fB\-V 3\fR are strict: a broker that refuses the version ends the run at
+once with exit status 3 and a hint. For a strict \fB\-V 5\fR, two connections in a row
+closed before any CONNACK count as such a refusal too.
 "##;
 
 /// The PRESENCE section: the topic rule and what each tool does.
@@ -20,9 +57,11 @@ mqttchat\-presence/\fITOPIC\fR/\fICLIENT\-ID\fR
 .fi
 .RE
 .PP
-where \fICLIENT\-ID\fR is chat\-pub's client id with \fB/\fR, \fB+\fR, \fB#\fR, \fB%\fR and control
-characters written as \fB%\fR\fIXX\fR (so any id is one topic level). Presence is keyed by
-client id: the same nick twice is two presences. On connecting (and on every reconnect)
+where \fICLIENT\-ID\fR is chat\-pub's client id with every byte other than ASCII letters,
+digits, \fB_\fR and \fB\-\fR written as \fB%\fR\fIXX\fR (\fBalice.laptop\fR becomes
+\fBalice%2Elaptop\fR): any id is then one topic level that every broker accepts (NATS
+refuses \fB.\fR and spaces in topics). Presence is keyed by client id: the same nick twice
+is two presences. On connecting (and on every reconnect)
 chat\-pub publishes a retained join there, \fB{"event":"join","from":\fR\fINICK\fR\fB,"ts":\fR\fITIME\fR\fB}\fR,
 and registers an empty retained message as its will. Leaving (end of input, a signal)
 publishes the empty retained message itself; dying without a goodbye (kill \-9, a pulled
@@ -30,6 +69,16 @@ cable) makes the broker publish the will, once it misses about one and a half ke
 intervals (\fB\-k\fR, 30 s by default; mosquitto 2.0 checks keep\-alives only every few
 seconds, so a short \fB\-k\fR can take up to about 5 s longer there). Either way subscribers
 see a leave, and no retained state is left behind.
+.PP
+A broker may refuse presence. When it refuses the connection in a way the will may have
+caused (an MQTT 5 reason code about the will's topic, QoS, retain flag or payload, "not
+authorized", or an MQTT 3.1.1 broker that says "not authorized" or closes the connection),
+chat\-pub connects once more without the will, and if that is accepted, the will was
+the cause. The join is published at QoS 1, and lines are sent only once the broker
+acknowledged it: a refusal (MQTT 5) or a connection closed before the acknowledgement
+means the broker refuses the join. Either way chat\-pub says so once on standard error
+and goes on without presence. Under MQTT 3.1.1 a broker may drop a refused join
+silently (mosquitto does, for a topic its ACL denies).
 .PP
 A subscriber of \fITOPIC\fR, or of \fITOPIC\fB/#\fR, sees chat only. chat\-sub follows the
 presence of every \fITOPIC\fR it subscribes to, by the filter
@@ -86,14 +135,17 @@ nick (the nick is not authentication). Use it for public chat only.
 /// The EXIT STATUS entry of status 3.
 const EXIT_UNREACHABLE: &str = r##".TP
 .B 3
-The broker could not be reached within \fB\-\-connect\-timeout\fR, it does not accept the
-MQTT version (try \fB\-V 3\fR), or a certificate did not verify (at once, see SECURITY).
+The broker (with several, none of them) could not be reached within
+\fB\-\-connect\-timeout\fR, it does not accept the MQTT version that \fB\-V\fR insists on
+(at once; the message says what to try), or a certificate did not verify (at once, see
+SECURITY).
 "##;
 
 /// The ENVIRONMENT entries of CHAT_BROKER and the credentials.
 const ENV_BROKER: &str = r##".TP
 .B CHAT_BROKER
-The broker URL when \fB\-b\fR is not given.
+The broker URL when \fB\-b\fR is not given, or several, separated by commas or spaces
+(see BROKERS).
 .TP
 .B CHAT_USERNAME
 The user name when \fB\-u\fR is not given.
@@ -159,7 +211,8 @@ const SEE_ALSO: &str = r##".BR mosquitto_pub (1),
 "##;
 
 /// The pieces by name.
-const PIECES: [(&str, &str); 10] = [
+const PIECES: [(&str, &str); 11] = [
+    ("BROKERS", BROKERS),
     ("PRESENCE", PRESENCE),
     ("EXAMPLE_SECURE", EXAMPLE_SECURE),
     ("PROTOCOL", PROTOCOL),
