@@ -133,6 +133,9 @@ fn read_password(path: &Path) -> Result<String, Error> {
     String::from_utf8(first.to_vec()).map_err(|_| bad("the password is not UTF-8".into()))
 }
 
+/// How many failed attempts a note cites: the ones a trial made (MQTT 5, then 3.1.1).
+const NOTED_ATTEMPTS: usize = 2;
+
 /// Makes connection attempts for the whole run, keeping what was learnt on the way (the
 /// protocol version, whether the will is accepted, which node is next).
 pub struct Connector {
@@ -142,6 +145,8 @@ pub struct Connector {
     node: usize,
     /// Connections accepted so far.
     connections: u64,
+    /// The last failed attempts before a connection, as text (what the notes cite).
+    refused: Vec<String>,
 }
 
 impl Connector {
@@ -153,6 +158,7 @@ impl Connector {
             dial,
             node: 0,
             connections: 0,
+            refused: Vec::new(),
         }
     }
 
@@ -201,24 +207,24 @@ impl Connector {
             .unwrap_or(Err(Attempt::TimedOut));
             let attempt = match result {
                 Ok(link) => {
-                    self.connected(plan.node, &link, last.as_ref().map(|(_, a)| a));
+                    self.connected(plan.node, &link);
                     return Ok(link);
                 }
                 Err(attempt) => attempt,
             };
             let endpoint = dialer.endpoint();
-            let (step, note) = self.dial.failed(&outcome(&attempt));
-            if note == Some(Note::FellBack) {
-                log::info!(
-                    "{endpoint} does not speak MQTT 5 ({attempt}); using MQTT 3.1.1 for the \
-                     rest of this run"
-                );
+            log::debug!(
+                "connecting to {endpoint} (MQTT {}): {attempt}",
+                plan.version
+            );
+            if self.refused.len() == NOTED_ATTEMPTS {
+                self.refused.remove(0);
             }
-            let pause = match step {
+            self.refused.push(format!("{endpoint}: {attempt}"));
+            let pause = match self.dial.failed(&outcome(&attempt)) {
                 Step::Fatal(why) => return Err(self.fatal(why, endpoint, &attempt)),
                 Step::Retry(pause) => pause,
             };
-            log::debug!("connecting to {endpoint}: {attempt}");
             // Keep the most telling reason: a refusal beats running out of time.
             if !(matches!(attempt, Attempt::TimedOut) && last.is_some()) {
                 last = Some((plan.node, attempt));
@@ -233,12 +239,8 @@ impl Connector {
     }
 
     /// Bookkeeping and messages for an accepted connection.
-    fn connected(&mut self, node: usize, link: &Link, before: Option<&Attempt>) {
+    fn connected(&mut self, node: usize, link: &Link) {
         self.node = node;
-        let version = match link.version {
-            Version::V5 => "5",
-            Version::V311 => "3.1.1",
-        };
         self.connections += 1;
         let level = match self.connections {
             // With several brokers, say which one answered (later moves are told by the
@@ -248,17 +250,25 @@ impl Connector {
         };
         log::log!(
             level,
-            "connected to {} (MQTT {version}{})",
+            "connected to {} (MQTT {}{})",
             self.endpoint(),
+            link.version,
             link.connack
         );
-        if self.dial.connected() == Some(Note::WillRefused) {
-            let why = before.map_or_else(String::new, |a| format!(" ({a})"));
-            log::warn!(
-                "{} refused the connection with the presence will{why}; going on without \
-                 presence",
-                self.endpoint()
-            );
+        // What the attempts before this one met, for the notes.
+        let before = std::mem::take(&mut self.refused).join("; ");
+        for note in self.dial.connected() {
+            match note {
+                Note::FellBack => log::info!(
+                    "the broker does not speak MQTT 5 ({before}); using MQTT 3.1.1 for the \
+                     rest of this run"
+                ),
+                Note::WillRefused => log::warn!(
+                    "{} refused the connection with the presence will ({before}); going on \
+                     without presence",
+                    self.endpoint()
+                ),
+            }
         }
     }
 

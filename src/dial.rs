@@ -8,15 +8,18 @@
 //!   [`Backoff`]), so one dead node costs a failover nothing. A lost connection moves on
 //!   too ([`Dial::lost`]): the node that dropped it is tried last.
 //! - **The protocol version** (`-V auto`). MQTT 5 is offered first. A broker that refuses
-//!   the level (a 3.1.1 CONNACK with return code 1, an MQTT 5 CONNACK 0x84) or closes the
-//!   connection before any CONNACK gets a 3.1.1 CONNECT at once, and 3.1.1 is kept for the
-//!   rest of the run, reconnects and other nodes included. A strict `-V 5` or `-V 3` that
+//!   the level (a 3.1.1 CONNACK with return code 1, an MQTT 5 CONNACK 0x84) gets a 3.1.1
+//!   CONNECT at once, and 3.1.1 is kept for the rest of the run, reconnects and other
+//!   nodes included. One that closes the connection before any CONNACK gets a 3.1.1
+//!   CONNECT at once too, on trial: kept if it is accepted, undone if it fails as well (a
+//!   broker in trouble, not one that does not speak 5). A strict `-V 5` or `-V 3` that
 //!   the broker refuses is fatal at once: waiting would not change the broker's mind.
 //! - **The will** (chat-pub's presence). A broker may refuse the CONNECT because of the
 //!   will (its topic, its retain flag, an ACL): an MQTT 5 reason code that can be about the
 //!   will, a 3.1.1 "not authorized", or a 3.1.1 connection closed before CONNACK. The next
-//!   attempt goes without it; if that one is accepted, the will was the cause and is left
-//!   out for the rest of the run ([`Note::WillRefused`]); if not, it is put back.
+//!   attempt goes without it, on trial: if that one is accepted, the will was the cause
+//!   and is left out for the rest of the run ([`Note::WillRefused`]); if not, it is put
+//!   back.
 
 use std::time::Duration;
 
@@ -123,18 +126,29 @@ pub struct Dial {
     nodes: usize,
     node: usize,
     choice: VersionChoice,
-    /// `-V auto` fell back to 3.1.1 (for good).
+    /// `-V auto` speaks 3.1.1 for the rest of the run.
     fell_back: bool,
+    /// Whether the user was told of the fall-back.
+    told_fallback: bool,
     /// Whether connections carry the will.
     will: bool,
-    /// The will is left out on trial after a refusal it may have caused.
-    will_on_trial: bool,
+    /// What is being tried after a failure that does not say its cause.
+    trial: Trial,
     /// Ordinary failures since the last connection.
     failures: u32,
     /// Pauses between rounds of failed attempts.
     backoff: Backoff,
     /// Strict MQTT 5 attempts closed before CONNACK, in a row.
     closed_v5: u32,
+}
+
+/// Changes on trial: a broker that closes the connection before any CONNACK does not say
+/// why. MQTT 3.1.1 is tried first (for `-V auto`), then leaving out the will; whatever is
+/// accepted is kept for the run, and if nothing is, the trial was wrong and is undone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Trial {
+    v311: bool,
+    no_will: bool,
 }
 
 /// Strict `-V 5` attempts closed before CONNACK in a row that mean "does not speak 5".
@@ -148,8 +162,9 @@ impl Dial {
             node: 0,
             choice,
             fell_back: false,
+            told_fallback: false,
             will,
-            will_on_trial: false,
+            trial: Trial::default(),
             failures: 0,
             backoff: Backoff::default(),
             closed_v5: 0,
@@ -158,19 +173,15 @@ impl Dial {
 
     /// The attempt to make now.
     pub fn next(&self) -> Try {
+        let version = match self.choice {
+            VersionChoice::Only(v) => v,
+            VersionChoice::Auto if self.fell_back || self.trial.v311 => Version::V311,
+            VersionChoice::Auto => Version::V5,
+        };
         Try {
             node: self.node,
-            version: self.version(),
-            will: self.will && !self.will_on_trial,
-        }
-    }
-
-    /// The version offered now.
-    pub fn version(&self) -> Version {
-        match self.choice {
-            VersionChoice::Only(v) => v,
-            VersionChoice::Auto if self.fell_back => Version::V311,
-            VersionChoice::Auto => Version::V5,
+            version,
+            will: self.will && !self.trial.no_will,
         }
     }
 
@@ -179,16 +190,23 @@ impl Dial {
         self.will
     }
 
-    /// The attempt [`Dial::next`] planned was accepted.
-    pub fn connected(&mut self) -> Option<Note> {
+    /// The attempt [`Dial::next`] planned was accepted: what was on trial is kept.
+    /// Returns what to tell the user.
+    pub fn connected(&mut self) -> Vec<Note> {
         self.failures = 0;
         self.backoff.reset();
         self.closed_v5 = 0;
-        if std::mem::take(&mut self.will_on_trial) {
-            self.will = false;
-            return Some(Note::WillRefused);
+        let trial = std::mem::take(&mut self.trial);
+        self.fell_back |= trial.v311;
+        let mut notes = Vec::new();
+        if self.fell_back && !std::mem::replace(&mut self.told_fallback, true) {
+            notes.push(Note::FellBack);
         }
-        None
+        if trial.no_will {
+            self.will = false;
+            notes.push(Note::WillRefused);
+        }
+        notes
     }
 
     /// The connection was lost: the next attempt goes to the next node.
@@ -197,54 +215,53 @@ impl Dial {
     }
 
     /// The attempt [`Dial::next`] planned failed so.
-    pub fn failed(&mut self, outcome: &Outcome) -> (Step, Option<Note>) {
+    pub fn failed(&mut self, outcome: &Outcome) -> Step {
         let now = Step::Retry(Duration::ZERO);
         let attempt = self.next();
-        let auto_v5 = self.choice == VersionChoice::Auto && !self.fell_back;
+        let auto = self.choice == VersionChoice::Auto;
         match outcome {
-            Outcome::Certificate => return (Step::Fatal(Fatal::Certificate), None),
-            Outcome::Refused(r) if r.is_version() => {
-                return self.version_refused(attempt.version);
+            Outcome::Certificate => return Step::Fatal(Fatal::Certificate),
+            // Said outright: MQTT 3.1.1 for good (the broker does not speak 5), or no hope.
+            Outcome::Refused(r) if r.is_version() && auto && attempt.version == Version::V5 => {
+                self.fell_back = true;
+                return now;
             }
-            Outcome::Closed if auto_v5 => return self.version_refused(attempt.version),
+            Outcome::Refused(r) if r.is_version() => {
+                return Step::Fatal(Fatal::Version(attempt.version));
+            }
             Outcome::Refused(r) if attempt.will && r.may_be_will() => {
-                self.will_on_trial = true;
-                return (now, None);
+                self.trial.no_will = true;
+                return now;
+            }
+            Outcome::Refused(r) if r.is_auth() => return Step::Fatal(Fatal::Credentials),
+            Outcome::Refused(r) if r.is_client_id() => return Step::Fatal(Fatal::ClientId),
+            // Closed without a word: try what may help, one change at a time.
+            Outcome::Closed if auto && attempt.version == Version::V5 => {
+                self.trial.v311 = true;
+                return now;
             }
             Outcome::Closed if attempt.will && attempt.version == Version::V311 => {
-                self.will_on_trial = true;
-                return (now, None);
-            }
-            Outcome::Refused(r) if r.is_auth() => return (Step::Fatal(Fatal::Credentials), None),
-            Outcome::Refused(r) if r.is_client_id() => {
-                return (Step::Fatal(Fatal::ClientId), None);
+                self.trial.no_will = true;
+                return now;
             }
             Outcome::Closed if attempt.version == Version::V5 => {
                 self.closed_v5 += 1;
                 if self.closed_v5 >= CLOSED_V5_FATAL {
-                    return (Step::Fatal(Fatal::Version(Version::V5)), None);
+                    return Step::Fatal(Fatal::Version(Version::V5));
                 }
             }
             Outcome::Refused(_) | Outcome::Closed | Outcome::Failed => {}
         }
-        // Not the will's fault after all (if it was on trial): put it back.
-        self.will_on_trial = false;
+        // An ordinary failure: whatever was on trial did not help (put it back), and the
+        // next node is tried, at once until a whole round failed.
+        self.trial = Trial::default();
         self.failures += 1;
         self.node = (self.node + 1) % self.nodes;
         if !self.failures.is_multiple_of(self.nodes as u32) {
-            return (now, None);
+            return now;
         }
         self.backoff.failed();
-        (Step::Retry(self.backoff.pause()), None)
-    }
-
-    /// The broker does not speak `version`: fall back under `-V auto`, else give up.
-    fn version_refused(&mut self, version: Version) -> (Step, Option<Note>) {
-        if self.choice == VersionChoice::Auto && version == Version::V5 {
-            self.fell_back = true;
-            return (Step::Retry(Duration::ZERO), Some(Note::FellBack));
-        }
-        (Step::Fatal(Fatal::Version(version)), None)
+        Step::Retry(self.backoff.pause())
     }
 }
 
@@ -254,6 +271,7 @@ mod tests {
 
     const V311: Version = Version::V311;
     const V5: Version = Version::V5;
+    const NOW: Step = Step::Retry(Duration::ZERO);
 
     fn refusal(version: Version, code: u8) -> Outcome {
         Outcome::Refused(Refusal { code, version })
@@ -267,23 +285,22 @@ mod tests {
         }
     }
 
-    fn at_once() -> (Step, Option<Note>) {
-        (Step::Retry(Duration::ZERO), None)
+    fn ms(n: u64) -> Step {
+        Step::Retry(Duration::from_millis(n))
     }
 
     #[test]
     fn one_broker_backs_off_after_each_failure() {
         let mut d = Dial::new(1, VersionChoice::Only(V5), false);
-        let pauses: Vec<Step> = (0..6).map(|_| d.failed(&Outcome::Failed).0).collect();
-        let ms = |n| Step::Retry(Duration::from_millis(n));
+        let pauses: Vec<Step> = (0..6).map(|_| d.failed(&Outcome::Failed)).collect();
         assert_eq!(
             pauses,
             [ms(100), ms(200), ms(400), ms(800), ms(1600), ms(2000)]
         );
         assert_eq!(d.next().node, 0);
-        assert_eq!(d.connected(), None);
+        assert_eq!(d.connected(), []);
         assert_eq!(
-            d.failed(&Outcome::Failed).0,
+            d.failed(&Outcome::Failed),
             ms(100),
             "a connection ends the streak"
         );
@@ -295,21 +312,17 @@ mod tests {
         let mut seen = Vec::new();
         for _ in 0..6 {
             let node = d.next().node;
-            seen.push((node, d.failed(&Outcome::Failed).0));
+            seen.push((node, d.failed(&Outcome::Failed)));
         }
-        let now = Step::Retry(Duration::ZERO);
-        let ms = |n| Step::Retry(Duration::from_millis(n));
-        assert_eq!(
-            seen,
-            [
-                (0, now),
-                (1, now),
-                (2, ms(100)),
-                (0, now),
-                (1, now),
-                (2, ms(200))
-            ]
-        );
+        let expected = [
+            (0, NOW),
+            (1, NOW),
+            (2, ms(100)),
+            (0, NOW),
+            (1, NOW),
+            (2, ms(200)),
+        ];
+        assert_eq!(seen, expected);
     }
 
     #[test]
@@ -324,7 +337,7 @@ mod tests {
         assert_eq!(nodes, [0, 1, 2, 0]);
         // A failed attempt after the loss moves on again, still without pausing.
         d.lost();
-        assert_eq!(d.failed(&Outcome::Failed), at_once());
+        assert_eq!(d.failed(&Outcome::Failed), NOW);
         assert_eq!(d.next().node, 2);
     }
 
@@ -333,20 +346,28 @@ mod tests {
         for why in [refusal(V311, 1), refusal(V5, 0x84), Outcome::Closed] {
             let mut d = Dial::new(2, VersionChoice::Auto, false);
             assert_eq!(d.next().version, V5);
-            let step = d.failed(&why);
-            assert_eq!(
-                step,
-                (Step::Retry(Duration::ZERO), Some(Note::FellBack)),
-                "{why:?}"
-            );
+            assert_eq!(d.failed(&why), NOW, "{why:?}");
             assert_eq!(d.next(), at_node_0(V311, false), "same node");
-            d.connected();
+            assert_eq!(d.connected(), [Note::FellBack], "{why:?}");
             d.lost();
             assert_eq!(d.next().version, V311, "kept after a reconnect");
-            // Closes after the fall-back are ordinary failures: no second note.
-            assert_eq!(d.failed(&Outcome::Closed), at_once());
-            assert_eq!(d.next().version, V311, "kept on other nodes");
+            // Closes after the fall-back are ordinary failures: moving on, no second note.
+            assert_eq!(d.failed(&Outcome::Closed), NOW);
+            assert_eq!(d.next(), at_node_0(V311, false), "kept on other nodes");
+            assert_eq!(d.connected(), []);
         }
+    }
+
+    #[test]
+    fn a_close_that_3_1_1_does_not_cure_was_not_about_the_version() {
+        // A broker in trouble that closes every connection: MQTT 3.1.1 is tried once,
+        // then MQTT 5 is offered again.
+        let mut d = Dial::new(1, VersionChoice::Auto, false);
+        assert_eq!(d.failed(&Outcome::Closed), NOW);
+        assert_eq!(d.next().version, V311);
+        assert_eq!(d.failed(&Outcome::Closed), ms(100));
+        assert_eq!(d.next().version, V5);
+        assert_eq!(d.connected(), []);
     }
 
     #[test]
@@ -359,59 +380,42 @@ mod tests {
 
     #[test]
     fn a_strict_version_refused_is_fatal_at_once() {
-        let mut d = Dial::new(3, VersionChoice::Only(V5), false);
-        assert_eq!(
-            d.failed(&refusal(V311, 1)).0,
-            Step::Fatal(Fatal::Version(V5))
-        );
-        let mut d = Dial::new(1, VersionChoice::Only(V5), false);
-        assert_eq!(
-            d.failed(&refusal(V5, 0x84)).0,
-            Step::Fatal(Fatal::Version(V5))
-        );
-        let mut d = Dial::new(1, VersionChoice::Only(V311), false);
-        assert_eq!(
-            d.failed(&refusal(V311, 1)).0,
-            Step::Fatal(Fatal::Version(V311))
-        );
+        let fatal = |choice, why: Outcome| Dial::new(3, choice, false).failed(&why);
+        let only = VersionChoice::Only;
+        let v5 = Step::Fatal(Fatal::Version(V5));
+        assert_eq!(fatal(only(V5), refusal(V311, 1)), v5);
+        assert_eq!(fatal(only(V5), refusal(V5, 0x84)), v5);
+        let v311 = Step::Fatal(Fatal::Version(V311));
+        assert_eq!(fatal(only(V311), refusal(V311, 1)), v311);
         // A 3.1.1 refusal after falling back is fatal too (the broker speaks neither).
         let mut d = Dial::new(1, VersionChoice::Auto, false);
-        d.failed(&Outcome::Closed);
-        assert_eq!(
-            d.failed(&refusal(V311, 1)).0,
-            Step::Fatal(Fatal::Version(V311))
-        );
+        d.failed(&refusal(V5, 0x84));
+        assert_eq!(d.failed(&refusal(V311, 1)), v311);
     }
 
     #[test]
     fn strict_v5_closed_twice_in_a_row_before_connack_is_fatal() {
         let mut d = Dial::new(1, VersionChoice::Only(V5), false);
-        assert!(matches!(d.failed(&Outcome::Closed).0, Step::Retry(_)));
-        assert_eq!(
-            d.failed(&Outcome::Closed).0,
-            Step::Fatal(Fatal::Version(V5))
-        );
+        assert_eq!(d.failed(&Outcome::Closed), ms(100));
+        assert_eq!(d.failed(&Outcome::Closed), Step::Fatal(Fatal::Version(V5)));
         // A connection in between ends the streak.
         let mut d = Dial::new(1, VersionChoice::Only(V5), false);
         d.failed(&Outcome::Closed);
         d.connected();
-        assert!(matches!(d.failed(&Outcome::Closed).0, Step::Retry(_)));
+        assert_eq!(d.failed(&Outcome::Closed), ms(100));
     }
 
     #[test]
-    fn credentials_and_client_ids_are_fatal() {
+    fn credentials_client_ids_and_certificates_are_fatal() {
         let mut d = Dial::new(2, VersionChoice::Auto, false);
         assert_eq!(
-            d.failed(&refusal(V5, 0x86)).0,
+            d.failed(&refusal(V5, 0x86)),
             Step::Fatal(Fatal::Credentials)
         );
+        assert_eq!(d.failed(&refusal(V311, 4)), Step::Fatal(Fatal::Credentials));
+        assert_eq!(d.failed(&refusal(V5, 0x85)), Step::Fatal(Fatal::ClientId));
         assert_eq!(
-            d.failed(&refusal(V311, 4)).0,
-            Step::Fatal(Fatal::Credentials)
-        );
-        assert_eq!(d.failed(&refusal(V5, 0x85)).0, Step::Fatal(Fatal::ClientId));
-        assert_eq!(
-            d.failed(&Outcome::Certificate).0,
+            d.failed(&Outcome::Certificate),
             Step::Fatal(Fatal::Certificate)
         );
     }
@@ -421,9 +425,9 @@ mod tests {
         for why in [refusal(V5, 0x90), refusal(V5, 0x87), refusal(V5, 0x9A)] {
             let mut d = Dial::new(1, VersionChoice::Only(V5), true);
             assert!(d.next().will);
-            assert_eq!(d.failed(&why), at_once(), "{why:?}");
+            assert_eq!(d.failed(&why), NOW, "{why:?}");
             assert_eq!(d.next(), at_node_0(V5, false));
-            assert_eq!(d.connected(), Some(Note::WillRefused));
+            assert_eq!(d.connected(), [Note::WillRefused]);
             assert!(!d.has_will());
             d.lost();
             assert!(!d.next().will, "left out for the rest of the run");
@@ -436,36 +440,39 @@ mod tests {
         let mut d = Dial::new(1, VersionChoice::Only(V5), true);
         d.failed(&refusal(V5, 0x87));
         assert_eq!(
-            d.failed(&refusal(V5, 0x87)).0,
+            d.failed(&refusal(V5, 0x87)),
             Step::Fatal(Fatal::Credentials)
         );
         // Unreachable without the will: it comes back for the next attempt.
         let mut d = Dial::new(1, VersionChoice::Only(V311), true);
-        assert_eq!(d.failed(&Outcome::Closed), at_once());
+        assert_eq!(d.failed(&Outcome::Closed), NOW);
         assert!(!d.next().will);
         d.failed(&Outcome::Failed);
         assert!(d.next().will);
-        assert_eq!(d.connected(), None);
+        assert_eq!(d.connected(), []);
         assert!(d.has_will());
     }
 
     #[test]
-    fn auto_first_falls_back_then_tries_without_the_will() {
+    fn auto_tries_3_1_1_then_leaves_out_the_will() {
         // A 3.1.1-only broker that closes the connection for the will's topic.
         let mut d = Dial::new(1, VersionChoice::Auto, true);
-        assert_eq!(d.failed(&Outcome::Closed).1, Some(Note::FellBack));
+        assert_eq!(d.failed(&Outcome::Closed), NOW);
         assert_eq!(d.next(), at_node_0(V311, true));
-        assert_eq!(d.failed(&Outcome::Closed), at_once());
+        assert_eq!(d.failed(&Outcome::Closed), NOW);
         assert_eq!(d.next(), at_node_0(V311, false));
-        assert_eq!(d.connected(), Some(Note::WillRefused));
+        assert_eq!(d.connected(), [Note::FellBack, Note::WillRefused]);
+        // Had neither helped, both would have been undone.
+        let mut d = Dial::new(1, VersionChoice::Auto, true);
+        d.failed(&Outcome::Closed);
+        d.failed(&Outcome::Closed);
+        assert_eq!(d.failed(&Outcome::Closed), ms(100));
+        assert_eq!(d.next(), at_node_0(V5, true));
     }
 
     #[test]
     fn bad_credentials_under_3_1_1_are_not_blamed_on_the_will() {
         let mut d = Dial::new(1, VersionChoice::Only(V311), true);
-        assert_eq!(
-            d.failed(&refusal(V311, 4)).0,
-            Step::Fatal(Fatal::Credentials)
-        );
+        assert_eq!(d.failed(&refusal(V311, 4)), Step::Fatal(Fatal::Credentials));
     }
 }

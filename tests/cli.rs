@@ -58,6 +58,7 @@ fn chat_pub_usage_errors_exit_2_before_connecting() {
     usage_error("chat-pub", &["--raw", "--json", "t"], "--json");
     usage_error("chat-pub", &["--max-size", "0", "t"], "--max-size");
     usage_error("chat-pub", &["-V", "4.0", "t"], "MQTT version");
+    usage_error("chat-pub", &["-V", "automatic", "t"], "use auto, 3 or 5");
     usage_error("chat-pub", &["--nosuchflag", "t"], "--nosuchflag");
 }
 
@@ -95,6 +96,52 @@ fn bad_broker_urls_exit_2() {
                 out.stderr
             );
         }
+    }
+}
+
+/// A list of brokers is checked whole before anything is sent: one bad URL anywhere in
+/// it, in `-b` or in `CHAT_BROKER`, is a usage error that names it.
+#[test]
+fn a_bad_url_in_a_broker_list_exits_2() {
+    let good = "mqtt://127.0.0.1:1";
+    for name in ["chat-pub", "chat-sub"] {
+        let cases: [(&[&str], Option<&str>, &str); 4] = [
+            (&["-b", good, "-b", "http://h"], None, "'http://h'"),
+            (&["-b", &format!("{good},h:0")], None, "'h:0'"),
+            (&[], Some("127.0.0.1:1 mqtt://h:x"), "'mqtt://h:x'"),
+            (&["-b", " , "], None, "no broker URL"),
+        ];
+        for (args, env, mention) in cases {
+            let mut cmd = tool(name);
+            if let Some(list) = env {
+                cmd.env("CHAT_BROKER", list);
+            }
+            let out = run(cmd.args(args).arg("t"), b"");
+            out.expect_code(2);
+            assert!(
+                out.stderr.contains(mention),
+                "{name} {args:?} {env:?}: {}",
+                out.stderr
+            );
+        }
+    }
+}
+
+/// Every broker of a list is tried; when none answers, status 3 says how many there were.
+#[test]
+fn when_no_broker_of_a_list_answers_the_exit_status_is_3() {
+    for name in ["chat-pub", "chat-sub"] {
+        let list = "127.0.0.1:1,[::1]:1";
+        let out = run(
+            tool(name).args(["-b", list, "--connect-timeout", "0.5", "t"]),
+            b"x\n",
+        );
+        out.expect_code(3);
+        assert!(
+            out.stderr.contains("cannot reach any of the 2 brokers"),
+            "{}",
+            out.stderr
+        );
     }
 }
 

@@ -25,6 +25,16 @@ pub enum Version {
     V5,
 }
 
+impl std::fmt::Display for Version {
+    /// `5` or `3.1.1`, as in "MQTT 5".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Version::V311 => "3.1.1",
+            Version::V5 => "5",
+        })
+    }
+}
+
 /// Largest packet MQTT can express (the remaining length is at most 268,435,455 bytes).
 pub const MAX_PACKET: usize = 268_435_455 + 5;
 

@@ -301,6 +301,29 @@ impl Proc {
         stdin.flush().expect("flush child stdin");
     }
 
+    /// Waits until the child has read everything written to its stdin (the pipe is empty).
+    #[track_caller]
+    pub fn wait_stdin_read(&self) {
+        use std::os::fd::AsRawFd;
+        let fd = self
+            .stdin
+            .as_ref()
+            .expect("stdin already closed")
+            .as_raw_fd();
+        let unread = || {
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one c_int through the pointer, which is valid.
+            let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+            assert_eq!(r, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+            n
+        };
+        assert!(
+            wait_until(|| unread() == 0),
+            "{}: stdin not read",
+            self.what
+        );
+    }
+
     /// Closes the child's stdin (EOF).
     pub fn close_stdin(&mut self) {
         self.stdin = None;
@@ -482,4 +505,26 @@ pub fn is_terminal_control(c: char) -> bool {
         | '\u{2028}' | '\u{2029}'
         | '\u{202a}'..='\u{202e}'
         | '\u{2066}'..='\u{2069}')
+}
+
+/// `n` numbered lines, `seq=00000001` …, as stdin text and as the expected output.
+pub fn numbered(from: usize, to: usize) -> (String, Vec<String>) {
+    let lines: Vec<String> = (from..=to).map(|i| format!("seq={i:08}")).collect();
+    (lines.join("\n") + "\n", lines)
+}
+
+/// Checks that `got` is exactly `want`: every line once, in order.
+#[track_caller]
+pub fn assert_exactly_once_in_order(got: &[String], want: &[String]) {
+    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
+        panic!(
+            "line {} differs: got {:?}, expected {:?} (got {} lines, expected {})",
+            i + 1,
+            got[i],
+            want[i],
+            got.len(),
+            want.len()
+        );
+    }
+    assert_eq!(got.len(), want.len(), "lines lost or repeated");
 }

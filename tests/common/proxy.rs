@@ -1,14 +1,28 @@
 //! A TCP proxy owned by the test, between a tool and its broker, that can cut every
 //! connection through it at a moment the test chooses (a dropped link, as seen by both
-//! ends: no DISCONNECT, just a closed socket).
+//! ends: no DISCONNECT, just a closed socket), stop listening for good (a dead cluster
+//! node), or stand in for a broker that speaks only MQTT 3.1.1 in front of one that
+//! speaks both (what RabbitMQ, NATS, aedes and amqtt do with an MQTT 5 CONNECT).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Broker, DEADLINE};
+
+/// What the proxy does with an MQTT 5 CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mqtt5 {
+    /// Passes it on, like every other byte.
+    Pass,
+    /// Closes the connection without a CONNACK (RabbitMQ 3.10).
+    Close,
+    /// Answers with a 3.1.1 CONNACK "unacceptable protocol version" and keeps the
+    /// connection open until the client closes it (amqtt 0.12; NATS and aedes close it).
+    Refuse,
+}
 
 /// A proxy on a free 127.0.0.1 port in front of a broker.
 pub struct Proxy {
@@ -17,44 +31,64 @@ pub struct Proxy {
     conns: Arc<Mutex<Vec<TcpStream>>>,
     accepted: Arc<AtomicUsize>,
     cuts: AtomicUsize,
+    /// Set by [`Proxy::shut`]: the listener is closed.
+    down: Arc<AtomicBool>,
 }
 
 impl Proxy {
     /// Starts forwarding 127.0.0.1:PORT to the broker.
     pub fn start(broker: &Broker) -> Proxy {
+        Proxy::with(broker, Mqtt5::Pass)
+    }
+
+    /// Starts forwarding 127.0.0.1:PORT to the broker, but MQTT 5 CONNECTs as `mqtt5` says.
+    pub fn with(broker: &Broker, mqtt5: Mqtt5) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("proxy addr").port();
         let target = broker.port;
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let accepted = Arc::new(AtomicUsize::new(0));
-        let (c, a) = (conns.clone(), accepted.clone());
+        let down = Arc::new(AtomicBool::new(false));
+        let (c, a, d) = (conns.clone(), accepted.clone(), down.clone());
         std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else {
-                    continue; // broker down: the client sees its connection closed
-                };
-                let _ = client.set_nodelay(true);
-                let _ = upstream.set_nodelay(true);
-                {
-                    let mut all = c.lock().unwrap();
-                    all.push(client.try_clone().expect("clone"));
-                    all.push(upstream.try_clone().expect("clone"));
+            while !d.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        a.fetch_add(1, Ordering::SeqCst);
+                        let c = c.clone();
+                        std::thread::spawn(move || serve(client, target, mqtt5, &c));
+                    }
+                    // Polling interval of the accept loop (so that `shut` can stop it).
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
-                pipe(
-                    client.try_clone().expect("clone"),
-                    upstream.try_clone().expect("clone"),
-                );
-                pipe(upstream, client);
-                a.fetch_add(1, Ordering::SeqCst);
             }
+            // The listener is dropped here: the port refuses connections from now on.
         });
         Proxy {
             port,
             conns,
             accepted,
             cuts: AtomicUsize::new(0),
+            down,
         }
+    }
+
+    /// Stops listening and cuts every connection: from now on nothing answers on the port,
+    /// as with a cluster node that died.
+    pub fn shut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        let refused = |p: u16| TcpStream::connect(("127.0.0.1", p)).is_err();
+        let end = Instant::now() + DEADLINE;
+        while !refused(self.port) {
+            assert!(
+                Instant::now() < end,
+                "the proxy on {} kept listening",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(2)); // polling interval
+        }
+        self.cut();
     }
 
     /// `mqtt://127.0.0.1:PORT`
@@ -91,6 +125,64 @@ impl Proxy {
                 self.accepted()
             );
             std::thread::sleep(std::time::Duration::from_millis(2)); // polling interval
+        }
+    }
+}
+
+/// One client connection: its CONNECT is read first when MQTT 5 gets special treatment,
+/// then bytes flow both ways.
+fn serve(mut client: TcpStream, target: u16, mqtt5: Mqtt5, conns: &Mutex<Vec<TcpStream>>) {
+    let _ = client.set_nonblocking(false);
+    let _ = client.set_nodelay(true);
+    conns
+        .lock()
+        .unwrap()
+        .push(client.try_clone().expect("clone"));
+    let mut head = Vec::new();
+    if mqtt5 != Mqtt5::Pass {
+        let Some(level) = protocol_level(&mut client, &mut head) else {
+            return;
+        };
+        if level == 5 {
+            if mqtt5 == Mqtt5::Refuse {
+                let _ = client.write_all(&[0x20, 2, 0, 1]);
+                let _ = client.read_to_end(&mut head); // until the client gives up
+            }
+            let _ = client.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+    let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", target)) else {
+        let _ = client.shutdown(Shutdown::Both); // broker down: the client sees a close
+        return;
+    };
+    let _ = upstream.set_nodelay(true);
+    conns
+        .lock()
+        .unwrap()
+        .push(upstream.try_clone().expect("clone"));
+    if upstream.write_all(&head).is_err() {
+        return;
+    }
+    pipe(
+        client.try_clone().expect("clone"),
+        upstream.try_clone().expect("clone"),
+    );
+    pipe(upstream, client);
+}
+
+/// Reads the start of a CONNECT into `head`, up to its protocol level, and returns it.
+fn protocol_level(client: &mut TcpStream, head: &mut Vec<u8>) -> Option<u8> {
+    let mut byte = [0u8; 1];
+    loop {
+        // type, remaining length (1–4 bytes), protocol name ("MQTT", 6 bytes), level
+        let len_bytes = head.iter().skip(1).take_while(|&&b| b & 0x80 != 0).count() + 1;
+        if head.len() > len_bytes + 7 {
+            return Some(head[len_bytes + 7]);
+        }
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
         }
     }
 }

@@ -1,0 +1,197 @@
+//! Every broker people run (SPEC §3, §7, §9): `-V auto` in front of brokers that speak only
+//! MQTT 3.1.1, several brokers with failover, and input read while no broker answers.
+//!
+//! The brokers are the real ones (chat-broker and mosquitto, through [`each_broker!`]). A
+//! proxy in front of them stands in for a broker that refuses MQTT 5 the way RabbitMQ
+//! (closes the connection) or amqtt (answers "unacceptable protocol version" and keeps the
+//! socket open) do, and for a cluster node that dies (it stops listening). The real
+//! foreign brokers and a NATS cluster are in tests/cluster.rs and tests/foreign.rs.
+
+mod common;
+
+use common::*;
+
+/// A long `--connect-timeout`: a run that ends with status 3 all the same ended at once,
+/// not by running out of it (the test's own deadline is far shorter).
+const NEVER: &str = "3600";
+
+each_broker! {
+    /// `-V auto` (the default) in front of a broker that closes the connection on an MQTT
+    /// 5 CONNECT: both tools connect again with MQTT 3.1.1, say so at -v, and chat works;
+    /// a strict `-V 5` ends at once with status 3 and a hint.
+    fn auto_falls_back_when_the_broker_closes_on_mqtt_5(broker) {
+        falls_back(broker, Mqtt5::Close);
+    }
+
+    /// The same in front of a broker that answers an MQTT 5 CONNECT with a 3.1.1 CONNACK
+    /// "unacceptable protocol version" and keeps the connection open.
+    fn auto_falls_back_when_the_broker_refuses_mqtt_5(broker) {
+        falls_back(broker, Mqtt5::Refuse);
+    }
+
+    /// chat-pub with two brokers (two ways to the same broker): the first one dies in the
+    /// middle of a stream; chat-pub moves on to the second, says so, sends again what was
+    /// not acknowledged, and every line is printed exactly once, in order.
+    fn chat_pub_moves_on_to_the_next_broker(broker) {
+        let topic = unique_topic("failpub");
+        let (first, second) = (Proxy::start(broker), Proxy::start(broker));
+        let sub = Proc::subscriber(broker, &["-F", "{text}", "-n", "6000", &topic]);
+        let mut publisher = Proc::spawn(tool("chat-pub").args([
+            "-b", &first.url(), "-b", &second.url(), "--no-presence", &topic,
+        ]));
+        let (input, _) = numbered(1, 3000);
+        publisher.write(input.as_bytes());
+        sub.wait_lines(1000);
+        first.shut();
+        let (input, _) = numbered(3001, 6000);
+        publisher.write(input.as_bytes());
+        let out = publisher.finish();
+        out.expect_code(0);
+        let moved = format!("reconnected to {}", second.url());
+        assert!(out.stderr.contains(&moved), "{}", out.stderr);
+        let (_, want) = numbered(1, 6000);
+        assert_exactly_once_in_order(&sub.finish().expect_code(0).lines(), &want);
+    }
+
+    /// `chat-sub --session` with two brokers: the first dies while lines are published;
+    /// chat-sub resumes its session through the second and prints every line exactly once.
+    /// `CHAT_BROKER` holds the list, separated by a comma and a space.
+    fn chat_sub_resumes_its_session_on_the_next_broker(broker) {
+        let topic = unique_topic("failsub");
+        let (first, second) = (Proxy::start(broker), Proxy::start(broker));
+        let session = format!("failover-{}", unique_topic("s").replace('/', "-"));
+        let mut cmd = tool("chat-sub");
+        cmd.env("CHAT_BROKER", format!("{}, {}", first.url(), second.url()))
+            .args(["--session", &session, "-v", "-F", "{text}", "-n", "4000", &topic]);
+        let sub = Proc::spawn(&mut cmd);
+        sub.wait_stderr("subscribed to");
+        let mut publisher = Proc::spawn(&mut chat_pub(broker, &[&topic]));
+        let (input, _) = numbered(1, 2000);
+        publisher.write(input.as_bytes());
+        sub.wait_lines(500);
+        first.shut();
+        let (input, _) = numbered(2001, 4000);
+        publisher.write(input.as_bytes());
+        publisher.finish().expect_code(0);
+        let got = sub.finish();
+        let (_, want) = numbered(1, 4000);
+        assert_exactly_once_in_order(&got.expect_code(0).lines(), &want);
+        let moved = format!("reconnected to {}; session resumed", second.url());
+        assert!(got.stderr.contains(&moved), "{}", got.stderr);
+    }
+
+    /// The first broker of the list is down from the start: both tools connect to the next
+    /// one and say which.
+    fn the_first_broker_that_answers_is_used(broker) {
+        let topic = unique_topic("firstup");
+        let dead = Proxy::start(broker);
+        dead.shut();
+        let list = format!("{},{}", dead.url(), broker.url());
+        let mut cmd = tool("chat-sub");
+        cmd.args(["-b", &list, "-n", "1", "-F", "{text}", "-v", &topic]);
+        let sub = Proc::spawn(&mut cmd);
+        sub.wait_stderr("subscribed to");
+        let out = run(
+            tool("chat-pub").args(["-b", &list, "--no-presence", "-m", "hello", &topic]),
+            b"",
+        );
+        out.expect_code(0);
+        let connected = format!("connected to {}", broker.url());
+        assert!(out.stderr.contains(&connected), "{}", out.stderr);
+        let got = sub.finish();
+        assert_eq!(got.expect_code(0).lines(), ["hello"]);
+        assert!(got.stderr.contains(&connected), "{}", got.stderr);
+    }
+
+    /// Input that ends while no broker answers: chat-pub read it all the same, so the end
+    /// of input starts the drain timeout, which ends the run with status 1 and the count
+    /// of lines not acknowledged.
+    fn end_of_input_while_every_broker_is_down_ends_by_the_drain_timeout(broker) {
+        let topic = unique_topic("eofdown");
+        let (a, b) = (Proxy::start(broker), Proxy::start(broker));
+        let mut publisher = Proc::spawn(tool("chat-pub").args([
+            "-b", &a.url(), "-b", &b.url(), "--drain-timeout", "1", "--nick", "n", &topic,
+        ]));
+        publisher.write(b"one\n");
+        publisher.wait_stderr("connected to");
+        a.shut();
+        b.shut();
+        publisher.wait_stderr("connection lost");
+        publisher.write(b"two\nthree\n");
+        let out = publisher.finish();
+        out.expect_code(1);
+        assert!(
+            out.stderr.contains("2 message(s) not acknowledged by the broker within the drain \
+                                 timeout"),
+            "{}",
+            out.stderr
+        );
+    }
+
+    /// A signal while no broker answers: chat-pub drains what it read for the drain
+    /// timeout, then exits 143 with the count of lines not acknowledged.
+    fn a_signal_while_every_broker_is_down_exits_143_with_the_count(broker) {
+        let topic = unique_topic("sigdown");
+        let a = Proxy::start(broker);
+        let mut publisher = Proc::spawn(tool("chat-pub").args([
+            "-b", &a.url(), "-v", "--drain-timeout", "1", "--no-presence", &topic,
+        ]));
+        publisher.write(b"one\n");
+        publisher.wait_stderr("connected to");
+        a.shut();
+        publisher.wait_stderr("connection lost");
+        publisher.write(b"two\nthree\nfour\n");
+        // Lines still in the pipe when the signal comes are not read any more (as the man
+        // page says): signal once chat-pub has read them all, while disconnected.
+        publisher.wait_stdin_read();
+        publisher.signal(libc::SIGTERM);
+        let out = publisher.finish();
+        out.expect_code(143);
+        assert!(out.stderr.contains("3 message(s) not acknowledged"), "{}", out.stderr);
+    }
+}
+
+/// The body of the fall-back tests.
+fn falls_back(broker: &Broker, mqtt5: Mqtt5) {
+    let topic = unique_topic("fallback");
+    let proxy = Proxy::with(broker, mqtt5);
+    let mut cmd = tool("chat-sub");
+    cmd.args(["-b", &proxy.url(), "-v", "--json", "-n", "2", &topic]);
+    let sub = Proc::spawn(&mut cmd);
+    sub.wait_stderr("subscribed to");
+    let out = run(
+        tool("chat-pub").args(["-b", &proxy.url(), "-v", "--nick", "al", &topic]),
+        b"one\ntwo\n",
+    );
+    out.expect_code(0);
+    let got = sub.finish();
+    let lines = got.expect_code(0).lines();
+    let objects = json_lines(&lines);
+    // Presence works under MQTT 3.1.1 as well (the will and the join went through).
+    assert_eq!(objects[0]["event"], "join", "{lines:?}");
+    let texts: Vec<_> = objects[1..].iter().map(|v| v["text"].clone()).collect();
+    assert_eq!(texts, ["one", "two"], "{lines:?}");
+    for stderr in [&out.stderr, &got.stderr] {
+        assert!(
+            stderr.contains("does not speak MQTT 5") && stderr.contains("using MQTT 3.1.1"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("(MQTT 3.1.1)"), "{stderr}");
+    }
+    for name in ["chat-pub", "chat-sub"] {
+        let mut cmd = tool(name);
+        cmd.args(["-b", &proxy.url(), "-V", "5", "--connect-timeout", NEVER]);
+        cmd.args(if name == "chat-pub" {
+            ["-m", "x"]
+        } else {
+            ["-n", "1"]
+        });
+        let out = run(cmd.arg(&topic), b"");
+        out.expect_code(3);
+        assert!(
+            out.stderr.contains("does not accept MQTT 5") && out.stderr.contains("try -V 3"),
+            "{name}: {}",
+            out.stderr
+        );
+    }
+}
