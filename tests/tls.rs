@@ -127,6 +127,29 @@ fn tls_round_trip_with_cafile() {
     }
 }
 
+/// A list of brokers may mix schemes: the TLS options apply to its TLS URLs. The first
+/// (plain) broker is down, so both tools connect to the TLS one, with `--cafile`.
+#[test]
+fn tls_options_apply_to_the_tls_urls_of_a_mixed_list() {
+    if !have_mosquitto() {
+        return;
+    }
+    let pki = Pki::new();
+    let broker = tls_broker(&pki, false, &pki.server_cert, &pki.server_key);
+    let list = format!("mqtt://127.0.0.1:1,{}", mqtts(&broker));
+    let ca = ["--cafile", &s(&pki.ca)];
+    let (published, _) = round_trip(
+        client("chat-sub", &list, &ca),
+        client("chat-pub", &list, &ca),
+    );
+    let connected = format!("connected to {}", mqtts(&broker));
+    assert!(
+        published.stderr.contains(&connected),
+        "{}",
+        published.stderr
+    );
+}
+
 /// Without --cafile the system's trust store decides: our test CA is not in it, so the
 /// broker's certificate is refused (exit 3, at once, naming an unknown CA). And the
 /// store really is the system's: pointing rustls-native-certs at our CA with
