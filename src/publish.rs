@@ -245,7 +245,9 @@ impl Publisher {
             if done && connected_once {
                 break;
             }
-            if self.drain_deadline.is_some_and(|d| Instant::now() >= d) {
+            // Until the first connection, --connect-timeout is the only limit (exit 3).
+            let draining = self.drain_deadline.filter(|_| connected_once);
+            if draining.is_some_and(|d| Instant::now() >= d) {
                 return Err(self.drain_expired());
             }
             let want_input = self.input.open
@@ -253,7 +255,7 @@ impl Publisher {
                     Some(l) => self.pending.is_empty() && l.unsent() < UNSENT_HIGH,
                     None => self.pending_bytes < UNSENT_HIGH,
                 };
-            let drain_at = self.drain_deadline.unwrap_or_else(Instant::now);
+            let drain_at = draining.unwrap_or_else(Instant::now);
             tokio::select! {
                 biased;
                 code = signals.recv() => {
@@ -286,6 +288,10 @@ impl Publisher {
                     dialing = None;
                     let mut l = r.map_err(|e| self.cannot_reconnect(e, connected_once))?;
                     self.connected(&mut l, connector, connected_once);
+                    if !connected_once && !self.input.open {
+                        // Input ended before the first connection: the drain starts now.
+                        self.drain_deadline = Some(Instant::now() + self.drain_timeout);
+                    }
                     connected_once = true;
                     link = Some(l);
                 }
@@ -293,7 +299,7 @@ impl Publisher {
                     Some(b) => self.take(b),
                     None => self.end_of_input(),
                 },
-                _ = sleep_until(drain_at), if self.drain_deadline.is_some() => {
+                _ = sleep_until(drain_at), if draining.is_some() => {
                     return Err(self.drain_expired());
                 }
             }

@@ -145,6 +145,29 @@ fn when_no_broker_of_a_list_answers_the_exit_status_is_3() {
     }
 }
 
+/// Input that ends before the first connection does not start the drain timeout: until
+/// a broker answered once, --connect-timeout is the limit, and an unreachable broker is
+/// status 3 whatever --drain-timeout says.
+#[test]
+fn before_the_first_connection_only_the_connect_timeout_counts() {
+    let args = [
+        "-b",
+        "127.0.0.1:1",
+        "--connect-timeout",
+        "1",
+        "--drain-timeout",
+        "0",
+        "t",
+    ];
+    let out = run(tool("chat-pub").args(args), b"hello\n");
+    out.expect_code(3);
+    assert!(
+        out.stderr.contains("cannot reach the broker"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn an_unreachable_broker_exits_3_after_the_connect_timeout() {
     // Port 1 (tcpmux): privileged and never served here, so connecting is refused at once
