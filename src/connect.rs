@@ -214,7 +214,7 @@ impl Connector {
             };
             let endpoint = dialer.endpoint();
             log::debug!(
-                "connecting to {endpoint} (MQTT {}): {attempt}",
+                "connecting to {endpoint}: {attempt} (MQTT {})",
                 plan.version
             );
             if self.refused.len() == NOTED_ATTEMPTS {

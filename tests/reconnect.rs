@@ -53,7 +53,9 @@ each_broker! {
             proxy.accepted(),
             repeats_dropped(&got.stderr)
         );
-        assert!(proxy.accepted() >= 6, "chat-pub reconnected {} times", proxy.accepted() - 1);
+        // Every cut but the last one left lines to send; after the last, chat-pub may have
+        // had everything acknowledged already, and then ends without connecting again.
+        assert!(proxy.accepted() >= 5, "chat-pub reconnected {} times", proxy.accepted() - 1);
     }
 
     /// chat-sub --session behind a proxy that cuts its connection four times while lines
