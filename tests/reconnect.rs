@@ -11,28 +11,6 @@ use std::process::Stdio;
 
 use common::*;
 
-/// `n` numbered lines, `seq=00000001` …, as stdin text and as the expected output.
-fn numbered(from: usize, to: usize) -> (String, Vec<String>) {
-    let lines: Vec<String> = (from..=to).map(|i| format!("seq={i:08}")).collect();
-    (lines.join("\n") + "\n", lines)
-}
-
-/// Checks that `got` is exactly `want`: every line once, in order.
-#[track_caller]
-fn assert_exactly_once_in_order(got: &[String], want: &[String]) {
-    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
-        panic!(
-            "line {} differs: got {:?}, expected {:?} (got {} lines, expected {})",
-            i + 1,
-            got[i],
-            want[i],
-            got.len(),
-            want.len()
-        );
-    }
-    assert_eq!(got.len(), want.len(), "lines lost or repeated");
-}
-
 /// How many repeats chat-sub dropped, from its `-vv` log.
 fn repeats_dropped(stderr: &str) -> usize {
     stderr
