@@ -1,6 +1,8 @@
 //! Never lose a line (SPEC §5, §7): connections cut under chat-pub and under chat-sub,
 //! and a broker restarted mid-stream. At least once on the wire (resends after a
 //! reconnect) plus de-duplication by envelope id in chat-sub = exactly once on screen.
+//! And the one way chat-pub may give up on lines: EOF while no broker answers, once
+//! --drain-timeout has passed, saying how many.
 //!
 //! The tests print what they saw (cuts, lines, repeats dropped) with `--nocapture`.
 
@@ -152,4 +154,42 @@ fn a_broker_restart_loses_nothing() {
     assert!(got.stderr.contains("connection lost"), "{}", got.stderr);
     assert!(got.stderr.contains("session resumed"), "{}", got.stderr);
     let _ = std::io::stdout().flush();
+}
+
+each_broker! {
+    /// chat-pub with two URLs loses both brokers after its first line; it keeps reading
+    /// stdin, and EOF starts --drain-timeout: when the 2 s are up it exits 1 and says how
+    /// many messages were never acknowledged.
+    fn eof_while_every_broker_is_down_ends_after_the_drain_timeout(broker) {
+        // Brokers of the macro's kind that this test owns, to stop them both.
+        let (mut first, mut second) = (broker.another(), broker.another());
+        let topic = unique_topic("alldown");
+        let sub = Proc::subscriber(&first, &["-F", "{text}", "-n", "1", &topic]);
+        let mut publisher = Proc::spawn(&mut chat_pub_at(
+            &[first.url(), second.url()],
+            &["-v", "-q", "1", "--drain-timeout", "2", &topic],
+        ));
+        publisher.write(b"before\n");
+        assert_eq!(sub.finish().expect_code(0).lines(), ["before"]);
+        first.stop();
+        second.stop();
+        publisher.write(b"during 1\nduring 2\n");
+        let start = std::time::Instant::now();
+        publisher.close_stdin();
+        let out = publisher.finish();
+        let took = start.elapsed();
+        out.expect_code(1);
+        assert!(
+            out.stderr.contains("not acknowledged"),
+            "expected 'N message(s) not acknowledged' on stderr, got:\n{}",
+            out.stderr
+        );
+        // The drain timeout, not an immediate give-up, and not much later either.
+        assert!(
+            took >= std::time::Duration::from_millis(1900)
+                && took < std::time::Duration::from_secs(15),
+            "expected exit about 2 s after EOF, took {took:?}\n{}",
+            out.stderr
+        );
+    }
 }
