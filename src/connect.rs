@@ -199,12 +199,11 @@ impl Connector {
             let attempt_end = Instant::now() + self.opts.attempt_timeout;
             let end = deadline.map_or(attempt_end, |d| d.min(attempt_end));
             let (max_in, reads) = (self.opts.max_in, self.opts.reads);
-            let result = timeout_at(
-                end,
-                connect_once(dialer, plan.version, &spec, max_in, reads),
-            )
-            .await
-            .unwrap_or(Err(Attempt::TimedOut));
+            let answer = self.dial.answer_within();
+            let attempt = connect_once(dialer, plan.version, &spec, max_in, reads, answer);
+            let result = timeout_at(end, attempt)
+                .await
+                .unwrap_or(Err(Attempt::TimedOut));
             let attempt = match result {
                 Ok(link) => {
                     self.connected(plan.node, &link);
@@ -337,6 +336,7 @@ fn outcome(attempt: &Attempt) -> Outcome {
     match attempt {
         Attempt::Refused(r) => Outcome::Refused(*r),
         Attempt::Closed => Outcome::Closed,
+        Attempt::Unanswered => Outcome::Unanswered,
         Attempt::Certificate(_) => Outcome::Certificate,
         Attempt::Io(_) | Attempt::Protocol(_) | Attempt::TimedOut => Outcome::Failed,
     }

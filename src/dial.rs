@@ -83,6 +83,8 @@ pub enum Outcome {
     Refused(Refusal),
     /// The broker closed the connection after our CONNECT, before any CONNACK.
     Closed,
+    /// The broker did not answer our CONNECT within [`Dial::answer_within`].
+    Unanswered,
     /// A certificate that does not verify, on either side.
     Certificate,
     /// Anything else: nobody listening, a reset, a timeout, not an MQTT broker.
@@ -140,6 +142,8 @@ pub struct Dial {
     backoff: Backoff,
     /// Strict MQTT 5 attempts closed before CONNACK, in a row.
     closed_v5: u32,
+    /// A broker accepted MQTT 5: a close or silence later is no reason to try 3.1.1.
+    v5_accepted: bool,
 }
 
 /// Changes on trial: a broker that closes the connection before any CONNACK does not say
@@ -153,6 +157,11 @@ struct Trial {
 
 /// Strict `-V 5` attempts closed before CONNACK in a row that mean "does not speak 5".
 const CLOSED_V5_FATAL: u32 = 2;
+/// How long `-V auto` waits for the answer to an MQTT 5 CONNECT before it tries 3.1.1:
+/// some 3.1.1 brokers (amqtt) read an MQTT 5 CONNECT's properties as the start of the
+/// client id and wait for bytes that never come. A broker answers in milliseconds, or a
+/// round trip over a slow link; one that takes longer gets 3.1.1 on trial.
+pub const V5_ANSWER: Duration = Duration::from_secs(2);
 
 impl Dial {
     /// A policy for `nodes` brokers (at least one); `will`: whether CONNECT has one.
@@ -168,6 +177,7 @@ impl Dial {
             failures: 0,
             backoff: Backoff::default(),
             closed_v5: 0,
+            v5_accepted: false,
         }
     }
 
@@ -185,6 +195,17 @@ impl Dial {
         }
     }
 
+    /// How long to wait for the CONNACK once the CONNECT [`Dial::next`] plans was sent
+    /// (None: as long as the attempt may take).
+    pub fn answer_within(&self) -> Option<Duration> {
+        self.may_try_v311().then_some(V5_ANSWER)
+    }
+
+    /// Whether a close or silence after an MQTT 5 CONNECT puts 3.1.1 on trial.
+    fn may_try_v311(&self) -> bool {
+        self.choice == VersionChoice::Auto && !self.fell_back && !self.v5_accepted
+    }
+
     /// Whether connections still carry the will (false once a broker refused it).
     pub fn has_will(&self) -> bool {
         self.will
@@ -198,6 +219,7 @@ impl Dial {
         self.closed_v5 = 0;
         let trial = std::mem::take(&mut self.trial);
         self.fell_back |= trial.v311;
+        self.v5_accepted |= self.choice != VersionChoice::Only(Version::V311) && !self.fell_back;
         let mut notes = Vec::new();
         if self.fell_back && !std::mem::replace(&mut self.told_fallback, true) {
             notes.push(Note::FellBack);
@@ -236,7 +258,9 @@ impl Dial {
             Outcome::Refused(r) if r.is_auth() => return Step::Fatal(Fatal::Credentials),
             Outcome::Refused(r) if r.is_client_id() => return Step::Fatal(Fatal::ClientId),
             // Closed without a word: try what may help, one change at a time.
-            Outcome::Closed if auto && attempt.version == Version::V5 => {
+            Outcome::Closed | Outcome::Unanswered
+                if self.may_try_v311() && attempt.version == Version::V5 =>
+            {
                 self.trial.v311 = true;
                 return now;
             }
@@ -250,7 +274,7 @@ impl Dial {
                     return Step::Fatal(Fatal::Version(Version::V5));
                 }
             }
-            Outcome::Refused(_) | Outcome::Closed | Outcome::Failed => {}
+            Outcome::Refused(_) | Outcome::Closed | Outcome::Unanswered | Outcome::Failed => {}
         }
         // An ordinary failure: whatever was on trial did not help (put it back), and the
         // next node is tried, at once until a whole round failed.
@@ -343,7 +367,13 @@ mod tests {
 
     #[test]
     fn auto_falls_back_to_v311_at_once_and_keeps_it() {
-        for why in [refusal(V311, 1), refusal(V5, 0x84), Outcome::Closed] {
+        let whys = [
+            refusal(V311, 1),
+            refusal(V5, 0x84),
+            Outcome::Closed,
+            Outcome::Unanswered,
+        ];
+        for why in whys {
             let mut d = Dial::new(2, VersionChoice::Auto, false);
             assert_eq!(d.next().version, V5);
             assert_eq!(d.failed(&why), NOW, "{why:?}");
@@ -368,6 +398,32 @@ mod tests {
         assert_eq!(d.failed(&Outcome::Closed), ms(100));
         assert_eq!(d.next().version, V5);
         assert_eq!(d.connected(), []);
+    }
+
+    #[test]
+    fn once_a_broker_accepted_mqtt_5_only_a_refusal_of_it_means_falling_back() {
+        let mut d = Dial::new(2, VersionChoice::Auto, false);
+        assert_eq!(d.answer_within(), Some(V5_ANSWER));
+        d.connected();
+        assert_eq!(
+            d.answer_within(),
+            None,
+            "no silence limit for a known MQTT 5 broker"
+        );
+        d.lost();
+        // A broker restarting, or busy: closes and silence are ordinary failures now.
+        assert_eq!(d.failed(&Outcome::Closed), NOW);
+        assert_eq!(d.failed(&Outcome::Unanswered), ms(100));
+        assert_eq!(d.next().version, V5);
+        // Another node that does not speak MQTT 5 says so: then 3.1.1 it is.
+        assert_eq!(d.failed(&refusal(V311, 1)), NOW);
+        assert_eq!(d.next().version, V311);
+        assert_eq!(d.connected(), [Note::FellBack]);
+        // Strict versions never wait for less than the attempt's time.
+        assert_eq!(
+            Dial::new(1, VersionChoice::Only(V5), false).answer_within(),
+            None
+        );
     }
 
     #[test]

@@ -40,6 +40,12 @@ const INPUT_BATCHES: usize = 4;
 /// unacknowledged message is taken for the cause (a broker that disconnects instead of
 /// refusing, e.g. a message over its size limit under MQTT 3.1.1) and given up.
 const GIVE_UP_AFTER: u32 = 3;
+/// A broker drops a connection for a message it refuses as soon as the message arrives,
+/// and the oldest unacknowledged message is sent first on a new connection. A connection
+/// that lived longer than this was lost for another reason (a cluster busy electing a
+/// new leader after a node died closes connections after seconds): its loss starts a new
+/// streak instead of extending one.
+const POISON_WINDOW: Duration = Duration::from_millis(1500);
 
 /// Runs chat-pub to completion.
 pub fn run(args: PubArgs) -> Result<(), Error> {
@@ -117,6 +123,7 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
         qos0_unconfirmed: 0,
         warned_qos: false,
         losses: Backoff::default(),
+        link_since: Instant::now(),
         input: Input {
             rx,
             control,
@@ -216,6 +223,8 @@ struct Publisher {
     warned_qos: bool,
     /// Connections lost in a row without any acknowledgement in between.
     losses: Backoff,
+    /// When the current (or last) connection was accepted.
+    link_since: Instant,
     input: Input,
     /// The exit status of the signal that stopped reading, if one did.
     stopped_by: Option<u8>,
@@ -324,6 +333,7 @@ impl Publisher {
             );
         }
         self.resend_due = true;
+        self.link_since = Instant::now();
         if let Some(p) = &self.presence {
             p.join(link);
             self.joining = true;
@@ -589,6 +599,9 @@ impl Publisher {
                 self.qos0_unconfirmed
             );
             self.tally.failed += std::mem::take(&mut self.qos0_unconfirmed);
+        }
+        if self.link_since.elapsed() > POISON_WINDOW {
+            self.losses.reset();
         }
         if self.losses.failed() >= GIVE_UP_AFTER {
             self.losses.reset();

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{Instant, sleep_until, timeout_at};
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
 use crate::coalesce::{Coalesce, Reads};
 use crate::endpoint::Transport;
@@ -229,6 +229,8 @@ pub(crate) enum Attempt {
     Refused(Refusal),
     /// The broker closed the connection after our CONNECT, before any CONNACK.
     Closed,
+    /// The broker did not answer our CONNECT in the time given.
+    Unanswered,
     Protocol(String),
     TimedOut,
 }
@@ -240,6 +242,7 @@ impl std::fmt::Display for Attempt {
             Attempt::Certificate(why) => f.write_str(why),
             Attempt::Refused(r) => write!(f, "connection refused by the broker: {}", r.describe()),
             Attempt::Closed => f.write_str("the broker closed the connection before CONNACK"),
+            Attempt::Unanswered => f.write_str("the broker did not answer the CONNECT"),
             Attempt::Protocol(m) => f.write_str(m),
             Attempt::TimedOut => f.write_str("timed out"),
         }
@@ -265,14 +268,15 @@ impl From<io::Error> for Attempt {
     }
 }
 
-/// One connection attempt: dial, send CONNECT, wait for the CONNACK (no timeout here:
-/// the caller bounds the attempt).
+/// One connection attempt: dial, send CONNECT, wait for the CONNACK, at most
+/// `answer_within` once the CONNECT is sent (the caller bounds the whole attempt).
 pub(crate) async fn connect_once(
     dialer: &Dialer,
     version: Version,
     spec: &ConnectSpec,
     max_in: usize,
     reads: Reads,
+    answer_within: Option<Duration>,
 ) -> Result<Link, Attempt> {
     let (stream, fd) = dialer.connect().await?;
     let (rd, wr) = tokio::io::split(stream);
@@ -300,26 +304,42 @@ pub(crate) async fn connect_once(
     };
     wire::encode_connect(version, spec, &mut link.wbuf);
     link.flush().await?;
-    loop {
-        match link.next_packet()? {
-            Some(Inbound::ConnAck(Ok(info))) => {
-                link.connack = info;
-                return Ok(link);
+    let connack = link.connack();
+    match answer_within {
+        Some(limit) => timeout(limit, connack)
+            .await
+            .unwrap_or(Err(Attempt::Unanswered))?,
+        None => connack.await?,
+    }
+    Ok(link)
+}
+
+impl Link {
+    /// Reads until the CONNACK, which must be the first packet.
+    async fn connack(&mut self) -> Result<(), Attempt> {
+        loop {
+            match self.next_packet()? {
+                Some(Inbound::ConnAck(Ok(info))) => {
+                    self.connack = info;
+                    return Ok(());
+                }
+                Some(Inbound::ConnAck(Err(r))) => return Err(Attempt::Refused(r)),
+                Some(other) => {
+                    return Err(Attempt::Protocol(format!(
+                        "expected CONNACK from the broker, got {other:?}"
+                    )));
+                }
+                None => {}
             }
-            Some(Inbound::ConnAck(Err(r))) => return Err(Attempt::Refused(r)),
-            Some(other) => {
-                return Err(Attempt::Protocol(format!(
-                    "expected CONNACK from the broker, got {other:?}"
-                )));
+            match self.rd.read_buf(&mut self.rbuf).await {
+                Ok(0) => return Err(Attempt::Closed),
+                Ok(_) => {}
+                // A reset answering the CONNECT is a close too (it may come as an RST).
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Err(Attempt::Closed);
+                }
+                Err(e) => return Err(e.into()),
             }
-            None => {}
-        }
-        match link.rd.read_buf(&mut link.rbuf).await {
-            Ok(0) => return Err(Attempt::Closed),
-            Ok(_) => {}
-            // A reset answering the CONNECT is a close too (it may come as an RST).
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Err(Attempt::Closed),
-            Err(e) => return Err(e.into()),
         }
     }
 }

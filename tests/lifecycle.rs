@@ -69,12 +69,6 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool, context: impl Fn() -> 
     }
 }
 
-/// `seq=00000001` … as stdin text, and as the lines a subscriber prints with `{text}`.
-fn numbered(from: usize, to: usize) -> (String, Vec<String>) {
-    let lines: Vec<String> = (from..=to).map(|i| format!("seq={i:08}")).collect();
-    (lines.join("\n") + "\n", lines)
-}
-
 /// Bytes written into a pipe and not yet read by its reader (FIONREAD works on either
 /// end of a Linux pipe).
 fn unread(fd: &impl AsRawFd) -> usize {

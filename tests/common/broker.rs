@@ -64,13 +64,18 @@ pub fn have_mosquitto_clients() -> bool {
 }
 
 fn have(cmd: &str) -> bool {
+    have_program(cmd, "apt-get install -y mosquitto mosquitto-clients")
+}
+
+/// Whether `cmd` runs here; false means "skip" (with a line on stderr), except where the
+/// environment demands the test brokers (CI): then its absence fails, saying `install`.
+pub(crate) fn have_program(cmd: &str, install: &str) -> bool {
     if installed(cmd) {
         return true;
     }
     assert!(
         !mosquitto_required(),
-        "{cmd} is required here (CI is set) but not installed: \
-         apt-get install -y mosquitto mosquitto-clients"
+        "{cmd} is required here (CI is set) but not installed: {install}"
     );
     eprintln!("skipped: {cmd} is not installed");
     false

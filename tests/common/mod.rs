@@ -1,5 +1,6 @@
-//! Test helpers: real brokers on free loopback ports (broker.rs), a minimal raw MQTT
-//! publisher that needs nothing installed (mqtt.rs), and the real binaries run as a user
+//! Test helpers: real brokers on free loopback ports (broker.rs; a NATS cluster in
+//! nats.rs; aedes, amqtt and RabbitMQ when installed in foreign.rs), a minimal raw MQTT
+//! client that needs nothing installed (mqtt.rs), and the real binaries run as a user
 //! would run them, with their output collected and waited on with deadlines.
 //!
 //! Nothing here sleeps to synchronise: every wait is "until this condition holds, or
@@ -8,16 +9,22 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 mod broker;
+mod foreign;
 mod mosquitto_extras;
 mod mqtt;
+mod nats;
 mod pki;
 mod proxy;
 
 pub use broker::*;
+#[allow(unused_imports)] // only tests/foreign.rs runs the optional brokers
+pub use foreign::*;
 #[allow(unused_imports)] // nor needs mosquitto's extras
 pub use mosquitto_extras::*;
 #[allow(unused_imports)] // not every test file publishes raw messages
 pub use mqtt::*;
+#[allow(unused_imports)] // only tests/cluster.rs starts a NATS cluster
+pub use nats::*;
 #[allow(unused_imports)] // nor speaks TLS
 pub use pki::*;
 #[allow(unused_imports)] // nor cuts connections
@@ -137,18 +144,31 @@ pub fn tool(name: &str) -> Command {
 /// `chat-pub -b BROKER --no-presence ARGS…`: presence (tested in tests/presence.rs) would
 /// add join and leave lines to what the other tests compare.
 pub fn chat_pub(broker: &Broker, args: &[&str]) -> Command {
+    chat_pub_at(&[broker.url()], args)
+}
+
+/// `chat-pub -b URL… --no-presence ARGS…`, one `-b` per URL in order (a cluster's nodes).
+pub fn chat_pub_at(urls: &[String], args: &[&str]) -> Command {
     let mut c = tool("chat-pub");
-    c.arg("-b")
-        .arg(broker.url())
-        .arg("--no-presence")
-        .args(args);
+    for url in urls {
+        c.arg("-b").arg(url);
+    }
+    c.arg("--no-presence").args(args);
     c
 }
 
 /// `chat-sub -b BROKER ARGS…`
 pub fn chat_sub(broker: &Broker, args: &[&str]) -> Command {
+    chat_sub_at(&[broker.url()], args)
+}
+
+/// `chat-sub -b URL… ARGS…`, one `-b` per URL in order.
+pub fn chat_sub_at(urls: &[String], args: &[&str]) -> Command {
     let mut c = tool("chat-sub");
-    c.arg("-b").arg(broker.url()).args(args);
+    for url in urls {
+        c.arg("-b").arg(url);
+    }
+    c.args(args);
     c
 }
 
@@ -287,7 +307,12 @@ impl Proc {
 
     /// Starts `chat-sub -v ARGS` and waits until it has subscribed (its `-v` log says so).
     pub fn subscriber(broker: &Broker, args: &[&str]) -> Proc {
-        let mut cmd = chat_sub(broker, args);
+        Proc::subscriber_at(&[broker.url()], args)
+    }
+
+    /// [`Proc::subscriber`] with `-b URL` for each of `urls`.
+    pub fn subscriber_at(urls: &[String], args: &[&str]) -> Proc {
+        let mut cmd = chat_sub_at(urls, args);
         cmd.arg("-v");
         let p = Proc::spawn(&mut cmd);
         p.wait_stderr("subscribed to");
@@ -322,6 +347,12 @@ impl Proc {
             "{}: stdin not read",
             self.what
         );
+    }
+
+    /// Hands the child's stdin to the caller (a writer thread that must not block the
+    /// test's waits); dropping it is EOF.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin already taken or closed")
     }
 
     /// Closes the child's stdin (EOF).
@@ -407,9 +438,16 @@ impl Proc {
 
     /// Closes stdin and waits for the exit (killing it after the deadline, which fails).
     #[track_caller]
-    pub fn finish(mut self) -> Finished {
+    pub fn finish(self) -> Finished {
+        self.finish_within(DEADLINE)
+    }
+
+    /// [`Proc::finish`] with a deadline of its own (for brokers that take their time, such
+    /// as a cluster electing new leaders after a node died).
+    #[track_caller]
+    pub fn finish_within(mut self, deadline: Duration) -> Finished {
         self.stdin = None;
-        let end = Instant::now() + DEADLINE;
+        let end = Instant::now() + deadline;
         let status = loop {
             if let Some(s) = self.child.try_wait().expect("try_wait") {
                 break s;
@@ -418,7 +456,7 @@ impl Proc {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 panic!(
-                    "{} did not exit within {DEADLINE:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+                    "{} did not exit within {deadline:?}\n--- stdout:\n{}\n--- stderr:\n{}",
                     self.what,
                     String::from_utf8_lossy(&self.out.snapshot()),
                     self.stderr()
@@ -472,6 +510,50 @@ pub fn unique_topic(tag: &str) -> String {
     )
 }
 
+/// `n` numbered lines, `seq=00000001` …, as stdin text and as the expected output.
+pub fn numbered(from: usize, to: usize) -> (String, Vec<String>) {
+    let lines: Vec<String> = (from..=to).map(|i| format!("seq={i:08}")).collect();
+    (lines.join("\n") + "\n", lines)
+}
+
+/// Checks that `got` is exactly `want`: every line once, in order.
+#[track_caller]
+pub fn assert_exactly_once_in_order(got: &[String], want: &[String]) {
+    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
+        panic!(
+            "line {} differs: got {:?}, expected {:?} (got {} lines, expected {})",
+            i + 1,
+            got[i],
+            want[i],
+            got.len(),
+            want.len()
+        );
+    }
+    assert_eq!(got.len(), want.len(), "lines lost or repeated");
+}
+
+/// Runs the command `make` builds (a tool that exits by itself) until its stdout is
+/// `want`: for state that reaches a broker's other nodes, or its retained store, a
+/// moment after the publisher was acknowledged.
+#[track_caller]
+pub fn eventually_prints(mut make: impl FnMut() -> Command, want: &str) {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let out = run(&mut make(), b"");
+        if out.stdout_str() == want {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "expected {want:?} on stdout, got {:?} (exit {:?})\n--- stderr:\n{}",
+            out.stdout_str(),
+            out.code(),
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(100)); // polling interval
+    }
+}
+
 /// Parses JSON lines, failing with the offending line.
 #[track_caller]
 pub fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
@@ -505,26 +587,4 @@ pub fn is_terminal_control(c: char) -> bool {
         | '\u{2028}' | '\u{2029}'
         | '\u{202a}'..='\u{202e}'
         | '\u{2066}'..='\u{2069}')
-}
-
-/// `n` numbered lines, `seq=00000001` …, as stdin text and as the expected output.
-pub fn numbered(from: usize, to: usize) -> (String, Vec<String>) {
-    let lines: Vec<String> = (from..=to).map(|i| format!("seq={i:08}")).collect();
-    (lines.join("\n") + "\n", lines)
-}
-
-/// Checks that `got` is exactly `want`: every line once, in order.
-#[track_caller]
-pub fn assert_exactly_once_in_order(got: &[String], want: &[String]) {
-    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
-        panic!(
-            "line {} differs: got {:?}, expected {:?} (got {} lines, expected {})",
-            i + 1,
-            got[i],
-            want[i],
-            got.len(),
-            want.len()
-        );
-    }
-    assert_eq!(got.len(), want.len(), "lines lost or repeated");
 }

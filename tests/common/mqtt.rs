@@ -1,19 +1,34 @@
 //! A deliberately minimal MQTT 3.1.1 publisher written against the spec, for tests that
 //! need "some other client" to publish arbitrary bytes (raw payloads, hand-made
-//! envelopes, binary) without mosquitto_pub installed.
+//! envelopes, binary) without mosquitto_pub installed; and raw CONNECT probes, for what
+//! a broker answers byte for byte (MQTT 5 refused how?) and for whether it serves yet.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::{Broker, DEADLINE};
+
+/// The port of an `mqtt://127.0.0.1:PORT` URL (the only kind the test brokers have).
+#[track_caller]
+pub fn url_port(url: &str) -> u16 {
+    url.strip_prefix("mqtt://127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("not an mqtt://127.0.0.1:PORT URL: {url}"))
+}
 
 /// Publishes `payload` to `topic` and returns once the broker has it: after PUBACK
 /// (QoS 1), PUBCOMP (QoS 2), or — for QoS 0 — after the broker closed the connection
 /// following our DISCONNECT.
 pub fn publish_raw(broker: &Broker, topic: &str, payload: &[u8], qos: u8, retain: bool) {
+    publish_raw_at(&broker.url(), topic, payload, qos, retain);
+}
+
+/// [`publish_raw`] to the broker at `url` (a node of a cluster, a foreign broker).
+pub fn publish_raw_at(url: &str, topic: &str, payload: &[u8], qos: u8, retain: bool) {
     static N: AtomicU64 = AtomicU64::new(0);
-    let mut s = TcpStream::connect(("127.0.0.1", broker.port)).expect("connect");
+    let mut s = TcpStream::connect(("127.0.0.1", url_port(url))).expect("connect");
     s.set_nodelay(true).expect("nodelay");
     s.set_read_timeout(Some(DEADLINE)).expect("timeout");
     let id = format!(
@@ -56,7 +71,14 @@ fn push_str(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 fn send(s: &mut TcpStream, first: u8, body: &[u8]) {
-    let mut packet = vec![first];
+    let mut packet = Vec::new();
+    encode(&mut packet, first, body);
+    s.write_all(&packet).expect("send packet");
+}
+
+/// Appends a packet: the first byte, the remaining length, the body.
+fn encode(packet: &mut Vec<u8>, first: u8, body: &[u8]) {
+    packet.push(first);
     let mut len = body.len();
     loop {
         let byte = (len % 128) as u8;
@@ -67,7 +89,6 @@ fn send(s: &mut TcpStream, first: u8, body: &[u8]) {
         }
     }
     packet.extend_from_slice(body);
-    s.write_all(&packet).expect("send packet");
 }
 
 /// Reads one packet: (first byte, body).
@@ -103,8 +124,13 @@ pub struct Received {
 /// `probe_topic`, which must match `filter`, and collects until the probe comes back: a
 /// broker sends a subscription's retained messages before what is published after it.
 pub fn retained_messages(broker: &Broker, filter: &str, probe_topic: &str) -> Vec<Received> {
+    retained_messages_at(&broker.url(), filter, probe_topic)
+}
+
+/// [`retained_messages`] from the broker at `url`.
+pub fn retained_messages_at(url: &str, filter: &str, probe_topic: &str) -> Vec<Received> {
     static N: AtomicU64 = AtomicU64::new(0);
-    let mut s = TcpStream::connect(("127.0.0.1", broker.port)).expect("connect");
+    let mut s = TcpStream::connect(("127.0.0.1", url_port(url))).expect("connect");
     s.set_nodelay(true).expect("nodelay");
     s.set_read_timeout(Some(DEADLINE)).expect("timeout");
     let n = N.fetch_add(1, Ordering::Relaxed);
@@ -150,4 +176,101 @@ pub fn retained_messages(broker: &Broker, filter: &str, probe_topic: &str) -> Ve
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
     got
+}
+
+/// A CONNECT packet with a clean session and keepalive 60: MQTT 3.1.1 (`level` 4) or 5
+/// (`level` 5, with empty properties), with a will (QoS 0, not retained) on `will_topic`.
+pub fn connect_packet(level: u8, client_id: &str, will_topic: Option<&str>) -> Vec<u8> {
+    let will_flag = if will_topic.is_some() { 0x04 } else { 0 };
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', level, 0x02 | will_flag, 0, 60];
+    if level == 5 {
+        body.push(0); // no CONNECT properties
+    }
+    push_str(&mut body, client_id.as_bytes());
+    if let Some(topic) = will_topic {
+        if level == 5 {
+            body.push(0); // no will properties
+        }
+        push_str(&mut body, topic.as_bytes());
+        push_str(&mut body, b"gone");
+    }
+    let mut packet = Vec::new();
+    encode(&mut packet, 0x10, &body);
+    packet
+}
+
+/// What a server answered on a fresh connection to the bytes a test sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub bytes: Vec<u8>,
+    /// Whether the server closed the connection (or reset it) within the wait.
+    pub closed: bool,
+}
+
+/// Connects to 127.0.0.1:`port`, sends `bytes`, and collects the answer until the
+/// server closes the connection, `want` bytes have come, or `wait` has passed.
+pub fn exchange(port: u16, bytes: &[u8], want: usize, wait: Duration) -> std::io::Result<Answer> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_nodelay(true)?;
+    s.write_all(bytes)?;
+    let end = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while got.len() < want {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Answer {
+                bytes: got,
+                closed: false,
+            });
+        }
+        s.set_read_timeout(Some(left))?;
+        match s.read(&mut chunk) {
+            Ok(0) => {
+                return Ok(Answer {
+                    bytes: got,
+                    closed: true,
+                });
+            }
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Ok(Answer {
+                    bytes: got,
+                    closed: true,
+                });
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(Answer {
+                    bytes: got,
+                    closed: false,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Answer {
+        bytes: got,
+        closed: false,
+    })
+}
+
+/// Whether the server on 127.0.0.1:`port` accepts an MQTT 3.1.1 CONNECT (a CONNACK with
+/// return code 0) within `wait`: a broker that is listening but not yet serving (NATS
+/// before its JetStream is up) closes the connection or answers later.
+pub fn accepts_connect(port: u16, wait: Duration) -> bool {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let id = format!(
+        "ready-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    matches!(
+        exchange(port, &connect_packet(4, &id, None), 4, wait),
+        Ok(Answer { bytes, .. }) if bytes == [0x20, 2, 0, 0]
+    )
 }

@@ -20,8 +20,11 @@ pub enum Mqtt5 {
     /// Closes the connection without a CONNACK (RabbitMQ 3.10).
     Close,
     /// Answers with a 3.1.1 CONNACK "unacceptable protocol version" and keeps the
-    /// connection open until the client closes it (amqtt 0.12; NATS and aedes close it).
+    /// connection open until the client closes it (NATS and aedes close it then).
     Refuse,
+    /// Says nothing and keeps the connection open (amqtt 0.12, which reads the CONNECT's
+    /// MQTT 5 properties as a client id length and waits for bytes that never come).
+    Ignore,
 }
 
 /// A proxy on a free 127.0.0.1 port in front of a broker.
@@ -146,6 +149,8 @@ fn serve(mut client: TcpStream, target: u16, mqtt5: Mqtt5, conns: &Mutex<Vec<Tcp
         if level == 5 {
             if mqtt5 == Mqtt5::Refuse {
                 let _ = client.write_all(&[0x20, 2, 0, 1]);
+            }
+            if mqtt5 != Mqtt5::Close {
                 let _ = client.read_to_end(&mut head); // until the client gives up
             }
             let _ = client.shutdown(Shutdown::Both);

@@ -165,7 +165,10 @@ Some brokers close the connection instead of refusing a message: mosquitto under
 3.1.1 for a message over its \fBmax_packet_size\fR, chat\-broker for one over 16 MiB,
 NATS for a QoS 2 message or a topic it refuses (with \fB.\fR or a space). MQTT 3.1.1
 gives no reason. When the connection is lost three times in a row with no
-acknowledgement in between, the oldest unacknowledged message is taken for the cause: it
+acknowledgement in between, the second and third time within 1.5 seconds of connecting
+(a message the broker refuses is the first one sent again, and kills the connection as
+soon as it arrives; a cluster that is electing new leaders after a node died closes
+connections only after seconds), the oldest unacknowledged message is taken for the cause: it
 is reported by its line number, with the possible causes (too large, a QoS the broker
 does not support, a topic it refuses, not authorized), and given up, and the others are
 delivered. The pause before reconnecting grows

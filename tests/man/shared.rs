@@ -31,11 +31,15 @@ subscribes again, or with \fB\-\-session\fR resumes its session on whichever nod
 twice this way is printed once (see De\-duplication in chat\-sub(1)).
 .SS Protocol version
 \fB\-V auto\fR (the default) offers MQTT 5. A broker that does not speak it answers with
-an MQTT 3.1.1 CONNACK "unacceptable protocol version" (NATS, aedes, amqtt), an MQTT 5
-CONNACK 0x84, or closes the connection before any CONNACK (RabbitMQ). The tool then
-connects again at once with MQTT 3.1.1, and keeps 3.1.1 for the rest of the run,
-reconnects and other brokers included; \fB\-v\fR says so. That costs one more
-connection to such a broker at start, and nothing with a broker that speaks MQTT 5.
+an MQTT 3.1.1 CONNACK "unacceptable protocol version" (NATS, aedes), an MQTT 5 CONNACK
+0x84, closes the connection before any CONNACK (RabbitMQ), or does not answer at all
+(amqtt; after 2 seconds of silence). The tool then connects again at once with MQTT
+3.1.1, and keeps 3.1.1 for the rest of the run, reconnects and other brokers included;
+\fB\-v\fR says so. After a close or silence, 3.1.1 is only on trial: if that attempt
+fails too, the broker was in trouble rather than old, and MQTT 5 is offered again; and
+once a broker has accepted MQTT 5, only an explicit refusal of it leads to 3.1.1. That
+costs one more connection to such a broker at start, and nothing with a broker that
+speaks MQTT 5.
 Output (\fB\-\-json\fR included) and exit statuses are the same under both versions;
 what differs is what the broker can say: MQTT 3.1.1 has no reason codes for refused
 messages, no Receive Maximum and no maximum packet size.
