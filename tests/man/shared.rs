@@ -47,6 +47,32 @@ messages, no Receive Maximum and no maximum packet size.
 \fB\-V 5\fR and \fB\-V 3\fR are strict: a broker that refuses the version ends the run at
 once with exit status 3 and a hint. For a strict \fB\-V 5\fR, two connections in a row
 closed before any CONNACK count as such a refusal too.
+.SS Tested brokers
+chat\-pub and chat\-sub were tested, with \fB\-V auto\fR, against these brokers; what each
+supports was measured with raw packets and mosquitto's clients:
+.TP
+mosquitto 2.0.11, chat\-broker
+MQTT 5 and 3.1.1; QoS 0, 1 and 2; retained messages, also to wildcard subscriptions;
+persistent sessions.
+.TP
+NATS 2.9.10 (MQTT gateway, 3\-node cluster)
+MQTT 3.1.1 only (it answers MQTT 5 with "unacceptable protocol version"). A QoS 2
+publish closes the connection (chat\-pub reports the line after three tries: use
+\fB\-q 1\fR). Retained messages and sessions are kept across nodes, and a session
+resumes on any node. Topics (and so client ids in presence topics, which are encoded)
+must not contain \fB.\fR or spaces. After a node dies, the others take seconds to
+elect new leaders, and publishing is slow meanwhile.
+.TP
+RabbitMQ 3.10.8 (rabbitmq_mqtt)
+MQTT 3.1.1 only (it closes the connection on MQTT 5). QoS 2 is downgraded to 1.
+Retained messages are kept per node and are not delivered to wildcard subscriptions,
+and presence is read through one, so \fB\-\-who\fR sees nobody there and joins that
+happened before chat\-sub started are not known.
+.TP
+aedes 1.2.0, amqtt 0.12.1
+MQTT 3.1.1 only (aedes refuses MQTT 5; amqtt does not answer it, so \fB\-V auto\fR
+waits 2 seconds). QoS 0 to 2; retained messages, also to wildcard subscriptions.
+amqtt keeps no messages for an offline anonymous session.
 "##;
 
 /// The PRESENCE section: the topic rule and what each tool does.
