@@ -69,16 +69,6 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool, context: impl Fn() -> 
     }
 }
 
-/// Bytes written into a pipe and not yet read by its reader (FIONREAD works on either
-/// end of a Linux pipe).
-fn unread(fd: &impl AsRawFd) -> usize {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int through the pointer, which is valid.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
-    assert_eq!(r, 0, "FIONREAD: {}", std::io::Error::last_os_error());
-    n as usize
-}
-
 /// The capacity of a pipe in bytes.
 fn pipe_capacity(fd: &impl AsRawFd) -> usize {
     // SAFETY: F_GETPIPE_SZ only reads the descriptor's state.

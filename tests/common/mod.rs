@@ -329,21 +329,9 @@ impl Proc {
     /// Waits until the child has read everything written to its stdin (the pipe is empty).
     #[track_caller]
     pub fn wait_stdin_read(&self) {
-        use std::os::fd::AsRawFd;
-        let fd = self
-            .stdin
-            .as_ref()
-            .expect("stdin already closed")
-            .as_raw_fd();
-        let unread = || {
-            let mut n: libc::c_int = 0;
-            // SAFETY: FIONREAD writes one c_int through the pointer, which is valid.
-            let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
-            assert_eq!(r, 0, "FIONREAD: {}", std::io::Error::last_os_error());
-            n
-        };
+        let stdin = self.stdin.as_ref().expect("stdin already closed");
         assert!(
-            wait_until(|| unread() == 0),
+            wait_until(|| unread(stdin) == 0),
             "{}: stdin not read",
             self.what
         );
@@ -587,4 +575,14 @@ pub fn is_terminal_control(c: char) -> bool {
         | '\u{2028}' | '\u{2029}'
         | '\u{202a}'..='\u{202e}'
         | '\u{2066}'..='\u{2069}')
+}
+
+/// Bytes written into a pipe and not yet read by its reader (FIONREAD works on either
+/// end of a Linux pipe).
+pub fn unread(fd: &impl std::os::fd::AsRawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which is valid.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(r, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+    n as usize
 }
