@@ -45,6 +45,20 @@ fn stream_in_two_halves(
     (go, writer)
 }
 
+/// Asserts a tool's exit code, with the end of every node's log in the failure message
+/// (what NATS did around a failover is in its logs only).
+#[track_caller]
+fn expect_code_with_logs(out: &Finished, code: i32, c: &NatsCluster) {
+    assert_eq!(
+        out.code(),
+        Some(code),
+        "expected exit {code}\n--- stdout (first 2000 bytes):\n{}\n--- stderr:\n{}\n{}",
+        out.stdout_str().chars().take(2000).collect::<String>(),
+        out.stderr,
+        c.logs_tail(40)
+    );
+}
+
 /// Whether some line of `stderr` says it connected to one of `urls`.
 fn names_new_broker(stderr: &str, urls: &[String]) -> bool {
     stderr
@@ -292,7 +306,7 @@ fn chat_pub_moves_to_the_next_node_and_loses_nothing() {
     go.send(()).expect("writer thread");
     writer.join().expect("writer thread");
     let out = publisher.finish();
-    out.expect_code(0);
+    expect_code_with_logs(&out, 0, &c);
     assert!(
         names_new_broker(&out.stderr, &[c.url(1), c.url(2)]),
         "chat-pub: expected a line 'connected to' node 1 or 2 ({} or {}), got:\n{}",
@@ -301,7 +315,8 @@ fn chat_pub_moves_to_the_next_node_and_loses_nothing() {
         out.stderr
     );
     let got = sub.finish();
-    assert_exactly_once_in_order(&got.expect_code(0).lines(), &want);
+    expect_code_with_logs(&got, 0, &c);
+    assert_exactly_once_in_order(&got.lines(), &want);
 }
 
 /// `chat-sub --session NAME -q 1` with the three URLs, connected to node 0; a publisher on
@@ -349,9 +364,10 @@ fn chat_sub_session_moves_to_the_next_node_and_loses_nothing() {
     c.kill(0);
     go.send(()).expect("writer thread");
     writer.join().expect("writer thread");
-    publisher.finish().expect_code(0);
+    expect_code_with_logs(&publisher.finish(), 0, &c);
     let got = sub.finish();
-    let lines = got.expect_code(0).lines();
+    expect_code_with_logs(&got, 0, &c);
+    let lines = got.lines();
     let mut sorted = lines.clone();
     sorted.sort_unstable();
     if sorted != want {
