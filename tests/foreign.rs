@@ -5,7 +5,10 @@
 //!
 //! What they do differently, as measured (aedes 1.2.0, amqtt 0.12.1, RabbitMQ 3.10.8):
 //! - to an MQTT 5 CONNECT, aedes and amqtt answer a 3.1.1 CONNACK with return code 1
-//!   and close; RabbitMQ closes without a word;
+//!   and close; RabbitMQ closes without a word. amqtt does so only for a CONNECT without
+//!   properties: it parses the CONNECT as 3.1.1 first, so the properties of the tools'
+//!   CONNECT (Maximum Packet Size) are read as a client id length of 1,319 bytes, and it
+//!   waits for bytes that never come — no answer, no close;
 //! - RabbitMQ does not deliver retained messages to wildcard subscriptions, which is
 //!   how `chat-sub --who` reads presence: --who is only checked on aedes and amqtt;
 //! - amqtt hands a copy of a retained message to the next client that connects after a

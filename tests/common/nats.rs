@@ -11,6 +11,7 @@
 //! elsewhere when it is not installed.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{DEADLINE, TempDir, accepts_connect, free_port, send_signal, wait_for_port};
@@ -37,15 +38,23 @@ struct Node {
     child: Option<Child>,
 }
 
+/// One cluster at a time in a test binary: a node is a JetStream server, CI has two
+/// cores, and the failover tests' timings were measured with one cluster running.
+static TURN: Mutex<()> = Mutex::new(());
+
 /// A running NATS cluster; every node is killed on drop.
 pub struct NatsCluster {
     nodes: Vec<Node>,
+    /// Released after the nodes are killed (fields drop after `Drop::drop`).
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl NatsCluster {
     /// Starts `n` nodes and waits (60 s at most) until every one serves MQTT.
     pub fn start(n: usize) -> NatsCluster {
         assert!(n >= 1, "a cluster of {n} nodes");
+        // A test that failed while holding the turn poisons it; the next may go on.
+        let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         let dirs: Vec<TempDir> = (0..n).map(|i| TempDir::new(&format!("nats{i}"))).collect();
         for _ in 0..20 {
             let ports = distinct_ports(n);
@@ -73,7 +82,7 @@ impl NatsCluster {
                         child: Some(child),
                     })
                     .collect();
-                let cluster = NatsCluster { nodes };
+                let cluster = NatsCluster { nodes, _turn: turn };
                 cluster.wait_until_serving();
                 return cluster;
             }
