@@ -104,9 +104,9 @@ pub struct Common {
     /// MQTT protocol version: auto, 3 (3.1.1) or 5
     ///
     /// auto (the default) offers MQTT 5, and when the broker refuses it (a broker that
-    /// speaks only 3.1.1 answers with "unacceptable protocol version" or closes the
-    /// connection) connects again at once with MQTT 3.1.1 and keeps it for the rest of
-    /// the run; -v says so. 3 means MQTT 3.1.1, as in mosquitto's clients, and 5 MQTT 5:
+    /// speaks only 3.1.1 answers with "unacceptable protocol version", closes the
+    /// connection, or says nothing for 2 seconds) connects again at once with MQTT 3.1.1
+    /// and keeps it for the rest of the run; -v says so. 3 means MQTT 3.1.1, as in mosquitto's clients, and 5 MQTT 5:
     /// either is strict, and a broker that refuses it ends the run with status 3. Also
     /// accepted: 311, 3.1.1, mqttv311, mqttv5.
     #[arg(short = 'V', long = "mqtt-version", value_name = "auto|3|5", default_value = "auto",
