@@ -1,5 +1,6 @@
-//! Every broker people run (SPEC §3, §7, §9): `-V auto` in front of brokers that speak only
-//! MQTT 3.1.1, several brokers with failover, and input read while no broker answers.
+//! Every broker people run (SPEC §3, §7, §9, §10): `-V auto` in front of brokers that speak
+//! only MQTT 3.1.1, a broker that refuses the presence will, several brokers with
+//! failover, and input read while no broker answers.
 //!
 //! The brokers are the real ones (chat-broker and mosquitto, through [`each_broker!`]). A
 //! proxy in front of them stands in for a broker that refuses MQTT 5 the way RabbitMQ
@@ -33,6 +34,27 @@ each_broker! {
     /// a short wait (not the whole connect timeout), MQTT 3.1.1 is tried.
     fn auto_falls_back_when_the_broker_ignores_mqtt_5(broker) {
         falls_back(broker, Mqtt5::Ignore);
+    }
+
+    /// A broker that closes the connection, without a word, for chat-pub's will (as NATS
+    /// does for a will topic it refuses): chat-pub connects once more without the will,
+    /// says that it goes on without presence, and the lines arrive; no join is shown.
+    fn a_refused_will_leaves_chat_pub_without_presence(broker) {
+        let topic = unique_topic("nowill");
+        let rule = Rule { mqtt5: Mqtt5::Refuse, close_on_will: true };
+        let proxy = Proxy::with_rule(broker, rule);
+        let sub = Proc::subscriber(broker, &["--json", "-n", "2", &topic]);
+        let out = run(
+            tool("chat-pub").args(["-b", &proxy.url(), "--nick", "al", &topic]),
+            b"one\ntwo\n",
+        );
+        out.expect_code(0);
+        assert_eq!(out.stderr.matches("going on without presence").count(), 1, "{}", out.stderr);
+        assert!(out.stderr.contains("refused the connection with the presence will"), "{}", out.stderr);
+        let lines = sub.finish().expect_code(0).lines();
+        let objects = json_lines(&lines);
+        let texts: Vec<_> = objects.iter().map(|v| v["text"].clone()).collect();
+        assert_eq!(texts, ["one", "two"], "no join before the lines: {lines:?}");
     }
 
     /// chat-pub with two brokers (two ways to the same broker): the first one dies in the

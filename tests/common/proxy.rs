@@ -12,10 +12,20 @@ use std::time::{Duration, Instant};
 
 use super::{Broker, DEADLINE};
 
+/// What the proxy does with a CONNECT: as `mqtt5` says for an MQTT 5 one, and with
+/// `close_on_will` it closes every connection whose CONNECT has a will, without an answer
+/// (NATS does so for a will topic it refuses).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rule {
+    pub mqtt5: Mqtt5,
+    pub close_on_will: bool,
+}
+
 /// What the proxy does with an MQTT 5 CONNECT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Mqtt5 {
     /// Passes it on, like every other byte.
+    #[default]
     Pass,
     /// Closes the connection without a CONNACK (RabbitMQ 3.10).
     Close,
@@ -46,6 +56,15 @@ impl Proxy {
 
     /// Starts forwarding 127.0.0.1:PORT to the broker, but MQTT 5 CONNECTs as `mqtt5` says.
     pub fn with(broker: &Broker, mqtt5: Mqtt5) -> Proxy {
+        let rule = Rule {
+            mqtt5,
+            close_on_will: false,
+        };
+        Proxy::with_rule(broker, rule)
+    }
+
+    /// Starts forwarding 127.0.0.1:PORT to the broker, CONNECTs as `rule` says.
+    pub fn with_rule(broker: &Broker, rule: Rule) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("proxy addr").port();
@@ -60,7 +79,7 @@ impl Proxy {
                     Ok((client, _)) => {
                         a.fetch_add(1, Ordering::SeqCst);
                         let c = c.clone();
-                        std::thread::spawn(move || serve(client, target, mqtt5, &c));
+                        std::thread::spawn(move || serve(client, target, rule, &c));
                     }
                     // Polling interval of the accept loop (so that `shut` can stop it).
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
@@ -134,7 +153,7 @@ impl Proxy {
 
 /// One client connection: its CONNECT is read first when MQTT 5 gets special treatment,
 /// then bytes flow both ways.
-fn serve(mut client: TcpStream, target: u16, mqtt5: Mqtt5, conns: &Mutex<Vec<TcpStream>>) {
+fn serve(mut client: TcpStream, target: u16, rule: Rule, conns: &Mutex<Vec<TcpStream>>) {
     let _ = client.set_nonblocking(false);
     let _ = client.set_nodelay(true);
     conns
@@ -142,15 +161,16 @@ fn serve(mut client: TcpStream, target: u16, mqtt5: Mqtt5, conns: &Mutex<Vec<Tcp
         .unwrap()
         .push(client.try_clone().expect("clone"));
     let mut head = Vec::new();
-    if mqtt5 != Mqtt5::Pass {
-        let Some(level) = protocol_level(&mut client, &mut head) else {
+    if rule != Rule::default() {
+        let Some((level, flags)) = connect_level_and_flags(&mut client, &mut head) else {
             return;
         };
-        if level == 5 {
+        let mqtt5 = if level == 5 { rule.mqtt5 } else { Mqtt5::Pass };
+        if mqtt5 != Mqtt5::Pass || (rule.close_on_will && flags & 0x04 != 0) {
             if mqtt5 == Mqtt5::Refuse {
                 let _ = client.write_all(&[0x20, 2, 0, 1]);
             }
-            if mqtt5 != Mqtt5::Close {
+            if matches!(mqtt5, Mqtt5::Refuse | Mqtt5::Ignore) {
                 let _ = client.read_to_end(&mut head); // until the client gives up
             }
             let _ = client.shutdown(Shutdown::Both);
@@ -176,14 +196,15 @@ fn serve(mut client: TcpStream, target: u16, mqtt5: Mqtt5, conns: &Mutex<Vec<Tcp
     pipe(upstream, client);
 }
 
-/// Reads the start of a CONNECT into `head`, up to its protocol level, and returns it.
-fn protocol_level(client: &mut TcpStream, head: &mut Vec<u8>) -> Option<u8> {
+/// Reads the start of a CONNECT into `head`, up to its connect flags, and returns its
+/// protocol level and flags.
+fn connect_level_and_flags(client: &mut TcpStream, head: &mut Vec<u8>) -> Option<(u8, u8)> {
     let mut byte = [0u8; 1];
     loop {
-        // type, remaining length (1–4 bytes), protocol name ("MQTT", 6 bytes), level
+        // type, remaining length (1–4 bytes), protocol name ("MQTT", 6 bytes), level, flags
         let len_bytes = head.iter().skip(1).take_while(|&&b| b & 0x80 != 0).count() + 1;
-        if head.len() > len_bytes + 7 {
-            return Some(head[len_bytes + 7]);
+        if head.len() > len_bytes + 8 {
+            return Some((head[len_bytes + 7], head[len_bytes + 8]));
         }
         match client.read(&mut byte) {
             Ok(1) => head.push(byte[0]),
