@@ -279,11 +279,7 @@ impl Publisher {
                     self.interrupted(code).await?;
                 }
                 r = io(&mut link) => {
-                    let Some(l) = link.as_mut() else { continue };
-                    if let Err(lost) = r.and_then(|()| self.handle_packets(l)) {
-                        link = None;
-                        self.connection_lost(lost)?;
-                        let pause = self.losses.pause();
+                    if let Some(pause) = self.after_io(&mut link, r)? {
                         // No connection is being made while one is up; assigning None
                         // tells the borrow checker that `connector` is free again.
                         #[allow(unused_assignments)]
@@ -297,10 +293,6 @@ impl Publisher {
                     dialing = None;
                     let mut l = r.map_err(|e| self.cannot_reconnect(e, connected_once))?;
                     self.connected(&mut l, connector, connected_once);
-                    if !connected_once && !self.input.open {
-                        // Input ended before the first connection: the drain starts now.
-                        self.drain_deadline = Some(Instant::now() + self.drain_timeout);
-                    }
                     connected_once = true;
                     link = Some(l);
                 }
@@ -319,11 +311,35 @@ impl Publisher {
         Ok(())
     }
 
+    /// Handles what the connection brought; on a loss, reports it and returns the pause
+    /// before the next attempt (the link is gone then).
+    fn after_io(
+        &mut self,
+        link: &mut Option<Link>,
+        io: Result<(), LinkError>,
+    ) -> Result<Option<Duration>, Error> {
+        let Some(l) = link.as_mut() else {
+            return Ok(None);
+        };
+        match io.and_then(|()| self.handle_packets(l)) {
+            Ok(()) => Ok(None),
+            Err(lost) => {
+                *link = None;
+                self.connection_lost(lost)?;
+                Ok(Some(self.losses.pause()))
+            }
+        }
+    }
+
     /// A connection was accepted: announce presence (if the broker did not refuse the
     /// will), then send the outbox again.
     fn connected(&mut self, link: &mut Link, connector: &Connector, again: bool) {
         if !connector.has_will() {
             self.presence = None;
+        }
+        if !again && !self.input.open {
+            // Input ended before the first connection: the drain starts now.
+            self.drain_deadline = Some(Instant::now() + self.drain_timeout);
         }
         if again {
             log::warn!(
