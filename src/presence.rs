@@ -16,9 +16,12 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::envelope;
+use crate::session::Link;
+use crate::wire::{self, PubFlags, Will};
 
 /// The first topic level of every presence topic.
 pub const PREFIX: &str = "mqttchat-presence";
@@ -101,6 +104,57 @@ pub fn join_payload(nick: &str) -> Vec<u8> {
     envelope::push_json_str(&mut out, &envelope::now_rfc3339());
     out.push(b'}');
     out
+}
+
+/// chat-pub's presence in a room: where it announces itself, the join it publishes
+/// there, and the will that says goodbye when it dies.
+pub struct Announce {
+    topic: Bytes,
+    join: Bytes,
+}
+
+impl Announce {
+    /// The presence of the client `client_id` with `nick` in `room`, joining now.
+    pub fn new(room: &str, client_id: &str, nick: &str) -> Announce {
+        Announce {
+            topic: Bytes::from(topic(room, client_id)),
+            join: Bytes::from(join_payload(nick)),
+        }
+    }
+
+    /// The will: dying without DISCONNECT publishes the same goodbye as leaving, an
+    /// empty retained message (offline, and no state left behind).
+    pub fn will(&self) -> Will {
+        Will {
+            topic: String::from_utf8_lossy(&self.topic).into_owned(),
+            payload: Vec::new(),
+            qos: 1,
+            retain: true,
+        }
+    }
+
+    /// Appends the retained join, at QoS 1 with packet id `pkid` (after every
+    /// connection: a broker may have lost it).
+    pub fn join(&self, link: &mut Link, pkid: u16) {
+        self.publish(link, &self.join.clone(), 1, pkid);
+    }
+
+    /// Appends the retained empty message that means offline and clears the state.
+    pub fn leave(&self, link: &mut Link) {
+        // QoS 0: the DISCONNECT handshake that ends every run makes sure the broker read
+        // it, and a goodbye is never a failed line.
+        self.publish(link, &Bytes::new(), 0, 0);
+    }
+
+    fn publish(&self, link: &mut Link, payload: &Bytes, qos: u8, pkid: u16) {
+        let flags = PubFlags {
+            qos,
+            retain: true,
+            dup: false,
+            pkid,
+        };
+        wire::encode_publish(link.version, &mut link.wbuf, &self.topic, payload, flags);
+    }
 }
 
 /// A presence message as received.

@@ -23,10 +23,11 @@ use crate::envelope::IdSource;
 use crate::error::{Error, Tally};
 use crate::input::{self, Control, LineRules, Message, Mode, Preparer, Source};
 use crate::outbox::{Outbox, SPARE_PKID, encode};
+use crate::presence::Announce;
 use crate::session::{Link, LinkError};
 use crate::signals::Signals;
-use crate::wire::{self, AckKind, Inbound, PubFlags, Will};
-use crate::{presence, topic};
+use crate::topic;
+use crate::wire::{self, AckKind, Inbound};
 
 /// Default `--max-size` of chat-pub: 1 MiB.
 pub const DEFAULT_MAX_SIZE: usize = 1 << 20;
@@ -95,19 +96,9 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
         args.no_presence,
     ) {
         (Some(room), Mode::Envelope, true, false) => {
-            let topic = presence::topic(room, &opts.spec.client_id);
-            // Dying without DISCONNECT publishes the same goodbye as leaving: an empty
-            // retained message (offline, and no state left behind).
-            opts.spec.will = Some(Will {
-                topic: topic.clone(),
-                payload: Vec::new(),
-                qos: 1,
-                retain: true,
-            });
-            Some(Announce {
-                topic: Bytes::from(topic),
-                join: Bytes::from(presence::join_payload(&nick(args.nick.as_deref()))),
-            })
+            let announce = Announce::new(room, &opts.spec.client_id, &nick(args.nick.as_deref()));
+            opts.spec.will = Some(announce.will());
+            Some(announce)
         }
         _ => None,
     };
@@ -160,38 +151,6 @@ struct Input {
 /// The envelope's `from`: `--nick`/`$CHAT_NICK`, else `$USER`, else `anonymous`.
 fn nick(flag: Option<&str>) -> String {
     crate::own_nick(flag).unwrap_or_else(|| "anonymous".to_owned())
-}
-
-/// chat-pub's presence: where it announces itself, and the join it publishes there.
-struct Announce {
-    topic: Bytes,
-    join: Bytes,
-}
-
-impl Announce {
-    /// Appends the retained join (after every connection: a broker may have lost it). At
-    /// QoS 1 with the packet id the outbox never uses, so that its PUBACK says whether the
-    /// broker took it; nothing else is sent until then (see [`Publisher::joining`]).
-    fn join(&self, link: &mut Link) {
-        self.publish(link, &self.join.clone(), 1, SPARE_PKID);
-    }
-
-    /// Appends the retained empty message that means offline and clears the state.
-    fn leave(&self, link: &mut Link) {
-        // QoS 0: the DISCONNECT handshake that ends every run makes sure the broker read
-        // it, and a goodbye is never a failed line.
-        self.publish(link, &Bytes::new(), 0, 0);
-    }
-
-    fn publish(&self, link: &mut Link, payload: &Bytes, qos: u8, pkid: u16) {
-        let flags = PubFlags {
-            qos,
-            retain: true,
-            dup: false,
-            pkid,
-        };
-        wire::encode_publish(link.version, &mut link.wbuf, &self.topic, payload, flags);
-    }
 }
 
 /// A connection being made (kept across turns of the loop, so that input, a signal or
@@ -351,7 +310,9 @@ impl Publisher {
         self.resend_due = true;
         self.link_since = Instant::now();
         if let Some(p) = &self.presence {
-            p.join(link);
+            // At QoS 1 with the packet id the outbox never uses, so that its PUBACK says
+            // whether the broker took it; nothing else is sent until then (`joining`).
+            p.join(link, SPARE_PKID);
             self.joining = true;
         }
     }
