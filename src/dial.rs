@@ -244,11 +244,12 @@ impl Dial {
         match outcome {
             Outcome::Certificate => return Step::Fatal(Fatal::Certificate),
             // Said outright: MQTT 3.1.1 for good (the broker does not speak 5), or no hope.
-            Outcome::Refused(r) if r.is_version() && auto && attempt.version == Version::V5 => {
-                self.fell_back = true;
-                return now;
-            }
-            Outcome::Refused(r) if r.is_version() => {
+            // An answer in 3.1.1 to an MQTT 5 CONNECT says so whatever its return code.
+            Outcome::Refused(r) if r.is_version() || r.version != attempt.version => {
+                if auto && attempt.version == Version::V5 {
+                    self.fell_back = true;
+                    return now;
+                }
                 return Step::Fatal(Fatal::Version(attempt.version));
             }
             Outcome::Refused(r) if attempt.will && r.may_be_will() => {
@@ -427,6 +428,16 @@ mod tests {
     }
 
     #[test]
+    fn any_3_1_1_answer_to_mqtt_5_means_3_1_1() {
+        // "Not authorized" in 3.1.1 to an MQTT 5 CONNECT: first speak its version.
+        let mut d = Dial::new(1, VersionChoice::Auto, true);
+        assert_eq!(d.failed(&refusal(V311, 5)), NOW);
+        assert_eq!(d.next(), at_node_0(V311, true));
+        let strict = Dial::new(1, VersionChoice::Only(V5), false).failed(&refusal(V311, 5));
+        assert_eq!(strict, Step::Fatal(Fatal::Version(V5)));
+    }
+
+    #[test]
     fn auto_does_not_fall_back_for_other_failures() {
         let mut d = Dial::new(1, VersionChoice::Auto, false);
         d.failed(&Outcome::Failed);
@@ -468,8 +479,13 @@ mod tests {
             d.failed(&refusal(V5, 0x86)),
             Step::Fatal(Fatal::Credentials)
         );
-        assert_eq!(d.failed(&refusal(V311, 4)), Step::Fatal(Fatal::Credentials));
         assert_eq!(d.failed(&refusal(V5, 0x85)), Step::Fatal(Fatal::ClientId));
+        let mut v311 = Dial::new(2, VersionChoice::Only(V311), false);
+        assert_eq!(
+            v311.failed(&refusal(V311, 4)),
+            Step::Fatal(Fatal::Credentials)
+        );
+        assert_eq!(v311.failed(&refusal(V311, 2)), Step::Fatal(Fatal::ClientId));
         assert_eq!(
             d.failed(&Outcome::Certificate),
             Step::Fatal(Fatal::Certificate)
