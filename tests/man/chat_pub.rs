@@ -154,8 +154,10 @@ up to 2 s. Until input ends it keeps trying; after that, until the drain timeout
 Meanwhile it goes on reading standard input, up to 256 KiB of messages, so that the end
 of input starts the drain timeout whether a broker is reachable or not: when it ends,
 chat\-pub says how many messages were not acknowledged and exits 1 (130 or 143 after a
-signal). Messages not yet acknowledged are sent again, in their order, before any newer
-line. A message sent again may reach subscribers twice
+signal). Before the first connection \fB\-\-connect\-timeout\fR is the only limit (exit
+status 3 when no broker answers in time); for input that ended before it, the drain
+timeout starts once connected. Messages not yet acknowledged are sent again, in their
+order, before any newer line. A message sent again may reach subscribers twice
 (delivery at QoS 1 and 2 is at least once). QoS 0 messages sent on the lost connection
 are counted as possibly lost. When an MQTT 5 broker says that another client connected
 with the same client id (\fB\-i\fR), chat\-pub does not take the connection back: it
