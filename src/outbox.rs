@@ -29,6 +29,9 @@ enum Stage {
     Released,
     /// Acknowledged; removed once everything before it is too.
     Done,
+    /// To be sent again on this connection once the window has room (after a reconnect
+    /// to a broker that allows fewer messages in flight than were unacknowledged).
+    Queued,
 }
 
 struct Entry {
@@ -47,6 +50,8 @@ pub struct Outbox {
     by_pkid: HashMap<u16, u64>,
     last_pkid: u16,
     bytes: usize,
+    /// Entries in [`Stage::Queued`].
+    queued: usize,
 }
 
 impl Outbox {
@@ -58,13 +63,21 @@ impl Outbox {
         self.by_pkid.is_empty()
     }
 
+    /// Whether messages wait to be sent again (the window was full at the reconnect).
+    pub fn has_queued(&self) -> bool {
+        self.queued > 0
+    }
+
+    /// Messages sent on this connection and not acknowledged yet.
+    pub fn in_flight(&self) -> usize {
+        self.by_pkid.len() - self.queued
+    }
+
+    /// Whether `m` may be sent now: the window has room, and nothing older waits for it.
     pub fn has_room(&self, link: &Link, m: &Message) -> bool {
-        let window = match link.version {
-            Version::V5 => usize::from(link.connack.receive_max.unwrap_or(u16::MAX)).min(WINDOW),
-            Version::V311 if m.qos == 2 => WINDOW_QOS2_V311,
-            Version::V311 => WINDOW,
-        };
-        self.len() < window && (self.is_empty() || self.bytes + m.payload.len() <= WINDOW_BYTES)
+        self.queued == 0
+            && self.in_flight() < window(link, m.qos)
+            && (self.is_empty() || self.bytes + m.payload.len() <= WINDOW_BYTES)
     }
 
     /// A free packet id (1..=65534, never [`SPARE_PKID`]; the window is far smaller, so
@@ -97,11 +110,20 @@ impl Outbox {
         self.entries.get_mut((seq - self.base) as usize)
     }
 
+    /// Moves a message to `stage`, keeping the count of queued ones.
+    fn set_stage(&mut self, pkid: u16, stage: Stage) -> Option<&mut Entry> {
+        let e = self.entry(pkid)?;
+        let was_queued = e.stage == Stage::Queued;
+        e.stage = stage;
+        self.queued -= usize::from(was_queued);
+        self.entry(pkid)
+    }
+
     /// Marks a QoS 2 message as released (PUBREC received). False for an unknown id.
     pub fn released(&mut self, pkid: u16) -> bool {
         match self.entry(pkid) {
             Some(e) if e.stage != Stage::Done => {
-                e.stage = Stage::Released;
+                self.set_stage(pkid, Stage::Released);
                 true
             }
             _ => false,
@@ -110,8 +132,7 @@ impl Outbox {
 
     /// Marks a message as done; returns its line number (None for an unknown id).
     pub fn complete(&mut self, pkid: u16) -> Option<u64> {
-        let e = self.entry(pkid)?;
-        e.stage = Stage::Done;
+        let e = self.set_stage(pkid, Stage::Done)?;
         let (line, len) = (e.msg.line, e.msg.payload.len());
         self.by_pkid.remove(&pkid);
         self.bytes -= len;
@@ -128,15 +149,18 @@ impl Outbox {
         self.complete(pkid)
     }
 
-    /// After a reconnect: sends every unfinished message again, oldest first. When the
-    /// broker kept our session, with the same ids (PUBREL for released ones); else as new
-    /// publishes with new ids: at least once, and the envelope id lets readers drop the
-    /// duplicates.
+    /// After a reconnect: sends every unfinished message again, oldest first, as far as
+    /// the new connection's window allows (the rest is queued for [`Outbox::send_queued`]).
+    /// When the broker kept our session, with the same ids (PUBREL for released ones);
+    /// else as new publishes with new ids: at least once, and the envelope id lets readers
+    /// drop the duplicates.
     pub fn resend(&mut self, link: &mut Link) {
         let kept = link.connack.session_present;
         if !kept {
             self.by_pkid.clear();
         }
+        self.queued = 0;
+        let mut sent = 0;
         for i in 0..self.entries.len() {
             if self.entries[i].stage == Stage::Done {
                 continue;
@@ -148,12 +172,50 @@ impl Outbox {
                 e.pkid = pkid;
                 e.stage = Stage::Sent;
             }
-            let e = &self.entries[i];
+            let e = &mut self.entries[i];
             match e.stage {
+                // In flight at the broker already: its session holds it.
                 Stage::Released => wire::encode_ack(AckKind::PubRel, e.pkid, &mut link.wbuf),
-                _ => encode(link, &e.msg, e.pkid, kept),
+                _ if sent < window(link, e.msg.qos) => {
+                    e.stage = Stage::Sent;
+                    encode(link, &e.msg, e.pkid, kept);
+                }
+                _ => {
+                    e.stage = Stage::Queued;
+                    self.queued += 1;
+                    continue;
+                }
             }
+            sent += 1;
         }
+    }
+
+    /// Sends queued messages, oldest first, while the window has room.
+    pub fn send_queued(&mut self, link: &mut Link) {
+        let mut i = 0;
+        while self.queued > 0 && i < self.entries.len() {
+            let e = &self.entries[i];
+            if e.stage == Stage::Queued {
+                if self.in_flight() >= window(link, e.msg.qos) {
+                    return;
+                }
+                encode(link, &e.msg, e.pkid, false);
+                self.entries[i].stage = Stage::Sent;
+                self.queued -= 1;
+            }
+            i += 1;
+        }
+    }
+}
+
+/// How many messages at `qos` may be in flight on `link`: the broker's Receive Maximum
+/// under MQTT 5 (at most [`WINDOW`]); under 3.1.1 [`WINDOW`], and [`WINDOW_QOS2_V311`] at
+/// QoS 2.
+fn window(link: &Link, qos: u8) -> usize {
+    match link.version {
+        Version::V5 => usize::from(link.connack.receive_max.unwrap_or(u16::MAX)).min(WINDOW),
+        Version::V311 if qos == 2 => WINDOW_QOS2_V311,
+        Version::V311 => WINDOW,
     }
 }
 
@@ -171,6 +233,8 @@ pub fn encode(link: &mut Link, m: &Message, pkid: u16, dup: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{ConnAckInfo, Inbound, MAX_PACKET};
+    use bytes::{Bytes, BytesMut};
 
     #[test]
     fn packet_ids_wrap_around_skipping_the_spare_one_and_those_in_flight() {
@@ -181,5 +245,124 @@ mod tests {
         o.by_pkid.insert(1, 0);
         let ids: Vec<u16> = (0..3).map(|_| o.assign()).collect();
         assert_eq!(ids, [SPARE_PKID - 1, 2, 3]);
+    }
+
+    fn message(line: u64, qos: u8) -> Message {
+        Message {
+            line,
+            topic: Bytes::from_static(b"t"),
+            payload: Bytes::from(format!("line {line}")),
+            qos,
+            retain: false,
+        }
+    }
+
+    /// A broker's connection as the outbox sees it.
+    fn link(version: Version, receive_max: Option<u16>, session_present: bool) -> Link {
+        let connack = ConnAckInfo {
+            receive_max,
+            session_present,
+            ..ConnAckInfo::default()
+        };
+        Link::detached(version, connack)
+    }
+
+    /// What was queued on `link` since the last call: (line, packet id, dup) of each
+    /// PUBLISH, and (0, packet id, false) for each PUBREL.
+    fn written(link: &mut Link) -> Vec<(u64, u16, bool)> {
+        let mut buf: BytesMut = link.take_written();
+        let mut out = Vec::new();
+        while let Some(p) = wire::decode(link.version, &mut buf, MAX_PACKET).expect("decode") {
+            out.push(match p {
+                Inbound::Publish(d) => {
+                    let text = String::from_utf8_lossy(&d.payload).into_owned();
+                    let line = text.trim_start_matches("line ").parse().expect("line");
+                    (line, d.pkid, d.dup)
+                }
+                Inbound::Ack {
+                    kind: AckKind::PubRel,
+                    pkid,
+                    ..
+                } => (0, pkid, false),
+                other => panic!("unexpected {other:?}"),
+            });
+        }
+        out
+    }
+
+    /// Sends `n` QoS `qos` messages on a connection without a window of its own.
+    fn outbox_with(n: u64, qos: u8) -> (Outbox, Link) {
+        let mut o = Outbox::default();
+        let mut first = link(Version::V5, None, false);
+        for line in 1..=n {
+            let m = message(line, qos);
+            assert!(o.has_room(&first, &m));
+            let pkid = o.assign();
+            encode(&mut first, &m, pkid, false);
+            o.push(m, pkid);
+        }
+        written(&mut first);
+        (o, first)
+    }
+
+    #[test]
+    fn a_reconnect_resends_in_order_within_the_new_brokers_receive_maximum() {
+        let (mut o, _) = outbox_with(12, 1);
+        // Lines 1 and 2 were acknowledged before the connection was lost.
+        o.complete(1);
+        o.complete(2);
+        let mut next = link(Version::V5, Some(4), false);
+        o.resend(&mut next);
+        let resent = written(&mut next);
+        let lines: Vec<u64> = resent.iter().map(|w| w.0).collect();
+        assert_eq!(lines, [3, 4, 5, 6], "only the Receive Maximum goes out");
+        assert!(resent.iter().all(|w| !w.2), "a new session: no DUP");
+        assert_eq!((o.len(), o.in_flight()), (10, 4));
+        // A newer line waits behind the queued ones, even when the window has room.
+        assert!(!o.has_room(&next, &message(13, 1)));
+        // Each acknowledgement lets one more queued line out, oldest first.
+        let mut order = lines;
+        let ack_oldest = |o: &mut Outbox| {
+            let oldest = *o.by_pkid.keys().min().expect("in flight");
+            o.complete(oldest);
+        };
+        while o.has_queued() {
+            ack_oldest(&mut o);
+            o.send_queued(&mut next);
+            order.extend(written(&mut next).iter().map(|w| w.0));
+            assert!(o.in_flight() <= 4);
+        }
+        assert_eq!(order, (3..=12).collect::<Vec<_>>());
+        // Nothing queued any more: new lines wait only for the window.
+        assert!(!o.has_room(&next, &message(13, 1)), "4 in flight");
+        ack_oldest(&mut o);
+        assert!(o.has_room(&next, &message(13, 1)));
+    }
+
+    #[test]
+    fn a_kept_session_gets_the_same_ids_with_dup_and_pubrel_for_released_messages() {
+        let (mut o, _) = outbox_with(3, 2);
+        assert!(o.released(1), "PUBREC for line 1");
+        let mut again = link(Version::V311, None, true);
+        o.resend(&mut again);
+        assert_eq!(
+            written(&mut again),
+            [(0, 1, false), (2, 2, true), (3, 3, true)],
+            "PUBREL for the released one, the others again with DUP, same ids"
+        );
+        assert_eq!(o.complete(1), Some(1));
+        assert_eq!(o.complete(1), None, "a repeated PUBCOMP is ignored");
+        assert_eq!(o.complete(3), Some(3), "out of order");
+        assert_eq!(o.complete(2), Some(2));
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn qos_2_under_3_1_1_keeps_twenty_in_flight_after_a_reconnect() {
+        let (mut o, _) = outbox_with(30, 2);
+        let mut next = link(Version::V311, None, false);
+        o.resend(&mut next);
+        assert_eq!(written(&mut next).len(), WINDOW_QOS2_V311);
+        assert_eq!(o.in_flight(), WINDOW_QOS2_V311);
     }
 }

@@ -426,17 +426,20 @@ impl Publisher {
             self.outbox.resend(link);
         }
         self.fill_window(link);
-        let full = self
-            .pending
-            .front()
-            .is_some_and(|m| m.qos > 0 && !self.outbox.has_room(link, m));
+        let full = self.outbox.has_queued()
+            || self
+                .pending
+                .front()
+                .is_some_and(|m| m.qos > 0 && !self.outbox.has_room(link, m));
         link.wake_at(match full {
-            true => ACK_BYTES * (self.outbox.len() / 2).max(1),
+            true => ACK_BYTES * (self.outbox.in_flight() / 2).max(1),
             false => 1,
         });
     }
 
     fn fill_window(&mut self, link: &mut Link) {
+        // What a reconnect could not send again at once goes first.
+        self.outbox.send_queued(link);
         while let Some(m) = self.pending.front() {
             if link.unsent() >= UNSENT_HIGH || (m.qos > 0 && !self.outbox.has_room(link, m)) {
                 return;

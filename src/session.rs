@@ -220,6 +220,32 @@ impl Link {
     }
 }
 
+#[cfg(test)]
+impl Link {
+    /// A link to nowhere, for socket-free tests of what the owner queues on it.
+    pub(crate) fn detached(version: Version, connack: ConnAckInfo) -> Link {
+        Link {
+            rd: Box::new(tokio::io::empty()),
+            wr: Box::new(tokio::io::sink()),
+            version,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            max_in: wire::MAX_PACKET,
+            keepalive: Duration::ZERO,
+            last_sent: Instant::now(),
+            ping_sent: None,
+            skip: 0,
+            connack,
+            coalesce: None,
+        }
+    }
+
+    /// Takes what was queued for the broker.
+    pub(crate) fn take_written(&mut self) -> BytesMut {
+        self.wbuf.split()
+    }
+}
+
 /// Why one connection attempt failed.
 #[derive(Debug)]
 pub(crate) enum Attempt {

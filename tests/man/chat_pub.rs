@@ -157,7 +157,8 @@ chat\-pub says how many messages were not acknowledged and exits 1 (130 or 143 a
 signal). Before the first connection \fB\-\-connect\-timeout\fR is the only limit (exit
 status 3 when no broker answers in time); for input that ended before it, the drain
 timeout starts once connected. Messages not yet acknowledged are sent again, in their
-order, before any newer line. A message sent again may reach subscribers twice
+order, before any newer line, and no more at once than the new broker's Receive
+Maximum allows (the rest follow as acknowledgements come). A message sent again may reach subscribers twice
 (delivery at QoS 1 and 2 is at least once). QoS 0 messages sent on the lost connection
 are counted as possibly lost. When an MQTT 5 broker says that another client connected
 with the same client id (\fB\-i\fR), chat\-pub does not take the connection back: it
