@@ -1,7 +1,7 @@
 //! chat-pub and chat-sub on a 3-node NATS cluster through its MQTT gateway
 //! (tests/common/nats.rs): MQTT 3.1.1 only, so `-V auto` must fall back; several `-b`
-//! URLs, with a move to the next node when one dies; retained messages and presence seen
-//! from every node.
+//! URLs, with a move to the next node when one dies, and input that ends while every node
+//! is down; retained messages and presence seen from every node.
 //!
 //! NATS as measured here (2.9.10), which the tests rely on — checked first, by
 //! `the_gateway_behaves_as_these_tests_assume`:
@@ -406,5 +406,38 @@ fn chat_sub_session_moves_to_the_next_node_and_loses_nothing() {
         got.stderr.contains("session resumed"),
         "chat-sub: expected its session resumed on the new node, got:\n{}",
         got.stderr
+    );
+}
+
+/// EOF while every node of the list is down: chat-pub, connected to the cluster, loses all
+/// three nodes, keeps reading stdin, and its end starts `--drain-timeout`: when that runs
+/// out, it exits 1 and counts the lines no node acknowledged.
+#[test]
+fn end_of_input_while_the_whole_cluster_is_down_ends_by_the_drain_timeout() {
+    if !have_nats() {
+        return;
+    }
+    let mut c = NatsCluster::start(3);
+    let topic = unique_topic("cluster-alldown");
+    let sub = Proc::subscriber_at(&[c.url(1)], &["-q", "1", "-F", "{text}", "-n", "1", &topic]);
+    let mut publisher = Proc::spawn(&mut chat_pub_at(
+        &c.urls(),
+        &["-q", "1", "--drain-timeout", "1", &topic],
+    ));
+    publisher.write(b"before\n");
+    assert_eq!(sub.finish().expect_code(0).lines(), ["before"]);
+    for node in 0..c.len() {
+        c.kill(node);
+    }
+    publisher.wait_stderr("connection lost");
+    publisher.write(b"during 1\nduring 2\n");
+    let out = publisher.finish();
+    expect_code_with_logs(&out, 1, &c);
+    // "before" reached the subscriber; its PUBACK may still have been on its way back.
+    let counted = ["2", "3"].map(|n| format!("{n} message(s) not acknowledged"));
+    assert!(
+        counted.iter().any(|c| out.stderr.contains(c.as_str())),
+        "expected 2 lines counted as not acknowledged:\n{}",
+        out.stderr
     );
 }
