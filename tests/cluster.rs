@@ -173,18 +173,17 @@ fn auto_falls_back_to_mqtt_3_1_1_and_v5_fails_with_a_hint() {
         got.stderr
     );
 
+    // A connect timeout far beyond the test's deadline: exit 3 at all means "at once".
+    let strict = ["-V", "5", "--connect-timeout", "3600"];
     for mut cmd in [
-        chat_pub_at(&[c.url(2)], &["-V", "5", "-m", "never", &topic]),
-        chat_sub_at(&[c.url(2)], &["-V", "5", &topic]),
+        chat_pub_at(
+            &[c.url(2)],
+            &[&strict[..], &["-m", "never", &topic]].concat(),
+        ),
+        chat_sub_at(&[c.url(2)], &[&strict[..], &[topic.as_str()]].concat()),
     ] {
-        let start = Instant::now();
         let out = run(&mut cmd, b"");
-        let took = start.elapsed();
         out.expect_code(3);
-        assert!(
-            took < Duration::from_secs(10),
-            "-V 5: expected exit 3 within 10 s, took {took:?}"
-        );
         assert!(
             out.stderr.contains("-V 3"),
             "-V 5: expected a hint at -V 3, got:\n{}",
@@ -433,11 +432,5 @@ fn end_of_input_while_the_whole_cluster_is_down_ends_by_the_drain_timeout() {
     publisher.write(b"during 1\nduring 2\n");
     let out = publisher.finish();
     expect_code_with_logs(&out, 1, &c);
-    // "before" reached the subscriber; its PUBACK may still have been on its way back.
-    let counted = ["2", "3"].map(|n| format!("{n} message(s) not acknowledged"));
-    assert!(
-        counted.iter().any(|c| out.stderr.contains(c.as_str())),
-        "expected 2 lines counted as not acknowledged:\n{}",
-        out.stderr
-    );
+    assert_unacknowledged(&out.stderr, "message(s) not acknowledged", 2);
 }

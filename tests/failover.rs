@@ -177,25 +177,6 @@ each_broker! {
     }
 }
 
-/// Checks that `stderr` counts the `lines` written while no broker answered as "N
-/// {said}". The line before them reached the subscriber; its acknowledgement may still
-/// have been on its way back when the connection was cut, so N may be one more.
-#[track_caller]
-fn assert_unacknowledged(stderr: &str, said: &str, lines: usize) {
-    let counted = stderr.lines().find_map(|l| {
-        l.split_once(&format!(" {said}"))?
-            .0
-            .rsplit(' ')
-            .next()?
-            .parse()
-            .ok()
-    });
-    assert!(
-        counted == Some(lines) || counted == Some(lines + 1),
-        "expected '{lines} {said}' on stderr:\n{stderr}"
-    );
-}
-
 /// The body of the fall-back tests.
 fn falls_back(broker: &Broker, mqtt5: Mqtt5) {
     let topic = unique_topic("fallback");
