@@ -48,7 +48,7 @@ pub fn run(args: BrokerArgs) -> Result<(), Error> {
         .collect::<Result<Vec<_>, _>>()?;
     let internal = start_engine()?;
     // One thread for the front: it only copies bytes; rumqttd has threads of its own.
-    crate::runtime()?.block_on(serve(listeners, internal))
+    crate::tool::runtime()?.block_on(serve(listeners, internal))
 }
 
 /// `HOST:PORT` (a name is resolved; IPv6 in brackets); every problem is a usage error.

@@ -1,4 +1,4 @@
-//! chat-sub's standard output: one buffer written with one system call per batch, and a
+//! chat-sub's standard output: each batch written with one system call, and a
 //! watcher that notices at once when the reader of a pipe goes away.
 
 use std::fs::File;
@@ -8,9 +8,8 @@ use std::os::fd::FromRawFd;
 
 use tokio::sync::oneshot;
 
-/// stdout with our own buffer: flushed explicitly, never line by line.
+/// stdout without a buffer of its own: the caller hands over whole batches of lines.
 pub struct Output {
-    pub buf: Vec<u8>,
     /// fd 1, not closed on drop.
     file: ManuallyDrop<File>,
 }
@@ -20,18 +19,17 @@ impl Output {
         // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop keeps this
         // File from closing it.
         let file = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-        Output {
-            buf: Vec::with_capacity(64 * 1024),
-            file,
-        }
+        Output { file }
     }
 
-    pub fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+    /// Writes all of `buf` with as few system calls as the kernel allows, and empties it
+    /// (also on failure: what could not be written is not tried again).
+    pub fn write(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
+        if buf.is_empty() {
             return Ok(());
         }
-        let r = self.file.write_all(&self.buf);
-        self.buf.clear();
+        let r = self.file.write_all(buf);
+        buf.clear();
         r
     }
 }

@@ -1,4 +1,4 @@
-//! Presence (SPEC §10): who is online in a room, kept as retained state beside it.
+//! Presence: who is online in a room, kept as retained state beside it.
 //!
 //! While chat-pub reads a room from stdin, its client has a presence topic
 //!
@@ -20,7 +20,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::envelope;
-use crate::session::Link;
+use crate::tx::Tx;
 use crate::wire::{self, PubFlags, Will};
 
 /// The first topic level of every presence topic.
@@ -135,25 +135,25 @@ impl Announce {
 
     /// Appends the retained join, at QoS 1 with packet id `pkid` (after every
     /// connection: a broker may have lost it).
-    pub fn join(&self, link: &mut Link, pkid: u16) {
-        self.publish(link, &self.join.clone(), 1, pkid);
+    pub fn join(&self, tx: &mut Tx, pkid: u16) {
+        self.publish(tx, &self.join.clone(), 1, pkid);
     }
 
     /// Appends the retained empty message that means offline and clears the state.
-    pub fn leave(&self, link: &mut Link) {
+    pub fn leave(&self, tx: &mut Tx) {
         // QoS 0: the DISCONNECT handshake that ends every run makes sure the broker read
         // it, and a goodbye is never a failed line.
-        self.publish(link, &Bytes::new(), 0, 0);
+        self.publish(tx, &Bytes::new(), 0, 0);
     }
 
-    fn publish(&self, link: &mut Link, payload: &Bytes, qos: u8, pkid: u16) {
+    fn publish(&self, tx: &mut Tx, payload: &Bytes, qos: u8, pkid: u16) {
         let flags = PubFlags {
             qos,
             retain: true,
             dup: false,
             pkid,
         };
-        wire::encode_publish(link.version, &mut link.wbuf, &self.topic, payload, flags);
+        wire::encode_publish(tx.version, tx.buf, &self.topic, payload, flags);
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use crate::coalesce::{Coalesce, Reads};
 use crate::endpoint::Transport;
 use crate::transport::{self, Dialer};
+use crate::tx::Tx;
 use crate::wire::{self, ConnAckInfo, ConnectSpec, Inbound, Peek, Refusal, Version, WireError};
 
 /// Why a connection ended.
@@ -62,10 +63,10 @@ type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 pub struct Link {
     rd: Reader,
     wr: Writer,
-    pub version: Version,
+    version: Version,
     rbuf: BytesMut,
-    /// Bytes to send; the owner appends packets with the `wire::encode_*` functions.
-    pub wbuf: BytesMut,
+    /// Bytes to send; the owner appends packets through [`Link::tx`].
+    wbuf: BytesMut,
     max_in: usize,
     keepalive: Duration,
     last_sent: Instant,
@@ -73,7 +74,7 @@ pub struct Link {
     /// Bytes of an oversized packet still to drop as they arrive.
     skip: usize,
     /// What the broker said in its CONNACK.
-    pub connack: ConnAckInfo,
+    connack: ConnAckInfo,
     coalesce: Option<Coalesce>,
 }
 
@@ -185,6 +186,25 @@ impl Link {
         }
     }
 
+    /// The protocol version of this connection.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// What the broker said in its CONNACK.
+    pub fn connack(&self) -> &ConnAckInfo {
+        &self.connack
+    }
+
+    /// Where the owner queues packets, with what the broker accepts.
+    pub fn tx(&mut self) -> Tx<'_> {
+        Tx {
+            version: self.version,
+            connack: &self.connack,
+            buf: &mut self.wbuf,
+        }
+    }
+
     /// Bytes queued but not yet written to the socket.
     pub fn unsent(&self) -> usize {
         self.wbuf.len()
@@ -205,7 +225,7 @@ impl Link {
 
     /// Sends DISCONNECT and waits until the broker closes the connection, at most until
     /// `deadline`. Returns whether the broker closed it (so it processed all we sent).
-    pub async fn disconnect(mut self, deadline: Instant) -> bool {
+    pub async fn disconnect(&mut self, deadline: Instant) -> bool {
         // Wait for no mark below which bytes are held back: this is the last read.
         self.wake_at(1);
         wire::encode_disconnect(&mut self.wbuf);
@@ -217,32 +237,6 @@ impl Link {
             Ok::<(), LinkError>(())
         };
         matches!(timeout_at(deadline, closed).await, Ok(Ok(())))
-    }
-}
-
-#[cfg(test)]
-impl Link {
-    /// A link to nowhere, for socket-free tests of what the owner queues on it.
-    pub(crate) fn detached(version: Version, connack: ConnAckInfo) -> Link {
-        Link {
-            rd: Box::new(tokio::io::empty()),
-            wr: Box::new(tokio::io::sink()),
-            version,
-            rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
-            max_in: wire::MAX_PACKET,
-            keepalive: Duration::ZERO,
-            last_sent: Instant::now(),
-            ping_sent: None,
-            skip: 0,
-            connack,
-            coalesce: None,
-        }
-    }
-
-    /// Takes what was queued for the broker.
-    pub(crate) fn take_written(&mut self) -> BytesMut {
-        self.wbuf.split()
     }
 }
 
@@ -330,7 +324,7 @@ pub(crate) async fn connect_once(
     };
     wire::encode_connect(version, spec, &mut link.wbuf);
     link.flush().await?;
-    let connack = link.connack();
+    let connack = link.await_connack();
     match answer_within {
         Some(limit) => timeout(limit, connack)
             .await
@@ -342,7 +336,7 @@ pub(crate) async fn connect_once(
 
 impl Link {
     /// Reads until the CONNACK, which must be the first packet.
-    async fn connack(&mut self) -> Result<(), Attempt> {
+    async fn await_connack(&mut self) -> Result<(), Attempt> {
         loop {
             match self.next_packet()? {
                 Some(Inbound::ConnAck(Ok(info))) => {

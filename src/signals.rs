@@ -1,14 +1,33 @@
-//! SIGINT and SIGTERM as values the tools' loops can `select!` on (SPEC §8: exit 130 and
-//! 143 after the in-flight work was drained; a second signal ends the drain).
+//! SIGINT and SIGTERM as values the tools' loops can `select!` on: the tools drain the
+//! work in flight first, and a second signal ends the drain.
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::signal::unix::{self, SignalKind};
 
 use crate::error::Error;
 
+/// A signal that asks a tool to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+impl Signal {
+    /// The exit status it calls for: 128 + the signal number.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+}
+
 /// Both signals, caught instead of ending the process at once.
 pub struct Signals {
-    int: Signal,
-    term: Signal,
+    int: unix::Signal,
+    term: unix::Signal,
 }
 
 impl Signals {
@@ -16,17 +35,16 @@ impl Signals {
     pub fn install() -> Result<Signals, Error> {
         let cannot = |e: std::io::Error| Error::Failed(format!("cannot handle signals: {e}"));
         Ok(Signals {
-            int: signal(SignalKind::interrupt()).map_err(cannot)?,
-            term: signal(SignalKind::terminate()).map_err(cannot)?,
+            int: unix::signal(SignalKind::interrupt()).map_err(cannot)?,
+            term: unix::signal(SignalKind::terminate()).map_err(cannot)?,
         })
     }
 
-    /// Waits for the next signal; returns the exit status it calls for (128 + signal
-    /// number: 130 for SIGINT, 143 for SIGTERM).
-    pub async fn recv(&mut self) -> u8 {
+    /// Waits for the next signal.
+    pub async fn recv(&mut self) -> Signal {
         tokio::select! {
-            _ = self.int.recv() => 130,
-            _ = self.term.recv() => 143,
+            _ = self.int.recv() => Signal::Interrupt,
+            _ = self.term.recv() => Signal::Terminate,
         }
     }
 }

@@ -8,15 +8,9 @@ use mqttchat::cli::BrokerArgs;
 fn main() -> ExitCode {
     let args = BrokerArgs::parse();
     if let Some(shell) = args.about.completions {
-        mqttchat::print_completions::<BrokerArgs>(shell, "chat-broker");
+        mqttchat::tool::print_completions::<BrokerArgs>(shell, "chat-broker");
         return ExitCode::SUCCESS;
     }
-    mqttchat::init_logging("chat-broker", args.verbose);
-    match mqttchat::broker::run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            e.report("chat-broker");
-            ExitCode::from(e.exit_code())
-        }
-    }
+    let verbose = args.verbose;
+    mqttchat::tool::main("chat-broker", verbose, || mqttchat::broker::run(args))
 }

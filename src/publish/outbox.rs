@@ -6,13 +6,14 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::input::Message;
-use crate::session::Link;
+use crate::tx::Tx;
 use crate::wire::{self, AckKind, PubFlags, Version};
 
 /// Most messages in flight at once under MQTT 3.1.1 (MQTT 5 brokers say their own).
 pub const WINDOW: usize = 1024;
 /// QoS 2 in flight under 3.1.1: mosquitto's default `max_inflight_messages` silently drops
-/// incoming QoS 2 beyond 20 while still completing the handshake (TRAPS.md).
+/// incoming QoS 2 beyond 20 while still completing the handshake (ARCHITECTURE.md,
+/// "Broker traps").
 pub const WINDOW_QOS2_V311: usize = 20;
 /// Unacknowledged payload bytes kept at most (at least one message is always allowed).
 pub const WINDOW_BYTES: usize = 16 << 20;
@@ -74,9 +75,9 @@ impl Outbox {
     }
 
     /// Whether `m` may be sent now: the window has room, and nothing older waits for it.
-    pub fn has_room(&self, link: &Link, m: &Message) -> bool {
+    pub fn has_room(&self, tx: &Tx, m: &Message) -> bool {
         self.queued == 0
-            && self.in_flight() < window(link, m.qos)
+            && self.in_flight() < window(tx, m.qos)
             && (self.is_empty() || self.bytes + m.payload.len() <= WINDOW_BYTES)
     }
 
@@ -154,8 +155,8 @@ impl Outbox {
     /// When the broker kept our session, with the same ids (PUBREL for released ones);
     /// else as new publishes with new ids: at least once, and the envelope id lets readers
     /// drop the duplicates.
-    pub fn resend(&mut self, link: &mut Link) {
-        let kept = link.connack.session_present;
+    pub fn resend(&mut self, tx: &mut Tx) {
+        let kept = tx.connack.session_present;
         if !kept {
             self.by_pkid.clear();
         }
@@ -175,10 +176,10 @@ impl Outbox {
             let e = &mut self.entries[i];
             match e.stage {
                 // In flight at the broker already: its session holds it.
-                Stage::Released => wire::encode_ack(AckKind::PubRel, e.pkid, &mut link.wbuf),
-                _ if sent < window(link, e.msg.qos) => {
+                Stage::Released => wire::encode_ack(AckKind::PubRel, e.pkid, tx.buf),
+                _ if sent < window(tx, e.msg.qos) => {
                     e.stage = Stage::Sent;
-                    encode(link, &e.msg, e.pkid, kept);
+                    encode(tx, &e.msg, e.pkid, kept);
                 }
                 _ => {
                     e.stage = Stage::Queued;
@@ -191,15 +192,15 @@ impl Outbox {
     }
 
     /// Sends queued messages, oldest first, while the window has room.
-    pub fn send_queued(&mut self, link: &mut Link) {
+    pub fn send_queued(&mut self, tx: &mut Tx) {
         let mut i = 0;
         while self.queued > 0 && i < self.entries.len() {
             let e = &self.entries[i];
             if e.stage == Stage::Queued {
-                if self.in_flight() >= window(link, e.msg.qos) {
+                if self.in_flight() >= window(tx, e.msg.qos) {
                     return;
                 }
-                encode(link, &e.msg, e.pkid, false);
+                encode(tx, &e.msg, e.pkid, false);
                 self.entries[i].stage = Stage::Sent;
                 self.queued -= 1;
             }
@@ -208,33 +209,34 @@ impl Outbox {
     }
 }
 
-/// How many messages at `qos` may be in flight on `link`: the broker's Receive Maximum
+/// How many messages at `qos` may be in flight on `tx`: the broker's Receive Maximum
 /// under MQTT 5 (at most [`WINDOW`]); under 3.1.1 [`WINDOW`], and [`WINDOW_QOS2_V311`] at
 /// QoS 2.
-fn window(link: &Link, qos: u8) -> usize {
-    match link.version {
-        Version::V5 => usize::from(link.connack.receive_max.unwrap_or(u16::MAX)).min(WINDOW),
+fn window(tx: &Tx, qos: u8) -> usize {
+    match tx.version {
+        Version::V5 => usize::from(tx.connack.receive_max.unwrap_or(u16::MAX)).min(WINDOW),
         Version::V311 if qos == 2 => WINDOW_QOS2_V311,
         Version::V311 => WINDOW,
     }
 }
 
 /// Appends the PUBLISH of `m` with this packet id.
-pub fn encode(link: &mut Link, m: &Message, pkid: u16, dup: bool) {
+pub fn encode(tx: &mut Tx, m: &Message, pkid: u16, dup: bool) {
     let flags = PubFlags {
         qos: m.qos,
         retain: m.retain,
         dup,
         pkid,
     };
-    wire::encode_publish(link.version, &mut link.wbuf, &m.topic, &m.payload, flags);
+    wire::encode_publish(tx.version, tx.buf, &m.topic, &m.payload, flags);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{ConnAckInfo, Inbound, MAX_PACKET};
-    use bytes::{Bytes, BytesMut};
+    use crate::tx::Peer;
+    use crate::wire::Inbound;
+    use bytes::Bytes;
 
     #[test]
     fn packet_ids_wrap_around_skipping_the_spare_one_and_those_in_flight() {
@@ -257,48 +259,34 @@ mod tests {
         }
     }
 
-    /// A broker's connection as the outbox sees it.
-    fn link(version: Version, receive_max: Option<u16>, session_present: bool) -> Link {
-        let connack = ConnAckInfo {
-            receive_max,
-            session_present,
-            ..ConnAckInfo::default()
-        };
-        Link::detached(version, connack)
-    }
-
-    /// What was queued on `link` since the last call: (line, packet id, dup) of each
+    /// What was queued for `peer` since the last call: (line, packet id, dup) of each
     /// PUBLISH, and (0, packet id, false) for each PUBREL.
-    fn written(link: &mut Link) -> Vec<(u64, u16, bool)> {
-        let mut buf: BytesMut = link.take_written();
-        let mut out = Vec::new();
-        while let Some(p) = wire::decode(link.version, &mut buf, MAX_PACKET).expect("decode") {
-            out.push(match p {
-                Inbound::Publish(d) => {
-                    let text = String::from_utf8_lossy(&d.payload).into_owned();
-                    let line = text.trim_start_matches("line ").parse().expect("line");
-                    (line, d.pkid, d.dup)
-                }
-                Inbound::Ack {
-                    kind: AckKind::PubRel,
-                    pkid,
-                    ..
-                } => (0, pkid, false),
-                other => panic!("unexpected {other:?}"),
-            });
-        }
-        out
+    fn written(peer: &mut Peer) -> Vec<(u64, u16, bool)> {
+        let decode = |p| match p {
+            Inbound::Publish(d) => {
+                let text = String::from_utf8_lossy(&d.payload).into_owned();
+                let line = text.trim_start_matches("line ").parse().expect("line");
+                (line, d.pkid, d.dup)
+            }
+            Inbound::Ack {
+                kind: AckKind::PubRel,
+                pkid,
+                ..
+            } => (0, pkid, false),
+            other => panic!("unexpected {other:?}"),
+        };
+        peer.received().into_iter().map(decode).collect()
     }
 
     /// Sends `n` QoS `qos` messages on a connection without a window of its own.
-    fn outbox_with(n: u64, qos: u8) -> (Outbox, Link) {
+    fn outbox_with(n: u64, qos: u8) -> (Outbox, Peer) {
         let mut o = Outbox::default();
-        let mut first = link(Version::V5, None, false);
+        let mut first = Peer::new(Version::V5, None, false);
         for line in 1..=n {
             let m = message(line, qos);
-            assert!(o.has_room(&first, &m));
+            assert!(o.has_room(&first.tx(), &m));
             let pkid = o.assign();
-            encode(&mut first, &m, pkid, false);
+            encode(&mut first.tx(), &m, pkid, false);
             o.push(m, pkid);
         }
         written(&mut first);
@@ -311,15 +299,15 @@ mod tests {
         // Lines 1 and 2 were acknowledged before the connection was lost.
         o.complete(1);
         o.complete(2);
-        let mut next = link(Version::V5, Some(4), false);
-        o.resend(&mut next);
+        let mut next = Peer::new(Version::V5, Some(4), false);
+        o.resend(&mut next.tx());
         let resent = written(&mut next);
         let lines: Vec<u64> = resent.iter().map(|w| w.0).collect();
         assert_eq!(lines, [3, 4, 5, 6], "only the Receive Maximum goes out");
         assert!(resent.iter().all(|w| !w.2), "a new session: no DUP");
         assert_eq!((o.len(), o.in_flight()), (10, 4));
         // A newer line waits behind the queued ones, even when the window has room.
-        assert!(!o.has_room(&next, &message(13, 1)));
+        assert!(!o.has_room(&next.tx(), &message(13, 1)));
         // Each acknowledgement lets one more queued line out, oldest first.
         let mut order = lines;
         let ack_oldest = |o: &mut Outbox| {
@@ -328,23 +316,23 @@ mod tests {
         };
         while o.has_queued() {
             ack_oldest(&mut o);
-            o.send_queued(&mut next);
+            o.send_queued(&mut next.tx());
             order.extend(written(&mut next).iter().map(|w| w.0));
             assert!(o.in_flight() <= 4);
         }
         assert_eq!(order, (3..=12).collect::<Vec<_>>());
         // Nothing queued any more: new lines wait only for the window.
-        assert!(!o.has_room(&next, &message(13, 1)), "4 in flight");
+        assert!(!o.has_room(&next.tx(), &message(13, 1)), "4 in flight");
         ack_oldest(&mut o);
-        assert!(o.has_room(&next, &message(13, 1)));
+        assert!(o.has_room(&next.tx(), &message(13, 1)));
     }
 
     #[test]
     fn a_kept_session_gets_the_same_ids_with_dup_and_pubrel_for_released_messages() {
         let (mut o, _) = outbox_with(3, 2);
         assert!(o.released(1), "PUBREC for line 1");
-        let mut again = link(Version::V311, None, true);
-        o.resend(&mut again);
+        let mut again = Peer::new(Version::V311, None, true);
+        o.resend(&mut again.tx());
         assert_eq!(
             written(&mut again),
             [(0, 1, false), (2, 2, true), (3, 3, true)],
@@ -360,8 +348,8 @@ mod tests {
     #[test]
     fn qos_2_under_3_1_1_keeps_twenty_in_flight_after_a_reconnect() {
         let (mut o, _) = outbox_with(30, 2);
-        let mut next = link(Version::V311, None, false);
-        o.resend(&mut next);
+        let mut next = Peer::new(Version::V311, None, false);
+        o.resend(&mut next.tx());
         assert_eq!(written(&mut next).len(), WINDOW_QOS2_V311);
         assert_eq!(o.in_flight(), WINDOW_QOS2_V311);
     }

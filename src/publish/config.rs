@@ -1,0 +1,96 @@
+//! chat-pub's options resolved once into a [`PubConfig`]: what the input thread needs,
+//! what the connection needs, and the presence to announce. Every problem is a usage
+//! error, found before anything is sent.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::cli::PubArgs;
+use crate::coalesce::Reads;
+use crate::envelope::IdSource;
+use crate::error::Error;
+use crate::input::{LineRules, Mode, Preparer, Source};
+use crate::options::{self, ConnectOptions};
+use crate::presence::Announce;
+use crate::topic;
+
+/// Default `--max-size` of chat-pub: 1 MiB.
+pub const DEFAULT_MAX_SIZE: usize = 1 << 20;
+
+/// Everything chat-pub's run needs, resolved from its arguments.
+pub struct PubConfig {
+    pub connect: ConnectOptions,
+    pub connect_timeout: Duration,
+    pub drain_timeout: Duration,
+    /// Where lines come from, how they are split, and what each becomes.
+    pub source: Source,
+    pub rules: LineRules,
+    pub prep: Preparer,
+    /// Where the nick is announced as online, if it is (the will is in `connect`).
+    pub presence: Option<Announce>,
+}
+
+impl PubConfig {
+    /// Checks and resolves the arguments.
+    pub fn new(args: &PubArgs) -> Result<PubConfig, Error> {
+        if let Some(t) = &args.topic {
+            topic::check_publish(t).map_err(Error::Usage)?;
+        }
+        let max_size = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
+        let mut connect = options::resolve(&args.common, "chat-pub", 64 * 1024)?;
+        // With a full window, wake for half of it acknowledged, not for each.
+        connect.reads = Reads::Told;
+        let mode = match (args.raw, args.json) {
+            (true, _) => Mode::Raw,
+            (_, true) => Mode::Json,
+            _ => Mode::Envelope,
+        };
+        let nick = nick(args.nick.as_deref());
+        let presence = match (
+            &args.topic,
+            mode,
+            args.messages.is_empty(),
+            args.no_presence,
+        ) {
+            (Some(room), Mode::Envelope, true, false) => {
+                let announce = Announce::new(room, &connect.spec.client_id, &nick);
+                connect.spec.will = Some(announce.will());
+                Some(announce)
+            }
+            _ => None,
+        };
+        Ok(PubConfig {
+            connect_timeout: args.common.connect_timeout,
+            drain_timeout: args.drain_timeout,
+            source: match args.messages.is_empty() {
+                true => Source::Stdin,
+                false => Source::Args(args.messages.clone()),
+            },
+            rules: LineRules {
+                keep_cr: args.raw,
+                keep_empty: args.keep_empty,
+                max_line: max_size,
+            },
+            prep: Preparer {
+                mode,
+                topic: args
+                    .topic
+                    .as_ref()
+                    .map(|t| Bytes::copy_from_slice(t.as_bytes())),
+                qos: args.common.qos,
+                retain: args.retain,
+                nick,
+                max_size,
+                ids: IdSource::default(),
+            },
+            presence,
+            connect,
+        })
+    }
+}
+
+/// The envelope's `from`: `--nick`/`$CHAT_NICK`, else `$USER`, else `anonymous`.
+fn nick(flag: Option<&str>) -> String {
+    options::own_nick(flag).unwrap_or_else(|| "anonymous".to_owned())
+}

@@ -1,0 +1,233 @@
+//! chat-pub: read lines, publish, track acknowledgements, drain, disconnect.
+//!
+//! The protocol is decided in [`state::PubState`] (no I/O, time passed in); this driver
+//! only waits — for input, the connection, a connection attempt, a signal, the drain
+//! deadline — and moves bytes. Every message at QoS 1 or 2 stays in the outbox until the
+//! broker acknowledged it; chat-pub picks the packet ids itself, so each acknowledgement
+//! names its line, and after a reconnect the outbox sends again, in order, before any
+//! newer line.
+
+mod config;
+mod outbox;
+mod state;
+
+use std::future::{Future, pending};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, sleep_until};
+
+pub use config::{DEFAULT_MAX_SIZE, PubConfig};
+pub use outbox::{WINDOW, WINDOW_BYTES, WINDOW_QOS2_V311};
+
+use crate::cli::PubArgs;
+use crate::connect::Connector;
+use crate::error::Error;
+use crate::input::{self, Control, Message};
+use crate::session::{Link, LinkError};
+use crate::signals::Signals;
+use crate::tool;
+use state::{PubState, Stop};
+
+/// Input batches buffered between the stdin thread and the publisher.
+const INPUT_BATCHES: usize = 4;
+
+/// Runs chat-pub to completion.
+pub fn run(args: PubArgs) -> Result<(), Error> {
+    let config = PubConfig::new(&args)?;
+    let rt = tool::runtime()?;
+    let (tx, rx) = mpsc::channel(INPUT_BATCHES);
+    let control = Arc::new(Control::default());
+    input::spawn(
+        config.source,
+        config.prep,
+        config.rules,
+        tx,
+        control.clone(),
+    )
+    .map_err(|e| Error::Failed(format!("cannot start the input thread: {e}")))?;
+    let client_id = config.connect.spec.client_id.clone();
+    let mut driver = Driver {
+        state: PubState::new(client_id, config.presence, config.drain_timeout),
+        input: Input { rx, control },
+        connector: Connector::new(config.connect),
+    };
+    let result = rt.block_on(async {
+        let mut signals = Signals::install()?;
+        let r = driver.run(config.connect_timeout, &mut signals).await;
+        tool::say_all(driver.state.take_notes());
+        r
+    });
+    let input_failures = driver.input.control.failures.load(Ordering::Relaxed);
+    driver.state.outcome(result, input_failures)
+}
+
+/// The input thread as the publisher sees it.
+struct Input {
+    rx: mpsc::Receiver<Vec<Message>>,
+    control: Arc<Control>,
+}
+
+/// A connection being made (kept across turns of the loop, so that input, a signal or
+/// the drain deadline does not start it over).
+type Dialing<'a> = Pin<Box<dyn Future<Output = Result<Link, Error>> + 'a>>;
+
+struct Driver {
+    state: PubState,
+    input: Input,
+    connector: Connector,
+}
+
+impl Driver {
+    /// The loop: reads input and publishes it while connected, keeps reading (within the
+    /// memory bound) while (re)connecting, so that end of input always starts the drain.
+    async fn run(&mut self, connect_timeout: Duration, signals: &mut Signals) -> Result<(), Error> {
+        let Driver {
+            state,
+            input,
+            connector,
+        } = self;
+        let mut link: Option<Link> = None;
+        let first = Instant::now() + connect_timeout;
+        let mut dialing: Option<Dialing> = Some(Box::pin(connector.establish(Some(first))));
+        loop {
+            if let Some(l) = link.as_mut() {
+                let mark = state.fill(&mut l.tx());
+                l.wake_at(mark);
+            }
+            tool::say_all(state.take_notes());
+            if state.done() {
+                break;
+            }
+            let drain = state.drain_deadline().map(Instant::from_std);
+            if drain.is_some_and(|d| Instant::now() >= d) {
+                return Err(state.drain_expired());
+            }
+            let want_input = state.wants_input(link.as_ref().map(Link::unsent));
+            tokio::select! {
+                biased;
+                signal = signals.recv() => {
+                    if state.signal(signal)? == Stop::StopInput {
+                        take_the_rest(state, input).await;
+                    }
+                    state.end_of_input(now());
+                }
+                r = io(&mut link) => {
+                    let Some(lost) = after_io(state, &mut link, r) else { continue };
+                    let pause = state.connection_lost(&lost, now())?;
+                    // No connection is being made while one is up; assigning None tells
+                    // the borrow checker that `connector` is free again.
+                    #[allow(unused_assignments)]
+                    {
+                        dialing = None;
+                    }
+                    dialing = Some(Box::pin(reconnect(connector, pause)));
+                }
+                r = dial(&mut dialing) => {
+                    dialing = None;
+                    let mut l = r.map_err(|e| state.cannot_reconnect(e))?;
+                    let endpoint = connector.endpoint().to_string();
+                    state.connected(&mut l.tx(), connector.has_will(), &endpoint, now());
+                    link = Some(l);
+                }
+                batch = input.rx.recv(), if want_input => match batch {
+                    Some(b) => state.take(b),
+                    None => state.end_of_input(now()),
+                },
+                _ = sleep_until(drain.unwrap_or_else(Instant::now)), if drain.is_some() => {
+                    return Err(state.drain_expired());
+                }
+            }
+        }
+        if let Some(l) = link {
+            finish(state, l, signals).await;
+        }
+        Ok(())
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Hands what the connection brought to the state; on a loss, the link is gone and the
+/// reason is returned.
+fn after_io(
+    state: &mut PubState,
+    link: &mut Option<Link>,
+    io: Result<(), LinkError>,
+) -> Option<LinkError> {
+    let l = link.as_mut()?;
+    let handled = io.and_then(|()| {
+        while let Some(p) = l.next_packet()? {
+            state.on_packet(p, &mut l.tx());
+        }
+        Ok(())
+    });
+    let lost = handled.err()?;
+    *link = None;
+    Some(lost)
+}
+
+/// The first signal: stop the input thread and take every batch it has read, until it
+/// waits in read(2) or has ended (at most a second).
+async fn take_the_rest(state: &mut PubState, input: &mut Input) {
+    log::warn!("interrupted: sending what was read, then exiting (again to quit now)");
+    input.control.stop.store(true, Ordering::Release);
+    let give_up = Instant::now() + Duration::from_secs(1);
+    loop {
+        match input.rx.try_recv() {
+            Ok(b) => state.take(b),
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty)
+                if input.control.idle.load(Ordering::Acquire) || Instant::now() > give_up =>
+            {
+                break;
+            }
+            Err(mpsc::error::TryRecvError::Empty) => {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
+
+/// Everything is acknowledged: say goodbye (presence), disconnect, and make sure the
+/// broker read it all (which is how QoS 0 messages count as delivered).
+async fn finish(state: &mut PubState, mut link: Link, signals: &mut Signals) {
+    log::info!("every message acknowledged; disconnecting");
+    state.leave(&mut link.tx());
+    let deadline = Instant::from_std(state.disconnect_deadline(now()));
+    state.disconnected(link.disconnect(deadline).await);
+    tokio::select! {
+        biased;
+        signal = signals.recv() => state.late_signal(signal),
+        () = std::future::ready(()) => {}
+    }
+}
+
+/// After a lost connection: the next broker of the list, after a pause when connections
+/// keep dying young.
+async fn reconnect(connector: &mut Connector, pause: Duration) -> Result<Link, Error> {
+    connector.lost();
+    sleep(pause).await;
+    connector.establish(None).await
+}
+
+/// The current connection's next I/O; never ready without one.
+async fn io(link: &mut Option<Link>) -> Result<(), LinkError> {
+    match link {
+        Some(l) => l.io().await,
+        None => pending().await,
+    }
+}
+
+/// The connection being made; never ready without one.
+async fn dial(dialing: &mut Option<Dialing<'_>>) -> Result<Link, Error> {
+    match dialing {
+        Some(d) => d.await,
+        None => pending().await,
+    }
+}

@@ -1,0 +1,110 @@
+//! What becomes of each message chat-sub receives, without I/O: its acknowledgement, and
+//! the verdict — printed, presence, or dropped (a QoS 2 or envelope repeat, a hidden
+//! nick, a retained message under `--no-retained`).
+
+use std::collections::HashSet;
+
+use crate::dedup::{Key, Recent};
+use crate::envelope::{self, Decoded};
+use crate::presence;
+use crate::tx::Tx;
+use crate::wire::{self, AckKind, Delivery};
+
+/// What to do with one message.
+#[derive(Debug)]
+pub enum Verdict<'a> {
+    Print(Decoded<'a>),
+    /// On a presence topic: for the presence view.
+    Presence,
+    Drop,
+}
+
+/// The rules every incoming message goes through.
+#[derive(Default)]
+pub struct Inbox {
+    /// Incoming QoS 2 packet ids printed and waiting for PUBREL (a resend is not printed).
+    qos2_pending: HashSet<u16>,
+    /// Recently printed messages, so that one delivered again is printed once.
+    recent: Recent,
+    /// Nicks whose messages are not shown (`--ignore`, `--hide-own`).
+    hidden: HashSet<String>,
+    /// `--no-retained`.
+    no_retained: bool,
+    /// Repeats dropped so far (for -vv).
+    repeats: u64,
+}
+
+impl Inbox {
+    pub fn new(hidden: HashSet<String>, no_retained: bool) -> Inbox {
+        Inbox {
+            hidden,
+            no_retained,
+            ..Inbox::default()
+        }
+    }
+
+    /// A new session at the broker: nothing it sends is a repeat of a QoS 2 delivery.
+    pub fn new_session(&mut self) {
+        self.qos2_pending.clear();
+    }
+
+    /// Queues the acknowledgement of `d`; true if it repeats a QoS 2 message already
+    /// printed (and not yet released).
+    pub fn acknowledge(&mut self, d: &Delivery, tx: &mut Tx) -> bool {
+        match d.qos {
+            1 => {
+                wire::encode_ack(AckKind::PubAck, d.pkid, tx.buf);
+                false
+            }
+            2 => {
+                wire::encode_ack(AckKind::PubRec, d.pkid, tx.buf);
+                !self.qos2_pending.insert(d.pkid)
+            }
+            _ => false,
+        }
+    }
+
+    /// PUBREL: the QoS 2 delivery is complete.
+    pub fn released(&mut self, pkid: u16, tx: &mut Tx) {
+        self.qos2_pending.remove(&pkid);
+        wire::encode_ack(AckKind::PubComp, pkid, tx.buf);
+    }
+
+    /// Acknowledges `d` and says what becomes of it.
+    pub fn verdict<'a>(&mut self, d: &'a Delivery, tx: &mut Tx) -> Verdict<'a> {
+        if self.acknowledge(d, tx) {
+            return Verdict::Drop;
+        }
+        if presence::is_presence(&d.topic) {
+            return Verdict::Presence;
+        }
+        if self.no_retained && d.retain {
+            return Verdict::Drop;
+        }
+        let decoded = envelope::decode(&d.payload);
+        let hidden = |f: &str| self.hidden.contains(f);
+        if decoded.from.as_deref().is_some_and(hidden) {
+            return Verdict::Drop;
+        }
+        let key = match (&decoded.id, d.retain) {
+            (Some(id), _) => Some(Key::Id(id)),
+            (None, true) => Some(Key::Retained {
+                topic: &d.topic,
+                payload: &d.payload,
+            }),
+            (None, false) => None,
+        };
+        if key.is_some_and(|k| !self.recent.first_time(k)) {
+            self.repeats += 1;
+            log::debug!(
+                "dropped a repeat ({} so far; packet id {}, dup {}, retain {})",
+                self.repeats,
+                d.pkid,
+                d.dup,
+                d.retain
+            );
+            return Verdict::Drop;
+        }
+        Verdict::Print(decoded)
+    }
+}
