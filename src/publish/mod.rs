@@ -8,8 +8,11 @@
 //! newer line.
 
 mod config;
+mod drain;
+mod join;
 mod outbox;
 mod state;
+mod streak;
 
 use std::future::{Future, pending};
 use std::pin::Pin;
@@ -93,19 +96,8 @@ impl Driver {
         let mut link: Option<Link> = None;
         let first = Instant::now() + connect_timeout;
         let mut dialing: Option<Dialing> = Some(Box::pin(connector.establish(Some(first))));
-        loop {
-            if let Some(l) = link.as_mut() {
-                let mark = state.fill(&mut l.tx());
-                l.wake_at(mark);
-            }
-            tool::say_all(state.take_notes());
-            if state.done() {
-                break;
-            }
+        while !ready_to_wait(state, &mut link)? {
             let drain = state.drain_deadline().map(Instant::from_std);
-            if drain.is_some_and(|d| Instant::now() >= d) {
-                return Err(state.drain_expired());
-            }
             let want_input = state.wants_input(link.as_ref().map(Link::unsent));
             tokio::select! {
                 biased;
@@ -146,6 +138,23 @@ impl Driver {
             finish(state, l, signals).await;
         }
         Ok(())
+    }
+}
+
+/// Sends what the window allows and says what there is to say before the loop waits
+/// again; true when the run is over, an error when the drain timed out.
+fn ready_to_wait(state: &mut PubState, link: &mut Option<Link>) -> Result<bool, Error> {
+    if let Some(l) = link.as_mut() {
+        let mark = state.fill(&mut l.tx());
+        l.wake_at(mark);
+    }
+    tool::say_all(state.take_notes());
+    if state.done() {
+        return Ok(true);
+    }
+    match state.drain_deadline() {
+        Some(d) if now() >= d => Err(state.drain_expired()),
+        _ => Ok(false),
     }
 }
 

@@ -6,8 +6,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::drain::Drain;
+use super::join::Join;
 use super::outbox::{Outbox, SPARE_PKID, encode};
-use crate::dial::Backoff;
+use super::streak::{GIVE_UP_AFTER, Streak};
 use crate::error::{Error, Tally};
 use crate::input::Message;
 use crate::presence::Announce;
@@ -21,17 +23,6 @@ use crate::wire::{self, AckKind, Inbound};
 pub const UNSENT_HIGH: usize = 256 << 10;
 /// The smallest acknowledgement: PUBACK, PUBREC or PUBCOMP without a reason code.
 const ACK_BYTES: usize = 4;
-/// Connections lost in a row, with no acknowledgement in between, after which the oldest
-/// unacknowledged message is taken for the cause (a broker that disconnects instead of
-/// refusing, e.g. a message over its size limit under MQTT 3.1.1) and given up.
-pub const GIVE_UP_AFTER: u32 = 3;
-/// A broker drops a connection for a message it refuses as soon as the message arrives,
-/// and the oldest unacknowledged message is sent first on a new connection. A connection
-/// that lived longer than this was lost for another reason (a cluster busy electing a
-/// new leader after a node died closes connections after seconds): its loss starts a new
-/// streak instead of extending one.
-pub const POISON_WINDOW: Duration = Duration::from_millis(1500);
-
 /// What a signal leads to when the run goes on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stop {
@@ -46,11 +37,7 @@ pub struct PubState {
     /// For messages.
     client_id: String,
     /// Where the nick is announced as online, if it is.
-    presence: Option<Announce>,
-    /// The join was sent on this connection and not acknowledged yet. Nothing else is
-    /// sent meanwhile: a broker that closes the connection now refused the announcement
-    /// (a strict broker's topic rules, an ACL), not a line, and chat goes on without it.
-    joining: bool,
+    join: Join,
     /// The outbox is to be sent again (after the join, on a new connection).
     resend_due: bool,
     outbox: Outbox,
@@ -65,17 +52,10 @@ pub struct PubState {
     qos0_unconfirmed: u64,
     /// Whether the user was told that the broker lowers our QoS.
     warned_qos: bool,
-    /// Connections lost in a row without any acknowledgement in between.
-    losses: Backoff,
-    /// When the current (or last) connection was accepted.
-    link_since: Option<Instant>,
-    /// False after end of input, or after a signal stopped reading.
-    input_open: bool,
-    /// The signal that stopped reading, if one did.
-    stopped_by: Option<Signal>,
-    drain_timeout: Duration,
-    /// Set at end of input (or on a signal): acknowledgements must arrive by then.
-    drain_deadline: Option<Instant>,
+    /// Connections lost in a row, and when the current one was made.
+    streak: Streak,
+    /// End of input, signals, the drain deadline.
+    drain: Drain,
 }
 
 impl PubState {
@@ -83,8 +63,7 @@ impl PubState {
     pub fn new(client_id: String, presence: Option<Announce>, drain_timeout: Duration) -> Self {
         PubState {
             client_id,
-            presence,
-            joining: false,
+            join: Join::new(presence),
             resend_due: false,
             outbox: Outbox::default(),
             pending: VecDeque::new(),
@@ -92,24 +71,20 @@ impl PubState {
             tally: Tally::default(),
             qos0_unconfirmed: 0,
             warned_qos: false,
-            losses: Backoff::default(),
-            link_since: None,
-            input_open: true,
-            stopped_by: None,
-            drain_timeout,
-            drain_deadline: None,
+            streak: Streak::default(),
+            drain: Drain::new(drain_timeout),
         }
     }
 
     /// Whether a connection was accepted at least once.
     fn connected_once(&self) -> bool {
-        self.link_since.is_some()
+        self.streak.connected_once()
     }
 
     /// Whether to read more input: with a connection (`unsent` = bytes it has not written
     /// yet), once everything taken went out; without one, within the memory bound.
     pub fn wants_input(&self, unsent: Option<usize>) -> bool {
-        self.input_open
+        self.drain.input_open()
             && match unsent {
                 Some(n) => self.pending.is_empty() && n < UNSENT_HIGH,
                 None => self.pending_bytes < UNSENT_HIGH,
@@ -123,13 +98,12 @@ impl PubState {
 
     /// Everything read was acknowledged (or given up) and no more will be read.
     pub fn done(&self) -> bool {
-        self.connected_once() && !self.input_open && self.unfinished() == 0
+        self.connected_once() && !self.drain.input_open() && self.unfinished() == 0
     }
 
-    /// When the drain ends. Until the first connection `--connect-timeout` is the only
-    /// limit.
+    /// When the drain ends, once it started.
     pub fn drain_deadline(&self) -> Option<Instant> {
-        self.drain_deadline.filter(|_| self.connected_once())
+        self.drain.deadline()
     }
 
     /// Takes a batch of messages from the input.
@@ -140,15 +114,7 @@ impl PubState {
 
     /// End of input: everything read must now be acknowledged within the drain timeout.
     pub fn end_of_input(&mut self, now: Instant) {
-        self.input_open = false;
-        if self.connected_once() {
-            self.start_drain(now);
-        }
-    }
-
-    fn start_drain(&mut self, now: Instant) {
-        let end = now + self.drain_timeout;
-        self.drain_deadline = Some(self.drain_deadline.map_or(end, |d| d.min(end)));
+        self.drain.end_of_input(now, self.connected_once());
     }
 
     /// SIGINT or SIGTERM. The first stops reading and drains what was read; a second one,
@@ -160,13 +126,13 @@ impl PubState {
             self.tally.note(note);
             return Err(Error::Interrupted(signal));
         }
-        if self.stopped_by.replace(signal).is_some() {
+        if self.drain.stop(signal).is_some() {
             let n = self.unfinished();
             self.tally
                 .note(format!("stopped; {n} message(s) not acknowledged"));
             return Err(Error::Interrupted(signal));
         }
-        Ok(match self.input_open {
+        Ok(match self.drain.input_open() {
             true => Stop::StopInput,
             false => Stop::Drain,
         })
@@ -175,39 +141,26 @@ impl PubState {
     /// A connection was accepted: announce presence (unless the broker refused the will,
     /// `has_will` false), then send the outbox again.
     pub fn connected(&mut self, tx: &mut Tx, has_will: bool, endpoint: &str, now: Instant) {
-        if !has_will {
-            self.presence = None;
-        }
-        match self.link_since {
-            Some(_) => log::warn!(
+        match self.streak.connected_once() {
+            true => log::warn!(
                 "reconnected to {endpoint}; sending {} unacknowledged message(s) again",
                 self.outbox.len()
             ),
-            // Input ended before the first connection: the drain starts now.
-            None if !self.input_open => self.start_drain(now),
-            None => {}
+            // Input that ended before the first connection starts the drain now.
+            false => self.drain.connected(now),
         }
         self.resend_due = true;
-        self.link_since = Some(now);
-        if let Some(p) = &self.presence {
-            // At QoS 1 with the packet id the outbox never uses, so that its PUBACK says
-            // whether the broker took it; nothing else is sent until then (`joining`).
-            p.join(tx, SPARE_PKID);
-            self.joining = true;
-        }
+        self.streak.connected(now);
+        self.join.connected(tx, has_will);
     }
 
     /// A connection attempt after the first failed for good: retrying cannot fix it, so
     /// the run ends with what was left undelivered.
     pub fn cannot_reconnect(&self, e: Error) -> Error {
-        let missing = self.unfinished();
+        let with_count = |m| format!("{m}; {} message(s) not acknowledged", self.unfinished());
         match e {
-            Error::Unreachable(m) if self.connected_once() => {
-                Error::Failed(format!("{m}; {missing} message(s) not acknowledged"))
-            }
-            Error::Refused(m) if self.connected_once() => {
-                Error::Refused(format!("{m}; {missing} message(s) not acknowledged"))
-            }
+            Error::Unreachable(m) if self.connected_once() => Error::Failed(with_count(m)),
+            Error::Refused(m) if self.connected_once() => Error::Refused(with_count(m)),
             e => e,
         }
     }
@@ -218,7 +171,7 @@ impl PubState {
     /// in (each is at least [`ACK_BYTES`]), not for each one — a broker that writes every
     /// acknowledgement on its own would otherwise wake chat-pub up to once per message.
     pub fn fill(&mut self, tx: &mut Tx) -> usize {
-        if self.joining {
+        if self.join.waiting() {
             return 1;
         }
         if std::mem::take(&mut self.resend_due) {
@@ -302,10 +255,10 @@ impl PubState {
             return;
         };
         match kind {
-            AckKind::PubAck if pkid == SPARE_PKID => self.joined(reason),
+            AckKind::PubAck if pkid == SPARE_PKID => self.join.acknowledged(reason),
             AckKind::PubAck | AckKind::PubComp => {
                 if let Some(line) = self.outbox.complete(pkid) {
-                    self.losses.reset();
+                    self.streak.acknowledged();
                     self.check_reason(line, reason);
                 }
             }
@@ -321,19 +274,6 @@ impl PubState {
                 }
             }
             AckKind::PubRel => log::debug!("ignoring {packet:?}"),
-        }
-    }
-
-    /// The broker acknowledged the presence join: lines may go out now. A refusal (MQTT 5)
-    /// leaves chat without presence.
-    fn joined(&mut self, reason: u8) {
-        self.joining = false;
-        if reason >= 0x80 && self.presence.take().is_some() {
-            log::warn!(
-                "the broker refused the presence announcement: {} ({reason:#04x}); going on \
-                 without presence",
-                wire::reason_text(reason)
-            );
         }
     }
 
@@ -363,13 +303,8 @@ impl PubState {
                 self.unfinished()
             )));
         }
-        if std::mem::take(&mut self.joining) && self.presence.take().is_some() {
-            // Nothing but the join was sent on this connection.
-            log::warn!(
-                "connection lost right after the presence announcement ({why}): the broker \
-                 refuses it (topic or authorization); going on without presence"
-            );
-            return Ok(self.losses.pause());
+        if self.join.lost(why) {
+            return Ok(self.streak.pause());
         }
         log::warn!("connection lost: {why}; reconnecting");
         if self.qos0_unconfirmed > 0 {
@@ -378,23 +313,14 @@ impl PubState {
                 format!("{n} message(s) sent at QoS 0 on the lost connection may not have arrived");
             self.tally.fail(n, note);
         }
-        self.poisoned(now);
-        Ok(self.losses.pause())
+        if self.streak.lost(now) {
+            self.give_up_oldest();
+        }
+        Ok(self.streak.pause())
     }
 
-    /// Counts the loss in the current streak; at [`GIVE_UP_AFTER`] the oldest message is
-    /// taken for the cause and given up.
-    fn poisoned(&mut self, now: Instant) {
-        if self
-            .link_since
-            .is_some_and(|since| now.saturating_duration_since(since) > POISON_WINDOW)
-        {
-            self.losses.reset();
-        }
-        if self.losses.failed() < GIVE_UP_AFTER {
-            return;
-        }
-        self.losses.reset();
+    /// The oldest message ended every connection of a streak: it is given up.
+    fn give_up_oldest(&mut self) {
         if let Some(line) = self.outbox.give_up_oldest() {
             self.tally.fail(
                 1,
@@ -410,9 +336,7 @@ impl PubState {
 
     /// Everything is acknowledged: the goodbye (presence) to send before DISCONNECT.
     pub fn leave(&mut self, tx: &mut Tx) {
-        if let Some(p) = &self.presence {
-            p.leave(tx);
-        }
+        self.join.leave(tx);
     }
 
     /// The DISCONNECT handshake ended; `confirmed` when the broker closed the connection,
@@ -430,23 +354,20 @@ impl PubState {
         }
     }
 
-    /// The time allowed for the DISCONNECT handshake: the rest of the drain, at least a
-    /// second.
+    /// The time allowed for the DISCONNECT handshake.
     pub fn disconnect_deadline(&self, now: Instant) -> Instant {
-        let second = now + Duration::from_secs(1);
-        self.drain_deadline.map_or(second, |d| d.max(second))
+        self.drain.disconnect_deadline(now)
     }
 
-    /// A signal that came with the last acknowledgements still decides the status: the
-    /// user asked for it (nothing is left to drain).
+    /// A signal that came with the last acknowledgements.
     pub fn late_signal(&mut self, signal: Signal) {
-        self.stopped_by.get_or_insert(signal);
+        self.drain.late_signal(signal);
     }
 
     /// The drain timeout passed with messages unacknowledged.
     pub fn drain_expired(&mut self) -> Error {
         let missing = self.unfinished() as u64;
-        let secs = self.drain_timeout.as_secs_f64();
+        let secs = self.drain.timeout().as_secs_f64();
         let note = format!(
             "{missing} message(s) not acknowledged by the broker within the drain timeout \
              ({secs}s)"
@@ -464,7 +385,7 @@ impl PubState {
     /// messages (`input_failures` more were reported by the input).
     pub fn outcome(&mut self, result: Result<(), Error>, input_failures: u64) -> Result<(), Error> {
         self.tally.failed += input_failures;
-        match (self.stopped_by, result) {
+        match (self.drain.stopped_by(), result) {
             (Some(signal), _) => Err(Error::Interrupted(signal)),
             (None, Err(Error::Undelivered(_))) | (None, Ok(())) => self.tally.clone().into_result(),
             (None, Err(e)) => Err(e),

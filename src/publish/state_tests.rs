@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::*;
+use crate::publish::streak::POISON_WINDOW;
 use crate::tx::Peer;
 use crate::wire::Version;
 
