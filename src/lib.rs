@@ -1,36 +1,44 @@
 //! mqttchat: chat over MQTT as Unix pipe tools.
 //!
 //! `chat-pub` turns lines on stdin into messages on a topic; `chat-sub` turns topics into
-//! lines on stdout, as text for people or JSON for programs. The binaries in `src/bin`
-//! are thin: they parse arguments, set up logging and call [`publish::run`] or
-//! [`subscribe::run`]. Data flows one way:
+//! lines on stdout, as text for people or JSON for programs; `chat-broker` is a small
+//! broker for machines that have none. The binaries in `src/bin` are thin: they parse
+//! arguments and hand a closure to [`tool::main`], which names the tool, sets up logging,
+//! runs [`publish::run`], [`subscribe::run`] or `broker::run`, and turns the end into
+//! an exit status. ARCHITECTURE.md is the longer map.
+//!
+//! Data flows one way:
 //!
 //! ```text
-//! stdin → input → envelope → wire/session → broker → session/wire → envelope → render → stdout
+//! stdin → input → envelope → publish (state → outbox) → tx → session → wire → broker
+//! broker → wire → session → subscribe (state → inbox → printer | view) → output → stdout
 //! ```
 //!
+//! The protocol is decided by state machines that do no I/O — events in as method calls
+//! with the time passed in, packets out into a `tx::Tx` buffer, lines for the user out as
+//! values: `dial` (whom to connect to, how, when), `publish::state` with its outbox,
+//! drain, join and streak, and `subscribe::state` with its inbox, view, printer and
+//! takeover detector. Async drivers (`connect`, `publish`, `subscribe`) only wait and
+//! move bytes; `session` owns the socket.
+//!
 //! Modules:
-//! - [`cli`]: the clap definitions of both tools (and so of their man pages).
-//! - [`endpoint`]: broker URLs.
-//! - [`connect`]: shared options → connection options (brokers, client id, login), and
-//!   the connector that makes attempts until one is accepted; [`dial`]: its policy as a
-//!   state machine without I/O — several brokers in turn, `-V auto`, backoff.
-//! - [`topic`]: topic and filter checks.
+//! - [`cli`]: the clap definitions of the three tools (and so of their man pages).
+//! - [`tool`]: what every `main` shares: the tool's name on every message, logging, the
+//!   runtime, completions, the exit status; [`error`]: the error type and the tally of
+//!   failed messages; [`signals`]: SIGINT and SIGTERM as values.
+//! - `options`: the shared flags resolved into connection options (brokers, client id,
+//!   login, password, TLS); `endpoint`: broker URLs; `transport`: TCP, TLS, WebSocket.
+//! - `dial`: the connection policy; `connect`: its driver; `session`: one connection;
+//!   `tx`: its sending side as state machines see it; [`coalesce`]: fewer wake-ups.
+//! - `wire`: MQTT 3.1.1 and 5 packets behind one vocabulary (rumqttc's codecs); `topic`:
+//!   topic and filter checks.
 //! - [`envelope`]: the wire format — JSON envelope, ids, timestamps, raw fallback.
-//! - [`wire`]: MQTT 3.1.1 and 5 packets behind one vocabulary (rumqttc's codecs).
-//! - [`transport`]: TCP, TLS (rustls, ring) and WebSocket connections.
-//! - [`session`]: one connection — CONNECT/CONNACK, keep-alive, full-duplex I/O;
-//!   [`coalesce`]: fewer wake-ups under load (low-water marks on the socket).
-//! - [`input`]: chat-pub's stdin reader and line → message preparation.
-//! - [`publish`]: chat-pub's loop — reconnects, signals, drain; [`outbox`]: its record of
-//!   unacknowledged messages.
-//! - [`render`]: chat-sub's output formats and terminal-safe escaping.
-//! - [`subscribe`]: chat-sub's loop; [`output`]: its stdout.
-//! - [`presence`]: who is online — presence topics, joins, leaves, the roster.
-//! - [`error`]: the error type and exit statuses.
-//! - [`signals`]: SIGINT and SIGTERM for the tools' loops.
-//! - [`dedup`]: chat-sub's window of recent messages, so a repeat is printed once.
-//! - [`procnet`]: which process holds a listening socket (for ports picked by bind-and-close).
+//! - [`input`]: chat-pub's stdin thread and line → message preparation.
+//! - [`publish`]: chat-pub — its configuration, state, outbox and driver.
+//! - [`subscribe`]: chat-sub — its configuration, state, inbox, presence view, printer,
+//!   takeover detector and driver; `dedup`: its window of recent ids; `output`: stdout.
+//! - [`render`]: chat-sub's output formats; `presence`: presence topics, payloads, roster.
+//! - [`procnet`]: which process holds a listening socket.
 //! - `broker` (feature `broker`, on by default): chat-broker, rumqttd behind a front that
 //!   serves MQTT 3.1.1 and 5 on one address.
 
@@ -38,24 +46,24 @@
 pub mod broker;
 pub mod cli;
 pub mod coalesce;
-pub mod connect;
-pub mod dedup;
-pub mod dial;
-pub mod endpoint;
+mod connect;
+mod dedup;
+mod dial;
+mod endpoint;
 pub mod envelope;
 pub mod error;
 pub mod input;
-pub mod options;
-pub mod output;
-pub mod presence;
+mod options;
+mod output;
+mod presence;
 pub mod procnet;
 pub mod publish;
 pub mod render;
-pub mod session;
+mod session;
 pub mod signals;
 pub mod subscribe;
 pub mod tool;
-pub mod topic;
-pub mod transport;
-pub mod tx;
-pub mod wire;
+mod topic;
+mod transport;
+mod tx;
+mod wire;

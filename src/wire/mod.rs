@@ -183,7 +183,8 @@ impl Refusal {
     }
 }
 
-/// The four acknowledgements of QoS 1 and 2.
+/// The four acknowledgements of QoS 1 and 2, named as the MQTT specification names them.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckKind {
     PubAck,
