@@ -1,4 +1,4 @@
-//! Topic names and filters, checked before anything is sent (SPEC §3).
+//! Topic names and filters, checked before anything is sent (a usage error, exit 2).
 //!
 //! rumqttc rejects `+`/`#` in a topic but accepts an empty one, and the broker's answer
 //! to a bad topic is a disconnect that would look like a network problem: so both tools

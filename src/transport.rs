@@ -24,7 +24,7 @@ use tokio_rustls::rustls::{
 use crate::endpoint::{Endpoint, Transport};
 use crate::error::Error;
 
-/// The TLS options of SPEC §3.
+/// The TLS options (`--cafile`, `--cert`, `--key`, `--insecure`).
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions {
     /// PEM CA bundle to trust instead of the system's trust store.
