@@ -4,6 +4,8 @@
 //! a broker refuses it — until one is accepted or a deadline passes.
 
 use std::borrow::Cow;
+use std::future::{Future, pending};
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep, timeout_at};
@@ -12,7 +14,7 @@ use crate::dial::{Dial, Fatal, Note, Outcome, Step, VersionChoice};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::options::ConnectOptions;
-use crate::session::{Attempt, Link, connect_once};
+use crate::session::{Attempt, Link, LinkError, connect_once};
 use crate::wire::{ConnectSpec, Version};
 
 /// How many failed attempts a note cites: the ones a trial made (MQTT 5, then 3.1.1).
@@ -42,10 +44,6 @@ impl Connector {
             connections: 0,
             refused: Vec::new(),
         }
-    }
-
-    pub fn options(&self) -> &ConnectOptions {
-        &self.opts
     }
 
     /// The broker of the last accepted connection.
@@ -221,5 +219,32 @@ fn outcome(attempt: &Attempt) -> Outcome {
         Attempt::Unanswered => Outcome::Unanswered,
         Attempt::Certificate(_) => Outcome::Certificate,
         Attempt::Io(_) | Attempt::Protocol(_) | Attempt::TimedOut => Outcome::Failed,
+    }
+}
+
+/// A connection being made, kept across turns of a driver's loop (so that input, a
+/// signal or a deadline does not start it over).
+pub type Dialing<'a> = Pin<Box<dyn Future<Output = Result<Link, Error>> + 'a>>;
+
+/// After a lost connection: the next broker of the list, after `pause`.
+pub async fn reconnect(connector: &mut Connector, pause: Duration) -> Result<Link, Error> {
+    connector.lost();
+    sleep(pause).await;
+    connector.establish(None).await
+}
+
+/// The connection being made; never ready without one.
+pub async fn dial(dialing: &mut Option<Dialing<'_>>) -> Result<Link, Error> {
+    match dialing {
+        Some(d) => d.await,
+        None => pending().await,
+    }
+}
+
+/// The current connection's next I/O; never ready without one.
+pub async fn io(link: &mut Option<Link>) -> Result<(), LinkError> {
+    match link {
+        Some(l) => l.io().await,
+        None => pending().await,
     }
 }

@@ -14,20 +14,18 @@ mod outbox;
 mod state;
 mod streak;
 
-use std::future::{Future, pending};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 
 pub use config::{DEFAULT_MAX_SIZE, PubConfig};
 pub use outbox::{WINDOW, WINDOW_BYTES, WINDOW_QOS2_V311};
 
 use crate::cli::PubArgs;
-use crate::connect::Connector;
+use crate::connect::{Connector, Dialing, dial, io, reconnect};
 use crate::error::Error;
 use crate::input::{self, Control, Message};
 use crate::session::{Link, LinkError};
@@ -73,10 +71,6 @@ struct Input {
     rx: mpsc::Receiver<Vec<Message>>,
     control: Arc<Control>,
 }
-
-/// A connection being made (kept across turns of the loop, so that input, a signal or
-/// the drain deadline does not start it over).
-type Dialing<'a> = Pin<Box<dyn Future<Output = Result<Link, Error>> + 'a>>;
 
 struct Driver {
     state: PubState,
@@ -214,29 +208,5 @@ async fn finish(state: &mut PubState, mut link: Link, signals: &mut Signals) {
         biased;
         signal = signals.recv() => state.late_signal(signal),
         () = std::future::ready(()) => {}
-    }
-}
-
-/// After a lost connection: the next broker of the list, after a pause when connections
-/// keep dying young.
-async fn reconnect(connector: &mut Connector, pause: Duration) -> Result<Link, Error> {
-    connector.lost();
-    sleep(pause).await;
-    connector.establish(None).await
-}
-
-/// The current connection's next I/O; never ready without one.
-async fn io(link: &mut Option<Link>) -> Result<(), LinkError> {
-    match link {
-        Some(l) => l.io().await,
-        None => pending().await,
-    }
-}
-
-/// The connection being made; never ready without one.
-async fn dial(dialing: &mut Option<Dialing<'_>>) -> Result<Link, Error> {
-    match dialing {
-        Some(d) => d.await,
-        None => pending().await,
     }
 }

@@ -19,13 +19,13 @@ use std::io;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 
 pub use config::{DEFAULT_MAX_SIZE, SESSION_EXPIRY, SubConfig};
 pub use view::WHO_QUIET;
 
 use crate::cli::SubArgs;
-use crate::connect::Connector;
+use crate::connect::{Connector, Dialing, dial, io, reconnect};
 use crate::error::Error;
 use crate::output::{Output, watch_stdout};
 use crate::session::{Link, LinkError};
@@ -33,101 +33,125 @@ use crate::signals::Signals;
 use crate::tool;
 use state::{Step, SubState};
 
-/// Runs chat-sub until `--count`, `--timeout`, a closed stdout or a fatal error.
+/// Runs chat-sub until `--count`, `--timeout`, `--who`, a closed stdout or a fatal
+/// error.
 pub fn run(args: SubArgs) -> Result<(), Error> {
     let config = SubConfig::new(&args)?;
     let rt = tool::runtime()?;
     let mut driver = Driver {
+        client_id: config.connect.spec.client_id.clone(),
         state: config.state,
         out: Output::stdout(),
         stdout_closed: watch_stdout(),
-        connector: Connector::new(config.connect),
-        stop_at: None,
         run_for: config.run_for,
+        stop_at: None,
+        connected_once: false,
     };
+    let mut connector = Connector::new(config.connect);
+    let first = Instant::now() + config.connect_timeout;
     rt.block_on(async {
         let mut signals = Signals::install()?;
-        driver.run(config.connect_timeout, &mut signals).await
+        driver.run(&mut connector, first, &mut signals).await
     })
 }
 
-/// How a connection's service ended, when the run goes on.
-enum Served {
-    /// `--count`, `--who`, a closed stdout: the run is over.
-    End,
-    Lost(LinkError),
+/// What a connection's I/O led to.
+enum After {
+    Continue,
+    /// `--count` reached.
+    Done,
+    /// The connection was lost: the next attempt after this pause.
+    Lost(Duration),
 }
 
+/// The state, stdout, and when the run ends.
 struct Driver {
+    /// The session's name, for a takeover.
+    client_id: String,
     state: SubState,
     out: Output,
     stdout_closed: oneshot::Receiver<()>,
-    connector: Connector,
-    /// When `--timeout` ends the run.
-    stop_at: Option<Instant>,
+    /// `--timeout`, counted from the first connection.
     run_for: Option<Duration>,
+    /// When `--timeout` ends the run, once connected.
+    stop_at: Option<Instant>,
+    connected_once: bool,
 }
 
 impl Driver {
-    async fn run(&mut self, connect_timeout: Duration, signals: &mut Signals) -> Result<(), Error> {
+    /// The loop: a connection, or one being made, until the run ends.
+    async fn run(
+        &mut self,
+        connector: &mut Connector,
+        first: Instant,
+        signals: &mut Signals,
+    ) -> Result<(), Error> {
         if self.state.wants_none() {
             return Ok(());
         }
-        let first = Instant::now() + connect_timeout;
-        let mut link = tokio::select! {
-            l = self.connector.establish(Some(first)) => l?,
-            signal = signals.recv() => return Err(Error::Interrupted(signal)),
-        };
-        self.stop_at = self.run_for.map(|d| Instant::now() + d);
-        self.state.connected(&mut link.tx(), now());
-        loop {
-            let lost = match self.serve(&mut link, signals).await? {
-                Served::End => return Ok(()),
-                Served::Lost(lost) => lost,
-            };
-            self.flush()?;
-            let client_id = &self.connector.options().spec.client_id;
-            let pause = self.state.lost(&lost, client_id, now())?;
-            log::warn!("connection lost: {lost}; reconnecting");
-            // The next attempt goes to the next broker of the list, if there are several.
-            self.connector.lost();
-            match self.reconnect(pause, signals).await? {
-                Some(l) => link = l,
-                None => return Ok(()),
-            }
-        }
-    }
-
-    /// Serves one connection until the run ends or the connection is lost.
-    async fn serve(&mut self, link: &mut Link, signals: &mut Signals) -> Result<Served, Error> {
-        let stop = self.stop_at.unwrap_or_else(Instant::now);
+        let mut dialing: Option<Dialing> = Some(Box::pin(connector.establish(Some(first))));
+        let mut link: Option<Link> = None;
         loop {
             let who = self.state.who_deadline().map(Instant::from_std);
+            let stop = self.stop_at;
             tokio::select! {
                 biased;
                 signal = signals.recv() => {
                     // Everything printed is written already; leave the broker politely.
-                    goodbye(link).await;
+                    goodbye(&mut link).await;
                     return Err(Error::Interrupted(signal));
                 }
-                _ = &mut self.stdout_closed => return Ok(Served::End),
-                _ = sleep_until(stop), if self.stop_at.is_some() => return self.timed_out(),
+                _ = &mut self.stdout_closed => return Ok(()),
+                _ = sleep_until(stop.unwrap_or_else(Instant::now)), if stop.is_some() => {
+                    self.flush()?;
+                    return self.state.timed_out(self.run_for.unwrap_or_default());
+                }
                 _ = sleep_until(who.unwrap_or_else(Instant::now)), if who.is_some() => {
                     self.state.print_roster();
-                    self.flush()?;
-                    goodbye(link).await;
-                    return Ok(Served::End);
+                    return self.end(&mut link).await;
                 }
-                r = link.io() => match r.and_then(|()| self.handle(link)) {
-                    Ok(Step::Continue) => self.flush()?,
-                    Ok(Step::Done) => {
-                        self.flush()?;
-                        goodbye(link).await;
-                        return Ok(Served::End);
+                r = io(&mut link) => match self.after_io(&mut link, r)? {
+                    After::Continue => {}
+                    After::Done => return self.end(&mut link).await,
+                    After::Lost(pause) => {
+                        // No connection is being made while one is up; assigning None
+                        // tells the borrow checker that `connector` is free again.
+                        #[allow(unused_assignments)]
+                        {
+                            dialing = None;
+                        }
+                        dialing = Some(Box::pin(reconnect(connector, pause)));
                     }
-                    Ok(Step::Refused(why)) => return Err(Error::Refused(why)),
-                    Err(lost) => return Ok(Served::Lost(lost)),
                 },
+                r = dial(&mut dialing) => {
+                    dialing = None;
+                    let endpoint = connector.endpoint().to_string();
+                    link = Some(self.connected(r?, &endpoint));
+                }
+            }
+        }
+    }
+
+    /// Hands what the connection brought to the state and writes what it printed. A
+    /// lost connection is gone then.
+    fn after_io(
+        &mut self,
+        link: &mut Option<Link>,
+        io: Result<(), LinkError>,
+    ) -> Result<After, Error> {
+        let Some(l) = link.as_mut() else {
+            return Ok(After::Continue);
+        };
+        match io.and_then(|()| self.handle(l)) {
+            Ok(Step::Continue) => self.flush().map(|()| After::Continue),
+            Ok(Step::Done) => Ok(After::Done),
+            Ok(Step::Refused(why)) => Err(Error::Refused(why)),
+            Err(lost) => {
+                *link = None;
+                self.flush()?;
+                let pause = self.state.lost(&lost, &self.client_id, now())?;
+                log::warn!("connection lost: {lost}; reconnecting");
+                Ok(After::Lost(pause))
             }
         }
     }
@@ -146,27 +170,13 @@ impl Driver {
         Ok(Step::Continue)
     }
 
-    /// The next connection after `pause`; None when the run ended meanwhile.
-    async fn reconnect(
-        &mut self,
-        pause: Duration,
-        signals: &mut Signals,
-    ) -> Result<Option<Link>, Error> {
-        let stop = self.stop_at.unwrap_or_else(Instant::now);
-        let mut link = tokio::select! {
-            biased;
-            signal = signals.recv() => return Err(Error::Interrupted(signal)),
-            _ = &mut self.stdout_closed => return Ok(None),
-            _ = sleep_until(stop), if self.stop_at.is_some() => {
-                self.timed_out()?;
-                return Ok(None);
-            }
-            l = async {
-                sleep(pause).await;
-                self.connector.establish(None).await
-            } => l?,
-        };
-        let endpoint = self.connector.endpoint();
+    /// A connection was accepted: subscribe, or resume a kept session.
+    fn connected(&mut self, mut link: Link, endpoint: &str) -> Link {
+        if !std::mem::replace(&mut self.connected_once, true) {
+            self.stop_at = self.run_for.map(|d| Instant::now() + d);
+            self.state.connected(&mut link.tx(), now());
+            return link;
+        }
         if link.connack().session_present {
             log::warn!("reconnected to {endpoint}; session resumed");
             // rumqttd (chat-broker) resumes sending a session's messages only once the
@@ -176,14 +186,14 @@ impl Driver {
             log::warn!("reconnected to {endpoint}");
         }
         self.state.reconnected(&mut link.tx(), now());
-        Ok(Some(link))
+        link
     }
 
-    /// `--timeout` passed: the end, a failure when `--count` was not reached.
-    fn timed_out(&mut self) -> Result<Served, Error> {
+    /// The run is over (`--count`, `--who`): write the rest, leave the broker.
+    async fn end(&mut self, link: &mut Option<Link>) -> Result<(), Error> {
         self.flush()?;
-        self.state.timed_out(self.run_for.unwrap_or_default())?;
-        Ok(Served::End)
+        goodbye(link).await;
+        Ok(())
     }
 
     /// Writes what was printed to stdout.
@@ -203,8 +213,10 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-/// Leaves the broker politely: DISCONNECT, and a second for it to close the connection.
-async fn goodbye(link: &mut Link) {
-    link.disconnect(Instant::now() + Duration::from_secs(1))
-        .await;
+/// Leaves the broker politely, if connected: DISCONNECT, and a second for the broker to
+/// close the connection.
+async fn goodbye(link: &mut Option<Link>) {
+    if let Some(l) = link {
+        l.disconnect(Instant::now() + Duration::from_secs(1)).await;
+    }
 }
