@@ -3,12 +3,10 @@
 
 #![cfg(feature = "broker")]
 
-mod common;
-
 use std::net::TcpListener;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn chat_broker(args: &[&str]) -> Command {
     let mut c = Command::new(chat_broker_bin().expect("built with the broker feature"));

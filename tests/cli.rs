@@ -2,12 +2,10 @@
 //! an unreachable broker exits 3 after --connect-timeout, a refusal exits 4, and the
 //! shared options reach the broker.
 
-mod common;
-
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// A listening socket that records whether anyone connected: a usage error must exit
 /// before connecting, so nothing may arrive here.

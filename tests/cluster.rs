@@ -16,14 +16,12 @@
 //! Every test starts its own cluster (about 7 s until all nodes serve MQTT). Like
 //! mosquitto, nats-server is required where CI is set and skipped elsewhere if missing.
 
-mod common;
-
 use std::io::Write;
 use std::process::ChildStdin;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Writes `first` to chat-pub's stdin from a thread, waits for the test's signal, writes
 /// `second`, and closes stdin: a stream that goes on while the test kills a node, without

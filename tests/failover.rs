@@ -8,9 +8,7 @@
 //! socket open) do, and for a cluster node that dies (it stops listening). The real
 //! foreign brokers and a NATS cluster are in tests/cluster.rs and tests/foreign.rs.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A long `--connect-timeout`: a run that ends with status 3 all the same ended at once,
 /// not by running out of it (the test's own deadline is far shorter).

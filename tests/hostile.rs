@@ -12,10 +12,8 @@
 //! control, invalid UTF-8, bare JSON scalars and fragments. Payloads stay well under
 //! rumqttd's 16 MiB limit.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use mqttchat::envelope;
 use mqttchat::render::push_escaped;
 

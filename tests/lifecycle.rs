@@ -8,8 +8,6 @@
 //! drained or full, a thread blocked in read(2), a counter) with a deadline. The tests
 //! print what they measured (CPU seconds, attempts, RSS, lines) with `--nocapture`.
 
-mod common;
-
 use std::fs;
 use std::io::{PipeWriter, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -19,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Defines a test per broker kind, as `NAME::embedded` and `NAME::mosquitto`, for tests
 /// that place, stop and restart brokers themselves (so they get the kind, not a broker).

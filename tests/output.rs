@@ -8,15 +8,13 @@
 //! binary payloads) are published with `publish_raw`, which sends the bytes as they are
 //! and needs nothing installed. The helpers set TZ=UTC, so envelope times are predictable.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
 
 /// The `ts` of the hand-made envelopes, and what it looks like in UTC.
 const TS: &str = "2026-01-02T03:04:05.678Z";

@@ -11,17 +11,15 @@
 //! no join can slip past it. Sequences end with a sentinel message published after the
 //! last event, so "nothing else was printed" is checked, not assumed.
 
-mod common;
-
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
@@ -790,22 +788,42 @@ each_broker! {
     }
 }
 
-/// A new pseudo-terminal: (master, slave).
+/// A new pseudo-terminal: (master, slave), both close-on-exec. openpty(3) cannot set the
+/// flag, and without it a child that another test spawns meanwhile would inherit the
+/// slave side: the master's reader, which ends once the last holder of the slave side has
+/// exited, would then wait for that child too.
 fn openpty() -> (File, OwnedFd) {
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: two valid out-pointers; name, termios and winsize may be null.
-    let r = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
+    use std::os::unix::fs::OpenOptionsExt;
+    let terminal = |path: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY) // std adds O_CLOEXEC itself
+            .open(path)
+            .unwrap_or_else(|e| panic!("open {path}: {e}"))
     };
-    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: openpty returned two fresh descriptors that nothing else owns.
-    unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+    let master = terminal("/dev/ptmx");
+    let fd = master.as_raw_fd();
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: grantpt and unlockpt take an open master descriptor; ptsname_r writes a
+    // NUL-terminated name of at most `name.len()` bytes into `name`.
+    let r = unsafe {
+        if libc::grantpt(fd) != 0 || libc::unlockpt(fd) != 0 {
+            -1
+        } else {
+            libc::ptsname_r(fd, name.as_mut_ptr(), name.len())
+        }
+    };
+    assert_eq!(
+        r,
+        0,
+        "a pseudo-terminal: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: ptsname_r succeeded, so `name` holds a NUL-terminated string.
+    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    let slave = terminal(&path.to_string_lossy());
+    (master, slave.into())
 }
 
 /// Runs `chat-sub -v -n 1 ARGS ROOM` (with NO_COLOR set to `no_color`, if given) with

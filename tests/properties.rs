@@ -21,8 +21,6 @@
 //! capped so that each property takes well under a second in the debug profile; the
 //! huge-string properties run fewer cases.
 
-mod common;
-
 use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,7 +33,7 @@ use proptest::sample::select;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use common::is_terminal_control;
+use crate::common::is_terminal_control;
 use serde_json::Value;
 
 use mqttchat::envelope::{self, IdSource, push_json_str};

@@ -4,12 +4,10 @@
 //!
 //! The tests print what they saw (cuts, lines, repeats dropped) with `--nocapture`.
 
-mod common;
-
 use std::io::Write;
 use std::process::Stdio;
 
-use common::*;
+use crate::common::*;
 
 /// How many repeats chat-sub dropped, from its `-vv` log.
 fn repeats_dropped(stderr: &str) -> usize {

@@ -7,8 +7,6 @@
 //! Failures that retrying cannot fix must end at once: those tests give
 //! `--connect-timeout 30` and require the exit well within 10 s.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -16,9 +14,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::*;
 
 // ---------------------------------------------------------------------------------------
 // Helpers

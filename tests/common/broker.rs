@@ -248,11 +248,6 @@ impl Broker {
             }
         }
     }
-
-    /// The broker's scratch directory (for a persistence file, say).
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
 }
 
 impl Drop for Broker {

@@ -27,7 +27,8 @@ pub struct ForeignBroker {
     /// RabbitMQ: the process group of epmd, the start script and beam, and epmd (its
     /// leader), killed and reaped on drop.
     group: Option<(u32, Child)>,
-    dir: TempDir,
+    /// Its config and log, removed on drop.
+    _dir: TempDir,
 }
 
 impl ForeignBroker {
@@ -39,11 +40,6 @@ impl ForeignBroker {
     /// Which broker and version, e.g. `aedes 1.2.0`.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The broker's output so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
     }
 }
 
@@ -120,7 +116,7 @@ pub fn aedes() -> Option<ForeignBroker> {
                 port,
                 child,
                 group: None,
-                dir,
+                _dir: dir,
             });
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -173,7 +169,7 @@ pub fn amqtt() -> Option<ForeignBroker> {
                 port,
                 child,
                 group: None,
-                dir,
+                _dir: dir,
             });
         }
         let _ = child.kill();
@@ -211,7 +207,7 @@ pub fn rabbitmq() -> Option<ForeignBroker> {
                 port,
                 child,
                 group: Some(group),
-                dir,
+                _dir: dir,
             });
         }
     }

@@ -6,8 +6,7 @@
 //! Nothing here sleeps to synchronise: every wait is "until this condition holds, or
 //! fail after a generous deadline", and a failing wait prints everything it saw.
 
-#![allow(dead_code)] // each test file uses a different part of this module
-
+#[macro_use] // each_broker!
 mod broker;
 mod foreign;
 mod mosquitto_extras;
@@ -17,17 +16,11 @@ mod pki;
 mod proxy;
 
 pub use broker::*;
-#[allow(unused_imports)] // only tests/foreign.rs runs the optional brokers
 pub use foreign::*;
-#[allow(unused_imports)] // nor needs mosquitto's extras
 pub use mosquitto_extras::*;
-#[allow(unused_imports)] // not every test file publishes raw messages
 pub use mqtt::*;
-#[allow(unused_imports)] // only tests/cluster.rs starts a NATS cluster
 pub use nats::*;
-#[allow(unused_imports)] // nor speaks TLS
 pub use pki::*;
-#[allow(unused_imports)] // nor cuts connections
 pub use proxy::*;
 
 use std::io::{Read, Write};
@@ -341,11 +334,6 @@ impl Proc {
     /// test's waits); dropping it is EOF.
     pub fn take_stdin(&mut self) -> ChildStdin {
         self.stdin.take().expect("stdin already taken or closed")
-    }
-
-    /// Closes the child's stdin (EOF).
-    pub fn close_stdin(&mut self) {
-        self.stdin = None;
     }
 
     /// Waits until stdout holds at least `n` complete lines; returns all lines so far.

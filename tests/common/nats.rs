@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{DEADLINE, TempDir, accepts_connect, free_port, send_signal, wait_for_port};
+use super::{DEADLINE, TempDir, accepts_connect, free_port, wait_for_port};
 
 /// Whether tests that need nats-server can run; false means "skip". Panics when it is
 /// missing but required (CI), as [`super::have_mosquitto`] does.
@@ -38,8 +38,9 @@ struct Node {
     child: Option<Child>,
 }
 
-/// One cluster at a time in a test binary: a node is a JetStream server, CI has two
-/// cores, and the failover tests' timings were measured with one cluster running.
+/// One cluster at a time in the test binary (every integration test runs in it): a node is
+/// a JetStream server, CI has two cores, and the failover tests' timings were measured
+/// with one cluster running.
 static TURN: Mutex<()> = Mutex::new(());
 
 /// A running NATS cluster; every node is killed on drop.
@@ -138,15 +139,6 @@ impl NatsCluster {
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].child.take() {
             let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Stops node `i` as an administrator would (SIGTERM: lame-duck-free shutdown) and
-    /// waits until it is gone.
-    pub fn stop(&mut self, i: usize) {
-        if let Some(mut child) = self.nodes[i].child.take() {
-            send_signal(child.id(), libc::SIGTERM);
             let _ = child.wait();
         }
     }

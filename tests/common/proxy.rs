@@ -135,20 +135,6 @@ impl Proxy {
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
-
-    /// Waits until at least `n` connections were made through the proxy.
-    #[track_caller]
-    pub fn wait_accepted(&self, n: usize) {
-        let end = Instant::now() + DEADLINE;
-        while self.accepted() < n {
-            assert!(
-                Instant::now() < end,
-                "only {} connections through the proxy",
-                self.accepted()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(2)); // polling interval
-        }
-    }
 }
 
 /// One client connection: its CONNECT is read first when MQTT 5 gets special treatment,
