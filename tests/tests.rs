@@ -13,9 +13,11 @@
 #[macro_use]
 mod common;
 
+mod authorization;
 mod broker;
 mod cli;
 mod cluster;
+mod credentials;
 mod delivery;
 mod failover;
 mod foreign;
@@ -29,3 +31,4 @@ mod properties;
 mod pubsub;
 mod reconnect;
 mod tls;
+mod websocket;

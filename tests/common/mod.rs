@@ -14,6 +14,7 @@ mod mqtt;
 mod nats;
 mod pki;
 mod proxy;
+mod secure;
 
 pub use broker::*;
 pub use foreign::*;
@@ -22,6 +23,7 @@ pub use mqtt::*;
 pub use nats::*;
 pub use pki::*;
 pub use proxy::*;
+pub use secure::*;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
