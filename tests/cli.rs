@@ -1,8 +1,10 @@
 //! Options and exit statuses (SPEC §3, §8): usage errors exit 2 before anything is sent,
 //! an unreachable broker exits 3 after --connect-timeout, a refusal exits 4, and the
-//! shared options reach the broker.
+//! shared options reach the broker. Also `--completions`.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -325,5 +327,51 @@ each_broker! {
         broker.signal(libc::SIGCONT);
         out.expect_code(1);
         assert!(out.stderr.contains("not acknowledged"), "{}", out.stderr);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shell completions
+// ---------------------------------------------------------------------------------------
+
+/// `--completions SHELL` prints a completion script for the tool and exits 0, without a
+/// broker or a topic; an unknown shell is a usage error.
+#[test]
+fn completions() {
+    let mut cases = vec![
+        (
+            bin("chat-pub"),
+            "chat-pub",
+            "bash",
+            vec!["--nick", "--no-presence", "--json"],
+        ),
+        (
+            bin("chat-sub"),
+            "chat-sub",
+            "zsh",
+            vec!["--json", "--who", "--ignore", "--color"],
+        ),
+    ];
+    match chat_broker_bin() {
+        Some(b) => cases.push((PathBuf::from(b), "chat-broker", "fish", vec!["listen"])),
+        None => eprintln!("skipped chat-broker: built without the `broker` feature"),
+    }
+    for (path, name, shell, flags) in cases {
+        let out = run(Command::new(&path).args(["--completions", shell]), b"");
+        out.expect_code(0);
+        let script = out.stdout_str();
+        assert!(script.contains(name), "{name} {shell}:\n{script}");
+        for flag in flags {
+            assert!(
+                script.contains(flag),
+                "{name} {shell}: no {flag}:\n{script}"
+            );
+        }
+        assert!(out.stderr.is_empty(), "{}", out.stderr);
+        let bad = run(
+            Command::new(&path).args(["--completions", "no-such-shell"]),
+            b"",
+        );
+        bad.expect_code(2);
     }
 }

@@ -17,6 +17,7 @@ mod authorization;
 mod broker;
 mod cli;
 mod cluster;
+mod comforts;
 mod credentials;
 mod delivery;
 mod failover;

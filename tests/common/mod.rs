@@ -14,6 +14,7 @@ mod mqtt;
 mod nats;
 mod pki;
 mod proxy;
+mod room;
 mod secure;
 
 pub use broker::*;
@@ -23,6 +24,7 @@ pub use mqtt::*;
 pub use nats::*;
 pub use pki::*;
 pub use proxy::*;
+pub use room::*;
 pub use secure::*;
 
 use std::io::{Read, Write};
