@@ -19,7 +19,7 @@
 use std::io::Write;
 use std::process::ChildStdin;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -73,18 +73,11 @@ fn eventually_retained(url: &str, filter: &str, pred: impl Fn(&Received) -> bool
         Some(root) => format!("{root}/probe"),
         None => filter.to_string(),
     };
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let got = retained_messages_at(url, filter, &probe);
-        if got.iter().any(&pred) {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "{url}, filter {filter}: the expected retained message never came; got {got:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100)); // polling interval
-    }
+    wait_until(
+        &format!("a fresh subscriber of {filter} at {url} got the expected retained message"),
+        || retained_messages_at(url, filter, &probe).iter().any(&pred),
+        || format!("got {:?}", retained_messages_at(url, filter, &probe)),
+    );
 }
 
 // ---------------------------------------------------------------------------------------

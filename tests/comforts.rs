@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::common::*;
 
@@ -291,15 +291,14 @@ fn on_terminal(broker: &Broker, args: &[&str], no_color: Option<&str>) -> Vec<u8
         1,
         false,
     );
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            panic!("chat-sub on a terminal did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(5)); // polling interval
+    let mut status = None;
+    holds_within(end.saturating_duration_since(Instant::now()), || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("chat-sub on a terminal did not exit");
     };
     assert!(status.success(), "chat-sub on a terminal: {status}");
     reader.join().expect("pty reader")

@@ -53,20 +53,6 @@ macro_rules! each_kind {
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// Polls `cond` until it holds; fails after [`DEADLINE`] with `what` and `context()`.
-#[track_caller]
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool, context: impl Fn() -> String) {
-    let end = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(
-            Instant::now() < end,
-            "gave up waiting until {what}:\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(5)); // polling interval
-    }
-}
-
 /// The capacity of a pipe in bytes.
 fn pipe_capacity(fd: &impl AsRawFd) -> usize {
     // SAFETY: F_GETPIPE_SZ only reads the descriptor's state.
@@ -332,15 +318,9 @@ fn publisher_read_everything_while_broker_frozen(
 /// or it has exited already.
 #[track_caller]
 fn wait_signal_taken(publisher: &mut Proc) {
-    let end = Instant::now() + DEADLINE;
-    while !publisher.exited() && !publisher.stderr().contains("interrupted") {
-        assert!(
-            Instant::now() < end,
-            "signal not taken:\n{}",
-            publisher.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(5)); // polling interval
-    }
+    publisher.wait_until("chat-pub took the signal", |p| {
+        p.exited() || p.stderr().contains("interrupted")
+    });
 }
 
 /// Publishes an `end` line and returns what the subscriber printed before it (the

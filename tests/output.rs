@@ -9,7 +9,7 @@
 //! and needs nothing installed. The helpers set TZ=UTC, so envelope times are predictable.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -133,20 +133,6 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-impl Guard {
-    /// Waits for the exit, or None after `limit`.
-    fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if let Some(s) = self.0.try_wait().expect("try_wait") {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(5)); // polling interval
-        }
-        None
     }
 }
 
@@ -553,11 +539,12 @@ each_broker! {
             .expect("no first line from chat-sub");
         assert_eq!(String::from_utf8_lossy(&line), "first\n");
         drop(reader);
-        let status = child.wait_for(Duration::from_secs(10));
-        assert!(
-            status.is_some(),
-            "chat-sub still runs 10 s after its stdout was closed"
-        );
+        let mut status = None;
+        let exited = holds_within(Duration::from_secs(10), || {
+            status = child.0.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        assert!(exited, "chat-sub still runs 10 s after its stdout was closed");
         assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
         assert_eq!(errors.join().expect("stderr reader"), "");
     }

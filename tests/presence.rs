@@ -35,20 +35,6 @@ fn panics(log: &str, n: usize) -> String {
     found.join("\n")
 }
 
-/// Waits (with the deadline) until the process has exited, without closing its stdin.
-#[track_caller]
-fn wait_for_exit(p: &mut Proc) {
-    let end = Instant::now() + DEADLINE;
-    while !p.exited() {
-        assert!(
-            Instant::now() < end,
-            "still running after {DEADLINE:?}:\n{}",
-            p.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(5)); // polling interval
-    }
-}
-
 /// The retained presence state of everyone in `room` (and below), as a fresh subscriber
 /// of the presence topics receives it.
 fn retained_presence(broker: &Broker, room: &str) -> Vec<Received> {
@@ -116,7 +102,7 @@ each_broker! {
             assert_eq!(wait_shorts(&sub, expected.len()), expected);
             bob.signal(sig);
             // stdin stays open: the signal alone must end it.
-            wait_for_exit(&mut bob);
+            bob.wait_until("the signal ended it", Proc::exited);
             bob.finish().expect_code(code);
             expected.push(ev("leave", "bob", &room));
             assert_eq!(wait_shorts(&sub, expected.len()), expected);
@@ -330,12 +316,9 @@ each_broker! {
             "bob",
             &["-i", "bob/phone+1%", "--connect-timeout", "3", &room],
         );
-        // Until the join shows, or bob gave up connecting.
-        let end = Instant::now() + DEADLINE;
-        while events.stdout().is_empty() && !bob.exited() {
-            assert!(Instant::now() < end, "neither a join nor an exit:\n{}", bob.stderr());
-            std::thread::sleep(Duration::from_millis(5)); // polling interval
-        }
+        bob.wait_until("the join shows, or bob gave up connecting", |bob| {
+            !events.stdout().is_empty() || bob.exited()
+        });
         let joined = !events.stdout().is_empty();
         for version in ["5", "3"] {
             let mut c = chat_pub(

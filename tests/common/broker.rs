@@ -9,10 +9,8 @@
 //! machine with nothing installed. With `CI` or `MQTTCHAT_REQUIRE_MOSQUITTO` set in the
 //! environment (as .ci/run does), a missing mosquitto fails them instead.
 
+use super::{LISTEN_WAIT, TempDir, holds_within, send_signal, wait_until};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use super::{TempDir, send_signal};
 
 /// Which broker implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,23 +131,26 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("start chat-broker");
-        let end = Instant::now() + super::DEADLINE;
-        loop {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(port) = listening_port(&text) {
-                return Broker {
-                    kind: Kind::Embedded,
-                    port,
-                    child,
-                    dir,
-                    extra: String::new(),
-                };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("chat-broker exited ({status}) at start:\n{text}");
-            }
-            assert!(Instant::now() < end, "chat-broker did not start:\n{text}");
-            std::thread::sleep(Duration::from_millis(5)); // polling interval
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        let (mut port, mut exited) = (None, None);
+        wait_until(
+            "chat-broker says where it listens",
+            || {
+                port = listening_port(&log());
+                exited = child.try_wait().ok().flatten();
+                port.is_some() || exited.is_some()
+            },
+            log,
+        );
+        match (port, exited) {
+            (Some(port), _) => Broker {
+                kind: Kind::Embedded,
+                port,
+                child,
+                dir,
+                extra: String::new(),
+            },
+            (None, status) => panic!("chat-broker exited ({status:?}) at start:\n{}", log()),
         }
     }
 
@@ -300,7 +301,9 @@ fn start_mosquitto(dir: &TempDir, ports: &[u16], extra: &str) -> Option<Child> {
             .iter()
             .all(|&p| mqttchat::procnet::listens_on_port(child.id(), p))
     };
-    if super::wait_for_port(port, &mut child) && super::wait_until(|| extra_ready(&mut child)) {
+    if super::wait_for_port(port, &mut child)
+        && holds_within(LISTEN_WAIT, || extra_ready(&mut child))
+    {
         return Some(child);
     }
     let _ = child.kill();
