@@ -165,7 +165,7 @@ fn auto_falls_back_to_mqtt_3_1_1_and_v5_fails_with_a_hint() {
     );
 
     // A connect timeout far beyond the test's deadline: exit 3 at all means "at once".
-    let strict = ["-V", "5", "--connect-timeout", "3600"];
+    let strict = ["-V", "5", "--connect-timeout", LONG_CONNECT_TIMEOUT];
     for mut cmd in [
         chat_pub_at(
             &[c.url(2)],

@@ -10,10 +10,6 @@
 
 use crate::common::*;
 
-/// A long `--connect-timeout`: a run that ends with status 3 all the same ended at once,
-/// not by running out of it (the test's own deadline is far shorter).
-const NEVER: &str = "3600";
-
 each_broker! {
     /// `-V auto` (the default) in front of a broker that closes the connection on an MQTT
     /// 5 CONNECT: both tools connect again with MQTT 3.1.1, say so at -v, and chat works;
@@ -207,7 +203,14 @@ fn falls_back(broker: &Broker, mqtt5: Mqtt5) {
     }
     for name in ["chat-pub", "chat-sub"] {
         let mut cmd = tool(name);
-        cmd.args(["-b", &proxy.url(), "-V", "5", "--connect-timeout", NEVER]);
+        cmd.args([
+            "-b",
+            &proxy.url(),
+            "-V",
+            "5",
+            "--connect-timeout",
+            LONG_CONNECT_TIMEOUT,
+        ]);
         cmd.args(if name == "chat-pub" {
             ["-m", "x"]
         } else {

@@ -106,16 +106,15 @@ impl Shown {
 
 /// Asserts that `-F TEMPLATE` is a usage error (exit 2, nothing on stdout) whose message
 /// contains `needle`, decided before connecting: nothing listens at the broker address,
-/// so a chat-sub that tried to connect would retry for 30 s and exit 3.
+/// so a chat-sub that tried to connect would retry for [`LONG_CONNECT_TIMEOUT`] (the
+/// test's deadline fails it first) and then exit 3.
 #[track_caller]
 fn expect_template_usage_error(template: &str, needle: &str) {
     let url = "mqtt://127.0.0.1:1"; // nothing is served on port 1
     let mut cmd = tool("chat-sub");
-    cmd.args(["-b", url, "--connect-timeout", "30"]);
+    cmd.args(["-b", url, "--connect-timeout", LONG_CONNECT_TIMEOUT]);
     cmd.args(["-F", template, "some/topic"]);
-    let started = Instant::now();
     let f = run(&mut cmd, b"");
-    let took = started.elapsed();
     f.expect_code(2);
     assert!(f.stdout.is_empty(), "{}", f.stdout_str());
     assert!(
@@ -123,7 +122,6 @@ fn expect_template_usage_error(template: &str, needle: &str) {
         "stderr does not say {needle:?}: {:?}",
         f.stderr
     );
-    assert!(took < Duration::from_secs(10), "took {took:?}");
 }
 
 /// A child process killed if the test ends early.
@@ -539,27 +537,33 @@ each_broker! {
             .expect("no first line from chat-sub");
         assert_eq!(String::from_utf8_lossy(&line), "first\n");
         drop(reader);
+        // Nothing else can end it: no -n, no -W, and nothing is published after the first
+        // line, so no write finds the pipe closed. Ending at all is noticing the close.
         let mut status = None;
-        let exited = holds_within(Duration::from_secs(10), || {
-            status = child.0.try_wait().expect("try_wait");
-            status.is_some()
-        });
-        assert!(exited, "chat-sub still runs 10 s after its stdout was closed");
+        wait_until(
+            "chat-sub ended after its stdout was closed",
+            || {
+                status = child.0.try_wait().expect("try_wait");
+                status.is_some()
+            },
+            String::new,
+        );
         assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
         assert_eq!(errors.join().expect("stderr reader"), "");
     }
 }
 
 each_broker! {
+    /// The line is printed when it arrives, not when something else happens: with a
+    /// keep-alive of an hour, far beyond the test's deadline, nothing but the message
+    /// itself reaches chat-sub (no ping, no other message) before the deadline, and it
+    /// does not exit.
     fn a_message_reaches_stdout_while_chat_sub_runs(broker) {
         let topic = unique_topic("prompt");
-        let mut sub = Proc::subscriber(broker, &["-F", "{from}: {text}", &topic]);
+        let mut sub = Proc::subscriber(broker, &["-k", "3600", "-F", "{from}: {text}", &topic]);
         chat_pub_ok(broker, &["--nick", "alice", "-m", "ping", &topic]);
-        let published = Instant::now();
         assert_eq!(sub.wait_lines(1), ["alice: ping"]);
-        let took = published.elapsed();
         assert!(!sub.exited(), "chat-sub exited: {}", sub.stderr());
-        assert!(took < Duration::from_secs(3), "the line took {took:?}");
     }
 }
 
@@ -599,6 +603,9 @@ each_broker! {
 }
 
 each_broker! {
+    /// `-W 1` ends the run by itself (nothing else would), with status 0 and no output,
+    /// and not before its second: a floor the tool's own timer guarantees, which a slower
+    /// machine can only exceed.
     fn timeout_without_messages_exits_0_after_the_time(broker) {
         let topic = unique_topic("timeout");
         let started = Instant::now();
@@ -607,10 +614,7 @@ each_broker! {
         out.expect_code(0);
         assert_eq!(out.stdout_str(), "");
         assert_eq!(out.stderr, "");
-        assert!(
-            took >= Duration::from_secs(1) && took < Duration::from_secs(10),
-            "took {took:?}"
-        );
+        assert!(took >= Duration::from_secs(1), "took {took:?}");
     }
 }
 
