@@ -24,6 +24,7 @@ mod failover;
 mod foreign;
 mod hostile;
 mod interop;
+mod kernel;
 mod lifecycle;
 mod man;
 mod output;
