@@ -7,7 +7,8 @@
 //!
 //! Without mosquitto the mosquitto variants pass as skipped, so `cargo test` works on a
 //! machine with nothing installed. With `CI` or `MQTTCHAT_REQUIRE_MOSQUITTO` set in the
-//! environment (as .ci/run does), a missing mosquitto fails them instead.
+//! environment (as .ci/run does), a missing mosquitto fails them instead; so does any
+//! other program CI installs ([`have_program`]: nats-server, openssl, …).
 
 use super::{LISTEN_WAIT, TempDir, holds_within, send_signal, wait_until};
 use std::process::{Child, Command, Stdio};
@@ -36,12 +37,15 @@ pub struct Broker {
     extra: String,
 }
 
-/// Whether the environment demands mosquitto (CI): then its absence is a failure.
-fn mosquitto_required() -> bool {
+/// Whether the environment demands the programs CI installs (`CI` or
+/// `MQTTCHAT_REQUIRE_MOSQUITTO` set, as .ci/run does): then a missing one is a failure of
+/// the tests that need it, never a skip.
+pub fn tools_required() -> bool {
     std::env::var_os("CI").is_some() || std::env::var_os("MQTTCHAT_REQUIRE_MOSQUITTO").is_some()
 }
 
-fn installed(cmd: &str) -> bool {
+/// Whether an external program can be run here (what it answers does not matter).
+pub fn installed(cmd: &str) -> bool {
     Command::new(cmd)
         .arg("--help")
         .stdout(Stdio::null())
@@ -66,13 +70,14 @@ fn have(cmd: &str) -> bool {
 }
 
 /// Whether `cmd` runs here; false means "skip" (with a line on stderr), except where the
-/// environment demands the test brokers (CI): then its absence fails, saying `install`.
-pub(crate) fn have_program(cmd: &str, install: &str) -> bool {
+/// environment demands the programs CI installs ([`tools_required`]): then its absence
+/// fails, saying `install`.
+pub fn have_program(cmd: &str, install: &str) -> bool {
     if installed(cmd) {
         return true;
     }
     assert!(
-        !mosquitto_required(),
+        !tools_required(),
         "{cmd} is required here (CI is set) but not installed: {install}"
     );
     eprintln!("skipped: {cmd} is not installed");

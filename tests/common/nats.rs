@@ -20,7 +20,7 @@ use super::{TempDir, accepts_connect, free_port, wait_for_port, wait_until};
 /// Whether tests that need nats-server can run; false means "skip". Panics when it is
 /// missing but required (CI), as [`super::have_mosquitto`] does.
 pub fn have_nats() -> bool {
-    super::broker::have_program("nats-server", "apt-get install -y nats-server")
+    super::have_program("nats-server", "apt-get install -y nats-server")
 }
 
 /// The three ports of one node.
