@@ -304,7 +304,7 @@ fn start_mosquitto(dir: &TempDir, ports: &[u16], extra: &str) -> Option<Child> {
     let extra_ready = |child: &mut Child| {
         ports[1..]
             .iter()
-            .all(|&p| mqttchat::procnet::listens_on_port(child.id(), p))
+            .all(|&p| super::listens_on_port(child.id(), p))
     };
     if super::wait_for_port(port, &mut child)
         && holds_within(LISTEN_WAIT, || extra_ready(&mut child))

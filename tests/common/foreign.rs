@@ -307,7 +307,7 @@ fn start_rabbitmq(script: &Path, dir: &TempDir) -> Option<(Child, (u32, Child), 
         // (the group is ours, so the listener is too).
         let ours = group_pids(pgid)
             .into_iter()
-            .any(|pid| mqttchat::procnet::listens(pid, addr));
+            .any(|pid| super::listens(pid, addr));
         if ours && accepts_connect(mqtt_port, Duration::from_secs(5)) {
             return true;
         }

@@ -13,6 +13,7 @@ mod mosquitto_extras;
 mod mqtt;
 mod nats;
 mod pki;
+mod procnet;
 mod proxy;
 mod room;
 mod secure;
@@ -23,6 +24,7 @@ pub use mosquitto_extras::*;
 pub use mqtt::*;
 pub use nats::*;
 pub use pki::*;
+pub use procnet::*;
 pub use proxy::*;
 pub use room::*;
 pub use secure::*;
@@ -131,7 +133,7 @@ pub fn wait_for_port(port: u16, child: &mut Child) -> bool {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut exited = false;
     holds_within(LISTEN_WAIT, || {
-        if mqttchat::procnet::listens(child.id(), addr) {
+        if listens(child.id(), addr) {
             return true;
         }
         // e.g. the port was taken after all
