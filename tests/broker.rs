@@ -1,5 +1,5 @@
-//! chat-broker itself (SPEC §6): where it listens, what it says, how it stops, and its
-//! exit statuses. Traffic through it is tested by every `each_broker!` test.
+//! chat-broker itself (chat-broker(1)): where it listens, what it says, how it stops, and
+//! its exit statuses. Traffic through it is tested by every `each_broker!` test.
 
 #![cfg(feature = "broker")]
 

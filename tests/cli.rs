@@ -1,6 +1,7 @@
-//! Options and exit statuses (SPEC §3, §8): usage errors exit 2 before anything is sent,
-//! an unreachable broker exits 3 after --connect-timeout, a refusal exits 4, and the
-//! shared options reach the broker. Also `--completions`.
+//! Options and exit statuses (OPTIONS and EXIT STATUS in the man pages, Exit status in
+//! the README): usage errors exit 2 before anything is sent, an unreachable broker exits
+//! 3 after --connect-timeout, a refusal exits 4, and the shared options reach the broker.
+//! Also `--completions`.
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
-//! Every broker people run (SPEC §3, §7, §9, §10): `-V auto` in front of brokers that speak
-//! only MQTT 3.1.1, a broker that refuses the presence will, several brokers with
-//! failover, and input read while no broker answers.
+//! Every broker people run (BROKERS in chat-pub(1) and chat-sub(1)): `-V auto` in front
+//! of brokers that speak only MQTT 3.1.1, a broker that refuses the presence will,
+//! several brokers with failover, and input read while no broker answers.
 //!
 //! The brokers are the real ones (chat-broker and mosquitto, through [`each_broker!`]). A
 //! proxy in front of them stands in for a broker that refuses MQTT 5 the way RabbitMQ

@@ -1,7 +1,7 @@
-//! Hostile payloads against running subscribers (SPEC §2, §5): whatever another client
-//! publishes, chat-sub stays alive and prints exactly one line per message — valid JSON
-//! with the documented keys under `--json`, and terminal-safe text in the default format
-//! and with `-F`.
+//! Hostile payloads against running subscribers (the envelope in the README, chat-sub(1)
+//! OUTPUT and JSON FORMAT): whatever another client publishes, chat-sub stays alive and
+//! prints exactly one line per message — valid JSON with the documented keys under
+//! `--json`, and terminal-safe text in the default format and with `-F`.
 //!
 //! One test per broker (`each_broker!`) starts `chat-sub --json`, `chat-sub` and
 //! `chat-sub -F '{from}|{text}'` on one topic, publishes every payload below with

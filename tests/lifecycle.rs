@@ -1,8 +1,9 @@
-//! The life of a tool around its work (SPEC §4, §5, §7, §8): signals drain what was read
-//! and end with 130/143, a second signal ends the drain, chat-sub flushes what it received;
-//! persistent sessions keep what was published while a subscriber was away; a broker that
-//! comes up late is still used; a broker that is down costs a reconnecting tool next to no
-//! CPU; and a publisher whose broker stalls stops reading instead of growing.
+//! The life of a tool around its work (chat-pub(1) DELIVERY and EXIT STATUS, chat-sub(1)
+//! RECONNECTION AND SESSIONS): signals drain what was read and end with 130/143, a second
+//! signal ends the drain, chat-sub flushes what it received; persistent sessions keep
+//! what was published while a subscriber was away; a broker that comes up late is still
+//! used; a broker that is down costs a reconnecting tool next to no CPU; and a publisher
+//! whose broker stalls stops reading instead of growing.
 //!
 //! Nothing here sleeps to synchronise: every wait is for a condition (a log line, a pipe
 //! drained or full, a thread blocked in read(2), a counter) with a deadline. The tests
@@ -252,7 +253,7 @@ fn packet_size(b: &[u8]) -> Option<usize> {
 }
 
 // ---------------------------------------------------------------------------------------
-// 1. Signals (SPEC §8)
+// 1. Signals (EXIT STATUS: 130 and 143)
 // ---------------------------------------------------------------------------------------
 
 /// Lines written to chat-pub while the broker is frozen, in the signal tests. More than
@@ -478,7 +479,7 @@ each_broker! {
 }
 
 // ---------------------------------------------------------------------------------------
-// 2. Sessions (SPEC §5 --session)
+// 2. Sessions (chat-sub --session)
 // ---------------------------------------------------------------------------------------
 
 /// `chat-sub --session NAME -q 1` prints a few lines, is stopped by SIGINT (130); lines
@@ -608,7 +609,7 @@ fn a_session_taken_over_ends_the_first_subscriber_embedded() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 3. Startup (SPEC §3 --connect-timeout); 4. Backoff (SPEC §7)
+// 3. Startup (--connect-timeout); 4. Backoff (reconnection)
 // ---------------------------------------------------------------------------------------
 
 each_kind! {
@@ -687,7 +688,7 @@ each_kind! {
 }
 
 // ---------------------------------------------------------------------------------------
-// 5. Bounded memory (SPEC §4)
+// 5. Bounded memory (chat-pub(1) DELIVERY)
 // ---------------------------------------------------------------------------------------
 
 /// Lines the writer would write if nothing stopped it: 100 MB.

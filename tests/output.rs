@@ -1,6 +1,7 @@
-//! chat-sub's output as a user sees it (SPEC §5): the text format, terminal safety,
-//! `--json`, `--format`, `--raw`, a closed stdout, promptness, and the options that end a
-//! run (`--count`, `--timeout`) or filter it (`--no-retained`).
+//! chat-sub's output as a user sees it (chat-sub(1) OUTPUT, JSON FORMAT, FORMAT
+//! TEMPLATES): the text format, terminal safety, `--json`, `--format`, `--raw`, a closed
+//! stdout, promptness, and the options that end a run (`--count`, `--timeout`) or filter
+//! it (`--no-retained`).
 //!
 //! Every test runs the real binaries against both test brokers (`each_broker!`: the
 //! embedded chat-broker, and mosquitto when installed) and compares the exact bytes

@@ -1,8 +1,9 @@
-//! Presence (SPEC §10): chat-pub announces its nick while it reads a room from stdin (a
-//! retained join on `mqttchat-presence/<room>/<client id>`, an empty retained leave, and
-//! the same leave as its will); chat-sub shows joins and leaves that happen while it
-//! runs, `--who` lists who is online, and `--no-presence` turns it off. What else changes
-//! what a person sees (`--ignore`, `--hide-own`, `--color`) is in the comforts module.
+//! Presence (PRESENCE in chat-pub(1) and chat-sub(1)): chat-pub announces its nick while
+//! it reads a room from stdin (a retained join on `mqttchat-presence/<room>/<client id>`,
+//! an empty retained leave, and the same leave as its will); chat-sub shows joins and
+//! leaves that happen while it runs, `--who` lists who is online, and `--no-presence`
+//! turns it off. What else changes what a person sees (`--ignore`, `--hide-own`,
+//! `--color`) is in the comforts module.
 //!
 //! Every test that needs a broker runs against both (`each_broker!`). chat-pub is started
 //! here with `member` (tests/common/room.rs), not the `chat_pub` helper (which adds

@@ -1,6 +1,7 @@
-//! Never lose a line (SPEC §5, §7): connections cut under chat-pub and under chat-sub,
-//! and a broker restarted mid-stream. At least once on the wire (resends after a
-//! reconnect) plus de-duplication by envelope id in chat-sub = exactly once on screen.
+//! Never lose a line (chat-pub(1) DELIVERY, chat-sub(1) RECONNECTION AND SESSIONS):
+//! connections cut under chat-pub and under chat-sub, and a broker restarted mid-stream.
+//! At least once on the wire (resends after a reconnect) plus de-duplication by envelope
+//! id in chat-sub = exactly once on screen.
 //!
 //! The tests print what they saw (cuts, lines, repeats dropped) with `--nocapture`.
 

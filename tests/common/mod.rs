@@ -604,8 +604,8 @@ pub fn after_clock(line: &str) -> &str {
     &line[9..]
 }
 
-/// Whether a terminal could act on `c` (SPEC §5): C0, DEL, C1, the Unicode Bidi_Control
-/// characters, and the line and paragraph separators.
+/// Whether a terminal could act on `c` (the characters chat-sub(1) OUTPUT escapes): C0,
+/// DEL, C1, the Unicode Bidi_Control characters, and the line and paragraph separators.
 pub fn is_terminal_control(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
