@@ -2,8 +2,8 @@
 //!
 //! A port picked by binding port 0 and closing it again can be taken by someone else
 //! before the intended server binds it, and a successful connect then proves nothing.
-//! chat-broker (its engine's internal listeners) and the test helpers (brokers started
-//! on free ports) use this to check that the listener is really theirs.
+//! chat-broker uses this to check that its engine's internal listeners are really its
+//! own. (The integration tests have their own copy in tests/common/procnet.rs.)
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -25,26 +25,6 @@ pub fn listens(pid: u32, addr: SocketAddr) -> bool {
             let f: Vec<&str> = line.split_whitespace().collect();
             // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
             (f.len() > 9 && f[3] == "0A" && f[1].eq_ignore_ascii_case(&wanted)).then(|| f[9])
-        })
-        .collect();
-    owns_any(pid, &inodes)
-}
-
-/// Whether process `pid` holds a socket listening on `port` on any address (IPv4 or IPv6).
-pub fn listens_on_port(pid: u32, port: u16) -> bool {
-    let suffix = format!(":{port:04X}");
-    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|t| std::fs::read_to_string(t).ok())
-        .flat_map(|text| {
-            text.lines()
-                .skip(1)
-                .filter_map(|line| {
-                    let f: Vec<&str> = line.split_whitespace().collect();
-                    (f.len() > 9 && f[3] == "0A" && f[1].ends_with(&suffix))
-                        .then(|| f[9].to_string())
-                })
-                .collect::<Vec<_>>()
         })
         .collect();
     owns_any(pid, &inodes)

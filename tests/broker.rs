@@ -1,14 +1,12 @@
-//! chat-broker itself (SPEC §6): where it listens, what it says, how it stops, and its
-//! exit statuses. Traffic through it is tested by every `each_broker!` test.
+//! chat-broker itself (chat-broker(1)): where it listens, what it says, how it stops, and
+//! its exit statuses. Traffic through it is tested by every `each_broker!` test.
 
 #![cfg(feature = "broker")]
-
-mod common;
 
 use std::net::TcpListener;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn chat_broker(args: &[&str]) -> Command {
     let mut c = Command::new(chat_broker_bin().expect("built with the broker feature"));

@@ -16,14 +16,12 @@
 //! Every test starts its own cluster (about 7 s until all nodes serve MQTT). Like
 //! mosquitto, nats-server is required where CI is set and skipped elsewhere if missing.
 
-mod common;
-
 use std::io::Write;
 use std::process::ChildStdin;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// Writes `first` to chat-pub's stdin from a thread, waits for the test's signal, writes
 /// `second`, and closes stdin: a stream that goes on while the test kills a node, without
@@ -75,18 +73,11 @@ fn eventually_retained(url: &str, filter: &str, pred: impl Fn(&Received) -> bool
         Some(root) => format!("{root}/probe"),
         None => filter.to_string(),
     };
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let got = retained_messages_at(url, filter, &probe);
-        if got.iter().any(&pred) {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "{url}, filter {filter}: the expected retained message never came; got {got:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100)); // polling interval
-    }
+    wait_until(
+        &format!("a fresh subscriber of {filter} at {url} got the expected retained message"),
+        || retained_messages_at(url, filter, &probe).iter().any(&pred),
+        || format!("got {:?}", retained_messages_at(url, filter, &probe)),
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -174,7 +165,7 @@ fn auto_falls_back_to_mqtt_3_1_1_and_v5_fails_with_a_hint() {
     );
 
     // A connect timeout far beyond the test's deadline: exit 3 at all means "at once".
-    let strict = ["-V", "5", "--connect-timeout", "3600"];
+    let strict = ["-V", "5", "--connect-timeout", LONG_CONNECT_TIMEOUT];
     for mut cmd in [
         chat_pub_at(
             &[c.url(2)],

@@ -2,9 +2,7 @@
 //! many lines arrive complete and in order at every QoS and in both protocol versions,
 //! and lines that cannot be sent are reported by number while the rest still arrive.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// `seq=00000001 …` lines, `n` of them, `len` bytes each (without the newline).
 fn numbered(n: usize, len: usize) -> (String, Vec<String>) {

@@ -1,6 +1,6 @@
-//! Every broker people run (SPEC §3, §7, §9, §10): `-V auto` in front of brokers that speak
-//! only MQTT 3.1.1, a broker that refuses the presence will, several brokers with
-//! failover, and input read while no broker answers.
+//! Every broker people run (BROKERS in chat-pub(1) and chat-sub(1)): `-V auto` in front
+//! of brokers that speak only MQTT 3.1.1, a broker that refuses the presence will,
+//! several brokers with failover, and input read while no broker answers.
 //!
 //! The brokers are the real ones (chat-broker and mosquitto, through [`each_broker!`]). A
 //! proxy in front of them stands in for a broker that refuses MQTT 5 the way RabbitMQ
@@ -8,13 +8,7 @@
 //! socket open) do, and for a cluster node that dies (it stops listening). The real
 //! foreign brokers and a NATS cluster are in tests/cluster.rs and tests/foreign.rs.
 
-mod common;
-
-use common::*;
-
-/// A long `--connect-timeout`: a run that ends with status 3 all the same ended at once,
-/// not by running out of it (the test's own deadline is far shorter).
-const NEVER: &str = "3600";
+use crate::common::*;
 
 each_broker! {
     /// `-V auto` (the default) in front of a broker that closes the connection on an MQTT
@@ -209,7 +203,14 @@ fn falls_back(broker: &Broker, mqtt5: Mqtt5) {
     }
     for name in ["chat-pub", "chat-sub"] {
         let mut cmd = tool(name);
-        cmd.args(["-b", &proxy.url(), "-V", "5", "--connect-timeout", NEVER]);
+        cmd.args([
+            "-b",
+            &proxy.url(),
+            "-V",
+            "5",
+            "--connect-timeout",
+            LONG_CONNECT_TIMEOUT,
+        ]);
         cmd.args(if name == "chat-pub" {
             ["-m", "x"]
         } else {

@@ -18,9 +18,7 @@
 //! - amqtt keeps no messages for an offline session of an anonymous client, so nothing
 //!   here relies on sessions.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Defines a test that runs once per optional broker, as `NAME::aedes`, `NAME::amqtt` and
 /// `NAME::rabbitmq`, each skipped when that broker is not installed.
@@ -35,21 +33,21 @@ macro_rules! each_foreign {
 
             #[test]
             fn aedes() {
-                if let Some(b) = common::aedes() {
+                if let Some(b) = crate::common::aedes() {
                     body(&b);
                 }
             }
 
             #[test]
             fn amqtt() {
-                if let Some(b) = common::amqtt() {
+                if let Some(b) = crate::common::amqtt() {
                     body(&b);
                 }
             }
 
             #[test]
             fn rabbitmq() {
-                if let Some(b) = common::rabbitmq() {
+                if let Some(b) = crate::common::rabbitmq() {
                     body(&b);
                 }
             }

@@ -1,7 +1,7 @@
-//! Hostile payloads against running subscribers (SPEC §2, §5): whatever another client
-//! publishes, chat-sub stays alive and prints exactly one line per message — valid JSON
-//! with the documented keys under `--json`, and terminal-safe text in the default format
-//! and with `-F`.
+//! Hostile payloads against running subscribers (the envelope in the README, chat-sub(1)
+//! OUTPUT and JSON FORMAT): whatever another client publishes, chat-sub stays alive and
+//! prints exactly one line per message — valid JSON with the documented keys under
+//! `--json`, and terminal-safe text in the default format and with `-F`.
 //!
 //! One test per broker (`each_broker!`) starts `chat-sub --json`, `chat-sub` and
 //! `chat-sub -F '{from}|{text}'` on one topic, publishes every payload below with
@@ -12,10 +12,8 @@
 //! control, invalid UTF-8, bare JSON scalars and fragments. Payloads stay well under
 //! rumqttd's 16 MiB limit.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use mqttchat::envelope;
 use mqttchat::render::push_escaped;
 

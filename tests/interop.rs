@@ -5,11 +5,9 @@
 //! Each test runs against both test brokers (`each_broker!`) and needs the real
 //! mosquitto_pub and mosquitto_sub: without them it is skipped (unless CI requires them).
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// `mosquitto_pub -p PORT -t TOPIC ARGS…`, run to success.
 fn mosquitto_pub(broker: &Broker, topic: &str, args: &[&str], stdin: &[u8]) {

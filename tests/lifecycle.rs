@@ -1,14 +1,13 @@
-//! The life of a tool around its work (SPEC §4, §5, §7, §8): signals drain what was read
-//! and end with 130/143, a second signal ends the drain, chat-sub flushes what it received;
-//! persistent sessions keep what was published while a subscriber was away; a broker that
-//! comes up late is still used; a broker that is down costs a reconnecting tool next to no
-//! CPU; and a publisher whose broker stalls stops reading instead of growing.
+//! The life of a tool around its work (chat-pub(1) DELIVERY and EXIT STATUS, chat-sub(1)
+//! RECONNECTION AND SESSIONS): signals drain what was read and end with 130/143, a second
+//! signal ends the drain, chat-sub flushes what it received; persistent sessions keep
+//! what was published while a subscriber was away; a broker that comes up late is still
+//! used; a broker that is down costs a reconnecting tool next to no CPU; and a publisher
+//! whose broker stalls stops reading instead of growing.
 //!
 //! Nothing here sleeps to synchronise: every wait is for a condition (a log line, a pipe
 //! drained or full, a thread blocked in read(2), a counter) with a deadline. The tests
 //! print what they measured (CPU seconds, attempts, RSS, lines) with `--nocapture`.
-
-mod common;
 
 use std::fs;
 use std::io::{PipeWriter, Read, Write};
@@ -19,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Defines a test per broker kind, as `NAME::embedded` and `NAME::mosquitto`, for tests
 /// that place, stop and restart brokers themselves (so they get the kind, not a broker).
@@ -54,20 +53,6 @@ macro_rules! each_kind {
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// Polls `cond` until it holds; fails after [`DEADLINE`] with `what` and `context()`.
-#[track_caller]
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool, context: impl Fn() -> String) {
-    let end = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(
-            Instant::now() < end,
-            "gave up waiting until {what}:\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(5)); // polling interval
-    }
-}
 
 /// The capacity of a pipe in bytes.
 fn pipe_capacity(fd: &impl AsRawFd) -> usize {
@@ -268,7 +253,7 @@ fn packet_size(b: &[u8]) -> Option<usize> {
 }
 
 // ---------------------------------------------------------------------------------------
-// 1. Signals (SPEC §8)
+// 1. Signals (EXIT STATUS: 130 and 143)
 // ---------------------------------------------------------------------------------------
 
 /// Lines written to chat-pub while the broker is frozen, in the signal tests. More than
@@ -334,15 +319,9 @@ fn publisher_read_everything_while_broker_frozen(
 /// or it has exited already.
 #[track_caller]
 fn wait_signal_taken(publisher: &mut Proc) {
-    let end = Instant::now() + DEADLINE;
-    while !publisher.exited() && !publisher.stderr().contains("interrupted") {
-        assert!(
-            Instant::now() < end,
-            "signal not taken:\n{}",
-            publisher.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(5)); // polling interval
-    }
+    publisher.wait_until("chat-pub took the signal", |p| {
+        p.exited() || p.stderr().contains("interrupted")
+    });
 }
 
 /// Publishes an `end` line and returns what the subscriber printed before it (the
@@ -500,7 +479,7 @@ each_broker! {
 }
 
 // ---------------------------------------------------------------------------------------
-// 2. Sessions (SPEC §5 --session)
+// 2. Sessions (chat-sub --session)
 // ---------------------------------------------------------------------------------------
 
 /// `chat-sub --session NAME -q 1` prints a few lines, is stopped by SIGINT (130); lines
@@ -630,7 +609,7 @@ fn a_session_taken_over_ends_the_first_subscriber_embedded() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 3. Startup (SPEC §3 --connect-timeout); 4. Backoff (SPEC §7)
+// 3. Startup (--connect-timeout); 4. Backoff (reconnection)
 // ---------------------------------------------------------------------------------------
 
 each_kind! {
@@ -709,7 +688,7 @@ each_kind! {
 }
 
 // ---------------------------------------------------------------------------------------
-// 5. Bounded memory (SPEC §4)
+// 5. Bounded memory (chat-pub(1) DELIVERY)
 // ---------------------------------------------------------------------------------------
 
 /// Lines the writer would write if nothing stopped it: 100 MB.

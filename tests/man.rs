@@ -8,16 +8,12 @@
 //! change to src/cli.rs or tests/man/, regenerate them and commit the result:
 //!
 //! ```text
-//! MQTTCHAT_UPDATE_MAN=1 cargo test --test man
+//! MQTTCHAT_UPDATE_MAN=1 cargo test --test tests man::
 //! ```
 
-#[path = "man/chat_broker.rs"]
 mod chat_broker;
-#[path = "man/chat_pub.rs"]
 mod chat_pub;
-#[path = "man/chat_sub.rs"]
 mod chat_sub;
-#[path = "man/shared.rs"]
 mod shared;
 
 use std::collections::BTreeSet;
@@ -30,7 +26,7 @@ use clap_mangen::roff::{Roff, bold, roman};
 use mqttchat::cli::{BrokerArgs, PubArgs, SubArgs};
 
 /// The command that rewrites the committed pages (quoted in failure messages).
-const REGENERATE: &str = "MQTTCHAT_UPDATE_MAN=1 cargo test --test man";
+const REGENERATE: &str = "MQTTCHAT_UPDATE_MAN=1 cargo test --test tests man::";
 
 /// One man page: its command, its hand-written parts and the binary it documents.
 struct Page {

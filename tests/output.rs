@@ -1,6 +1,7 @@
-//! chat-sub's output as a user sees it (SPEC §5): the text format, terminal safety,
-//! `--json`, `--format`, `--raw`, a closed stdout, promptness, and the options that end a
-//! run (`--count`, `--timeout`) or filter it (`--no-retained`).
+//! chat-sub's output as a user sees it (chat-sub(1) OUTPUT, JSON FORMAT, FORMAT
+//! TEMPLATES): the text format, terminal safety, `--json`, `--format`, `--raw`, a closed
+//! stdout, promptness, and the options that end a run (`--count`, `--timeout`) or filter
+//! it (`--no-retained`).
 //!
 //! Every test runs the real binaries against both test brokers (`each_broker!`: the
 //! embedded chat-broker, and mosquitto when installed) and compares the exact bytes
@@ -8,15 +9,13 @@
 //! binary payloads) are published with `publish_raw`, which sends the bytes as they are
 //! and needs nothing installed. The helpers set TZ=UTC, so envelope times are predictable.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
 
 /// The `ts` of the hand-made envelopes, and what it looks like in UTC.
 const TS: &str = "2026-01-02T03:04:05.678Z";
@@ -108,16 +107,15 @@ impl Shown {
 
 /// Asserts that `-F TEMPLATE` is a usage error (exit 2, nothing on stdout) whose message
 /// contains `needle`, decided before connecting: nothing listens at the broker address,
-/// so a chat-sub that tried to connect would retry for 30 s and exit 3.
+/// so a chat-sub that tried to connect would retry for [`LONG_CONNECT_TIMEOUT`] (the
+/// test's deadline fails it first) and then exit 3.
 #[track_caller]
 fn expect_template_usage_error(template: &str, needle: &str) {
     let url = "mqtt://127.0.0.1:1"; // nothing is served on port 1
     let mut cmd = tool("chat-sub");
-    cmd.args(["-b", url, "--connect-timeout", "30"]);
+    cmd.args(["-b", url, "--connect-timeout", LONG_CONNECT_TIMEOUT]);
     cmd.args(["-F", template, "some/topic"]);
-    let started = Instant::now();
     let f = run(&mut cmd, b"");
-    let took = started.elapsed();
     f.expect_code(2);
     assert!(f.stdout.is_empty(), "{}", f.stdout_str());
     assert!(
@@ -125,7 +123,6 @@ fn expect_template_usage_error(template: &str, needle: &str) {
         "stderr does not say {needle:?}: {:?}",
         f.stderr
     );
-    assert!(took < Duration::from_secs(10), "took {took:?}");
 }
 
 /// A child process killed if the test ends early.
@@ -135,20 +132,6 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-impl Guard {
-    /// Waits for the exit, or None after `limit`.
-    fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if let Some(s) = self.0.try_wait().expect("try_wait") {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(5)); // polling interval
-        }
-        None
     }
 }
 
@@ -555,10 +538,16 @@ each_broker! {
             .expect("no first line from chat-sub");
         assert_eq!(String::from_utf8_lossy(&line), "first\n");
         drop(reader);
-        let status = child.wait_for(Duration::from_secs(10));
-        assert!(
-            status.is_some(),
-            "chat-sub still runs 10 s after its stdout was closed"
+        // Nothing else can end it: no -n, no -W, and nothing is published after the first
+        // line, so no write finds the pipe closed. Ending at all is noticing the close.
+        let mut status = None;
+        wait_until(
+            "chat-sub ended after its stdout was closed",
+            || {
+                status = child.0.try_wait().expect("try_wait");
+                status.is_some()
+            },
+            String::new,
         );
         assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
         assert_eq!(errors.join().expect("stderr reader"), "");
@@ -566,15 +555,16 @@ each_broker! {
 }
 
 each_broker! {
+    /// The line is printed when it arrives, not when something else happens: with a
+    /// keep-alive of an hour, far beyond the test's deadline, nothing but the message
+    /// itself reaches chat-sub (no ping, no other message) before the deadline, and it
+    /// does not exit.
     fn a_message_reaches_stdout_while_chat_sub_runs(broker) {
         let topic = unique_topic("prompt");
-        let mut sub = Proc::subscriber(broker, &["-F", "{from}: {text}", &topic]);
+        let mut sub = Proc::subscriber(broker, &["-k", "3600", "-F", "{from}: {text}", &topic]);
         chat_pub_ok(broker, &["--nick", "alice", "-m", "ping", &topic]);
-        let published = Instant::now();
         assert_eq!(sub.wait_lines(1), ["alice: ping"]);
-        let took = published.elapsed();
         assert!(!sub.exited(), "chat-sub exited: {}", sub.stderr());
-        assert!(took < Duration::from_secs(3), "the line took {took:?}");
     }
 }
 
@@ -614,6 +604,9 @@ each_broker! {
 }
 
 each_broker! {
+    /// `-W 1` ends the run by itself (nothing else would), with status 0 and no output,
+    /// and not before its second: a floor the tool's own timer guarantees, which a slower
+    /// machine can only exceed.
     fn timeout_without_messages_exits_0_after_the_time(broker) {
         let topic = unique_topic("timeout");
         let started = Instant::now();
@@ -622,10 +615,7 @@ each_broker! {
         out.expect_code(0);
         assert_eq!(out.stdout_str(), "");
         assert_eq!(out.stderr, "");
-        assert!(
-            took >= Duration::from_secs(1) && took < Duration::from_secs(10),
-            "took {took:?}"
-        );
+        assert!(took >= Duration::from_secs(1), "took {took:?}");
     }
 }
 

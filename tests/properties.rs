@@ -5,23 +5,21 @@
 //! - `envelope::decode` never panics, takes a payload for an envelope exactly when it is
 //!   a JSON object with a string `text`, and round-trips what `envelope::encode` wrote;
 //!   encoded envelopes and `push_json_str` output are valid JSON (serde_json reads the
-//!   same values) with no raw terminal control characters (SPEC §2, §5).
+//!   same values) with no raw terminal control characters.
 //! - `render::push_escaped` and `Renderer::render` (text, templates) always print one
 //!   terminal-safe UTF-8 line; JSON rendering prints one line that parses as an object
-//!   with the documented keys, and `payload_base64` gives back the exact bytes (SPEC §5).
+//!   with the documented keys, and `payload_base64` gives back the exact bytes.
 //! - `Preparer::prepare` never panics on `--json` input, and what it publishes is an
-//!   envelope built from the line, or the raw message's exact bytes (SPEC §4); every line
+//!   envelope built from the line, or the raw message's exact bytes; every line
 //!   chat-sub --json prints is valid input that relays the message.
 //!
 //! The oracles are written here, independently of the code under test: the list of
 //! terminal controls, the expected escapes, serde_json as the reference JSON parser, and
-//! a reader of an object's top level that skips unknown keys as SPEC §2 says readers do
-//! (serde_json's `Value` cannot be that reference: it refuses more than 128 levels of
-//! nesting and lone surrogates even inside keys that readers ignore). Input sizes are
+//! a reader of an object's top level that skips unknown keys, as readers of the envelope
+//! must (serde_json's `Value` cannot be that reference: it refuses more than 128 levels
+//! of nesting and lone surrogates even inside keys that readers ignore). Input sizes are
 //! capped so that each property takes well under a second in the debug profile; the
 //! huge-string properties run fewer cases.
-
-mod common;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -35,7 +33,7 @@ use proptest::sample::select;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use common::is_terminal_control;
+use crate::common::is_terminal_control;
 use serde_json::Value;
 
 use mqttchat::envelope::{self, IdSource, push_json_str};
@@ -51,8 +49,8 @@ fn first_control(s: &str, allowed: &[char]) -> Option<char> {
         .find(|&c| is_terminal_control(c) && !allowed.contains(&c))
 }
 
-/// What chat-sub's text output shows for `s` (SPEC §5): `\n`, `\r`, `\xHH` for other C0
-/// and DEL, `\u{…}` for the rest; tab as it is; backslashes not doubled.
+/// What chat-sub's text output shows for `s` (chat-sub(1) OUTPUT): `\n`, `\r`, `\xHH` for
+/// other C0 and DEL, `\u{…}` for the rest; tab as it is; backslashes not doubled.
 fn expected_escape(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
@@ -131,9 +129,9 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 /// Reads the top level of a JSON object as a reader that knows the keys `known` does
-/// (SPEC §2: readers ignore keys they do not know): each known key with its value, in
-/// order, duplicates kept; other keys skipped unread (so, as in serde, a lone surrogate
-/// or any depth of nesting passes there). `event` is only null or not.
+/// (readers of the envelope ignore keys they do not know): each known key with its value,
+/// in order, duplicates kept; other keys skipped unread (so, as in serde, a lone
+/// surrogate or any depth of nesting passes there). `event` is only null or not.
 struct ObjectReader<'k>(&'k [&'k str]);
 
 impl<'de> DeserializeSeed<'de> for ObjectReader<'_> {
@@ -200,7 +198,8 @@ impl Fields {
     }
 }
 
-/// The keys the envelope reader knows (SPEC §2), and those of `chat-pub --json` (§4).
+/// The keys the envelope reader knows, and those of `chat-pub --json` (chat-pub(1) JSON
+/// INPUT).
 const ENVELOPE_KEYS: &[&str] = &["text", "from", "ts", "id"];
 const JSON_LINE_KEYS: &[&str] = &[
     "text",
@@ -609,9 +608,10 @@ fn template() -> impl Strategy<Value = String> {
 // ---------------------------------------------------------------------------------------
 // envelope
 
-/// Checks `decode` on one payload against the definition (SPEC §2): an envelope
-/// exactly when it is a JSON object with a string `text`; `from`, `ts` and `id` only when
-/// strings; else raw, with the text as it is (U+FFFD for bytes that are not UTF-8).
+/// Checks `decode` on one payload against the definition (chat-pub(1) THE ENVELOPE): an
+/// envelope exactly when it is a JSON object with a string `text`; `from`, `ts` and `id`
+/// only when strings; else raw, with the text as it is (U+FFFD for bytes that are not
+/// UTF-8).
 fn check_decode(p: &[u8]) -> Result<(), TestCaseError> {
     let d = envelope::decode(p);
     prop_assert_eq!(d.utf8, std::str::from_utf8(p).is_ok());
@@ -931,7 +931,7 @@ fn preparer(mode: Mode, nick: &str) -> Preparer {
     }
 }
 
-/// Checks what `prepare` made of one `--json` line against SPEC §4.
+/// Checks what `prepare` made of one `--json` line against chat-pub(1) JSON INPUT.
 fn check_json_prepared(line: &[u8], nick: &str) -> Result<(), TestCaseError> {
     let r = preparer(Mode::Json, nick).prepare(7, line);
     let fields = read_object(line, JSON_LINE_KEYS);
@@ -1055,9 +1055,9 @@ proptest! {
         }
     }
 
-    /// `chat-sub --json | chat-pub --json` (SPEC §4): every line chat-sub prints is valid
-    /// input, a raw message is published as its exact bytes, and an envelope keeps its
-    /// text and every field it had.
+    /// `chat-sub --json | chat-pub --json` (chat-pub(1) JSON INPUT): every line chat-sub
+    /// prints is valid input, a raw message is published as its exact bytes, and an
+    /// envelope keeps its text and every field it had.
     #[test]
     fn chat_sub_json_lines_relay_the_message(
         payload in payload(),

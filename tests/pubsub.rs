@@ -1,9 +1,7 @@
 //! Round trips through a real mosquitto: what chat-pub reads is what chat-sub prints,
 //! in order, at once, under MQTT 3.1.1 and 5.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Lines with the characters that break naive JSON or line handling.
 const TRICKY: [&str; 5] = [

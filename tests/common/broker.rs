@@ -7,12 +7,11 @@
 //!
 //! Without mosquitto the mosquitto variants pass as skipped, so `cargo test` works on a
 //! machine with nothing installed. With `CI` or `MQTTCHAT_REQUIRE_MOSQUITTO` set in the
-//! environment (as .ci/run does), a missing mosquitto fails them instead.
+//! environment (as .ci/run does), a missing mosquitto fails them instead; so does any
+//! other program CI installs ([`have_program`]: nats-server, openssl, …).
 
+use super::{LISTEN_WAIT, TempDir, holds_within, send_signal, wait_until};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use super::{TempDir, send_signal};
 
 /// Which broker implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,12 +37,15 @@ pub struct Broker {
     extra: String,
 }
 
-/// Whether the environment demands mosquitto (CI): then its absence is a failure.
-fn mosquitto_required() -> bool {
+/// Whether the environment demands the programs CI installs (`CI` or
+/// `MQTTCHAT_REQUIRE_MOSQUITTO` set, as .ci/run does): then a missing one is a failure of
+/// the tests that need it, never a skip.
+pub fn tools_required() -> bool {
     std::env::var_os("CI").is_some() || std::env::var_os("MQTTCHAT_REQUIRE_MOSQUITTO").is_some()
 }
 
-fn installed(cmd: &str) -> bool {
+/// Whether an external program can be run here (what it answers does not matter).
+pub fn installed(cmd: &str) -> bool {
     Command::new(cmd)
         .arg("--help")
         .stdout(Stdio::null())
@@ -68,13 +70,14 @@ fn have(cmd: &str) -> bool {
 }
 
 /// Whether `cmd` runs here; false means "skip" (with a line on stderr), except where the
-/// environment demands the test brokers (CI): then its absence fails, saying `install`.
-pub(crate) fn have_program(cmd: &str, install: &str) -> bool {
+/// environment demands the programs CI installs ([`tools_required`]): then its absence
+/// fails, saying `install`.
+pub fn have_program(cmd: &str, install: &str) -> bool {
     if installed(cmd) {
         return true;
     }
     assert!(
-        !mosquitto_required(),
+        !tools_required(),
         "{cmd} is required here (CI is set) but not installed: {install}"
     );
     eprintln!("skipped: {cmd} is not installed");
@@ -133,23 +136,26 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("start chat-broker");
-        let end = Instant::now() + super::DEADLINE;
-        loop {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(port) = listening_port(&text) {
-                return Broker {
-                    kind: Kind::Embedded,
-                    port,
-                    child,
-                    dir,
-                    extra: String::new(),
-                };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("chat-broker exited ({status}) at start:\n{text}");
-            }
-            assert!(Instant::now() < end, "chat-broker did not start:\n{text}");
-            std::thread::sleep(Duration::from_millis(5)); // polling interval
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        let (mut port, mut exited) = (None, None);
+        wait_until(
+            "chat-broker says where it listens",
+            || {
+                port = listening_port(&log());
+                exited = child.try_wait().ok().flatten();
+                port.is_some() || exited.is_some()
+            },
+            log,
+        );
+        match (port, exited) {
+            (Some(port), _) => Broker {
+                kind: Kind::Embedded,
+                port,
+                child,
+                dir,
+                extra: String::new(),
+            },
+            (None, status) => panic!("chat-broker exited ({status:?}) at start:\n{}", log()),
         }
     }
 
@@ -248,11 +254,6 @@ impl Broker {
             }
         }
     }
-
-    /// The broker's scratch directory (for a persistence file, say).
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
 }
 
 impl Drop for Broker {
@@ -303,9 +304,11 @@ fn start_mosquitto(dir: &TempDir, ports: &[u16], extra: &str) -> Option<Child> {
     let extra_ready = |child: &mut Child| {
         ports[1..]
             .iter()
-            .all(|&p| mqttchat::procnet::listens_on_port(child.id(), p))
+            .all(|&p| super::listens_on_port(child.id(), p))
     };
-    if super::wait_for_port(port, &mut child) && super::wait_until(|| extra_ready(&mut child)) {
+    if super::wait_for_port(port, &mut child)
+        && holds_within(LISTEN_WAIT, || extra_ready(&mut child))
+    {
         return Some(child);
     }
     let _ = child.kill();

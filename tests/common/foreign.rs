@@ -12,9 +12,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{DEADLINE, TempDir, accepts_connect, free_port, wait_for_port};
+use super::{
+    DEADLINE, TempDir, accepts_connect, free_port, holds_within, wait_for_port, wait_until,
+};
 
 /// Where the install commands of tests/README.md put the brokers.
 const INSTALL_ROOT: &str = "/opt/mqttchat-brokers";
@@ -27,7 +29,8 @@ pub struct ForeignBroker {
     /// RabbitMQ: the process group of epmd, the start script and beam, and epmd (its
     /// leader), killed and reaped on drop.
     group: Option<(u32, Child)>,
-    dir: TempDir,
+    /// Its config and log, removed on drop.
+    _dir: TempDir,
 }
 
 impl ForeignBroker {
@@ -39,11 +42,6 @@ impl ForeignBroker {
     /// Which broker and version, e.g. `aedes 1.2.0`.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The broker's output so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
     }
 }
 
@@ -108,27 +106,30 @@ pub fn aedes() -> Option<ForeignBroker> {
         .stderr(err)
         .spawn()
         .expect("start node");
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let log = std::fs::read_to_string(dir.path().join("broker.log")).unwrap_or_default();
-        if let Some((name, port)) = log.lines().find_map(|l| {
-            let (name, port) = l.split_once(" listening on 127.0.0.1:")?;
-            Some((name.to_string(), port.trim().parse::<u16>().ok()?))
-        }) {
-            return Some(ForeignBroker {
-                name,
-                port,
-                child,
-                group: None,
-                dir,
+    let log = || std::fs::read_to_string(dir.path().join("broker.log")).unwrap_or_default();
+    let (mut listening, mut exited) = (None, None);
+    wait_until(
+        "aedes says where it listens",
+        || {
+            listening = log().lines().find_map(|l| {
+                let (name, port) = l.split_once(" listening on 127.0.0.1:")?;
+                Some((name.to_string(), port.trim().parse::<u16>().ok()?))
             });
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("aedes exited ({status}) at start:\n{log}");
-        }
-        assert!(Instant::now() < end, "aedes did not start:\n{log}");
-        std::thread::sleep(Duration::from_millis(10)); // polling interval
-    }
+            exited = child.try_wait().ok().flatten();
+            listening.is_some() || exited.is_some()
+        },
+        log,
+    );
+    let Some((name, port)) = listening else {
+        panic!("aedes exited ({exited:?}) at start:\n{}", log());
+    };
+    Some(ForeignBroker {
+        name,
+        port,
+        child,
+        group: None,
+        _dir: dir,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ pub fn amqtt() -> Option<ForeignBroker> {
                 port,
                 child,
                 group: None,
-                dir,
+                _dir: dir,
             });
         }
         let _ = child.kill();
@@ -211,7 +212,7 @@ pub fn rabbitmq() -> Option<ForeignBroker> {
                 port,
                 child,
                 group: Some(group),
-                dir,
+                _dir: dir,
             });
         }
     }
@@ -299,25 +300,26 @@ fn start_rabbitmq(script: &Path, dir: &TempDir) -> Option<(Child, (u32, Child), 
         .stderr(err);
     let mut child = cmd.spawn().expect("start rabbitmq-server");
 
-    let end = Instant::now() + DEADLINE;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], mqtt_port));
-    loop {
+    let mut exited = false;
+    let serving = holds_within(DEADLINE, || {
         // beam, not the script, holds the listener: any process of the group will do
         // (the group is ours, so the listener is too).
         let ours = group_pids(pgid)
             .into_iter()
-            .any(|pid| mqttchat::procnet::listens(pid, addr));
+            .any(|pid| super::listens(pid, addr));
         if ours && accepts_connect(mqtt_port, Duration::from_secs(5)) {
-            return Some((child, (pgid, epmd), mqtt_port));
+            return true;
         }
-        let exited = matches!(child.try_wait(), Ok(Some(_)));
-        if exited || Instant::now() >= end {
-            kill_group(&mut epmd);
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50)); // polling interval
+        exited = matches!(child.try_wait(), Ok(Some(_)));
+        exited
+    });
+    if serving && !exited {
+        return Some((child, (pgid, epmd), mqtt_port));
     }
+    kill_group(&mut epmd);
+    let _ = child.wait();
+    None
 }
 
 /// The version in the name of the rabbitmq_server-X.Y.Z directory beside the script

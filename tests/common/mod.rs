@@ -6,29 +6,28 @@
 //! Nothing here sleeps to synchronise: every wait is "until this condition holds, or
 //! fail after a generous deadline", and a failing wait prints everything it saw.
 
-#![allow(dead_code)] // each test file uses a different part of this module
-
+#[macro_use] // each_broker!
 mod broker;
 mod foreign;
 mod mosquitto_extras;
 mod mqtt;
 mod nats;
 mod pki;
+mod procnet;
 mod proxy;
+mod room;
+mod secure;
 
 pub use broker::*;
-#[allow(unused_imports)] // only tests/foreign.rs runs the optional brokers
 pub use foreign::*;
-#[allow(unused_imports)] // nor needs mosquitto's extras
 pub use mosquitto_extras::*;
-#[allow(unused_imports)] // not every test file publishes raw messages
 pub use mqtt::*;
-#[allow(unused_imports)] // only tests/cluster.rs starts a NATS cluster
 pub use nats::*;
-#[allow(unused_imports)] // nor speaks TLS
 pub use pki::*;
-#[allow(unused_imports)] // nor cuts connections
+pub use procnet::*;
 pub use proxy::*;
+pub use room::*;
+pub use secure::*;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -40,6 +39,11 @@ use std::time::{Duration, Instant};
 
 /// How long any single wait may take before the test fails (CI machines are slow).
 pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A `--connect-timeout` an hour long, far beyond [`DEADLINE`]: a tool given it that
+/// exits at all (with status 3, say) did not wait for it, so it ended at once. This is how
+/// the tests say "at once" without a bound on how fast the machine is.
+pub const LONG_CONNECT_TIMEOUT: &str = "3600";
 
 /// A scratch directory removed on drop.
 pub struct TempDir(PathBuf);
@@ -85,34 +89,57 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// Waits (at most 10 s) until `cond` holds.
-pub(crate) fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
+/// Polls `cond` until it holds or `limit` has passed, and says whether it held: the one
+/// polling loop of the tests. A wait whose failure fails the test is [`wait_until`] (or
+/// [`Proc::wait_until`]); this is for the helpers that handle a failure themselves (a
+/// server whose port was taken meanwhile is started again on another).
+pub fn holds_within(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    // Polling interval: short at first, then at most 50 ms (some conditions run a tool or
+    // an MQTT exchange each time).
+    let mut pause = Duration::from_millis(1);
+    loop {
         if cond() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(10)); // polling interval
+        let now = Instant::now();
+        if now >= end {
+            return false;
+        }
+        std::thread::sleep(pause.min(end - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
-    false
 }
+
+/// Waits until `cond` holds; after [`DEADLINE`] fails the test, saying what it waited for
+/// and what `context` shows then.
+#[track_caller]
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool, context: impl FnOnce() -> String) {
+    if !holds_within(DEADLINE, cond) {
+        panic!(
+            "gave up waiting until {what} ({DEADLINE:?}):\n{}",
+            context()
+        );
+    }
+}
+
+/// How long a server started on a free port gets to listen on it.
+const LISTEN_WAIT: Duration = Duration::from_secs(10);
 
 /// Waits until `child` itself listens on 127.0.0.1:`port`. A successful connect is not
 /// enough: the port was picked by binding and closing it, and another test's server may
 /// have taken it in between (then the child fails to bind, and this returns false).
-pub(crate) fn wait_for_port(port: u16, child: &mut Child) -> bool {
-    let end = Instant::now() + Duration::from_secs(10);
+pub fn wait_for_port(port: u16, child: &mut Child) -> bool {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    while Instant::now() < end {
-        if mqttchat::procnet::listens(child.id(), addr) {
+    let mut exited = false;
+    holds_within(LISTEN_WAIT, || {
+        if listens(child.id(), addr) {
             return true;
         }
-        if let Ok(Some(_)) = child.try_wait() {
-            return false; // e.g. the port was taken after all
-        }
-        std::thread::sleep(Duration::from_millis(10)); // polling interval, not a sync sleep
-    }
-    false
+        // e.g. the port was taken after all
+        exited = matches!(child.try_wait(), Ok(Some(_)));
+        exited
+    }) && !exited
 }
 
 /// The path of one of our binaries.
@@ -330,10 +357,10 @@ impl Proc {
     #[track_caller]
     pub fn wait_stdin_read(&self) {
         let stdin = self.stdin.as_ref().expect("stdin already closed");
-        assert!(
-            wait_until(|| unread(stdin) == 0),
-            "{}: stdin not read",
-            self.what
+        wait_until(
+            "the child read everything written to its stdin",
+            || unread(stdin) == 0,
+            || format!("{}: {} bytes unread", self.what, unread(stdin)),
         );
     }
 
@@ -341,11 +368,6 @@ impl Proc {
     /// test's waits); dropping it is EOF.
     pub fn take_stdin(&mut self) -> ChildStdin {
         self.stdin.take().expect("stdin already taken or closed")
-    }
-
-    /// Closes the child's stdin (EOF).
-    pub fn close_stdin(&mut self) {
-        self.stdin = None;
     }
 
     /// Waits until stdout holds at least `n` complete lines; returns all lines so far.
@@ -424,6 +446,20 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
+    /// [`wait_until`] `cond` holds of this process (`Proc::exited`, say, which ends a
+    /// wait without closing stdin); a failure shows its output.
+    #[track_caller]
+    pub fn wait_until(&mut self, what: &str, mut cond: impl FnMut(&mut Proc) -> bool) {
+        if !holds_within(DEADLINE, || cond(self)) {
+            panic!(
+                "{}: gave up waiting until {what} ({DEADLINE:?})\n--- stdout:\n{}\n--- stderr:\n{}",
+                self.what,
+                String::from_utf8_lossy(&self.out.snapshot()),
+                self.stderr()
+            );
+        }
+    }
+
     /// Closes stdin and waits for the exit (killing it after the deadline, which fails).
     #[track_caller]
     pub fn finish(self) -> Finished {
@@ -435,22 +471,20 @@ impl Proc {
     #[track_caller]
     pub fn finish_within(mut self, deadline: Duration) -> Finished {
         self.stdin = None;
-        let end = Instant::now() + deadline;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                break s;
-            }
-            if Instant::now() >= end {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "{} did not exit within {deadline:?}\n--- stdout:\n{}\n--- stderr:\n{}",
-                    self.what,
-                    String::from_utf8_lossy(&self.out.snapshot()),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5)); // polling interval
+        let mut status = None;
+        holds_within(deadline, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        let Some(status) = status else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!(
+                "{} did not exit within {deadline:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+                self.what,
+                String::from_utf8_lossy(&self.out.snapshot()),
+                self.stderr()
+            );
         };
         self.out.wait_eof(DEADLINE);
         self.err.wait_eof(DEADLINE);
@@ -525,21 +559,25 @@ pub fn assert_exactly_once_in_order(got: &[String], want: &[String]) {
 /// moment after the publisher was acknowledged.
 #[track_caller]
 pub fn eventually_prints(mut make: impl FnMut() -> Command, want: &str) {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let out = run(&mut make(), b"");
-        if out.stdout_str() == want {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "expected {want:?} on stdout, got {:?} (exit {:?})\n--- stderr:\n{}",
-            out.stdout_str(),
-            out.code(),
-            out.stderr
-        );
-        std::thread::sleep(Duration::from_millis(100)); // polling interval
-    }
+    let last = std::cell::RefCell::new(None);
+    wait_until(
+        &format!("it printed {want:?}"),
+        || {
+            let out = run(&mut make(), b"");
+            let done = out.stdout_str() == want;
+            *last.borrow_mut() = Some(out);
+            done
+        },
+        || match last.take() {
+            Some(out) => format!(
+                "stdout {:?} (exit {:?})\n--- stderr:\n{}",
+                out.stdout_str(),
+                out.code(),
+                out.stderr
+            ),
+            None => String::new(),
+        },
+    );
 }
 
 /// Parses JSON lines, failing with the offending line.
@@ -566,8 +604,8 @@ pub fn after_clock(line: &str) -> &str {
     &line[9..]
 }
 
-/// Whether a terminal could act on `c` (SPEC §5): C0, DEL, C1, the Unicode Bidi_Control
-/// characters, and the line and paragraph separators.
+/// Whether a terminal could act on `c` (the characters chat-sub(1) OUTPUT escapes): C0,
+/// DEL, C1, the Unicode Bidi_Control characters, and the line and paragraph separators.
 pub fn is_terminal_control(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'

@@ -1,21 +1,18 @@
 //! mosquitto's extras for the tests of credentials and authorization: external programs
-//! (mosquitto_ctrl, openssl), files mosquitto can read, and a broker whose authorization
-//! is the dynamic-security plugin (the only way to get a SUBACK refusal from mosquitto
-//! 2.0.11, whose acl_file grants every subscription and filters on delivery).
+//! (mosquitto_ctrl, openssl), files mosquitto can read, user accounts with password and
+//! ACL files ([`Accounts`]), and a broker whose authorization is the dynamic-security
+//! plugin (the only way to get a SUBACK refusal from mosquitto 2.0.11, whose acl_file
+//! grants every subscription and filters on delivery).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use super::{Broker, TempDir, have_mosquitto};
+use super::{Broker, TempDir, have_mosquitto, have_program, installed, s, tools_required};
 
-/// Whether an external program runs here (`openssl`, `mosquitto_ctrl`, …).
-pub fn installed(cmd: &str) -> bool {
-    Command::new(cmd)
-        .arg("help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
+/// Whether the tests that need the openssl command (to make and check keys) can run;
+/// false means "skip", except in CI, where its absence fails them.
+pub fn have_openssl() -> bool {
+    have_program("openssl", "apt-get install -y openssl")
 }
 
 /// Runs a helper program that must succeed.
@@ -65,8 +62,7 @@ pub fn dynsec_broker(dir: &TempDir, password: &str) -> Option<Broker> {
     }
     let (Some(plugin), true) = (dynsec_plugin(), installed("mosquitto_ctrl")) else {
         assert!(
-            std::env::var_os("CI").is_none()
-                && std::env::var_os("MQTTCHAT_REQUIRE_MOSQUITTO").is_none(),
+            !tools_required(),
             "mosquitto's dynamic-security plugin and mosquitto_ctrl are required here \
              (CI is set): they come with mosquitto 2.0"
         );
@@ -93,4 +89,59 @@ pub fn dynsec_broker(dir: &TempDir, password: &str) -> Option<Broker> {
         plugin.display(),
         file.display()
     )))
+}
+
+/// Distinctive passwords, so that finding one in any output means it leaked.
+pub const PASSWORD: &str = "Pw-alice-Zq7xK3vR9mTb";
+pub const WRONG_PASSWORD: &str = "Pw-wrong-Hc4pN8sW2yLd";
+pub const WATCHER_PASSWORD: &str = "Pw-watcher-Fk6tB1qE5uJa";
+
+/// Password (and optionally ACL) files for mosquitto: user `alice` with [`PASSWORD`] and
+/// user `watcher` with [`WATCHER_PASSWORD`].
+pub struct Accounts {
+    dir: TempDir,
+    passwd: PathBuf,
+    acl: Option<PathBuf>,
+}
+
+impl Accounts {
+    pub fn new(acl: Option<&str>) -> Accounts {
+        let dir = TempDir::new("accounts");
+        let passwd = dir.path().join("passwd");
+        must_run(Command::new("mosquitto_passwd").args([
+            "-c",
+            "-b",
+            &s(&passwd),
+            "alice",
+            PASSWORD,
+        ]));
+        must_run(Command::new("mosquitto_passwd").args([
+            "-b",
+            &s(&passwd),
+            "watcher",
+            WATCHER_PASSWORD,
+        ]));
+        let text = std::fs::read_to_string(&passwd).expect("passwd");
+        readable_file(&passwd, &text);
+        let acl = acl.map(|rules| readable_file(&dir.path().join("acl"), rules));
+        Accounts { dir, passwd, acl }
+    }
+
+    /// Config lines: no anonymous clients, these passwords (and ACL).
+    pub fn config(&self) -> String {
+        let mut c = format!("allow_anonymous false\npassword_file {}\n", s(&self.passwd));
+        if let Some(acl) = &self.acl {
+            c.push_str(&format!("acl_file {}\n", s(acl)));
+        }
+        c
+    }
+
+    /// A password file with exactly `content`.
+    pub fn password_file(&self, name: &str, content: &str) -> String {
+        s(&readable_file(&self.dir.path().join(name), content))
+    }
+}
+
+pub fn auth_broker(accounts: &Accounts) -> Broker {
+    Broker::mosquitto_with(&accounts.config())
 }

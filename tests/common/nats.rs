@@ -10,16 +10,17 @@
 //! Like mosquitto, nats-server is required where CI is set ([`have_nats`]) and skipped
 //! elsewhere when it is not installed.
 
+use std::cell::Cell;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{DEADLINE, TempDir, accepts_connect, free_port, send_signal, wait_for_port};
+use super::{TempDir, accepts_connect, free_port, wait_for_port, wait_until};
 
 /// Whether tests that need nats-server can run; false means "skip". Panics when it is
 /// missing but required (CI), as [`super::have_mosquitto`] does.
 pub fn have_nats() -> bool {
-    super::broker::have_program("nats-server", "apt-get install -y nats-server")
+    super::have_program("nats-server", "apt-get install -y nats-server")
 }
 
 /// The three ports of one node.
@@ -38,8 +39,9 @@ struct Node {
     child: Option<Child>,
 }
 
-/// One cluster at a time in a test binary: a node is a JetStream server, CI has two
-/// cores, and the failover tests' timings were measured with one cluster running.
+/// One cluster at a time in the test binary (every integration test runs in it): a node is
+/// a JetStream server, CI has two cores, and the failover tests' timings were measured
+/// with one cluster running.
 static TURN: Mutex<()> = Mutex::new(());
 
 /// A running NATS cluster; every node is killed on drop.
@@ -98,19 +100,25 @@ impl NatsCluster {
     /// Waits until every running node accepts an MQTT CONNECT.
     fn wait_until_serving(&self) {
         let start = Instant::now();
-        let end = start + DEADLINE;
-        for (i, node) in self.nodes.iter().enumerate() {
-            // NATS answers a CONNECT that comes too early after a 4 s JetStream timeout,
-            // by closing: each try may take that long.
-            while !accepts_connect(node.ports.mqtt, Duration::from_secs(10)) {
-                assert!(
-                    Instant::now() < end,
-                    "NATS node {i} did not serve MQTT within {DEADLINE:?}; its log:\n{}",
-                    self.log(i)
-                );
-                std::thread::sleep(Duration::from_millis(100)); // polling interval
-            }
-        }
+        let serving = Cell::new(0);
+        wait_until(
+            "every NATS node serves MQTT",
+            || {
+                // NATS answers a CONNECT that comes too early after a 4 s JetStream
+                // timeout, by closing: each try may take that long.
+                while let Some(node) = self.nodes.get(serving.get()) {
+                    if !accepts_connect(node.ports.mqtt, Duration::from_secs(10)) {
+                        return false;
+                    }
+                    serving.set(serving.get() + 1);
+                }
+                true
+            },
+            || {
+                let i = serving.get();
+                format!("NATS node {i} does not; its log:\n{}", self.log(i))
+            },
+        );
         eprintln!(
             "NATS cluster of {} serves MQTT after {:.1} s",
             self.nodes.len(),
@@ -138,15 +146,6 @@ impl NatsCluster {
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].child.take() {
             let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Stops node `i` as an administrator would (SIGTERM: lame-duck-free shutdown) and
-    /// waits until it is gone.
-    pub fn stop(&mut self, i: usize) {
-        if let Some(mut child) = self.nodes[i].child.take() {
-            send_signal(child.id(), libc::SIGTERM);
             let _ = child.wait();
         }
     }

@@ -8,9 +8,9 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Broker, DEADLINE};
+use super::{Broker, wait_until};
 
 /// What the proxy does with a CONNECT: as `mqtt5` says for an MQTT 5 one, and with
 /// `close_on_will` it closes every connection whose CONNECT has a will, without an answer
@@ -100,16 +100,12 @@ impl Proxy {
     /// as with a cluster node that died.
     pub fn shut(&self) {
         self.down.store(true, Ordering::SeqCst);
-        let refused = |p: u16| TcpStream::connect(("127.0.0.1", p)).is_err();
-        let end = Instant::now() + DEADLINE;
-        while !refused(self.port) {
-            assert!(
-                Instant::now() < end,
-                "the proxy on {} kept listening",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(2)); // polling interval
-        }
+        let port = self.port;
+        wait_until(
+            &format!("the proxy on {port} stopped listening"),
+            || TcpStream::connect(("127.0.0.1", port)).is_err(),
+            String::new,
+        );
         self.cut();
     }
 
@@ -134,20 +130,6 @@ impl Proxy {
     /// How many connections were made through the proxy.
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
-    }
-
-    /// Waits until at least `n` connections were made through the proxy.
-    #[track_caller]
-    pub fn wait_accepted(&self, n: usize) {
-        let end = Instant::now() + DEADLINE;
-        while self.accepted() < n {
-            assert!(
-                Instant::now() < end,
-                "only {} connections through the proxy",
-                self.accepted()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(2)); // polling interval
-        }
     }
 }
 
