@@ -38,9 +38,9 @@
 //! - [`subscribe`]: chat-sub — its configuration, state, inbox, presence view, printer,
 //!   takeover detector and driver; `dedup`: its window of recent ids; `output`: stdout.
 //! - [`render`]: chat-sub's output formats; `presence`: presence topics, payloads, roster.
-//! - [`procnet`]: which process holds a listening socket.
 //! - `broker` (feature `broker`, on by default): chat-broker, rumqttd behind a front that
-//!   serves MQTT 3.1.1 and 5 on one address.
+//!   serves MQTT 3.1.1 and 5 on one address; `procnet`: which process holds a listening
+//!   socket (how chat-broker knows its engine listens).
 
 #[cfg(feature = "broker")]
 pub mod broker;
@@ -56,7 +56,8 @@ pub mod input;
 mod options;
 mod output;
 mod presence;
-pub mod procnet;
+#[cfg(feature = "broker")]
+mod procnet;
 pub mod publish;
 pub mod render;
 mod session;
