@@ -1,9 +1,9 @@
 //! chat-sub's output: text lines, `--format` templates, JSON lines and raw bytes.
 //!
-//! Text output is safe on a terminal: every control character (C0 but tab, DEL, C1) and
-//! every bidi control in topic, nick and text is shown escaped (`\n`, `\x1b`,
-//! `\u{202e}`), so one message is exactly one line. Backslashes are not doubled. JSON
-//! output escapes the same characters as `\uXXXX`. Nothing here knows about sockets.
+//! Text output is safe on a terminal: topic, nick and text go through the terminal-safe
+//! escapes of the `escape` module (`\n`, `\x1b`, `\u{202e}`), so one message is exactly
+//! one line; JSON output escapes the same characters as `\uXXXX`. Nothing here knows
+//! about sockets.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -12,7 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use chrono::TimeZone;
 
-use crate::envelope::{self, Decoded, needs_escape, push_json_str};
+use crate::envelope::escape::push_json_str;
+use crate::envelope::{self, Decoded};
+
+/// The escapes' former home: these paths keep working for callers outside the module.
+pub use crate::envelope::escape::{escaped, push_escaped};
 
 /// A message as delivered, before decoding.
 #[derive(Debug, Clone, Copy)]
@@ -333,36 +337,6 @@ fn message_secs(m: &Delivered, d: &Decoded) -> i64 {
         })
 }
 
-/// Appends `s` with every character that could act on a terminal escaped: `\n`, `\r`,
-/// `\xHH` for other C0 controls and DEL, `\u{...}` for C1, bidi controls and line or
-/// paragraph separators. Tab stays a tab; backslashes are not doubled.
-pub fn push_escaped(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        if c == '\t' || !needs_escape(c) {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        let _ = match c {
-            '\n' => write!(out, "\\n"),
-            '\r' => write!(out, "\\r"),
-            '\0'..='\x1f' | '\x7f' => write!(out, "\\x{:02x}", c as u32),
-            _ => write!(out, "\\u{{{:x}}}", c as u32),
-        };
-        start = i + c.len_utf8();
-    }
-    out.extend_from_slice(&bytes[start..]);
-}
-
-/// `s` as [`push_escaped`] shows it: safe to put in a message on a terminal.
-pub fn escaped(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    push_escaped(&mut out, s);
-    // Escaping only replaces whole characters by ASCII, so the result is still UTF-8.
-    String::from_utf8(out).unwrap_or_default()
-}
-
 /// Local `HH:MM:SS`, computed once per distinct second.
 #[derive(Default)]
 struct LocalClock {
@@ -427,19 +401,6 @@ mod tests {
         let m = msg(payload);
         r.render(&mut out, &m, &envelope::decode(payload));
         String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn escaping_keeps_one_line_and_no_escape_bytes() {
-        let mut out = Vec::new();
-        push_escaped(
-            &mut out,
-            "a\nb\rc\td\u{1b}[2J\u{7f}\u{9b}\u{202e}\u{2066}\\",
-        );
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "a\\nb\\rc\td\\x1b[2J\\x7f\\u{9b}\\u{202e}\\u{2066}\\"
-        );
     }
 
     #[test]
