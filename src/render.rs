@@ -189,9 +189,7 @@ impl Renderer {
             }
             Format::Text { topic_prefix } => {
                 if *topic_prefix {
-                    out.push(b'[');
-                    push_escaped(out, p.room);
-                    out.extend_from_slice(b"] ");
+                    push_topic_prefix(out, p.room);
                 }
                 let secs = envelope::parse_rfc3339(&ts).unwrap_or(0);
                 out.extend_from_slice(&self.clock.hms(secs));
@@ -222,9 +220,7 @@ impl Renderer {
                 out.push(b'}');
             }
             Format::Text { topic_prefix: true } => {
-                out.push(b'[');
-                push_escaped(out, room);
-                out.extend_from_slice(b"] ");
+                push_topic_prefix(out, room);
                 self.push_nick(out, nick);
             }
             _ => self.push_nick(out, nick),
@@ -250,9 +246,7 @@ impl Renderer {
             Format::Json => render_json(out, m, d),
             Format::Text { topic_prefix } => {
                 if *topic_prefix {
-                    out.push(b'[');
-                    push_escaped(out, &String::from_utf8_lossy(m.topic));
-                    out.extend_from_slice(b"] ");
+                    push_topic_prefix(out, &String::from_utf8_lossy(m.topic));
                 }
                 out.extend_from_slice(&self.clock.hms(message_secs(m, d)));
                 out.push(b' ');
@@ -273,6 +267,14 @@ impl Renderer {
         }
         out.push(b'\n');
     }
+}
+
+/// The `[topic] ` in front of a text line (messages, joins and leaves, `--who`), the topic
+/// escaped.
+fn push_topic_prefix(out: &mut Vec<u8>, topic: &str) {
+    out.push(b'[');
+    push_escaped(out, topic);
+    out.extend_from_slice(b"] ");
 }
 
 fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
