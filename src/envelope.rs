@@ -183,37 +183,23 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Now as RFC 3339 UTC with milliseconds: `2026-11-26T12:01:02.123Z`.
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    system_rfc3339(SystemTime::now())
+}
+
+/// A system time as RFC 3339 UTC with milliseconds (a time before 1970 as the epoch).
+pub fn system_rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     rfc3339(d.as_secs() as i64, d.subsec_millis())
 }
 
-/// Formats Unix seconds and milliseconds as RFC 3339 UTC.
+/// Formats Unix seconds and milliseconds (below 1000) as RFC 3339 UTC, always with three
+/// digits of fraction (truncated, not rounded) and `Z`: `2026-11-26T12:01:02.123Z`. Years
+/// 0 to 9999 have four digits; a time chrono cannot represent (beyond 262,000 years) shows
+/// as the epoch.
 pub fn rfc3339(secs: i64, millis: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    chrono::DateTime::from_timestamp(secs, millis.saturating_mul(1_000_000))
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Parses an RFC 3339 timestamp to Unix seconds (None if it is not one).
@@ -302,6 +288,12 @@ mod tests {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_795_694_462, 123), "2026-11-26T12:01:02.123Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(rfc3339(253_402_300_799, 999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(-62_135_596_800, 0), "0001-01-01T00:00:00.000Z");
+        assert_eq!(
+            system_rfc3339(UNIX_EPOCH - std::time::Duration::from_secs(1)),
+            "1970-01-01T00:00:00.000Z"
+        );
         assert_eq!(
             parse_rfc3339("2026-11-26T12:01:02.123Z"),
             Some(1_795_694_462)

@@ -173,7 +173,7 @@ impl Renderer {
     pub fn render_presence(&mut self, out: &mut Vec<u8>, p: &PresenceLine) -> bool {
         let ts =
             p.ts.map(str::to_owned)
-                .unwrap_or_else(|| system_rfc3339(p.received));
+                .unwrap_or_else(|| envelope::system_rfc3339(p.received));
         match &self.format {
             Format::Json => {
                 let event: &[u8] = if p.joined { b"join" } else { b"leave" };
@@ -309,12 +309,7 @@ fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
 }
 
 fn received_rfc3339(m: &Delivered) -> String {
-    system_rfc3339(m.received)
-}
-
-fn system_rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    envelope::rfc3339(d.as_secs() as i64, d.subsec_millis())
+    envelope::system_rfc3339(m.received)
 }
 
 /// A nick's colour: one of twelve readable SGR foreground colours (31–36, 91–96), the
