@@ -58,8 +58,15 @@ pub fn escaped(s: &str) -> String {
 pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        if !may_start_json_escape(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        // Only first bytes of characters get here (see may_start_json_escape).
+        let c = s[i..].chars().next().unwrap_or_default();
+        let next = i + c.len_utf8();
         let esc: Option<&[u8]> = match c {
             '"' => Some(b"\\\""),
             '\\' => Some(b"\\\\"),
@@ -67,7 +74,10 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
             '\r' => Some(b"\\r"),
             '\t' => Some(b"\\t"),
             c if needs_escape(c) => None,
-            _ => continue,
+            _ => {
+                i = next;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         match esc {
@@ -76,10 +86,18 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
         }
-        start = i + c.len_utf8();
+        (start, i) = (next, next);
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether a byte of UTF-8 may begin a character that [`push_json_str`] escapes: C0, `"`,
+/// `\`, DEL, or the first byte of the C1 controls (0xC2), of U+061C (0xD8) and of the bidi
+/// controls and separators from U+2000 (0xE2). None of these is a continuation byte
+/// (0x80–0xBF), so a scan that skips every other byte stops only at a character's start.
+fn may_start_json_escape(b: u8) -> bool {
+    matches!(b, 0..=0x1f | b'"' | b'\\' | 0x7f | 0xc2 | 0xd8 | 0xe2)
 }
 
 #[cfg(test)]
