@@ -13,10 +13,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-// Terminal-safe escaping is a module of its own; it is declared here only until
-// src/lib.rs declares it (`pub mod escape;`).
+// Terminal-safe escaping and the JSON writer are modules of their own; they are declared
+// here only until src/lib.rs declares them (`pub mod escape;`, `pub mod json;`).
 #[path = "escape.rs"]
 pub mod escape;
+#[path = "json.rs"]
+pub mod json;
 
 /// The escapes' former home: these paths keep working for callers outside the module.
 pub use escape::{needs_escape, push_json_str};
@@ -127,17 +129,14 @@ where
     d.deserialize_any(V)
 }
 
-/// Appends an envelope, keys in the order of SPEC §2: id, from, ts, text.
+/// Appends an envelope, keys in the order every writer uses: id, from, ts, text.
 pub fn encode(out: &mut Vec<u8>, id: &str, from: &str, ts: &str, text: &str) {
-    out.extend_from_slice(b"{\"id\":");
-    push_json_str(out, id);
-    out.extend_from_slice(b",\"from\":");
-    push_json_str(out, from);
-    out.extend_from_slice(b",\"ts\":");
-    push_json_str(out, ts);
-    out.extend_from_slice(b",\"text\":");
-    push_json_str(out, text);
-    out.push(b'}');
+    json::Object::start(out)
+        .str("id", id)
+        .str("from", from)
+        .str("ts", ts)
+        .str("text", text)
+        .end();
 }
 
 /// Generates envelope ids: 128 bits from the OS random source, as 32 hex digits.

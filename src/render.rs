@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use chrono::TimeZone;
 
-use crate::envelope::escape::push_json_str;
+use crate::envelope::json::Object;
 use crate::envelope::{self, Decoded};
 
 /// The escapes' former home: these paths keep working for callers outside the module.
@@ -175,18 +175,12 @@ impl Renderer {
             p.ts.map(str::to_owned)
                 .unwrap_or_else(|| envelope::system_rfc3339(p.received));
         match &self.format {
-            Format::Json => {
-                let event: &[u8] = if p.joined { b"join" } else { b"leave" };
-                out.extend_from_slice(b"{\"event\":\"");
-                out.extend_from_slice(event);
-                out.extend_from_slice(b"\",\"from\":");
-                push_json_str(out, p.nick);
-                out.extend_from_slice(b",\"topic\":");
-                push_json_str(out, p.room);
-                out.extend_from_slice(b",\"ts\":");
-                push_json_str(out, &ts);
-                out.push(b'}');
-            }
+            Format::Json => Object::start(out)
+                .str("event", if p.joined { "join" } else { "leave" })
+                .str("from", p.nick)
+                .str("topic", p.room)
+                .str("ts", &ts)
+                .end(),
             Format::Text { topic_prefix } => {
                 if *topic_prefix {
                     push_topic_prefix(out, p.room);
@@ -207,18 +201,12 @@ impl Renderer {
     /// a JSON object.
     pub fn render_who(&mut self, out: &mut Vec<u8>, room: &str, nick: &str, ts: Option<&str>) {
         match &self.format {
-            Format::Json => {
-                out.extend_from_slice(b"{\"event\":\"online\",\"from\":");
-                push_json_str(out, nick);
-                out.extend_from_slice(b",\"topic\":");
-                push_json_str(out, room);
-                out.extend_from_slice(b",\"ts\":");
-                match ts {
-                    Some(ts) => push_json_str(out, ts),
-                    None => out.extend_from_slice(b"null"),
-                }
-                out.push(b'}');
-            }
+            Format::Json => Object::start(out)
+                .str("event", "online")
+                .str("from", nick)
+                .str("topic", room)
+                .opt_str("ts", ts)
+                .end(),
             Format::Text { topic_prefix: true } => {
                 push_topic_prefix(out, room);
                 self.push_nick(out, nick);
@@ -278,34 +266,21 @@ fn push_topic_prefix(out: &mut Vec<u8>, topic: &str) {
 }
 
 fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
-    let opt = |out: &mut Vec<u8>, v: &Option<Cow<str>>| match v {
-        Some(s) => push_json_str(out, s),
-        None => out.extend_from_slice(b"null"),
-    };
-    out.extend_from_slice(b"{\"topic\":");
-    push_json_str(out, &String::from_utf8_lossy(m.topic));
-    out.extend_from_slice(b",\"from\":");
-    opt(out, &d.from);
-    out.extend_from_slice(b",\"text\":");
-    push_json_str(out, &d.text);
-    out.extend_from_slice(b",\"ts\":");
-    opt(out, &d.ts);
-    out.extend_from_slice(b",\"id\":");
-    opt(out, &d.id);
-    let _ = write!(
-        out,
-        ",\"qos\":{},\"retain\":{},\"received\":\"{}\"",
-        m.qos,
-        m.retain,
-        received_rfc3339(m)
-    );
-    if !d.utf8 {
-        out.extend_from_slice(b",\"payload_base64\":\"");
+    let line = Object::start(out)
+        .str("topic", &String::from_utf8_lossy(m.topic))
+        .opt_str("from", d.from.as_deref())
+        .str("text", &d.text)
+        .opt_str("ts", d.ts.as_deref())
+        .opt_str("id", d.id.as_deref())
+        .uint("qos", m.qos.into())
+        .bool("retain", m.retain)
+        .str("received", &received_rfc3339(m));
+    if d.utf8 {
+        line.end();
+    } else {
         let b64 = base64::engine::general_purpose::STANDARD.encode(m.payload);
-        out.extend_from_slice(b64.as_bytes());
-        out.push(b'"');
+        line.str("payload_base64", &b64).end();
     }
-    out.push(b'}');
 }
 
 fn received_rfc3339(m: &Delivered) -> String {
