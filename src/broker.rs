@@ -24,8 +24,8 @@ use crate::cli::BrokerArgs;
 use crate::error::Error;
 use crate::signals::Signals;
 
-/// Where chat-broker listens unless told otherwise.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
+/// Where chat-broker listens unless told otherwise (defined with the option).
+pub use crate::cli::DEFAULT_LISTEN;
 /// Largest message the broker accepts.
 const MAX_PAYLOAD: usize = 16 << 20;
 /// How long a new connection may take to send its CONNECT.
