@@ -97,28 +97,7 @@ impl Format {
                     _ => lit.push('\\'),
                 },
                 '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => {
-                                return Err(format!(
-                                    "unclosed '{{{name}' in --format (write '{{{{' for a brace)"
-                                ));
-                            }
-                        }
-                    }
-                    let field = FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
-                    let Some(field) = field else {
-                        let known: Vec<String> =
-                            FIELDS.iter().map(|(n, _)| format!("{{{n}}}")).collect();
-                        return Err(format!(
-                            "unknown placeholder {{{name}}} in --format (known: {}; \
-                             write {{{{ for a brace)",
-                            known.join(" ")
-                        ));
-                    };
+                    let field = placeholder(&mut chars)?;
                     if !lit.is_empty() {
                         pieces.push(Piece::Literal(std::mem::take(&mut lit)));
                     }
@@ -137,6 +116,30 @@ impl Format {
 fn push_and_skip(lit: &mut String, chars: &mut std::iter::Peekable<std::str::Chars>, c: char) {
     chars.next();
     lit.push(c);
+}
+
+/// The field of a `{placeholder}` whose `{` was just read: reads up to its `}`.
+fn placeholder(chars: &mut std::iter::Peekable<std::str::Chars>) -> Result<Field, String> {
+    let mut name = String::new();
+    loop {
+        match chars.next() {
+            Some('}') => break,
+            Some(c) => name.push(c),
+            None => {
+                return Err(format!(
+                    "unclosed '{{{name}' in --format (write '{{{{' for a brace)"
+                ));
+            }
+        }
+    }
+    let field = FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
+    field.ok_or_else(|| {
+        let known: Vec<String> = FIELDS.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+        format!(
+            "unknown placeholder {{{name}}} in --format (known: {}; write {{{{ for a brace)",
+            known.join(" ")
+        )
+    })
 }
 
 /// Renders messages into a byte buffer.
