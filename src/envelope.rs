@@ -1,5 +1,5 @@
-//! The wire format (SPEC §2): the JSON envelope, its ids and timestamps, and the raw
-//! fallback for every payload that is not an envelope.
+//! The wire format: the JSON envelope, its ids and timestamps, and the raw fallback for
+//! every payload that is not an envelope.
 //!
 //! An envelope is a one-line JSON object `{"id","from","ts","text"}`; a payload is one
 //! exactly when it is a JSON object with a string `text`. Readers ignore unknown keys and
@@ -129,7 +129,7 @@ where
     d.deserialize_any(V)
 }
 
-/// Appends an envelope, keys in the order every writer uses: id, from, ts, text.
+/// Appends an envelope, its keys always in this order: id, from, ts, text.
 pub fn encode(out: &mut Vec<u8>, id: &str, from: &str, ts: &str, text: &str) {
     json::Object::start(out)
         .str("id", id)
