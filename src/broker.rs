@@ -12,6 +12,9 @@ use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::time::Duration;
 
+use bytes::Bytes;
+use rumqttc::mqttbytes::{self, v4};
+use rumqttc::v5::mqttbytes::v5;
 use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,8 +24,8 @@ use crate::cli::BrokerArgs;
 use crate::error::Error;
 use crate::signals::Signals;
 
-/// Where chat-broker listens unless told otherwise.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
+/// Where chat-broker listens unless told otherwise (defined with the option).
+pub use crate::cli::DEFAULT_LISTEN;
 /// Largest message the broker accepts.
 const MAX_PAYLOAD: usize = 16 << 20;
 /// How long a new connection may take to send its CONNECT.
@@ -196,7 +199,7 @@ async fn serve(listeners: Vec<StdListener>, internal: Internal) -> Result<(), Er
         "chat-broker: listening on {} (MQTT 3.1.1 and 5)",
         names.join(", ")
     );
-    // Stopped on purpose: status 0, not 130/143 (SPEC §6).
+    // Stopped on purpose: status 0 (not 130 or 143, as for a tool a signal interrupts).
     signals.recv().await;
     log::info!("stopping");
     Ok(())
@@ -217,42 +220,19 @@ async fn accept_loop(listener: TcpListener, internal: Internal) {
     }
 }
 
-/// Reads the client's CONNECT far enough to know its protocol level, then connects it
-/// to the engine's listener for that version and copies bytes both ways.
+/// Reads the client's CONNECT, then connects it to the engine's listener for its protocol
+/// version and copies bytes both ways.
 async fn splice(mut client: TcpStream, peer: SocketAddr, internal: Internal) {
     let _ = client.set_nodelay(true);
     let mut head = Vec::with_capacity(32);
-    let (level, client_id) = match timeout(CONNECT_WAIT, read_connect(&mut client, &mut head)).await
-    {
-        Ok(Ok(connect)) => connect,
-        Ok(Err(e)) => {
-            log::info!("{peer}: no valid CONNECT ({e}); closing");
-            return;
-        }
-        Err(_) => {
-            log::info!(
-                "{peer}: no CONNECT within {}s; closing",
-                CONNECT_WAIT.as_secs()
-            );
-            return;
-        }
+    let Some(hello) = await_connect(&mut client, &mut head, peer).await else {
+        return;
     };
-    if client_id.iter().any(|b| b"+#/$".contains(b)) {
-        // rumqttd 0.20 drops such a connection without a CONNACK, and panics (holding a
-        // lock, so that no client of that version can connect again) when the same id
-        // comes back: refuse it here with the proper reason code instead.
-        log::info!(
-            "{peer}: refused client id {:?}: it contains + # / or $",
-            String::from_utf8_lossy(&client_id)
-        );
-        let connack: &[u8] = match level {
-            5 => &[0x20, 3, 0, 0x85, 0], // client identifier not valid, no properties
-            _ => &[0x20, 2, 0, 2],       // identifier rejected
-        };
-        let _ = client.write_all(connack).await;
+    if hello.client_id.contains(['+', '#', '/', '$']) {
+        refuse_client_id(&mut client, peer, &hello).await;
         return;
     }
-    let (target, version) = match level {
+    let (target, version) = match hello.level {
         5 => (internal.v5, "5"),
         _ => (internal.v4, "3.1.1"),
     };
@@ -279,79 +259,109 @@ async fn splice(mut client: TcpStream, peer: SocketAddr, internal: Internal) {
     }
 }
 
+/// What the front needs from a CONNECT.
+struct Hello {
+    /// The protocol level: 4 (MQTT 3.1.1) or 5.
+    level: u8,
+    client_id: String,
+}
+
+/// The client's CONNECT, read whole into `head` within [`CONNECT_WAIT`]; None (said at
+/// `-v`) when there is no valid one.
+async fn await_connect(
+    client: &mut TcpStream,
+    head: &mut Vec<u8>,
+    peer: SocketAddr,
+) -> Option<Hello> {
+    match timeout(CONNECT_WAIT, read_connect(client, head)).await {
+        Ok(Ok(hello)) => Some(hello),
+        Ok(Err(e)) => {
+            log::info!("{peer}: no valid CONNECT ({e}); closing");
+            None
+        }
+        Err(_) => {
+            log::info!(
+                "{peer}: no CONNECT within {}s; closing",
+                CONNECT_WAIT.as_secs()
+            );
+            None
+        }
+    }
+}
+
+/// rumqttd 0.20 drops a connection whose client id has `+ # / $` without a CONNACK, and
+/// panics (holding a lock, so that no client of that version can connect again) when the
+/// same id comes back: the front refuses it with the proper reason code instead.
+async fn refuse_client_id(client: &mut TcpStream, peer: SocketAddr, hello: &Hello) {
+    log::info!(
+        "{peer}: refused client id {:?}: it contains + # / or $",
+        hello.client_id
+    );
+    let connack: &[u8] = match hello.level {
+        5 => &[0x20, 3, 0, 0x85, 0], // client identifier not valid, no properties
+        _ => &[0x20, 2, 0, 2],       // identifier rejected
+    };
+    let _ = client.write_all(connack).await;
+}
+
 /// Largest CONNECT the front reads whole (a will or a long password makes it big).
 const MAX_CONNECT: usize = 1 << 20;
 
-/// Reads a whole CONNECT packet into `head`; returns its protocol level and client id.
-async fn read_connect(s: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<(u8, Vec<u8>)> {
-    let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
-    let level = read_protocol_level(s, head).await?;
-    let (mut len, mut shift, mut at) = (0usize, 0, 1);
-    loop {
-        len |= usize::from(head[at] & 0x7f) << shift;
-        at += 1;
-        if head[at - 1] & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-    }
-    let total = at + len;
-    if total > MAX_CONNECT {
-        return Err(invalid("CONNECT too large"));
-    }
-    fill(s, head, total).await?;
-    // Protocol name, level, flags (1) and keep-alive (2); MQTT 5 then has properties.
-    let name_len = usize::from(u16::from_be_bytes([head[at], head[at + 1]]));
-    let mut p = at + 2 + name_len + 1 + 1 + 2;
-    if level == 5 {
-        let (mut props, mut shift) = (0usize, 0);
-        loop {
-            let b = *head.get(p).ok_or_else(|| invalid("truncated CONNECT"))?;
-            props |= usize::from(b & 0x7f) << shift;
-            p += 1;
-            if b & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-        }
-        p += props;
-    }
-    let id_len = head
-        .get(p..p + 2)
-        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-        .ok_or_else(|| invalid("truncated CONNECT"))?;
-    let id = head
-        .get(p + 2..p + 2 + id_len)
-        .ok_or_else(|| invalid("truncated CONNECT"))?;
-    Ok((level, id.to_vec()))
+fn invalid(why: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why.into())
 }
 
-/// Reads a CONNECT's fixed header, protocol name and level into `head`.
-async fn read_protocol_level(s: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<u8> {
-    let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
-    // First byte, then the remaining length (1–4 bytes).
+/// Reads a whole CONNECT packet into `head` (and not a byte more: what follows is the
+/// engine's to read) and parses it.
+async fn read_connect(s: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<Hello> {
     fill(s, head, 2).await?;
     if head[0] != 0x10 {
         return Err(invalid("the first packet is not CONNECT"));
     }
-    let mut at = 1;
-    while head[at] & 0x80 != 0 {
-        at += 1;
-        if at > 4 {
-            return Err(invalid("malformed remaining length"));
+    loop {
+        // rumqttc frames the packet: it says how many bytes are missing, one at a time
+        // while the remaining length is still coming in.
+        let missing = match mqttbytes::check(head.iter(), MAX_CONNECT) {
+            Ok(_) => break,
+            Err(mqttbytes::Error::InsufficientBytes(n)) => n,
+            Err(mqttbytes::Error::PayloadSizeLimitExceeded(_)) => {
+                return Err(invalid("CONNECT too large"));
+            }
+            Err(mqttbytes::Error::MalformedRemainingLength) => {
+                return Err(invalid("malformed remaining length"));
+            }
+            Err(e) => return Err(invalid(e.to_string())),
+        };
+        if head.len() + missing > MAX_CONNECT {
+            return Err(invalid("CONNECT too large"));
         }
-        fill(s, head, at + 1).await?;
+        fill(s, head, head.len() + missing).await?;
     }
-    // Protocol name ("MQTT", or "MQIsdp" for 3.1), then the level byte.
-    let name_at = at + 1;
-    fill(s, head, name_at + 2).await?;
-    let name_len = usize::from(u16::from_be_bytes([head[name_at], head[name_at + 1]]));
-    if name_len > 6 {
-        return Err(invalid("unknown protocol name"));
+    parse_connect(head).map_err(invalid)
+}
+
+/// The protocol level and client id of a whole CONNECT packet, read by rumqttc's
+/// decoders: the MQTT 5 one first, then, for another level, the 3.1.1 one (which would
+/// also take a level-5 CONNECT, without its properties). A CONNECT neither can read is
+/// one the engine could not read either.
+fn parse_connect(frame: &[u8]) -> Result<Hello, String> {
+    let bytes = Bytes::copy_from_slice(frame);
+    let header = v5::check(frame.iter(), None).map_err(|e| e.to_string())?;
+    match v5::Connect::read(header, bytes.clone()) {
+        Ok((connect, _will, _login)) => Ok(Hello {
+            level: 5,
+            client_id: connect.client_id,
+        }),
+        Err(rumqttc::v5::mqttbytes::Error::InvalidProtocolLevel(_)) => {
+            let header = mqttbytes::check(frame.iter(), frame.len()).map_err(|e| e.to_string())?;
+            let connect = v4::Connect::read(header, bytes).map_err(|e| e.to_string())?;
+            Ok(Hello {
+                level: 4,
+                client_id: connect.client_id,
+            })
+        }
+        Err(e) => Err(e.to_string()),
     }
-    let level_at = name_at + 2 + name_len;
-    fill(s, head, level_at + 1).await?;
-    Ok(head[level_at])
 }
 
 /// Reads until `head` holds at least `n` bytes (never more than `n`: what follows the
@@ -372,6 +382,7 @@ async fn fill(s: &mut TcpStream, head: &mut Vec<u8>, n: usize) -> io::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{ConnectSpec, Login, Secret, Version, Will, encode_connect};
 
     #[test]
     fn addresses() {
@@ -381,5 +392,105 @@ mod tests {
         for bad in ["1883", "127.0.0.1", "127.0.0.1:99999", ""] {
             assert!(matches!(parse_addr(bad), Err(Error::Usage(_))), "{bad}");
         }
+    }
+
+    fn connect_packet(version: Version, client_id: &str) -> Vec<u8> {
+        let spec = ConnectSpec {
+            client_id: client_id.into(),
+            keepalive: 30,
+            clean_start: true,
+            session_expiry: Some(60),
+            max_packet_in: 1000,
+            login: Some(Login {
+                username: "u".into(),
+                password: Some(Secret::new("p".into())),
+            }),
+            will: Some(Will {
+                topic: "w".into(),
+                payload: vec![b'x'; 300],
+                qos: 1,
+                retain: true,
+            }),
+        };
+        let mut buf = bytes::BytesMut::new();
+        encode_connect(version, &spec, &mut buf);
+        buf.to_vec()
+    }
+
+    #[test]
+    fn connects_of_both_versions_give_their_level_and_client_id() {
+        for (version, level) in [(Version::V311, 4), (Version::V5, 5)] {
+            let hello = parse_connect(&connect_packet(version, "a/b")).unwrap();
+            assert_eq!((hello.level, hello.client_id.as_str()), (level, "a/b"));
+        }
+        // MQTT 3.1, which neither the engine nor rumqttc reads.
+        let mqisdp = b"\x10\x0f\0\x06MQIsdp\x03\x02\0\x3c\0\x01x";
+        assert!(parse_connect(mqisdp).is_err());
+        let mut level_3 = connect_packet(Version::V311, "x");
+        // Type, two bytes of remaining length (the will makes it over 127), "MQTT", level.
+        assert_eq!((&level_3[5..9], level_3[9]), (&b"MQTT"[..], 4));
+        level_3[9] = 3;
+        assert!(parse_connect(&level_3).is_err());
+        assert!(parse_connect(&[0x10, 0]).is_err());
+    }
+
+    /// The CONNECT is read whole, a byte at a time or not, and not a byte past it.
+    #[test]
+    fn the_connect_is_read_whole_and_no_further() {
+        let rt = crate::runtime().unwrap();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            for version in [Version::V311, Version::V5] {
+                let connect = connect_packet(version, "id");
+                let mut sent = connect.clone();
+                sent.extend_from_slice(&[0xC0, 0]); // PINGREQ: the engine's to read
+                let writer = tokio::spawn(async move {
+                    let mut c = TcpStream::connect(addr).await.unwrap();
+                    c.set_nodelay(true).unwrap();
+                    for b in sent {
+                        c.write_all(&[b]).await.unwrap();
+                        tokio::task::yield_now().await;
+                    }
+                    c
+                });
+                let (mut server, _) = listener.accept().await.unwrap();
+                let mut head = Vec::new();
+                let hello = read_connect(&mut server, &mut head).await.unwrap();
+                assert_eq!(hello.client_id, "id");
+                assert_eq!(head, connect);
+                let _client = writer.await.unwrap();
+                let mut rest = [0u8; 2];
+                server.read_exact(&mut rest).await.unwrap();
+                assert_eq!(rest, [0xC0, 0]);
+            }
+        });
+    }
+
+    #[test]
+    fn oversized_and_malformed_connects_are_refused_before_reading_them() {
+        let rt = crate::runtime().unwrap();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let cases: [(&[u8], &str); 3] = [
+                (&[0x10, 0xff, 0xff, 0x7f], "CONNECT too large"),
+                (
+                    &[0x10, 0xff, 0xff, 0xff, 0xff],
+                    "malformed remaining length",
+                ),
+                (&[0x30, 0], "the first packet is not CONNECT"),
+            ];
+            for (bytes, why) in cases {
+                let mut c = TcpStream::connect(addr).await.unwrap();
+                c.write_all(bytes).await.unwrap();
+                let (mut server, _) = listener.accept().await.unwrap();
+                let err = read_connect(&mut server, &mut Vec::new())
+                    .await
+                    .err()
+                    .unwrap();
+                assert_eq!(err.to_string(), why);
+            }
+        });
     }
 }

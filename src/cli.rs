@@ -1,9 +1,11 @@
 //! The command lines of chat-pub and chat-sub (clap derive).
 //!
-//! [`Common`] holds the options both tools share (SPEC §3) and is flattened into
-//! [`PubArgs`] and [`SubArgs`]. The first paragraph of a `///` comment is the short help
-//! (`-h`); later paragraphs appear in `--help` and in the man pages, which are generated
-//! from these definitions (see tests/man.rs).
+//! [`Common`] holds the options both tools share and is flattened into [`PubArgs`] and
+//! [`SubArgs`]. The first paragraph of a `///` comment is the short help (`-h`); later
+//! paragraphs appear in `--help` and in the man pages, which are generated from these
+//! definitions (see tests/man.rs). A help text that states the value of a constant is
+//! built from the constant instead (in the `help` submodule), so that the two cannot
+//! drift apart.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +14,8 @@ use clap::{ArgAction, Args, Parser};
 
 use crate::dial::VersionChoice;
 use crate::wire::Version;
+
+mod help;
 
 /// Options shared by chat-pub and chat-sub.
 #[derive(Args, Debug, Clone)]
@@ -74,11 +78,9 @@ pub struct Common {
     #[arg(long)]
     pub insecure: bool,
 
-    /// Quality of service: 0, 1 or 2
-    ///
-    /// The default is 1 (at least once), not mosquitto's 0: chat must not lose lines.
-    #[arg(short, long, value_name = "0|1|2", default_value_t = 1,
-          value_parser = clap::value_parser!(u8).range(0..=2))]
+    #[arg(short, long, value_name = "0|1|2", default_value_t = DEFAULT_QOS,
+          value_parser = clap::value_parser!(u8).range(0..=2),
+          help = help::short(help::qos()), long_help = help::qos())]
     pub qos: u8,
 
     /// Client identifier [default: the tool's name, a dash and 12 random hex digits]
@@ -92,25 +94,13 @@ pub struct Common {
     #[arg(short = 'k', long, value_name = "SECS", default_value_t = 30)]
     pub keepalive: u16,
 
-    /// How long the first connection may take, retries included
-    ///
-    /// Attempts are retried with a growing pause (up to 2 seconds) until this time is up;
-    /// then the tool exits with status 3. With several brokers they are tried in turn,
-    /// each attempt taking at most its share of this time (but at least a second), and
-    /// the pause comes after each round. Fractions are allowed (0.5).
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs,
+          help = help::short(help::connect_timeout()), long_help = help::connect_timeout())]
     pub connect_timeout: Duration,
 
-    /// MQTT protocol version: auto, 3 (3.1.1) or 5
-    ///
-    /// auto (the default) offers MQTT 5, and when the broker refuses it (a broker that
-    /// speaks only 3.1.1 answers with "unacceptable protocol version", closes the
-    /// connection, or says nothing for 2 seconds) connects again at once with MQTT 3.1.1
-    /// and keeps it for the rest of the run; -v says so. 3 means MQTT 3.1.1, as in mosquitto's clients, and 5 MQTT 5:
-    /// either is strict, and a broker that refuses it ends the run with status 3. Also
-    /// accepted: 311, 3.1.1, mqttv311, mqttv5.
     #[arg(short = 'V', long = "mqtt-version", value_name = "auto|3|5", default_value = "auto",
-          value_parser = parse_version)]
+          value_parser = parse_version,
+          help = help::short(help::mqtt_version()), long_help = help::mqtt_version())]
     pub mqtt_version: VersionChoice,
 
     /// More log output on stderr (repeat for more; RUST_LOG overrides)
@@ -186,12 +176,8 @@ pub struct PubArgs {
     #[arg(long)]
     pub keep_empty: bool,
 
-    /// Largest message in bytes; longer lines are reported and skipped [default: 1 MiB]
-    ///
-    /// Also bounds the memory used for one line. Under MQTT 5 the broker's own maximum
-    /// packet size applies too, when it announces a smaller one. Suffixes K and M
-    /// (binary) are accepted.
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size,
+          help = help::short(help::pub_max_size()), long_help = help::pub_max_size())]
     pub max_size: Option<usize>,
 
     /// After end of input, how long to wait for the broker's acknowledgements
@@ -255,11 +241,8 @@ pub struct SubArgs {
     #[arg(short = 'R', long)]
     pub no_retained: bool,
 
-    /// Print who is online in the TOPICs, one nick per line, and exit
-    ///
-    /// Reads the retained presence state and exits once nothing new arrived for 0.5 s
-    /// (MQTT has no end-of-retained marker). With --json, one object per nick.
-    #[arg(long, conflicts_with_all = ["count", "session", "format", "raw"])]
+    #[arg(long, conflicts_with_all = ["count", "session", "format", "raw"],
+          help = help::short(help::who()), long_help = help::who())]
     pub who: bool,
 
     /// Do not show joins and leaves
@@ -286,23 +269,12 @@ pub struct SubArgs {
     #[arg(long, value_name = "WHEN", default_value = "auto", value_enum)]
     pub color: ColorWhen,
 
-    /// Keep a persistent session named NAME (also the client id)
-    ///
-    /// The broker keeps the subscriptions and the messages at QoS 1 and 2 published while
-    /// this subscriber is away, and sends them when it comes back with the same NAME
-    /// (subscribe with -q 1 or 2: QoS 0 messages are not kept). Under MQTT 5 the session
-    /// expires 7 days after the last disconnect. If another client takes the session over,
-    /// chat-sub says so and exits with status 1. Cannot be combined with -i.
-    #[arg(long, value_name = "NAME", conflicts_with = "client_id")]
+    #[arg(long, value_name = "NAME", conflicts_with = "client_id",
+          help = help::short(help::session()), long_help = help::session())]
     pub session: Option<String>,
 
-    /// Largest message in bytes, told to the broker under MQTT 5 [default: 256 MiB]
-    ///
-    /// The default is the protocol's maximum, so that the broker drops nothing for size.
-    /// Under MQTT 5 a broker does not send bigger messages to this subscriber (mosquitto
-    /// only logs it); MQTT 3.1.1 cannot tell the broker, so chat-sub skips a bigger message
-    /// itself, with a warning on stderr.
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size,
+          help = help::short(help::sub_max_size()), long_help = help::sub_max_size())]
     pub max_size: Option<usize>,
 }
 
@@ -315,13 +287,8 @@ pub struct SubArgs {
 #[derive(Parser, Debug, Clone)]
 #[command(name = "chat-broker", version, disable_version_flag = true)]
 pub struct BrokerArgs {
-    /// Address to listen on, HOST:PORT (repeatable) [default: 127.0.0.1:1883]
-    ///
-    /// HOST is an IP address (IPv6 in brackets: [::1]:1883) or a name that resolves to
-    /// one; port 0 picks a free port, and the line printed at start says which. Listening
-    /// on 0.0.0.0 serves the LAN: the broker has no authentication, so only do that on a
-    /// network you trust.
-    #[arg(short = 'l', long = "listen", value_name = "ADDR")]
+    #[arg(short = 'l', long = "listen", value_name = "ADDR",
+          help = help::short(help::listen()), long_help = help::listen())]
     pub listen: Vec<String>,
 
     /// Log connections on stderr (repeat for the engine's own logs; RUST_LOG overrides)
@@ -380,10 +347,19 @@ fn parse_size(s: &str) -> Result<usize, String> {
         .map_err(|_| format!("'{s}' is not a size (BYTES, or with K or M)"))?;
     let bytes = n.saturating_mul(mult);
     if bytes == 0 || bytes > crate::wire::MAX_PACKET as u64 {
-        return Err(format!("'{s}' must be between 1 byte and 256 MiB"));
+        return Err(format!(
+            "'{s}' must be between 1 byte and {}",
+            help::mib(crate::wire::MAX_PACKET)
+        ));
     }
     Ok(bytes as usize)
 }
+
+/// The QoS both tools use unless told otherwise.
+pub const DEFAULT_QOS: u8 = 1;
+
+/// Where chat-broker listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
 
 #[cfg(test)]
 mod tests {

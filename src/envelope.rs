@@ -1,5 +1,5 @@
-//! The wire format (SPEC §2): the JSON envelope, its ids and timestamps, and the raw
-//! fallback for every payload that is not an envelope.
+//! The wire format: the JSON envelope, its ids and timestamps, and the raw fallback for
+//! every payload that is not an envelope.
 //!
 //! An envelope is a one-line JSON object `{"id","from","ts","text"}`; a payload is one
 //! exactly when it is a JSON object with a string `text`. Readers ignore unknown keys and
@@ -12,6 +12,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+// Terminal-safe escaping and the JSON writer are modules of their own; they are declared
+// here only until src/lib.rs declares them (`pub mod escape;`, `pub mod json;`).
+#[path = "escape.rs"]
+pub mod escape;
+#[path = "json.rs"]
+pub mod json;
+
+/// The escapes' former home: these paths keep working for callers outside the module.
+pub use escape::{needs_escape, push_json_str};
 
 /// A decoded payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,58 +129,14 @@ where
     d.deserialize_any(V)
 }
 
-/// Appends an envelope, keys in the order of SPEC §2: id, from, ts, text.
+/// Appends an envelope, its keys always in this order: id, from, ts, text.
 pub fn encode(out: &mut Vec<u8>, id: &str, from: &str, ts: &str, text: &str) {
-    out.extend_from_slice(b"{\"id\":");
-    push_json_str(out, id);
-    out.extend_from_slice(b",\"from\":");
-    push_json_str(out, from);
-    out.extend_from_slice(b",\"ts\":");
-    push_json_str(out, ts);
-    out.extend_from_slice(b",\"text\":");
-    push_json_str(out, text);
-    out.push(b'}');
-}
-
-/// Appends `s` as a JSON string. Besides what JSON requires (`"`, `\` and C0), every
-/// character that could act on a terminal is escaped as `\uXXXX`: DEL, the C1 controls,
-/// the bidi controls and the line/paragraph separators. The JSON value is the same; the
-/// bytes are safe to print.
-pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let esc: Option<&[u8]> = match c {
-            '"' => Some(b"\\\""),
-            '\\' => Some(b"\\\\"),
-            '\n' => Some(b"\\n"),
-            '\r' => Some(b"\\r"),
-            '\t' => Some(b"\\t"),
-            c if needs_escape(c) => None,
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        match esc {
-            Some(e) => out.extend_from_slice(e),
-            None => {
-                let _ = std::io::Write::write_fmt(out, format_args!("\\u{:04x}", c as u32));
-            }
-        }
-        start = i + c.len_utf8();
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
-
-/// Characters never printed as they are: C0 controls, DEL, C1 controls, the Unicode
-/// bidi controls (Bidi_Control) and the line/paragraph separators.
-pub fn needs_escape(c: char) -> bool {
-    matches!(c,
-        '\0'..='\x1f' | '\x7f'..='\u{9f}'
-        | '\u{061c}' | '\u{200e}' | '\u{200f}'
-        | '\u{2028}'..='\u{202e}'
-        | '\u{2066}'..='\u{2069}')
+    json::Object::start(out)
+        .str("id", id)
+        .str("from", from)
+        .str("ts", ts)
+        .str("text", text)
+        .end();
 }
 
 /// Generates envelope ids: 128 bits from the OS random source, as 32 hex digits.
@@ -216,37 +182,23 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Now as RFC 3339 UTC with milliseconds: `2026-11-26T12:01:02.123Z`.
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    system_rfc3339(SystemTime::now())
+}
+
+/// A system time as RFC 3339 UTC with milliseconds (a time before 1970 as the epoch).
+pub fn system_rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     rfc3339(d.as_secs() as i64, d.subsec_millis())
 }
 
-/// Formats Unix seconds and milliseconds as RFC 3339 UTC.
+/// Formats Unix seconds and milliseconds (below 1000) as RFC 3339 UTC, always with three
+/// digits of fraction (truncated, not rounded) and `Z`: `2026-11-26T12:01:02.123Z`. Years
+/// 0 to 9999 have four digits; a time chrono cannot represent (beyond 262,000 years) shows
+/// as the epoch.
 pub fn rfc3339(secs: i64, millis: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    chrono::DateTime::from_timestamp(secs, millis.saturating_mul(1_000_000))
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Parses an RFC 3339 timestamp to Unix seconds (None if it is not one).
@@ -335,6 +287,12 @@ mod tests {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_795_694_462, 123), "2026-11-26T12:01:02.123Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(rfc3339(253_402_300_799, 999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(-62_135_596_800, 0), "0001-01-01T00:00:00.000Z");
+        assert_eq!(
+            system_rfc3339(UNIX_EPOCH - std::time::Duration::from_secs(1)),
+            "1970-01-01T00:00:00.000Z"
+        );
         assert_eq!(
             parse_rfc3339("2026-11-26T12:01:02.123Z"),
             Some(1_795_694_462)

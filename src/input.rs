@@ -8,7 +8,6 @@
 //! being buffered.
 
 use std::borrow::Cow;
-use std::io::{ErrorKind, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -20,6 +19,10 @@ use tokio::sync::mpsc;
 
 use crate::envelope::{self, IdSource};
 use crate::topic;
+
+mod lines;
+
+use lines::read_lines;
 
 /// One message ready to publish.
 #[derive(Debug, Clone)]
@@ -39,7 +42,7 @@ pub enum Mode {
     Envelope,
     /// The line's bytes as they are.
     Raw,
-    /// Each line is a JSON object (SPEC §4 `--json`).
+    /// Each line is a JSON object, as chat-sub `--json` prints them (`--json`).
     Json,
 }
 
@@ -276,90 +279,6 @@ impl Sink<'_> {
     }
 }
 
-/// Reads `r` to the end, splitting lines by the rules and flushing a batch after every
-/// read: a line typed in a terminal goes out at once, a fast pipe goes out in blocks.
-fn read_lines(
-    mut r: impl Read,
-    rules: LineRules,
-    sink: &mut Sink,
-    tx: &mpsc::Sender<Vec<Message>>,
-) {
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut partial: Vec<u8> = Vec::new();
-    let mut skipping = false;
-    let mut no: u64 = 0;
-    loop {
-        // After a signal the publisher sends what was read so far, and nothing more is read
-        // (an unfinished last line is dropped, as a terminal drops a line on Ctrl-C).
-        if sink.control.stop.load(Ordering::Acquire) {
-            return;
-        }
-        sink.control.idle.store(true, Ordering::Release);
-        let read = r.read(&mut chunk);
-        sink.control.idle.store(false, Ordering::Release);
-        let n = match read {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => {
-                eprintln!("chat-pub: cannot read stdin: {e}");
-                sink.control.failures.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
-        };
-        let mut rest = &chunk[..n];
-        while !rest.is_empty() {
-            let (segment, ended) = match memchr::memchr(b'\n', rest) {
-                Some(i) => (&rest[..i], true),
-                None => (rest, false),
-            };
-            rest = &rest[segment.len() + usize::from(ended)..];
-            if !skipping && partial.len() + segment.len() > rules.max_line {
-                sink.fail(
-                    no + 1,
-                    &format!("longer than {} bytes (--max-size)", rules.max_line),
-                );
-                skipping = true;
-                partial.clear();
-            }
-            if !ended {
-                if !skipping {
-                    partial.extend_from_slice(segment);
-                }
-                continue;
-            }
-            no += 1;
-            if std::mem::take(&mut skipping) {
-                continue;
-            }
-            if partial.is_empty() {
-                emit(sink, rules, no, segment);
-            } else {
-                partial.extend_from_slice(segment);
-                emit(sink, rules, no, &partial);
-                partial.clear();
-            }
-        }
-        if !sink.batch.is_empty() && tx.blocking_send(std::mem::take(&mut sink.batch)).is_err() {
-            return; // the publisher stopped; nothing more will be sent
-        }
-    }
-    // The last line counts even without a trailing newline.
-    if !partial.is_empty() && !skipping {
-        emit(sink, rules, no + 1, &partial);
-    }
-}
-
-fn emit(sink: &mut Sink, rules: LineRules, no: u64, mut line: &[u8]) {
-    if !rules.keep_cr {
-        line = line.strip_suffix(b"\r").unwrap_or(line);
-    }
-    if line.is_empty() && !rules.keep_empty {
-        return;
-    }
-    sink.line(no, line);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +296,14 @@ mod tests {
     }
 
     fn lines(input: &[u8], rules: LineRules, mode: Mode) -> (Vec<(u64, Vec<u8>)>, u64) {
+        lines_from(input, rules, mode)
+    }
+
+    fn lines_from(
+        input: impl std::io::Read,
+        rules: LineRules,
+        mode: Mode,
+    ) -> (Vec<(u64, Vec<u8>)>, u64) {
         let (tx, mut rx) = mpsc::channel(1000);
         let control = Control::default();
         let mut p = prep(mode);
@@ -426,6 +353,36 @@ mod tests {
         };
         let (got, _) = lines(b"a\r\n\n", keep, Mode::Raw);
         assert_eq!(got, vec![(1, b"a\r".to_vec()), (2, b"".to_vec())]);
+    }
+
+    /// A reader that gives one byte per read, after being interrupted by a signal.
+    struct Trickle<'a> {
+        rest: &'a [u8],
+        interrupted: bool,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.interrupted = !self.interrupted;
+            if self.interrupted {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            let n = self.rest.len().min(buf.len()).min(1);
+            buf[..n].copy_from_slice(&self.rest[..n]);
+            self.rest = &self.rest[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_split_across_reads_are_the_same_lines() {
+        let input = b"a\r\n\nbb\n0123456789ABC\nlast";
+        let whole = lines(&input[..], RULES, Mode::Raw);
+        let trickle = Trickle {
+            rest: input,
+            interrupted: false,
+        };
+        assert_eq!(lines_from(trickle, RULES, Mode::Raw), whole);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! chat-sub's output: text lines, `--format` templates, JSON lines and raw bytes.
 //!
-//! Text output is safe on a terminal: every control character (C0 but tab, DEL, C1) and
-//! every bidi control in topic, nick and text is shown escaped (`\n`, `\x1b`,
-//! `\u{202e}`), so one message is exactly one line. Backslashes are not doubled. JSON
-//! output escapes the same characters as `\uXXXX`. Nothing here knows about sockets.
+//! Text output is safe on a terminal: topic, nick and text go through the terminal-safe
+//! escapes of the `escape` module (`\n`, `\x1b`, `\u{202e}`), so one message is exactly
+//! one line; JSON output escapes the same characters as `\uXXXX`. Nothing here knows
+//! about sockets.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -12,7 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use chrono::TimeZone;
 
-use crate::envelope::{self, Decoded, needs_escape, push_json_str};
+use crate::envelope::json::Object;
+use crate::envelope::{self, Decoded};
+
+/// The escapes' former home: these paths keep working for callers outside the module.
+pub use crate::envelope::escape::{escaped, push_escaped};
 
 /// A message as delivered, before decoding.
 #[derive(Debug, Clone, Copy)]
@@ -93,28 +97,7 @@ impl Format {
                     _ => lit.push('\\'),
                 },
                 '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => {
-                                return Err(format!(
-                                    "unclosed '{{{name}' in --format (write '{{{{' for a brace)"
-                                ));
-                            }
-                        }
-                    }
-                    let field = FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
-                    let Some(field) = field else {
-                        let known: Vec<String> =
-                            FIELDS.iter().map(|(n, _)| format!("{{{n}}}")).collect();
-                        return Err(format!(
-                            "unknown placeholder {{{name}}} in --format (known: {}; \
-                             write {{{{ for a brace)",
-                            known.join(" ")
-                        ));
-                    };
+                    let field = placeholder(&mut chars)?;
                     if !lit.is_empty() {
                         pieces.push(Piece::Literal(std::mem::take(&mut lit)));
                     }
@@ -133,6 +116,30 @@ impl Format {
 fn push_and_skip(lit: &mut String, chars: &mut std::iter::Peekable<std::str::Chars>, c: char) {
     chars.next();
     lit.push(c);
+}
+
+/// The field of a `{placeholder}` whose `{` was just read: reads up to its `}`.
+fn placeholder(chars: &mut std::iter::Peekable<std::str::Chars>) -> Result<Field, String> {
+    let mut name = String::new();
+    loop {
+        match chars.next() {
+            Some('}') => break,
+            Some(c) => name.push(c),
+            None => {
+                return Err(format!(
+                    "unclosed '{{{name}' in --format (write '{{{{' for a brace)"
+                ));
+            }
+        }
+    }
+    let field = FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
+    field.ok_or_else(|| {
+        let known: Vec<String> = FIELDS.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+        format!(
+            "unknown placeholder {{{name}}} in --format (known: {}; write {{{{ for a brace)",
+            known.join(" ")
+        )
+    })
 }
 
 /// Renders messages into a byte buffer.
@@ -169,25 +176,17 @@ impl Renderer {
     pub fn render_presence(&mut self, out: &mut Vec<u8>, p: &PresenceLine) -> bool {
         let ts =
             p.ts.map(str::to_owned)
-                .unwrap_or_else(|| system_rfc3339(p.received));
+                .unwrap_or_else(|| envelope::system_rfc3339(p.received));
         match &self.format {
-            Format::Json => {
-                let event: &[u8] = if p.joined { b"join" } else { b"leave" };
-                out.extend_from_slice(b"{\"event\":\"");
-                out.extend_from_slice(event);
-                out.extend_from_slice(b"\",\"from\":");
-                push_json_str(out, p.nick);
-                out.extend_from_slice(b",\"topic\":");
-                push_json_str(out, p.room);
-                out.extend_from_slice(b",\"ts\":");
-                push_json_str(out, &ts);
-                out.push(b'}');
-            }
+            Format::Json => Object::start(out)
+                .str("event", if p.joined { "join" } else { "leave" })
+                .str("from", p.nick)
+                .str("topic", p.room)
+                .str("ts", &ts)
+                .end(),
             Format::Text { topic_prefix } => {
                 if *topic_prefix {
-                    out.push(b'[');
-                    push_escaped(out, p.room);
-                    out.extend_from_slice(b"] ");
+                    push_topic_prefix(out, p.room);
                 }
                 let secs = envelope::parse_rfc3339(&ts).unwrap_or(0);
                 out.extend_from_slice(&self.clock.hms(secs));
@@ -205,22 +204,14 @@ impl Renderer {
     /// a JSON object.
     pub fn render_who(&mut self, out: &mut Vec<u8>, room: &str, nick: &str, ts: Option<&str>) {
         match &self.format {
-            Format::Json => {
-                out.extend_from_slice(b"{\"event\":\"online\",\"from\":");
-                push_json_str(out, nick);
-                out.extend_from_slice(b",\"topic\":");
-                push_json_str(out, room);
-                out.extend_from_slice(b",\"ts\":");
-                match ts {
-                    Some(ts) => push_json_str(out, ts),
-                    None => out.extend_from_slice(b"null"),
-                }
-                out.push(b'}');
-            }
+            Format::Json => Object::start(out)
+                .str("event", "online")
+                .str("from", nick)
+                .str("topic", room)
+                .opt_str("ts", ts)
+                .end(),
             Format::Text { topic_prefix: true } => {
-                out.push(b'[');
-                push_escaped(out, room);
-                out.extend_from_slice(b"] ");
+                push_topic_prefix(out, room);
                 self.push_nick(out, nick);
             }
             _ => self.push_nick(out, nick),
@@ -246,9 +237,7 @@ impl Renderer {
             Format::Json => render_json(out, m, d),
             Format::Text { topic_prefix } => {
                 if *topic_prefix {
-                    out.push(b'[');
-                    push_escaped(out, &String::from_utf8_lossy(m.topic));
-                    out.extend_from_slice(b"] ");
+                    push_topic_prefix(out, &String::from_utf8_lossy(m.topic));
                 }
                 out.extend_from_slice(&self.clock.hms(message_secs(m, d)));
                 out.push(b' ');
@@ -271,44 +260,34 @@ impl Renderer {
     }
 }
 
+/// The `[topic] ` in front of a text line (messages, joins and leaves, `--who`), the topic
+/// escaped.
+fn push_topic_prefix(out: &mut Vec<u8>, topic: &str) {
+    out.push(b'[');
+    push_escaped(out, topic);
+    out.extend_from_slice(b"] ");
+}
+
 fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
-    let opt = |out: &mut Vec<u8>, v: &Option<Cow<str>>| match v {
-        Some(s) => push_json_str(out, s),
-        None => out.extend_from_slice(b"null"),
-    };
-    out.extend_from_slice(b"{\"topic\":");
-    push_json_str(out, &String::from_utf8_lossy(m.topic));
-    out.extend_from_slice(b",\"from\":");
-    opt(out, &d.from);
-    out.extend_from_slice(b",\"text\":");
-    push_json_str(out, &d.text);
-    out.extend_from_slice(b",\"ts\":");
-    opt(out, &d.ts);
-    out.extend_from_slice(b",\"id\":");
-    opt(out, &d.id);
-    let _ = write!(
-        out,
-        ",\"qos\":{},\"retain\":{},\"received\":\"{}\"",
-        m.qos,
-        m.retain,
-        received_rfc3339(m)
-    );
-    if !d.utf8 {
-        out.extend_from_slice(b",\"payload_base64\":\"");
+    let line = Object::start(out)
+        .str("topic", &String::from_utf8_lossy(m.topic))
+        .opt_str("from", d.from.as_deref())
+        .str("text", &d.text)
+        .opt_str("ts", d.ts.as_deref())
+        .opt_str("id", d.id.as_deref())
+        .uint("qos", m.qos.into())
+        .bool("retain", m.retain)
+        .str("received", &received_rfc3339(m));
+    if d.utf8 {
+        line.end();
+    } else {
         let b64 = base64::engine::general_purpose::STANDARD.encode(m.payload);
-        out.extend_from_slice(b64.as_bytes());
-        out.push(b'"');
+        line.str("payload_base64", &b64).end();
     }
-    out.push(b'}');
 }
 
 fn received_rfc3339(m: &Delivered) -> String {
-    system_rfc3339(m.received)
-}
-
-fn system_rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    envelope::rfc3339(d.as_secs() as i64, d.subsec_millis())
+    envelope::system_rfc3339(m.received)
 }
 
 /// A nick's colour: one of twelve readable SGR foreground colours (31–36, 91–96), the
@@ -331,36 +310,6 @@ fn message_secs(m: &Delivered, d: &Decoded) -> i64 {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0)
         })
-}
-
-/// Appends `s` with every character that could act on a terminal escaped: `\n`, `\r`,
-/// `\xHH` for other C0 controls and DEL, `\u{...}` for C1, bidi controls and line or
-/// paragraph separators. Tab stays a tab; backslashes are not doubled.
-pub fn push_escaped(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        if c == '\t' || !needs_escape(c) {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        let _ = match c {
-            '\n' => write!(out, "\\n"),
-            '\r' => write!(out, "\\r"),
-            '\0'..='\x1f' | '\x7f' => write!(out, "\\x{:02x}", c as u32),
-            _ => write!(out, "\\u{{{:x}}}", c as u32),
-        };
-        start = i + c.len_utf8();
-    }
-    out.extend_from_slice(&bytes[start..]);
-}
-
-/// `s` as [`push_escaped`] shows it: safe to put in a message on a terminal.
-pub fn escaped(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    push_escaped(&mut out, s);
-    // Escaping only replaces whole characters by ASCII, so the result is still UTF-8.
-    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Local `HH:MM:SS`, computed once per distinct second.
@@ -427,19 +376,6 @@ mod tests {
         let m = msg(payload);
         r.render(&mut out, &m, &envelope::decode(payload));
         String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn escaping_keeps_one_line_and_no_escape_bytes() {
-        let mut out = Vec::new();
-        push_escaped(
-            &mut out,
-            "a\nb\rc\td\u{1b}[2J\u{7f}\u{9b}\u{202e}\u{2066}\\",
-        );
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "a\\nb\\rc\td\\x1b[2J\\x7f\\u{9b}\\u{202e}\\u{2066}\\"
-        );
     }
 
     #[test]

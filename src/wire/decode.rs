@@ -5,6 +5,7 @@ use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5;
 
 use super::{AckKind, ConnAckInfo, Delivery, Inbound, Refusal, Version, WireError};
+
 /// What the start of the read buffer holds, before decoding.
 #[derive(Debug)]
 pub enum Peek {
@@ -19,21 +20,9 @@ pub enum Peek {
 /// Looks for a PUBLISH bigger than `max` at the start of `buf`, reading only its header
 /// (type, length, topic, packet id), so that it can be skipped without buffering it.
 pub fn peek_oversized(buf: &[u8], max: usize) -> Peek {
-    let Some(&first) = buf.first() else {
+    let (Some(&first), Some((at, len))) = (buf.first(), fixed_header(buf)) else {
         return Peek::NeedMore;
     };
-    let (mut len, mut shift, mut at) = (0usize, 0, 1);
-    loop {
-        let Some(&b) = buf.get(at) else {
-            return Peek::NeedMore;
-        };
-        len |= usize::from(b & 0x7f) << shift;
-        at += 1;
-        if b & 0x80 == 0 || at > 4 {
-            break;
-        }
-        shift += 7;
-    }
     let size = at + len;
     if first >> 4 != 3 || size <= max {
         return Peek::Fits;
@@ -63,6 +52,26 @@ pub fn peek_oversized(buf: &[u8], max: usize) -> Peek {
         pkid,
     };
     Peek::Oversized(delivery, size)
+}
+
+/// The fixed header at the start of `buf`: its length (2 to 5 bytes) and the remaining
+/// length it announces; None until all of it has arrived. A length whose fourth byte
+/// still says "more" ends there (the decoder then reports the packet as malformed).
+///
+/// The one reader of MQTT's remaining length written here: everything else is framed by
+/// rumqttc (`check`, `Packet::read`). But rumqttc frames only whole packets and keeps the
+/// header's length to itself (its `FixedHeader` gives the frame's length alone), and an
+/// oversized PUBLISH must be known, and its topic and packet id read, before its body
+/// arrives: it is skipped as it comes in, never buffered.
+fn fixed_header(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut len = 0;
+    for (i, &b) in buf.iter().enumerate().take(5).skip(1) {
+        len |= usize::from(b & 0x7f) << (7 * (i - 1));
+        if b & 0x80 == 0 || i == 4 {
+            return Some((i + 1, len));
+        }
+    }
+    None
 }
 
 /// Takes the next whole packet out of `buf`; `Ok(None)` when more bytes are needed.
@@ -323,5 +332,59 @@ fn suback_code(c: &v5::SubscribeReasonCode) -> u8 {
         S::SharedSubscriptionsNotSupported => 0x9E,
         S::SubscriptionIdNotSupported => 0xA1,
         S::WildcardSubscriptionsNotSupported => 0xA2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{PubFlags, encode_publish};
+
+    #[test]
+    fn fixed_headers_are_read_as_rumqttc_frames_them() {
+        assert_eq!(fixed_header(&[0x30]), None);
+        assert_eq!(fixed_header(&[0x30, 0x80]), None);
+        assert_eq!(fixed_header(&[0x30, 0x05]), Some((2, 5)));
+        assert_eq!(fixed_header(&[0x30, 0x80, 0x01]), Some((3, 128)));
+        let max = [0x30, 0xff, 0xff, 0xff, 0x7f];
+        assert_eq!(fixed_header(&max), Some((5, 268_435_455)));
+        assert_eq!(
+            fixed_header(&[0x30, 0xff, 0xff, 0xff, 0xff]),
+            Some((5, 268_435_455))
+        );
+        for payload_len in [0, 100, 127, 20_000, 3_000_000] {
+            let mut buf = BytesMut::new();
+            let f = PubFlags::default();
+            encode_publish(Version::V5, &mut buf, b"t", &vec![0; payload_len], f);
+            let header = rumqttc::mqttbytes::check(buf.iter(), usize::MAX).unwrap();
+            let (at, len) = fixed_header(&buf).unwrap();
+            assert_eq!(at + len, header.frame_length());
+        }
+    }
+
+    #[test]
+    fn an_oversized_publish_is_known_from_its_first_bytes() {
+        let mut buf = BytesMut::new();
+        let f = PubFlags {
+            qos: 1,
+            retain: true,
+            dup: true,
+            pkid: 9,
+        };
+        encode_publish(Version::V311, &mut buf, b"a/b", &[b'x'; 5000], f);
+        let size = buf.len();
+        // Type, 2 bytes of remaining length, topic length, topic, packet id: 10 bytes.
+        assert!(matches!(peek_oversized(&buf[..1], 1000), Peek::NeedMore));
+        assert!(matches!(peek_oversized(&buf[..9], 1000), Peek::NeedMore));
+        match peek_oversized(&buf[..10], 1000) {
+            Peek::Oversized(d, n) => {
+                assert_eq!(n, size);
+                assert_eq!(&d.topic[..], b"a/b");
+                assert_eq!((d.qos, d.retain, d.dup, d.pkid), (1, true, true, 9));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(peek_oversized(&buf[..10], size), Peek::Fits));
+        assert!(matches!(peek_oversized(&[0x40, 2], 1), Peek::Fits));
     }
 }
