@@ -195,10 +195,10 @@ async fn serve(listeners: Vec<StdListener>, internal: Internal) -> Result<(), Er
         tokio::spawn(accept_loop(l, internal));
     }
     let mut signals = Signals::install()?;
-    eprintln!(
-        "chat-broker: listening on {} (MQTT 3.1.1 and 5)",
+    crate::tool::say(format_args!(
+        "listening on {} (MQTT 3.1.1 and 5)",
         names.join(", ")
-    );
+    ));
     // Stopped on purpose: status 0 (not 130 or 143, as for a tool a signal interrupts).
     signals.recv().await;
     log::info!("stopping");
@@ -437,7 +437,7 @@ mod tests {
     /// The CONNECT is read whole, a byte at a time or not, and not a byte past it.
     #[test]
     fn the_connect_is_read_whole_and_no_further() {
-        let rt = crate::runtime().unwrap();
+        let rt = crate::tool::runtime().unwrap();
         rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -469,7 +469,7 @@ mod tests {
 
     #[test]
     fn oversized_and_malformed_connects_are_refused_before_reading_them() {
-        let rt = crate::runtime().unwrap();
+        let rt = crate::tool::runtime().unwrap();
         rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

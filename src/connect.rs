@@ -172,7 +172,7 @@ impl Connector {
             }
             Fatal::ClientId => Error::Refused(format!(
                 "the broker at {endpoint} refused the client id '{}': {reason}",
-                crate::render::escaped(&self.opts.spec.client_id),
+                crate::escape::escaped(&self.opts.spec.client_id),
             )),
             Fatal::Version(Version::V5) => Error::Unreachable(format!(
                 "the broker at {endpoint} does not accept MQTT 5: {reason} (try -V 3, or \

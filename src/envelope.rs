@@ -13,16 +13,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-// Terminal-safe escaping and the JSON writer are modules of their own; they are declared
-// here only until src/lib.rs declares them (`pub mod escape;`, `pub mod json;`).
-#[path = "escape.rs"]
-pub mod escape;
-#[path = "json.rs"]
-pub mod json;
-
-/// The escapes' former home: these paths keep working for callers outside the module.
-pub use escape::{needs_escape, push_json_str};
-
 /// A decoded payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded<'a> {
@@ -131,7 +121,7 @@ where
 
 /// Appends an envelope, its keys always in this order: id, from, ts, text.
 pub fn encode(out: &mut Vec<u8>, id: &str, from: &str, ts: &str, text: &str) {
-    json::Object::start(out)
+    crate::json::Object::start(out)
         .str("id", id)
         .str("from", from)
         .str("ts", ts)

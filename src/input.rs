@@ -274,7 +274,7 @@ impl Sink<'_> {
     }
 
     fn fail(&mut self, no: u64, why: &str) {
-        eprintln!("chat-pub: {} {no}: {why}; not sent", self.label);
+        crate::tool::say(format_args!("{} {no}: {why}; not sent", self.label));
         self.control.failures.fetch_add(1, Ordering::Relaxed);
     }
 }

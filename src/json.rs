@@ -13,7 +13,7 @@
 
 use std::io::Write;
 
-use crate::envelope::escape::push_json_str;
+use crate::escape::push_json_str;
 
 /// A JSON object being written; [`Object::end`] closes it.
 #[must_use = "an object is only complete after end()"]

@@ -32,7 +32,8 @@
 //!   `tx`: its sending side as state machines see it; [`coalesce`]: fewer wake-ups.
 //! - `wire`: MQTT 3.1.1 and 5 packets behind one vocabulary (rumqttc's codecs); `topic`:
 //!   topic and filter checks.
-//! - [`envelope`]: the wire format — JSON envelope, ids, timestamps, raw fallback.
+//! - [`envelope`]: the wire format — JSON envelope, ids, timestamps, raw fallback;
+//!   [`escape`]: terminal-safe escaping, for text and JSON; `json`: the JSON writer.
 //! - [`input`]: chat-pub's stdin thread and line → message preparation.
 //! - [`publish`]: chat-pub — its configuration, state, outbox and driver.
 //! - [`subscribe`]: chat-sub — its configuration, state, inbox, presence view, printer,
@@ -52,7 +53,9 @@ mod dial;
 mod endpoint;
 pub mod envelope;
 pub mod error;
+pub mod escape;
 pub mod input;
+mod json;
 mod options;
 mod output;
 mod presence;

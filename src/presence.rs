@@ -98,11 +98,11 @@ pub fn decode_level(level: &str) -> String {
 /// The retained join of `nick`, now.
 pub fn join_payload(nick: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(nick.len() + 64);
-    out.extend_from_slice(b"{\"event\":\"join\",\"from\":");
-    envelope::push_json_str(&mut out, nick);
-    out.extend_from_slice(b",\"ts\":");
-    envelope::push_json_str(&mut out, &envelope::now_rfc3339());
-    out.push(b'}');
+    crate::json::Object::start(&mut out)
+        .str("event", "join")
+        .str("from", nick)
+        .str("ts", &envelope::now_rfc3339())
+        .end();
     out
 }
 

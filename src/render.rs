@@ -12,11 +12,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use chrono::TimeZone;
 
-use crate::envelope::json::Object;
 use crate::envelope::{self, Decoded};
+use crate::json::Object;
 
-/// The escapes' former home: these paths keep working for callers outside the module.
-pub use crate::envelope::escape::{escaped, push_escaped};
+use crate::escape::push_escaped;
 
 /// A message as delivered, before decoding.
 #[derive(Debug, Clone, Copy)]

@@ -4,7 +4,7 @@
 //! to a bad topic is a disconnect that would look like a network problem: so both tools
 //! check here and turn a bad topic into a usage error.
 
-use crate::render::escaped;
+use crate::escape::escaped;
 
 /// Longest topic MQTT can carry (a two-byte length prefix).
 const MAX_LEN: usize = 65_535;

@@ -15,7 +15,7 @@
 use crate::common::*;
 use base64::Engine;
 use mqttchat::envelope;
-use mqttchat::render::push_escaped;
+use mqttchat::escape::push_escaped;
 
 const TS: &str = "2026-01-02T03:04:05.678Z";
 

@@ -6,7 +6,7 @@
 //!   a JSON object with a string `text`, and round-trips what `envelope::encode` wrote;
 //!   encoded envelopes and `push_json_str` output are valid JSON (serde_json reads the
 //!   same values) with no raw terminal control characters.
-//! - `render::push_escaped` and `Renderer::render` (text, templates) always print one
+//! - `escape::push_escaped` and `Renderer::render` (text, templates) always print one
 //!   terminal-safe UTF-8 line; JSON rendering prints one line that parses as an object
 //!   with the documented keys, and `payload_base64` gives back the exact bytes.
 //! - `Preparer::prepare` never panics on `--json` input, and what it publishes is an
@@ -36,9 +36,10 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use crate::common::is_terminal_control;
 use serde_json::Value;
 
-use mqttchat::envelope::{self, IdSource, push_json_str};
+use mqttchat::envelope::{self, IdSource};
+use mqttchat::escape::{push_escaped, push_json_str};
 use mqttchat::input::{Mode, Prepared, Preparer};
-use mqttchat::render::{Delivered, Format, Renderer, push_escaped};
+use mqttchat::render::{Delivered, Format, Renderer};
 
 // ---------------------------------------------------------------------------------------
 // Oracles

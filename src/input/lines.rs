@@ -57,7 +57,7 @@ fn read_chunk(r: &mut impl Read, chunk: &mut [u8], control: &Control) -> Got {
         Ok(n) => Got::Bytes(n),
         Err(e) if e.kind() == ErrorKind::Interrupted => Got::Interrupted,
         Err(e) => {
-            eprintln!("chat-pub: cannot read stdin: {e}");
+            crate::tool::say(format_args!("cannot read stdin: {e}"));
             control.failures.fetch_add(1, Ordering::Relaxed);
             Got::End
         }
