@@ -84,8 +84,9 @@ pub fn parse(line: &[u8], at_ns: u64) -> Option<Event> {
 }
 
 /// Reads a subscriber's stdout on a thread of its own; every line read in one go gets
-/// the time of that read.
-pub fn spawn_reader(mut out: ChildStdout, clock: Clock, tx: Sender<Event>) {
+/// the time of that read, and goes to `tx` in one batch with the others (one wake-up of
+/// the harness per read, not per line: it shares the CPUs with the tools).
+pub fn spawn_reader(mut out: ChildStdout, clock: Clock, tx: Sender<Vec<Event>>) {
     thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         let mut partial = Vec::new();
@@ -95,16 +96,14 @@ pub fn spawn_reader(mut out: ChildStdout, clock: Clock, tx: Sender<Event>) {
             let Some(end) = partial.iter().rposition(|&c| c == b'\n') else {
                 continue;
             };
-            for line in partial[..end].split(|&c| c == b'\n') {
-                if let Some(ev) = parse(line, at_ns)
-                    && tx.send(ev).is_err()
-                {
-                    return;
-                }
-            }
+            let lines = partial[..end].split(|&c| c == b'\n');
+            let batch: Vec<Event> = lines.filter_map(|l| parse(l, at_ns)).collect();
             partial.drain(..=end);
+            if !batch.is_empty() && tx.send(batch).is_err() {
+                return;
+            }
         }
-        let _ = tx.send(Event::Eof);
+        let _ = tx.send(vec![Event::Eof]);
     });
 }
 

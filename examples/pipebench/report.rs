@@ -53,6 +53,15 @@ fn num(x: f64) -> String {
     }
 }
 
+/// Two decimals, three below 0.1.
+fn ratio(x: f64) -> String {
+    if x < 0.1 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
@@ -176,9 +185,9 @@ impl Table<'_> {
         }
         let reference = self.reference(scenario, qos);
         let key = |name: &str| keys.get(name).copied().flatten();
-        let ratio = reference.and_then(|r| Some((key("chat")?, key(r.name())?, r)));
-        match ratio {
-            Some((chat, r, p)) => writeln!(self.out, " {:.2}× ({}) |", chat / r, p.name()),
+        let compared = reference.and_then(|r| Some((key("chat")?, key(r.name())?, r)));
+        match compared {
+            Some((chat, r, p)) => writeln!(self.out, " {}× ({}) |", ratio(chat / r), p.name()),
             None => writeln!(self.out, " |"),
         }
         .ok();
@@ -338,6 +347,10 @@ mod tests {
     fn number_formats() {
         assert_eq!(thousands(117_647), "117,647");
         assert_eq!(thousands(999), "999");
+        assert_eq!(
+            (ratio(0.0031), ratio(0.456)),
+            ("0.003".into(), "0.46".into())
+        );
         assert_eq!(thousands(1_000_000), "1,000,000");
         assert_eq!(
             (num(0.847), num(43.71), num(203.5)),

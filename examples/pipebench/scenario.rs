@@ -93,7 +93,7 @@ impl Trial {
 /// A running subscriber and what it printed so far.
 struct Sub {
     proc: Proc,
-    events: Receiver<Event>,
+    events: Receiver<Vec<Event>>,
     eof: bool,
     topic: String,
 }
@@ -122,26 +122,31 @@ impl Sub {
         Ok(sub)
     }
 
+    /// Waits for the line with `token`. Nothing that counts comes before it (or in
+    /// the same read after it): the publisher is not started, or not fed, until then.
     fn wait_mark(&mut self, token: &str, what: &str) -> io::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
+        while !self.eof {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(Event::Mark(m)) if m == token => return Ok(()),
-                Ok(Event::Eof) => self.eof = true,
-                Ok(_) if !self.eof => {}
-                _ => {
-                    let why = if self.eof { "exited" } else { "timed out" };
-                    return Err(io::Error::other(format!("subscriber {why} before {what}")));
+            let Ok(batch) = self.events.recv_timeout(left) else {
+                break;
+            };
+            for ev in batch {
+                match ev {
+                    Event::Mark(m) if m == token => return Ok(()),
+                    Event::Eof => self.eof = true,
+                    _ => {}
                 }
             }
         }
+        let why = if self.eof { "exited" } else { "timed out" };
+        Err(io::Error::other(format!("subscriber {why} before {what}")))
     }
 
     /// Counts what the subscriber printed, waiting up to `wait` for the first of it.
     fn take(&mut self, tally: &mut Tally, wait: Duration) {
         let first = self.events.recv_timeout(wait).ok();
-        for ev in first.into_iter().chain(self.events.try_iter()) {
+        for ev in first.into_iter().chain(self.events.try_iter()).flatten() {
             match ev {
                 Event::Data {
                     seq,
