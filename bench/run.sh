@@ -7,7 +7,7 @@
 #   bench/run.sh            # full run: results in bench/results/<date>.md and .json
 #   bench/run.sh --scenarios throughput --qos 1 --count 20000 --repeats 3   # quick look
 #
-# Options go to pipebench (target/release/examples/pipebench --help lists them).
+# Options go to pipebench (bench/run.sh --help lists them).
 # Needs: cargo, mosquitto and mosquitto-clients
 #   (apt-get install -y mosquitto mosquitto-clients).
 # Optional: python3 with paho-mqtt 2.x for the paho pair (pip install paho-mqtt);
@@ -16,6 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 release=${CARGO_TARGET_DIR:-target}/release
 cargo build --release --quiet --bins --examples
+case " $* " in
+  *" --help "* | *" -h "*) exec "$release/examples/pipebench" "$@" ;;
+esac
 mkdir -p bench/results
 out=bench/results/$(date -u +%Y-%m-%dT%H%MZ)
 
