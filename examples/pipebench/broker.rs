@@ -1,0 +1,135 @@
+//! The harness's own mosquitto on a free loopback port, and a minimal MQTT 3.1.1
+//! publisher for the retained markers that tell when a subscriber is ready.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::proc::{Proc, which};
+
+pub const HOST: &str = "127.0.0.1";
+
+pub struct Broker {
+    pub port: u16,
+    pub log: PathBuf,
+    _proc: Proc,
+}
+
+/// The configuration, and why each line is there.
+fn config(port: u16) -> String {
+    format!(
+        "listener {port} {HOST}\n\
+         allow_anonymous true\n\
+         persistence false\n\
+         # The default (1000) drops messages to a subscriber that falls behind,\n\
+         # at QoS 0 and QoS 1 alike: that would be counted against the subscriber.\n\
+         max_queued_messages 10000000\n\
+         # Without it, Nagle's algorithm on the broker-to-subscriber leg adds\n\
+         # delayed-ACK stalls (~40 ms) that would be blamed on the subscriber.\n\
+         set_tcp_nodelay true\n\
+         log_dest stderr\n\
+         log_type error\n\
+         log_type warning\n"
+    )
+}
+
+/// Starts mosquitto in `dir` and returns once it accepts connections.
+pub fn start(dir: &Path) -> io::Result<Broker> {
+    let exe = which("mosquitto").ok_or_else(|| {
+        io::Error::other("mosquitto not found (apt-get install -y mosquitto mosquitto-clients)")
+    })?;
+    // The kernel picks a free port; it stays free for the moment mosquitto needs.
+    let port = TcpListener::bind((HOST, 0))?.local_addr()?.port();
+    let conf = dir.join("mosquitto.conf");
+    fs::write(&conf, config(port))?;
+    let log = dir.join("mosquitto.log");
+    let mut cmd = Command::new(exe);
+    cmd.arg("-c").arg(&conf);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    cmd.stderr(File::create(&log)?);
+    let mut proc = Proc::spawn(&mut cmd)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect((HOST, port)).is_err() {
+        // Waiting for an exit doubles as the pause between attempts.
+        let tick = Instant::now() + Duration::from_millis(20);
+        if proc.wait_until(tick).is_some() || Instant::now() > deadline {
+            let said = fs::read_to_string(&log).unwrap_or_default();
+            return Err(io::Error::other(format!(
+                "mosquitto did not start on port {port}: {}",
+                said.trim()
+            )));
+        }
+    }
+    Ok(Broker {
+        port,
+        log,
+        _proc: proc,
+    })
+}
+
+/// `mosquitto -h` says its version on the first line.
+pub fn mosquitto_version() -> String {
+    which("mosquitto")
+        .and_then(|exe| Command::new(exe).arg("-h").output().ok())
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.lines()
+                .find(|l| l.contains("version"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let mut len = body.len();
+    loop {
+        let digit = (len % 128) as u8;
+        len /= 128;
+        out.push(if len > 0 { digit | 0x80 } else { digit });
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+fn mqtt_str(s: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// Publishes one retained QoS 1 message (an empty one clears the topic) and returns
+/// once the broker acknowledged it.
+pub fn publish_retained(port: u16, topic: &str, payload: &[u8]) -> io::Result<()> {
+    let mut s = TcpStream::connect((HOST, port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_nodelay(true)?;
+    let mut connect = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 30];
+    mqtt_str(
+        format!("bench-marker-{}", std::process::id()).as_bytes(),
+        &mut connect,
+    );
+    s.write_all(&packet(0x10, &connect))?;
+    let mut connack = [0; 4];
+    s.read_exact(&mut connack)?;
+    if connack[0] != 0x20 || connack[3] != 0 {
+        return Err(io::Error::other(format!("CONNECT refused: {connack:?}")));
+    }
+    let mut publish = Vec::new();
+    mqtt_str(topic.as_bytes(), &mut publish);
+    publish.extend_from_slice(&[0, 1]);
+    publish.extend_from_slice(payload);
+    s.write_all(&packet(0x33, &publish))?; // PUBLISH, QoS 1, retain
+    let mut puback = [0; 4];
+    s.read_exact(&mut puback)?;
+    if puback[0] != 0x40 {
+        return Err(io::Error::other("no PUBACK for the marker"));
+    }
+    s.write_all(&[0xe0, 0])?; // DISCONNECT
+    Ok(())
+}

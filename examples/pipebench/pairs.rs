@@ -1,0 +1,153 @@
+//! The publisher/subscriber pairs compared, and the commands each one runs.
+//!
+//! A publisher reads lines on stdin and publishes each as one message, and exits once
+//! all are sent (QoS 0) or acknowledged (QoS 1 and 2). A subscriber prints each
+//! message as one line, retained ones included, and exits after `count` messages.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+
+use clap::ValueEnum;
+
+use crate::Ctx;
+use crate::Scenario;
+use crate::broker::HOST;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum Pair {
+    /// chat-pub | chat-sub (release build)
+    Chat,
+    /// mosquitto_pub -l | mosquitto_sub
+    Mosquitto,
+    /// mosquitto_pub -l fed by split in 60,000-line chunks | mosquitto_sub
+    MosquittoSplit,
+    /// bench/paho_pub.py | bench/paho_sub.py (python3 with paho-mqtt 2.x)
+    Paho,
+}
+
+fn command<S: AsRef<OsStr>>(program: impl AsRef<OsStr>, args: &[S]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd
+}
+
+fn paho_script(name: &str) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench");
+    dir.join(name).display().to_string()
+}
+
+impl Pair {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pair::Chat => "chat",
+            Pair::Mosquitto => "mosquitto",
+            Pair::MosquittoSplit => "mosquitto-split",
+            Pair::Paho => "paho",
+        }
+    }
+
+    /// Whether the pair takes part in `scenario` at `qos`.
+    ///
+    /// mosquitto_pub -l at QoS 1 and 2 stops after about 65,535 lines and still exits 0
+    /// (its message ids wrap around), so the plain pair loses most of a 100,000-line
+    /// run. The split pair is the reference there: each 60,000-line chunk gets its own
+    /// mosquitto_pub. At QoS 0 the chunks' connections overlap and their messages
+    /// interleave, and with fewer lines (latency, one-shot) it is the plain pair again,
+    /// so it runs in the QoS 1 and 2 throughput runs only.
+    pub fn takes_part(self, scenario: Scenario, qos: u8) -> bool {
+        self != Pair::MosquittoSplit || (scenario == Scenario::Throughput && qos > 0)
+    }
+
+    /// The publisher; its stdin is set by the caller.
+    pub fn publisher(self, ctx: &Ctx, topic: &str, qos: u8) -> Command {
+        let (port, q) = (ctx.port.to_string(), qos.to_string());
+        match self {
+            Pair::Chat => {
+                let url = format!("mqtt://{HOST}:{port}");
+                let exe = ctx.args.chat_dir.join("chat-pub");
+                command(exe, &["-b", &url, "-q", &q, topic])
+            }
+            Pair::Mosquitto => command(
+                "mosquitto_pub",
+                &["-h", HOST, "-p", &port, "-t", topic, "-q", &q, "-l"],
+            ),
+            Pair::MosquittoSplit => {
+                let each = format!("mosquitto_pub -h {HOST} -p {port} -t {topic} -q {q} -l");
+                let mut cmd = command("split", &["-l", "60000", "--filter", &each]);
+                cmd.env("SHELL", "/bin/sh");
+                cmd
+            }
+            Pair::Paho => command(
+                "python3",
+                &[
+                    &paho_script("paho_pub.py"),
+                    "-H",
+                    HOST,
+                    "-p",
+                    &port,
+                    "-t",
+                    topic,
+                    "-q",
+                    &q,
+                ],
+            ),
+        }
+    }
+
+    /// The subscriber, which exits after `count` messages.
+    pub fn subscriber(self, ctx: &Ctx, topic: &str, qos: u8, count: u32) -> Command {
+        let (port, q, n) = (ctx.port.to_string(), qos.to_string(), count.to_string());
+        match self {
+            Pair::Chat => {
+                let url = format!("mqtt://{HOST}:{port}");
+                let exe = ctx.args.chat_dir.join("chat-sub");
+                command(exe, &["-b", &url, "-q", &q, "-n", &n, topic])
+            }
+            Pair::Mosquitto | Pair::MosquittoSplit => command(
+                "mosquitto_sub",
+                &["-h", HOST, "-p", &port, "-t", topic, "-q", &q, "-C", &n],
+            ),
+            Pair::Paho => {
+                let script = paho_script("paho_sub.py");
+                let args = [
+                    &script, "-H", HOST, "-p", &port, "-t", topic, "-q", &q, "-C", &n,
+                ];
+                command("python3", &args)
+            }
+        }
+    }
+
+    /// A publisher for one message: `echo TEXT | PUB`, except for mosquitto_pub, whose
+    /// `-l` waits ~200 ms after end of input, so its own one-message form `-m TEXT` is
+    /// used. Returns the command and what to write to its stdin.
+    pub fn one_message(self, ctx: &Ctx, topic: &str, qos: u8, text: &str) -> (Command, String) {
+        match self {
+            Pair::Mosquitto | Pair::MosquittoSplit => {
+                let (port, q) = (ctx.port.to_string(), qos.to_string());
+                let args = ["-h", HOST, "-p", &port, "-t", topic, "-q", &q, "-m", text];
+                (command("mosquitto_pub", &args), String::new())
+            }
+            _ => (self.publisher(ctx, topic, qos), format!("{text}\n")),
+        }
+    }
+
+    /// How the pair is run, for the notes under the table.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Pair::Chat => "`chat-pub -b URL -q Q TOPIC` and `chat-sub -b URL -q Q -n N TOPIC`",
+            Pair::Mosquitto => {
+                "`mosquitto_pub -t TOPIC -q Q -l` (one-shot: `-m TEXT`) and \
+                 `mosquitto_sub -t TOPIC -q Q -C N`"
+            }
+            Pair::MosquittoSplit => {
+                "`split -l 60000 --filter 'mosquitto_pub … -l'` (a new connection per \
+                 60,000 lines) and `mosquitto_sub`; QoS ≥ 1 throughput only"
+            }
+            Pair::Paho => {
+                "`bench/paho_pub.py` (at most 1,000 messages in flight) and \
+                 `bench/paho_sub.py` (flushes stdout per message)"
+            }
+        }
+    }
+}
