@@ -89,6 +89,10 @@ pub struct Args {
     /// Where chat-pub and chat-sub are
     #[arg(long, value_name = "DIR", default_value = "target/release")]
     pub chat_dir: PathBuf,
+    /// Where another build of chat-pub and chat-sub is (the pair chat-baseline, run
+    /// interleaved with the others: a change measured before and after, side by side)
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
 }
 
 impl Args {
@@ -145,20 +149,36 @@ impl Drop for WorkDir {
     }
 }
 
+/// Checks that `dir` holds chat-pub and chat-sub.
+fn chat_binaries(dir: &Path) -> io::Result<()> {
+    match ["chat-pub", "chat-sub"]
+        .iter()
+        .all(|b| dir.join(b).is_file())
+    {
+        true => Ok(()),
+        false => Err(io::Error::other(format!(
+            "no chat-pub/chat-sub in {} (cargo build --release)",
+            dir.display()
+        ))),
+    }
+}
+
 /// The pairs that can run here, and notes on those that cannot.
 fn available(args: &Args) -> io::Result<(Vec<Pair>, Vec<String>)> {
     let (mut pairs, mut skipped) = (Vec::new(), Vec::new());
     for &pair in &args.pairs {
         let missing = match pair {
             Pair::Chat => {
-                let found = ["chat-pub", "chat-sub"]
-                    .iter()
-                    .all(|b| args.chat_dir.join(b).is_file());
-                if !found {
-                    let dir = args.chat_dir.display();
-                    let msg = format!("no chat-pub/chat-sub in {dir} (cargo build --release)");
-                    return Err(io::Error::other(msg));
-                }
+                chat_binaries(&args.chat_dir)?;
+                None
+            }
+            Pair::ChatBaseline => {
+                let Some(dir) = &args.baseline else {
+                    return Err(io::Error::other(
+                        "the pair chat-baseline needs --baseline DIR",
+                    ));
+                };
+                chat_binaries(dir)?;
                 None
             }
             Pair::Mosquitto | Pair::MosquittoSplit => ["mosquitto_pub", "mosquitto_sub", "split"]

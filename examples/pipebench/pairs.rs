@@ -18,6 +18,8 @@ use crate::broker::HOST;
 pub enum Pair {
     /// chat-pub | chat-sub (release build)
     Chat,
+    /// chat-pub | chat-sub from --baseline DIR (another build, e.g. before a change)
+    ChatBaseline,
     /// mosquitto_pub -l | mosquitto_sub
     Mosquitto,
     /// mosquitto_pub -l fed by split in 60,000-line chunks | mosquitto_sub
@@ -41,9 +43,18 @@ impl Pair {
     pub fn name(self) -> &'static str {
         match self {
             Pair::Chat => "chat",
+            Pair::ChatBaseline => "chat-baseline",
             Pair::Mosquitto => "mosquitto",
             Pair::MosquittoSplit => "mosquitto-split",
             Pair::Paho => "paho",
+        }
+    }
+
+    /// Where a chat pair's binaries are.
+    fn chat_dir(self, ctx: &Ctx) -> &Path {
+        match (self, &ctx.args.baseline) {
+            (Pair::ChatBaseline, Some(dir)) => dir,
+            _ => &ctx.args.chat_dir,
         }
     }
 
@@ -63,9 +74,9 @@ impl Pair {
     pub fn publisher(self, ctx: &Ctx, topic: &str, qos: u8) -> Command {
         let (port, q) = (ctx.port.to_string(), qos.to_string());
         match self {
-            Pair::Chat => {
+            Pair::Chat | Pair::ChatBaseline => {
                 let url = format!("mqtt://{HOST}:{port}");
-                let exe = ctx.args.chat_dir.join("chat-pub");
+                let exe = self.chat_dir(ctx).join("chat-pub");
                 command(exe, &["-b", &url, "-q", &q, topic])
             }
             Pair::Mosquitto => command(
@@ -99,9 +110,9 @@ impl Pair {
     pub fn subscriber(self, ctx: &Ctx, topic: &str, qos: u8, count: u32) -> Command {
         let (port, q, n) = (ctx.port.to_string(), qos.to_string(), count.to_string());
         match self {
-            Pair::Chat => {
+            Pair::Chat | Pair::ChatBaseline => {
                 let url = format!("mqtt://{HOST}:{port}");
-                let exe = ctx.args.chat_dir.join("chat-sub");
+                let exe = self.chat_dir(ctx).join("chat-sub");
                 command(exe, &["-b", &url, "-q", &q, "-n", &n, topic])
             }
             Pair::Mosquitto | Pair::MosquittoSplit => command(
@@ -136,6 +147,7 @@ impl Pair {
     pub fn describe(self) -> &'static str {
         match self {
             Pair::Chat => "`chat-pub -b URL -q Q TOPIC` and `chat-sub -b URL -q Q -n N TOPIC`",
+            Pair::ChatBaseline => "the same, with the binaries of `--baseline DIR`",
             Pair::Mosquitto => {
                 "`mosquitto_pub -t TOPIC -q Q -l` (one-shot: `-m TEXT`) and \
                  `mosquitto_sub -t TOPIC -q Q -C N`"
