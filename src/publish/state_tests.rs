@@ -347,7 +347,10 @@ fn qos_0_counts_as_delivered_only_when_the_broker_closes_after_disconnect() {
     assert!(s.done());
     s.disconnected(false);
     let e = s.outcome(Ok(()), 0).unwrap_err();
-    assert!(matches!(&e, Error::Undelivered(t) if t.failed == 3), "{e:?}");
+    assert!(
+        matches!(&e, Error::Undelivered(t) if t.failed == 3),
+        "{e:?}"
+    );
     assert_eq!(e.exit_code(), 1);
 }
 
