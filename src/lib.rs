@@ -40,8 +40,8 @@
 //!   takeover detector and driver; `dedup`: its window of recent ids; `output`: stdout.
 //! - [`render`]: chat-sub's output formats; `presence`: presence topics, payloads, roster.
 //! - `broker` (feature `broker`, on by default): chat-broker, rumqttd behind a front that
-//!   serves MQTT 3.1.1 and 5 on one address; `procnet`: which process holds a listening
-//!   socket (how chat-broker knows its engine listens).
+//!   serves MQTT 3.1.1 and 5 on one address; [`procnet`]: which process holds a listening
+//!   socket (how chat-broker knows its engine listens, and the tests their brokers).
 
 #[cfg(feature = "broker")]
 pub mod broker;
@@ -59,8 +59,7 @@ mod json;
 mod options;
 mod output;
 mod presence;
-#[cfg(feature = "broker")]
-mod procnet;
+pub mod procnet;
 pub mod publish;
 pub mod render;
 mod session;

@@ -3,7 +3,7 @@
 //! A port picked by binding port 0 and closing it again can be taken by someone else
 //! before the intended server binds it, and a successful connect then proves nothing.
 //! chat-broker uses this to check that its engine's internal listeners are really its
-//! own. (The integration tests have their own copy in tests/common/procnet.rs.)
+//! own; the integration tests, that the brokers they start hold their ports.
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -13,6 +13,8 @@ mod join;
 mod outbox;
 mod state;
 mod streak;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

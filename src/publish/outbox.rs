@@ -234,9 +234,8 @@ pub fn encode(tx: &mut Tx, m: &Message, pkid: u16, dup: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::publish::testing::{message, received};
     use crate::tx::Peer;
-    use crate::wire::Inbound;
-    use bytes::Bytes;
 
     #[test]
     fn packet_ids_wrap_around_skipping_the_spare_one_and_those_in_flight() {
@@ -247,35 +246,6 @@ mod tests {
         o.by_pkid.insert(1, 0);
         let ids: Vec<u16> = (0..3).map(|_| o.assign()).collect();
         assert_eq!(ids, [SPARE_PKID - 1, 2, 3]);
-    }
-
-    fn message(line: u64, qos: u8) -> Message {
-        Message {
-            line,
-            topic: Bytes::from_static(b"t"),
-            payload: Bytes::from(format!("line {line}")),
-            qos,
-            retain: false,
-        }
-    }
-
-    /// What was queued for `peer` since the last call: (line, packet id, dup) of each
-    /// PUBLISH, and (0, packet id, false) for each PUBREL.
-    fn written(peer: &mut Peer) -> Vec<(u64, u16, bool)> {
-        let decode = |p| match p {
-            Inbound::Publish(d) => {
-                let text = String::from_utf8_lossy(&d.payload).into_owned();
-                let line = text.trim_start_matches("line ").parse().expect("line");
-                (line, d.pkid, d.dup)
-            }
-            Inbound::Ack {
-                kind: AckKind::PubRel,
-                pkid,
-                ..
-            } => (0, pkid, false),
-            other => panic!("unexpected {other:?}"),
-        };
-        peer.received().into_iter().map(decode).collect()
     }
 
     /// Sends `n` QoS `qos` messages on a connection without a window of its own.
@@ -289,7 +259,7 @@ mod tests {
             encode(&mut first.tx(), &m, pkid, false);
             o.push(m, pkid);
         }
-        written(&mut first);
+        received(&mut first);
         (o, first)
     }
 
@@ -301,7 +271,7 @@ mod tests {
         o.complete(2);
         let mut next = Peer::new(Version::V5, Some(4), false);
         o.resend(&mut next.tx());
-        let resent = written(&mut next);
+        let resent = received(&mut next);
         let lines: Vec<u64> = resent.iter().map(|w| w.0).collect();
         assert_eq!(lines, [3, 4, 5, 6], "only the Receive Maximum goes out");
         assert!(resent.iter().all(|w| !w.2), "a new session: no DUP");
@@ -317,7 +287,7 @@ mod tests {
         while o.has_queued() {
             ack_oldest(&mut o);
             o.send_queued(&mut next.tx());
-            order.extend(written(&mut next).iter().map(|w| w.0));
+            order.extend(received(&mut next).iter().map(|w| w.0));
             assert!(o.in_flight() <= 4);
         }
         assert_eq!(order, (3..=12).collect::<Vec<_>>());
@@ -334,7 +304,7 @@ mod tests {
         let mut again = Peer::new(Version::V311, None, true);
         o.resend(&mut again.tx());
         assert_eq!(
-            written(&mut again),
+            received(&mut again),
             [(0, 1, false), (2, 2, true), (3, 3, true)],
             "PUBREL for the released one, the others again with DUP, same ids"
         );
@@ -350,7 +320,7 @@ mod tests {
         let (mut o, _) = outbox_with(30, 2);
         let mut next = Peer::new(Version::V311, None, false);
         o.resend(&mut next.tx());
-        assert_eq!(written(&mut next).len(), WINDOW_QOS2_V311);
+        assert_eq!(received(&mut next).len(), WINDOW_QOS2_V311);
         assert_eq!(o.in_flight(), WINDOW_QOS2_V311);
     }
 }

@@ -6,43 +6,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::*;
+use crate::publish::testing::{message, received};
 use crate::tx::Peer;
 use crate::wire::Version;
 
 const DRAIN: Duration = Duration::from_secs(5);
 
-fn message(line: u64, qos: u8) -> Message {
-    Message {
-        line,
-        topic: Bytes::from_static(b"room"),
-        payload: Bytes::from(format!("line {line}")),
-        qos,
-        retain: false,
-    }
-}
-
 fn batch(lines: std::ops::RangeInclusive<u64>, qos: u8) -> Vec<Message> {
     lines.map(|l| message(l, qos)).collect()
-}
-
-/// What the broker received: (line, packet id, dup) per PUBLISH of a line, (0, id,
-/// false) per PUBREL, (u64::MAX, id, false) per presence PUBLISH.
-fn received(peer: &mut Peer) -> Vec<(u64, u16, bool)> {
-    let decode = |p| match p {
-        Inbound::Publish(d) if d.topic.starts_with(b"room") => {
-            let text = String::from_utf8_lossy(&d.payload).into_owned();
-            let line = text.trim_start_matches("line ").parse().expect("line");
-            (line, d.pkid, d.dup)
-        }
-        Inbound::Publish(d) => (u64::MAX, d.pkid, d.dup),
-        Inbound::Ack {
-            kind: AckKind::PubRel,
-            pkid,
-            ..
-        } => (0, pkid, false),
-        other => panic!("unexpected {other:?}"),
-    };
-    peer.received().into_iter().map(decode).collect()
 }
 
 fn lines(sent: &[(u64, u16, bool)]) -> Vec<u64> {
