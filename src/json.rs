@@ -9,7 +9,7 @@
 //! serde_json's `Serializer`, with a `Formatter` that adds the terminal-safe escapes,
 //! writes the same bytes, but a chat-sub `--json` line took 199 ns with it against 154 ns
 //! with this writer and 159 ns with the hand-assembled code this replaced (median of 30
-//! runs of 200,000 lines, release build, bench/json_lines.rs): so JSON is written here.
+//! runs of 200,000 lines, release build; BENCHMARKS.md): so JSON is written here.
 
 use std::io::Write;
 
