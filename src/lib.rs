@@ -38,6 +38,8 @@
 //! - [`publish`]: chat-pub — its configuration, state, outbox and driver.
 //! - [`subscribe`]: chat-sub — its configuration, state, inbox, presence view, printer,
 //!   takeover detector and driver; `dedup`: its window of recent ids; `output`: stdout.
+//! - [`seal`]: end-to-end encrypted rooms (format version 1: Argon2id, XChaCha20-Poly1305);
+//!   not yet used by the tools.
 //! - [`render`]: chat-sub's output formats; `presence`: presence topics, payloads, roster.
 //! - `broker` (feature `broker`, on by default): chat-broker, rumqttd behind a front that
 //!   serves MQTT 3.1.1 and 5 on one address; [`procnet`]: which process holds a listening
@@ -62,6 +64,7 @@ mod presence;
 pub mod procnet;
 pub mod publish;
 pub mod render;
+pub mod seal;
 mod session;
 pub mod signals;
 pub mod subscribe;

@@ -32,5 +32,6 @@ mod presence;
 mod properties;
 mod pubsub;
 mod reconnect;
+mod sealing;
 mod tls;
 mod websocket;

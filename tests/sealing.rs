@@ -1,0 +1,64 @@
+//! Properties of the encrypted-room format (`mqttchat::seal`), on arbitrary envelopes:
+//! what a member seals opens to the same bytes with the room's key and topic, and any
+//! change of a single byte of the payload — or another topic — is rejected, never opened
+//! to something else.
+
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+
+use mqttchat::envelope::IdSource;
+use mqttchat::seal::{self, Rejected, RoomKey, RoomSecret};
+
+const TOPIC: &str = "team/x";
+
+/// One key for every case: deriving costs an Argon2id run.
+fn key() -> &'static RoomKey {
+    static KEY: OnceLock<RoomKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let secret = RoomSecret::new(b"a shared secret for the tests".to_vec()).expect("secret");
+        RoomKey::derive(&secret, TOPIC)
+    })
+}
+
+/// An envelope as chat-pub writes it, with arbitrary nick and text.
+fn envelope(from: &str, text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let id = IdSource::default().next_id();
+    mqttchat::envelope::encode(&mut out, &id, from, "2026-11-29T12:00:00.000Z", text);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn a_sealed_envelope_opens_to_the_same_bytes(from in ".{0,20}", text in ".{0,300}") {
+        let plain = envelope(&from, &text);
+        let sealed = seal::seal(key(), TOPIC, &plain).expect("seal");
+        prop_assert!(sealed.is_ascii(), "an opaque ASCII line for outsiders");
+        prop_assert_eq!(seal::open(key(), TOPIC, &sealed).expect("open"), plain);
+    }
+
+    #[test]
+    fn any_single_byte_change_is_rejected(
+        text in ".{0,100}",
+        at in any::<prop::sample::Index>(),
+        to in any::<u8>(),
+    ) {
+        let sealed = seal::seal(key(), TOPIC, &envelope("bob", &text)).expect("seal");
+        let mut changed = sealed.clone();
+        let i = at.index(changed.len());
+        prop_assume!(changed[i] != to);
+        changed[i] = to;
+        prop_assert!(seal::open(key(), TOPIC, &changed).is_err(), "byte {} changed", i);
+    }
+
+    #[test]
+    fn a_copy_on_another_topic_or_a_cut_is_rejected(text in ".{0,100}", cut in 1usize..40) {
+        let sealed = seal::seal(key(), TOPIC, &envelope("bob", &text)).expect("seal");
+        prop_assert_eq!(seal::open(key(), "team/y", &sealed), Err(Rejected::Forged));
+        let short = &sealed[..sealed.len().saturating_sub(cut)];
+        prop_assert!(seal::open(key(), TOPIC, short).is_err());
+    }
+}
