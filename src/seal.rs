@@ -6,12 +6,16 @@
 //! The format (ENCRYPTION in chat-pub(1) and chat-sub(1) says the same for other
 //! implementations):
 //!
+//! - **Secret.** The bytes of the first line of the secret file (or of `CHAT_ROOM_SECRET`)
+//!   without its line end (`\n` or `\r\n`): no other trimming, no Unicode normalisation,
+//!   and a base64 key is used as its text, not decoded; 16 to 4096 bytes.
 //! - **Key.** `K = Argon2id(password = secret, salt = "mqttchat room key v1" || 0x00 ||
-//!   topic)`, version 0x13, memory 19456 KiB, 2 passes, 1 lane, 32 bytes. `secret` is the
-//!   secret's bytes (at least 16); `topic` is the room's topic name in UTF-8 (for a
-//!   presence message, the room it announces, not the presence topic). Each room has its
-//!   own key, and one precomputation does not serve every room.
-//! - **Payload.** `"mqttchat:e1:" || base64(N || C)`, standard alphabet without padding,
+//!   topic)`, version 0x13, memory 19456 KiB, 2 passes, 1 lane, 32 bytes. `topic` is the
+//!   room's topic name as received, in UTF-8 (for a presence message, the room it
+//!   announces, not the presence topic). Each room has its own key, and one
+//!   precomputation does not serve every room.
+//! - **Payload.** `"mqttchat:e1:" || base64(N || C)`, standard alphabet without padding
+//!   (decoded canonically: non-zero trailing bits, padding or line ends are malformed),
 //!   where `N` is a fresh 24-byte nonce from the OS for every message and `C =
 //!   XChaCha20-Poly1305(K, N, plaintext, aad)` with its 16-byte tag. The payload is ASCII,
 //!   so a subscriber without the secret (mosquitto_sub too) sees an opaque line.
@@ -24,12 +28,12 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// What every payload of format version 1 starts with.
 pub const PREFIX: &[u8] = b"mqttchat:e1:";
@@ -37,6 +41,11 @@ pub const PREFIX: &[u8] = b"mqttchat:e1:";
 const FAMILY: &[u8] = b"mqttchat:e";
 /// The shortest secret accepted, in bytes.
 pub const MIN_SECRET: usize = 16;
+/// The longest secret accepted, in bytes.
+pub const MAX_SECRET: usize = 4096;
+/// Keys kept at most (a wildcard subscription meets a room per topic): the oldest is
+/// dropped first, and derived again if its room speaks again.
+pub const MAX_KEYS: usize = 256;
 /// Argon2id memory cost in KiB, passes and lanes: fixed by the format.
 pub const KDF_MEMORY_KIB: u32 = 19 * 1024;
 pub const KDF_PASSES: u32 = 2;
@@ -58,6 +67,9 @@ impl RoomSecret {
             n if n < MIN_SECRET => Err(format!(
                 "the room secret is {n} bytes; at least {MIN_SECRET} are needed"
             )),
+            n if n > MAX_SECRET => Err(format!(
+                "the room secret is {n} bytes; at most {MAX_SECRET} are accepted"
+            )),
             _ => Ok(RoomSecret(bytes)),
         }
     }
@@ -75,16 +87,44 @@ pub struct RoomKey(XChaCha20Poly1305);
 impl RoomKey {
     /// Derives the key of the room `topic` (Argon2id: tens of milliseconds, ~19 MiB).
     pub fn derive(secret: &RoomSecret, topic: &str) -> RoomKey {
+        RoomKey::derive_in(secret, topic, &mut Memory::default())
+    }
+
+    /// Derives a key in `memory`, which is wiped afterwards: Argon2's work memory holds
+    /// what the key is computed from.
+    fn derive_in(secret: &RoomSecret, topic: &str, memory: &mut Memory) -> RoomKey {
         let params = Params::new(KDF_MEMORY_KIB, KDF_PASSES, KDF_LANES, Some(32))
             .expect("fixed Argon2 parameters are valid");
         let kdf = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let mut salt = Vec::with_capacity(SALT_LABEL.len() + topic.len());
-        salt.extend_from_slice(SALT_LABEL);
-        salt.extend_from_slice(topic.as_bytes());
+        let salt = [SALT_LABEL, topic.as_bytes()].concat();
         let mut key = Zeroizing::new([0u8; 32]);
-        kdf.hash_password_into(&secret.0, &salt, key.as_mut())
+        let blocks = memory.blocks();
+        kdf.hash_password_into_with_memory(&secret.0, &salt, key.as_mut(), &mut blocks[..])
             .expect("a salt of at least 21 bytes and a 32-byte output are valid");
+        memory.wipe();
         RoomKey(XChaCha20Poly1305::new(key.as_ref().into()))
+    }
+}
+
+/// Argon2's work memory (19 MiB), kept for the next derivation and wiped after each.
+#[derive(Default)]
+struct Memory(Vec<Block>);
+
+impl Memory {
+    fn blocks(&mut self) -> &mut Vec<Block> {
+        self.0.resize(KDF_MEMORY_KIB as usize, Block::default());
+        &mut self.0
+    }
+
+    /// Zeroes every block (`Vec::zeroize` would also empty the vector).
+    fn wipe(&mut self) {
+        self.0.iter_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        self.wipe();
     }
 }
 
@@ -122,8 +162,8 @@ fn aad(topic: &str) -> Vec<u8> {
     [PREFIX, topic.as_bytes()].concat()
 }
 
-/// Encrypts `plaintext` for `topic` with this nonce (use [`seal`] outside tests).
-pub fn seal_with(key: &RoomKey, topic: &str, plaintext: &[u8], nonce: [u8; NONCE]) -> Vec<u8> {
+/// Encrypts `plaintext` for `topic` with this nonce (which must never repeat).
+fn seal_with(key: &RoomKey, topic: &str, plaintext: &[u8], nonce: [u8; NONCE]) -> Vec<u8> {
     let aad = aad(topic);
     let sealed = key
         .0
@@ -150,14 +190,9 @@ pub fn seal(key: &RoomKey, topic: &str, plaintext: &[u8]) -> Result<Vec<u8>, Str
 
 /// Checks and decrypts a payload received on `topic`.
 pub fn open(key: &RoomKey, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejected> {
-    let Some(encoded) = payload.strip_prefix(PREFIX) else {
-        return Err(match is_sealed(payload) {
-            true => Rejected::UnknownVersion,
-            false => Rejected::Plain,
-        });
-    };
+    precheck(payload)?;
     let body = STANDARD_NO_PAD
-        .decode(encoded)
+        .decode(&payload[PREFIX.len()..])
         .map_err(|_| Rejected::Malformed)?;
     if body.len() < NONCE + TAG {
         return Err(Rejected::Malformed);
@@ -175,11 +210,16 @@ pub fn open(key: &RoomKey, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejec
         .map_err(|_| Rejected::Forged)
 }
 
-/// The keys of the rooms met so far in this run: each derived once (a wildcard
-/// subscription derives one per topic as its messages arrive).
+/// The keys of the rooms met so far in this run: each derived once, at most
+/// [`MAX_KEYS`] kept (a wildcard subscription derives one per topic as its messages
+/// arrive; the oldest goes first).
 pub struct Keyring {
     secret: RoomSecret,
-    keys: HashMap<String, RoomKey>,
+    /// Boxed, so that a growing map moves pointers, not keys it would not wipe.
+    keys: HashMap<String, Box<RoomKey>>,
+    /// Topics in the order their keys were derived.
+    order: std::collections::VecDeque<String>,
+    memory: Memory,
 }
 
 impl Keyring {
@@ -187,15 +227,48 @@ impl Keyring {
         Keyring {
             secret,
             keys: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            memory: Memory::default(),
         }
     }
 
     /// The key of the room `topic`, derived on first use.
     pub fn key(&mut self, topic: &str) -> &RoomKey {
-        let secret = &self.secret;
-        self.keys
-            .entry(topic.to_owned())
-            .or_insert_with(|| RoomKey::derive(secret, topic))
+        if !self.keys.contains_key(topic) {
+            if self.order.len() >= MAX_KEYS
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.keys.remove(&oldest);
+            }
+            let key = RoomKey::derive_in(&self.secret, topic, &mut self.memory);
+            self.keys.insert(topic.to_owned(), Box::new(key));
+            self.order.push_back(topic.to_owned());
+        }
+        &self.keys[topic]
+    }
+
+    /// Opens a payload received on `topic` sealed with the key of `room` (the topic
+    /// itself, or the room a presence topic announces). A key is derived only for a
+    /// payload of a known version that could hold a message: a flood of junk on new
+    /// topics costs no key derivations.
+    pub fn open(&mut self, room: &str, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejected> {
+        precheck(payload)?;
+        open(self.key(room), topic, payload)
+    }
+}
+
+/// What can be told of a payload without a key.
+fn precheck(payload: &[u8]) -> Result<(), Rejected> {
+    let Some(encoded) = payload.strip_prefix(PREFIX) else {
+        return Err(match is_sealed(payload) {
+            true => Rejected::UnknownVersion,
+            false => Rejected::Plain,
+        });
+    };
+    // base64 of a nonce and a tag, without padding: 54 characters at least.
+    match encoded.len() > (NONCE + TAG) * 4 / 3 {
+        true => Ok(()),
+        false => Err(Rejected::Malformed),
     }
 }
 
@@ -276,17 +349,50 @@ mod tests {
         assert_eq!(ring.keys.len(), 2);
     }
 
-    /// A known answer computed independently (Python: argon2-cffi's `hash_secret_raw` and
+    /// Known answers computed independently (Python: argon2-cffi's `hash_secret_raw` and
     /// libsodium's XChaCha20-Poly1305 through PyNaCl), so that this implementation is
-    /// checked against the format as written, not against itself.
+    /// checked against the format as written, not against itself: a short room, a
+    /// multi-level non-ASCII room, and a presence message (room key, presence topic as
+    /// additional data).
     #[test]
-    fn known_answer() {
+    fn known_answers() {
         let secret = RoomSecret::new(b"0123456789abcdef".to_vec()).expect("secret");
         let k = RoomKey::derive(&secret, "room");
-        let sealed = seal_with(&k, "room", b"hi", [0; NONCE]);
-        let text = String::from_utf8(sealed).expect("ASCII");
-        assert_eq!(text, KNOWN);
+        assert_eq!(seal_with(&k, "room", b"hi", [0; NONCE]), KNOWN.as_bytes());
+        let secret = RoomSecret::new(b"correct horse battery staple".to_vec()).expect("secret");
+        let nonce = |first: u8| std::array::from_fn(|i| first + i as u8);
+        let room = "équipe/général/ü";
+        let env = r#"{"id":"x","from":"zoë","ts":"2026-11-29T12:00:00.000Z","text":"héllo"}"#;
+        let sealed = seal_with(
+            &RoomKey::derive(&secret, room),
+            room,
+            env.as_bytes(),
+            nonce(0),
+        );
+        assert_eq!(sealed, KNOWN_UNICODE.as_bytes());
+        let presence = "mqttchat-presence/team/x/c%2E1";
+        let join = br#"{"event":"join","from":"bob","ts":"2026-11-29T12:00:00.000Z"}"#;
+        let sealed = seal_with(
+            &RoomKey::derive(&secret, "team/x"),
+            presence,
+            join,
+            nonce(100),
+        );
+        assert_eq!(sealed, KNOWN_PRESENCE.as_bytes());
     }
 
     const KNOWN: &str = "mqttchat:e1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAv8bBkkXbXyS6+heMIRiJslpj";
+    const KNOWN_UNICODE: &str = "mqttchat:e1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYX/45AYXM3etzyx1REsKbs1HR+BXjTwDkn5rM/he/OQhsnLyRdOLq5WcU2KOyOd0pIh2sMgSfFetEA8tXBOUIlBMGCsVYJWmYv1bXiFLuvVBzxNJHsu0JIAg";
+    const KNOWN_PRESENCE: &str = "mqttchat:e1:ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7AxCNAIQWnW+gz2yOyRsMiL+BqMCeJQr5MIqo+MNeyOPGJEcNocWeXXvIoooGkbJ6mXUJdmOvnbNQeJpBCmEsFrcq/+NTadJwOllgd0g";
+
+    #[test]
+    fn junk_costs_no_key_derivation_and_long_secrets_are_refused() {
+        let mut ring = Keyring::new(RoomSecret::new(vec![b'k'; 32]).expect("secret"));
+        for junk in [&b"hello"[..], b"mqttchat:e2:AAAA", b"mqttchat:e1:AAAA"] {
+            assert!(ring.open("r", "r", junk).is_err());
+        }
+        assert_eq!(ring.keys.len(), 0);
+        assert!(RoomSecret::new(vec![b'x'; MAX_SECRET + 1]).is_err());
+        assert!(RoomSecret::new(vec![b'x'; MAX_SECRET]).is_ok());
+    }
 }
