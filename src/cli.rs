@@ -60,6 +60,18 @@ pub struct Common {
     #[arg(long, value_name = "PATH")]
     pub password_file: Option<PathBuf>,
 
+    /// Encrypt the room end to end with the secret on the first line of PATH
+    ///
+    /// Members of a room share a secret (at least 16 bytes; a random key such as the
+    /// output of `openssl rand -base64 32` is best). Everything they publish, the JSON
+    /// envelope and the presence announcements, is encrypted and authenticated with a key
+    /// derived from the secret and the topic; the broker and everyone without the secret
+    /// see only topics, client ids, sizes and timing. The secret can also come from the
+    /// environment variable CHAT_ROOM_SECRET (the secret itself); it is never a plain flag,
+    /// never logged. A file that group or others can read gets a warning. See ENCRYPTION.
+    #[arg(long, value_name = "PATH")]
+    pub room_secret_file: Option<PathBuf>,
+
     /// CA certificates (PEM) to trust for mqtts:// and wss:// [default: the system's]
     #[arg(long, value_name = "PATH")]
     pub cafile: Option<PathBuf>,

@@ -28,6 +28,9 @@ pub struct Decoded<'a> {
     pub envelope: bool,
     /// Whether the payload was valid UTF-8 (when false, `text` is lossy).
     pub utf8: bool,
+    /// An encrypted payload (of a room whose secret this reader does not have): `text` is
+    /// `[encrypted]`, never the ciphertext.
+    pub encrypted: bool,
 }
 
 #[derive(Deserialize)]
@@ -42,8 +45,11 @@ struct Wire<'a> {
     id: Option<Cow<'a, str>>,
 }
 
-/// Decodes a payload: an envelope when it is a JSON object with a string `text`,
-/// else a raw message.
+/// What is shown for the text of an encrypted message.
+pub const ENCRYPTED: &str = "[encrypted]";
+
+/// Decodes a payload: an envelope when it is a JSON object with a string `text`, an
+/// encrypted message when it starts like one (`mqttchat:e`), else a raw message.
 pub fn decode(payload: &[u8]) -> Decoded<'_> {
     let first = payload.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'{')
@@ -56,6 +62,18 @@ pub fn decode(payload: &[u8]) -> Decoded<'_> {
             id: w.id,
             envelope: true,
             utf8: true,
+            encrypted: false,
+        };
+    }
+    if crate::seal::is_sealed(payload) {
+        return Decoded {
+            text: Cow::Borrowed(ENCRYPTED),
+            from: None,
+            ts: None,
+            id: None,
+            envelope: false,
+            utf8: true,
+            encrypted: true,
         };
     }
     let (text, utf8) = match std::str::from_utf8(payload) {
@@ -69,6 +87,7 @@ pub fn decode(payload: &[u8]) -> Decoded<'_> {
         id: None,
         envelope: false,
         utf8,
+        encrypted: false,
     }
 }
 

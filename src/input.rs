@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer};
 use tokio::sync::mpsc;
 
 use crate::envelope::{self, IdSource};
+use crate::seal::{self, Keyring};
 use crate::topic;
 
 mod lines;
@@ -57,6 +58,8 @@ pub struct Preparer {
     /// Largest payload (`--max-size`).
     pub max_size: usize,
     pub ids: IdSource,
+    /// The room secret's keys, when the room is encrypted.
+    pub keyring: Option<Keyring>,
 }
 
 /// What becomes of one line.
@@ -69,8 +72,11 @@ pub enum Prepared {
 impl Preparer {
     /// Prepares one line (without its newline). The error says why it cannot be sent.
     pub fn prepare(&mut self, line: u64, bytes: &[u8]) -> Result<Prepared, String> {
-        let msg = match self.mode {
-            Mode::Raw => self.message(line, None, Bytes::copy_from_slice(bytes), None, None)?,
+        let (msg, sealed) = match self.mode {
+            Mode::Raw => {
+                let payload = Bytes::copy_from_slice(bytes);
+                (self.message(line, None, payload, None, None)?, false)
+            }
             Mode::Envelope => {
                 let text = std::str::from_utf8(bytes).map_err(|e| {
                     format!(
@@ -81,21 +87,41 @@ impl Preparer {
                 let mut payload = Vec::with_capacity(text.len() + 120);
                 let (id, ts) = (self.ids.next_id(), envelope::now_rfc3339());
                 envelope::encode(&mut payload, &id, &self.nick, &ts, text);
-                self.message(line, None, payload.into(), None, None)?
+                (self.message(line, None, payload.into(), None, None)?, false)
             }
             Mode::Json => match self.json_line(line, bytes)? {
                 Some(m) => m,
                 None => return Ok(Prepared::Skip),
             },
         };
+        let msg = match sealed {
+            true => msg,
+            false => self.seal(msg)?,
+        };
         if msg.payload.len() > self.max_size {
             return Err(format!(
-                "the message is {} bytes, more than --max-size ({} bytes)",
+                "the message is {} bytes{}, more than --max-size ({} bytes)",
                 msg.payload.len(),
+                if self.keyring.is_some() {
+                    " encrypted"
+                } else {
+                    ""
+                },
                 self.max_size
             ));
         }
         Ok(Prepared::Message(msg))
+    }
+
+    /// With a room secret, `m`'s payload encrypted for its topic (the key is derived on
+    /// this thread, the first time a topic is met: never on the publisher's).
+    fn seal(&mut self, mut m: Message) -> Result<Message, String> {
+        let Some(keyring) = &mut self.keyring else {
+            return Ok(m);
+        };
+        let topic = std::str::from_utf8(&m.topic).map_err(|_| "the topic is not UTF-8")?;
+        m.payload = seal::seal(keyring.key(topic), topic, &m.payload)?.into();
+        Ok(m)
     }
 
     fn message(
@@ -129,20 +155,37 @@ impl Preparer {
         })
     }
 
-    fn json_line(&mut self, line: u64, bytes: &[u8]) -> Result<Option<Message>, String> {
+    /// A `--json` line: the message, and whether its payload is encrypted already (an
+    /// encrypted message relayed as it is); None for a line to skip.
+    fn json_line(&mut self, line: u64, bytes: &[u8]) -> Result<Option<(Message, bool)>, String> {
         let j: JsonLine =
             serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
         if j.event.is_some() {
             return Ok(None);
         }
+        let b64 = |b64: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.as_bytes())
+                .map_err(|e| format!("invalid payload_base64: {e}"))
+        };
+        if j.encrypted == Some(true) {
+            // As chat-sub --json prints a message it cannot decrypt: passed on unchanged.
+            let payload = b64(j.payload_base64.as_deref().unwrap_or_default())?;
+            if !seal::is_sealed(&payload) {
+                return Err(
+                    "\"encrypted\" is true, but payload_base64 is not an encrypted \
+                            payload"
+                        .into(),
+                );
+            }
+            let m = self.message(line, j.topic.as_deref(), payload.into(), j.qos, j.retain)?;
+            return Ok(Some((m, true)));
+        }
         let text = j.text.ok_or("the JSON object has no \"text\" string")?;
         let payload = if j.from == Some(None) && j.ts == Some(None) && j.id == Some(None) {
             // A raw message as chat-sub --json prints it: publish its bytes, no envelope.
             match j.payload_base64 {
-                Some(b64) => base64::engine::general_purpose::STANDARD
-                    .decode(b64.as_bytes())
-                    .map_err(|e| format!("invalid payload_base64: {e}"))?
-                    .into(),
+                Some(b) => b64(&b)?.into(),
                 None => Bytes::copy_from_slice(text.as_bytes()),
             }
         } else {
@@ -159,8 +202,8 @@ impl Preparer {
             envelope::encode(&mut payload, &id, &from, &ts, &text);
             payload.into()
         };
-        self.message(line, j.topic.as_deref(), payload, j.qos, j.retain)
-            .map(Some)
+        let m = self.message(line, j.topic.as_deref(), payload, j.qos, j.retain)?;
+        Ok(Some((m, false)))
     }
 }
 
@@ -186,6 +229,8 @@ struct JsonLine<'a> {
     payload_base64: Option<Cow<'a, str>>,
     #[serde(default)]
     event: Option<IgnoredAny>,
+    #[serde(default)]
+    encrypted: Option<bool>,
 }
 
 /// A key that is present: `null` → `Some(None)`, a string → `Some(Some(s))`.
@@ -292,6 +337,7 @@ mod tests {
             nick: "me".into(),
             max_size: 1 << 20,
             ids: IdSource::default(),
+            keyring: None,
         }
     }
 
@@ -434,6 +480,62 @@ mod tests {
             m(&mut p, r#"{"text":"x"}"#)
                 .unwrap_err()
                 .contains("no topic")
+        );
+    }
+
+    #[test]
+    fn with_a_room_secret_every_payload_is_sealed_for_its_topic_and_sealed_ones_pass() {
+        let secret = || seal::RoomSecret::new(b"sixteen bytes at least".to_vec()).expect("s");
+        let mut ring = Keyring::new(secret());
+        let open = |ring: &mut Keyring, m: &Message| {
+            let topic = std::str::from_utf8(&m.topic).expect("UTF-8");
+            ring.open(topic, topic, &m.payload).expect("opens")
+        };
+        let m = |p: &mut Preparer, s: &str| match p.prepare(1, s.as_bytes()) {
+            Ok(Prepared::Message(m)) => Ok(m),
+            Ok(Prepared::Skip) => Err("skip".to_string()),
+            Err(e) => Err(e),
+        };
+        let mut env = Preparer {
+            keyring: Some(Keyring::new(secret())),
+            ..prep(Mode::Envelope)
+        };
+        let hello = m(&mut env, "hello").expect("sealed");
+        assert!(seal::is_sealed(&hello.payload));
+        let plain = open(&mut ring, &hello);
+        assert_eq!(envelope::decode(&plain).text, "hello");
+        let mut raw = Preparer {
+            keyring: Some(Keyring::new(secret())),
+            ..prep(Mode::Raw)
+        };
+        // A raw line that looks encrypted is sealed all the same (never sent in clear).
+        let looks = m(&mut raw, "mqttchat:e1:secret plans").expect("sealed");
+        assert_eq!(open(&mut ring, &looks), b"mqttchat:e1:secret plans");
+        let mut json = Preparer {
+            keyring: Some(Keyring::new(secret())),
+            ..prep(Mode::Json)
+        };
+        let other = m(&mut json, r#"{"topic":"x/y","text":"t"}"#).expect("sealed");
+        assert_eq!(envelope::decode(&open(&mut ring, &other)).text, "t");
+        // What chat-sub --json prints for a message it cannot open is relayed unchanged.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&hello.payload);
+        let relayed = format!(
+            r#"{{"topic":"room","from":null,"text":null,"ts":null,"id":null,"encrypted":true,"payload_base64":"{b64}"}}"#
+        );
+        for p in [&mut json, &mut prep(Mode::Json)] {
+            assert_eq!(m(p, &relayed).expect("relayed").payload, hello.payload);
+        }
+        let fake = r#"{"text":null,"encrypted":true,"payload_base64":"aGk="}"#;
+        assert!(
+            m(&mut json, fake)
+                .unwrap_err()
+                .contains("not an encrypted payload")
+        );
+        json.max_size = 60;
+        assert!(
+            m(&mut json, r#"{"text":"t"}"#)
+                .unwrap_err()
+                .contains("bytes encrypted")
         );
     }
 }

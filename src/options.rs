@@ -6,12 +6,15 @@
 use std::path::Path;
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use crate::cli::Common;
 use crate::coalesce::Reads;
 use crate::dial::VersionChoice;
 use crate::endpoint::Endpoint;
 use crate::envelope::IdSource;
 use crate::error::Error;
+use crate::seal::{MAX_SECRET, RoomSecret};
 use crate::transport::{Dialer, TlsOptions};
 use crate::wire::{ConnectSpec, Login, Secret};
 
@@ -129,6 +132,86 @@ fn read_password(path: &Path) -> Result<String, Error> {
     String::from_utf8(first.to_vec()).map_err(|_| bad("the password is not UTF-8".into()))
 }
 
+/// The room secret: the first line of `--room-secret-file`, else `CHAT_ROOM_SECRET`
+/// (set but empty is too short, not unset: a secret that failed to arrive must not turn
+/// into plain text). Usage errors name the file, never the secret.
+pub fn room_secret(common: &Common) -> Result<Option<RoomSecret>, Error> {
+    let bytes = match &common.room_secret_file {
+        Some(path) => read_secret_file(path)?,
+        None => match std::env::var_os("CHAT_ROOM_SECRET") {
+            Some(v) => Zeroizing::new(v.into_encoded_bytes()),
+            None => return Ok(None),
+        },
+    };
+    let source = match &common.room_secret_file {
+        Some(path) => format!("--room-secret-file {}", path.display()),
+        None => "CHAT_ROOM_SECRET".to_owned(),
+    };
+    RoomSecret::new(first_line(bytes))
+        .map(Some)
+        .map_err(|why| Error::Usage(format!("{source}: {why}")))
+}
+
+/// The secret file's bytes, with a warning when group or others may read it.
+fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |e: std::io::Error| {
+        Error::Usage(format!(
+            "cannot read --room-secret-file {}: {e}",
+            path.display()
+        ))
+    };
+    let mut file = std::fs::File::open(path).map_err(bad)?;
+    let meta = file.metadata().map_err(bad)?;
+    if meta.is_dir() {
+        return Err(Error::Usage(format!(
+            "cannot read --room-secret-file {}: it is a directory",
+            path.display()
+        )));
+    }
+    if meta.permissions().mode() & 0o044 != 0 {
+        log::warn!(
+            "--room-secret-file {} can be read by group or others; keep it private (chmod \
+             600)",
+            path.display()
+        );
+    }
+    // Read into a buffer that is never reallocated (a reallocation would leave a copy of
+    // the secret behind): the first line is all that is used, and a secret is at most
+    // MAX_SECRET bytes.
+    let mut bytes = Zeroizing::new(vec![0u8; MAX_SECRET + 2]);
+    let mut len = 0;
+    while len < bytes.len() {
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(bad(e)),
+        }
+        if bytes[..len].contains(&b'\n') {
+            break;
+        }
+    }
+    bytes.truncate(len);
+    Ok(bytes)
+}
+
+/// The first line of `bytes`, without its line end (`\n` or `\r\n`), in place.
+fn first_line(mut bytes: Zeroizing<Vec<u8>>) -> Vec<u8> {
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
+    let end = match end > 0 && bytes[end - 1] == b'\r' && end < bytes.len() {
+        true => end - 1,
+        false => end,
+    };
+    bytes[end..].iter_mut().for_each(|b| *b = 0);
+    bytes.truncate(end);
+    std::mem::take(&mut *bytes)
+}
+
 /// The user's nick: `--nick` (or `CHAT_NICK`, which clap folds into it), else `USER`;
 /// empty values count as unset.
 pub fn own_nick(flag: Option<&str>) -> Option<String> {
@@ -191,5 +274,15 @@ mod tests {
             attempt_timeout(Duration::ZERO, 1),
             Duration::from_millis(100)
         );
+    }
+
+    #[test]
+    fn the_secret_is_the_first_line_without_its_line_end_and_nothing_else_trimmed() {
+        let line = |b: &[u8]| first_line(Zeroizing::new(b.to_vec()));
+        assert_eq!(line(b"abc\nrest"), b"abc");
+        assert_eq!(line(b"abc\r\nrest"), b"abc");
+        assert_eq!(line(b" abc \n"), b" abc ");
+        assert_eq!(line(b"abc\r"), b"abc\r", "a lone CR is not a line end");
+        assert_eq!(line(b"\nabc"), b"");
     }
 }

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::envelope;
+use crate::seal::{self, Keyring};
 use crate::tx::Tx;
 use crate::wire::{self, PubFlags, Will};
 
@@ -120,6 +121,14 @@ impl Announce {
             topic: Bytes::from(topic(room, client_id)),
             join: Bytes::from(join_payload(nick)),
         }
+    }
+
+    /// Encrypts the join with the key of `room` (its additional data is the presence
+    /// topic, so it cannot pass for the presence of another client or room).
+    pub fn seal_join(&mut self, keyring: &mut Keyring, room: &str) -> Result<(), String> {
+        let topic = std::str::from_utf8(&self.topic).map_err(|_| "the topic is not UTF-8")?;
+        self.join = seal::seal(keyring.key(room), topic, &self.join)?.into();
+        Ok(())
     }
 
     /// The will: dying without DISCONNECT publishes the same goodbye as leaving, an
@@ -231,6 +240,11 @@ impl Roster {
                 })
             }
         }
+    }
+
+    /// Whether the client of this presence topic is online.
+    pub fn knows(&self, topic: &str) -> bool {
+        self.online.contains_key(topic)
     }
 
     /// Everyone online, sorted by room and nick: (room, nick, when they joined).

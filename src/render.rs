@@ -27,6 +27,29 @@ pub struct Delivered<'a> {
     pub received: SystemTime,
 }
 
+/// A payload of an encrypted room that did not open, as `--json` marks it.
+#[derive(Debug, Clone, Copy)]
+pub struct RejectedLine<'a> {
+    pub topic: &'a [u8],
+    /// Why: plain, unknown-version, malformed or forged.
+    pub reason: &'a str,
+    pub qos: u8,
+    pub retain: bool,
+    pub received: SystemTime,
+}
+
+impl<'a> From<&Delivered<'a>> for RejectedLine<'a> {
+    fn from(m: &Delivered<'a>) -> RejectedLine<'a> {
+        RejectedLine {
+            topic: m.topic,
+            reason: "",
+            qos: m.qos,
+            retain: m.retain,
+            received: m.received,
+        }
+    }
+}
+
 /// One `{placeholder}` of a `--format` template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -199,6 +222,22 @@ impl Renderer {
         true
     }
 
+    /// Appends the mark of a payload that did not open, with `--json` (other formats
+    /// print nothing: the message is reported on stderr).
+    pub fn render_rejected(&mut self, out: &mut Vec<u8>, r: &RejectedLine) {
+        if self.format == Format::Json {
+            Object::start(out)
+                .str("event", "rejected")
+                .str("topic", &String::from_utf8_lossy(r.topic))
+                .str("reason", r.reason)
+                .uint("qos", r.qos.into())
+                .bool("retain", r.retain)
+                .str("received", &envelope::system_rfc3339(r.received))
+                .end();
+            out.push(b'\n');
+        }
+    }
+
     /// Appends one line of `--who`: the nick (with `[room] ` when the topic is shown), or
     /// a JSON object.
     pub fn render_who(&mut self, out: &mut Vec<u8>, room: &str, nick: &str, ts: Option<&str>) {
@@ -267,17 +306,23 @@ fn push_topic_prefix(out: &mut Vec<u8>, topic: &str) {
     out.extend_from_slice(b"] ");
 }
 
+/// A JSON line. An encrypted message (without the secret) has no text: `text` is null,
+/// `encrypted` true, and `payload_base64` holds it exactly, so that a relay passes it on.
 fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
     let line = Object::start(out)
         .str("topic", &String::from_utf8_lossy(m.topic))
         .opt_str("from", d.from.as_deref())
-        .str("text", &d.text)
+        .opt_str("text", (!d.encrypted).then_some(&d.text))
         .opt_str("ts", d.ts.as_deref())
         .opt_str("id", d.id.as_deref())
         .uint("qos", m.qos.into())
         .bool("retain", m.retain)
         .str("received", &received_rfc3339(m));
-    if d.utf8 {
+    let line = match d.encrypted {
+        true => line.bool("encrypted", true),
+        false => line,
+    };
+    if d.utf8 && !d.encrypted {
         line.end();
     } else {
         let b64 = base64::engine::general_purpose::STANDARD.encode(m.payload);

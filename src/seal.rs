@@ -106,7 +106,7 @@ impl RoomKey {
     }
 }
 
-/// Argon2's work memory (19 MiB), kept for the next derivation and wiped after each.
+/// Argon2's work memory (19 MiB), wiped after each derivation and when dropped.
 #[derive(Default)]
 struct Memory(Vec<Block>);
 
@@ -219,7 +219,6 @@ pub struct Keyring {
     keys: HashMap<String, Box<RoomKey>>,
     /// Topics in the order their keys were derived.
     order: std::collections::VecDeque<String>,
-    memory: Memory,
 }
 
 impl Keyring {
@@ -228,7 +227,6 @@ impl Keyring {
             secret,
             keys: HashMap::new(),
             order: std::collections::VecDeque::new(),
-            memory: Memory::default(),
         }
     }
 
@@ -240,7 +238,9 @@ impl Keyring {
             {
                 self.keys.remove(&oldest);
             }
-            let key = RoomKey::derive_in(&self.secret, topic, &mut self.memory);
+            // Argon2's 19 MiB of work memory are wiped and given back after each key: a
+            // run keeps a few keys, and should not keep the memory.
+            let key = RoomKey::derive(&self.secret, topic);
             self.keys.insert(topic.to_owned(), Box::new(key));
             self.order.push_back(topic.to_owned());
         }

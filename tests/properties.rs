@@ -929,6 +929,7 @@ fn preparer(mode: Mode, nick: &str) -> Preparer {
         nick: nick.to_owned(),
         max_size: 1 << 24,
         ids: IdSource::default(),
+        keyring: None,
     }
 }
 

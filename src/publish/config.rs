@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::input::{LineRules, Mode, Preparer, Source};
 use crate::options::{self, ConnectOptions};
 use crate::presence::Announce;
+use crate::seal::Keyring;
 use crate::topic;
 
 /// Default `--max-size` of chat-pub: 1 MiB.
@@ -47,6 +48,7 @@ impl PubConfig {
             _ => Mode::Envelope,
         };
         let nick = nick(args.nick.as_deref());
+        let mut keyring = options::room_secret(&args.common)?.map(Keyring::new);
         let presence = match (
             &args.topic,
             mode,
@@ -54,7 +56,10 @@ impl PubConfig {
             args.no_presence,
         ) {
             (Some(room), Mode::Envelope, true, false) => {
-                let announce = Announce::new(room, &connect.spec.client_id, &nick);
+                let mut announce = Announce::new(room, &connect.spec.client_id, &nick);
+                if let Some(keyring) = &mut keyring {
+                    announce.seal_join(keyring, room).map_err(Error::Failed)?;
+                }
                 connect.spec.will = Some(announce.will());
                 Some(announce)
             }
@@ -83,6 +88,7 @@ impl PubConfig {
                 nick,
                 max_size,
                 ids: IdSource::default(),
+                keyring,
             },
             presence,
             connect,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::inbox::Inbox;
 use super::printer::Printer;
+use super::room::Room;
 use super::state::{SubState, Subscriptions};
 use super::view::{Mode, View};
 use crate::cli::{ColorWhen, SubArgs};
@@ -15,6 +16,7 @@ use crate::coalesce::Reads;
 use crate::error::Error;
 use crate::options::{self, ConnectOptions};
 use crate::render::{Format, Renderer};
+use crate::seal::Keyring;
 use crate::topic;
 use crate::wire;
 
@@ -53,6 +55,7 @@ impl SubConfig {
             (false, false) => Mode::Shown,
         };
         let hidden = hidden_nicks(args)?;
+        let room = options::room_secret(&args.common)?.map(|s| Room::new(Keyring::new(s)));
         let subs = Subscriptions {
             filters: args.topics.clone(),
             qos: args.common.qos,
@@ -69,7 +72,9 @@ impl SubConfig {
             connect,
             connect_timeout: args.common.connect_timeout,
             run_for: args.timeout,
-            state: state.with_session(args.session.is_some(), max_in),
+            state: state
+                .with_session(args.session.is_some(), max_in)
+                .with_room(room),
         })
     }
 }

@@ -1,23 +1,13 @@
 //! What becomes of each message chat-sub receives, without I/O: its acknowledgement, and
-//! the verdict — printed, presence, or dropped (a QoS 2 or envelope repeat, a hidden
-//! nick, a retained message under `--no-retained`).
+//! the verdict — printed, or dropped (a QoS 2 or envelope repeat, a hidden nick, a
+//! retained message under `--no-retained`).
 
 use std::collections::HashSet;
 
 use crate::dedup::{Key, Recent};
 use crate::envelope::{self, Decoded};
-use crate::presence;
 use crate::tx::Tx;
 use crate::wire::{self, AckKind, Delivery};
-
-/// What to do with one message.
-#[derive(Debug)]
-pub enum Verdict<'a> {
-    Print(Decoded<'a>),
-    /// On a presence topic: for the presence view.
-    Presence,
-    Drop,
-}
 
 /// The rules every incoming message goes through.
 #[derive(Default)]
@@ -70,27 +60,25 @@ impl Inbox {
         wire::encode_ack(AckKind::PubComp, pkid, tx.buf);
     }
 
-    /// Acknowledges `d` and says what becomes of it.
-    pub fn verdict<'a>(&mut self, d: &'a Delivery, tx: &mut Tx) -> Verdict<'a> {
-        if self.acknowledge(d, tx) {
-            return Verdict::Drop;
-        }
-        if presence::is_presence(&d.topic) {
-            return Verdict::Presence;
-        }
-        if self.no_retained && d.retain {
-            return Verdict::Drop;
-        }
-        let decoded = envelope::decode(&d.payload);
+    /// Whether `d` is wanted at all (`--no-retained` skips retained messages).
+    pub fn wants(&self, d: &Delivery) -> bool {
+        !(self.no_retained && d.retain)
+    }
+
+    /// The verdict on an acknowledged message whose `payload` (as received, or as
+    /// decrypted) is to be printed: decoded, or None when its nick is hidden or it was
+    /// printed before.
+    pub fn verdict<'a>(&mut self, d: &Delivery, payload: &'a [u8]) -> Option<Decoded<'a>> {
+        let decoded = envelope::decode(payload);
         let hidden = |f: &str| self.hidden.contains(f);
         if decoded.from.as_deref().is_some_and(hidden) {
-            return Verdict::Drop;
+            return None;
         }
         let key = match (&decoded.id, d.retain) {
             (Some(id), _) => Some(Key::Id(id)),
             (None, true) => Some(Key::Retained {
                 topic: &d.topic,
-                payload: &d.payload,
+                payload,
             }),
             (None, false) => None,
         };
@@ -103,8 +91,8 @@ impl Inbox {
                 d.dup,
                 d.retain
             );
-            return Verdict::Drop;
+            return None;
         }
-        Verdict::Print(decoded)
+        Some(decoded)
     }
 }

@@ -11,6 +11,7 @@
 mod config;
 mod inbox;
 mod printer;
+mod room;
 mod state;
 mod takeover;
 mod view;
@@ -49,10 +50,14 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
     };
     let mut connector = Connector::new(config.connect);
     let first = Instant::now() + config.connect_timeout;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let mut signals = Signals::install()?;
         driver.run(&mut connector, first, &mut signals).await
-    })
+    });
+    if let Some(summary) = driver.state.summary() {
+        tool::say(summary);
+    }
+    result
 }
 
 /// What a connection's I/O led to.

@@ -3,7 +3,7 @@
 //! count of printed messages for `--count`.
 
 use crate::envelope::Decoded;
-use crate::render::{Delivered, PresenceLine, Renderer};
+use crate::render::{Delivered, PresenceLine, RejectedLine, Renderer};
 
 /// The buffer of lines not yet written, and what was printed.
 pub struct Printer {
@@ -29,6 +29,12 @@ impl Printer {
         self.renderer.render(&mut self.buf, m, d);
         self.printed += 1;
         self.count.is_some_and(|n| self.printed >= n)
+    }
+
+    /// Marks a payload of an encrypted room that did not open (`--json` only; never
+    /// counted).
+    pub fn rejected(&mut self, line: &RejectedLine) {
+        self.renderer.render_rejected(&mut self.buf, line);
     }
 
     /// Prints a join or leave (never counted).

@@ -3,17 +3,19 @@
 //! lost connection means ([`Takeover`], backoff). Packets go out into a [`Tx`]; lines go
 //! into the printer's buffer; the time is passed in.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::inbox::{Inbox, Verdict};
+use super::inbox::Inbox;
 use super::printer::Printer;
+use super::room::{self, Room};
 use super::takeover::{STABLE, Takeover};
 use super::view::{Mode, View};
 use crate::dial::Backoff;
 use crate::error::Error;
 use crate::escape::escaped;
 use crate::presence;
-use crate::render::{Delivered, PresenceLine};
+use crate::render::{Delivered, PresenceLine, RejectedLine};
 use crate::session::LinkError;
 use crate::tx::Tx;
 use crate::wire::{self, AckKind, Delivery, Inbound, Version};
@@ -54,6 +56,8 @@ pub struct SubState {
     since: Option<Instant>,
     /// `--max-size`, for the report of a larger message.
     max_size: usize,
+    /// With a room secret: payloads are opened before anything else looks at them.
+    room: Option<Room>,
 }
 
 impl SubState {
@@ -67,7 +71,14 @@ impl SubState {
             losses: Backoff::default(),
             since: None,
             max_size: wire::MAX_PACKET,
+            room: None,
         }
+    }
+
+    /// An encrypted room: only what opens with its secret is shown.
+    pub fn with_room(mut self, room: Option<Room>) -> SubState {
+        self.room = room;
+        self
     }
 
     /// A `--session` (one another client can take over) and `--max-size`.
@@ -165,14 +176,16 @@ impl SubState {
 
     /// Acknowledges one message and prints it, if the inbox says so.
     fn deliver(&mut self, d: &Delivery, tx: &mut Tx, now: Instant, wall: SystemTime) -> Step {
-        let decoded = match self.inbox.verdict(d, tx) {
-            Verdict::Print(decoded) => decoded,
-            Verdict::Presence => {
-                self.presence_message(d, now, wall);
-                return Step::Continue;
-            }
-            Verdict::Drop => return Step::Continue,
-        };
+        if self.inbox.acknowledge(d, tx) {
+            return Step::Continue;
+        }
+        if presence::is_presence(&d.topic) {
+            self.presence_message(d, now, wall);
+            return Step::Continue;
+        }
+        if !self.inbox.wants(d) {
+            return Step::Continue;
+        }
         let m = Delivered {
             topic: &d.topic,
             payload: &d.payload,
@@ -180,15 +193,57 @@ impl SubState {
             retain: d.retain,
             received: wall,
         };
+        let Some(payload) = self.open(&m) else {
+            return Step::Continue;
+        };
+        let Some(decoded) = self.inbox.verdict(d, &payload) else {
+            return Step::Continue;
+        };
+        let m = Delivered {
+            payload: &payload,
+            ..m
+        };
         match self.printer.message(&m, &decoded) {
             true => Step::Done,
             false => Step::Continue,
         }
     }
 
-    /// A presence message: the view decides whether a join or leave is shown.
+    /// The payload to show: as received, or in an encrypted room as decrypted; None
+    /// (counted, reported, and in `--json` marked) when it does not open.
+    fn open<'a>(&mut self, m: &Delivered<'a>) -> Option<Cow<'a, [u8]>> {
+        let Some(room) = &mut self.room else {
+            return Some(Cow::Borrowed(m.payload));
+        };
+        match room.open_message(m.topic, m.payload) {
+            Ok(plain) => Some(Cow::Owned(plain)),
+            Err(why) => {
+                room.rejected(m.topic, why, false);
+                self.printer.rejected(&RejectedLine {
+                    reason: room::code(why),
+                    ..RejectedLine::from(m)
+                });
+                None
+            }
+        }
+    }
+
+    /// A presence message: the view decides whether a join or leave is shown. In an
+    /// encrypted room a join must open; a leave (an empty payload, which cannot be
+    /// sealed) counts only for a client whose join opened.
     fn presence_message(&mut self, d: &Delivery, now: Instant, wall: SystemTime) {
-        if let Some(change) = self.view.message(&d.topic, &d.payload, d.retain, now) {
+        let payload = match &mut self.room {
+            None => Cow::Borrowed(&d.payload[..]),
+            Some(_) if d.payload.is_empty() => match self.view.knows(&d.topic) {
+                true => Cow::Borrowed(&d.payload[..]),
+                false => return,
+            },
+            Some(room) => match room.open_presence(&d.topic, &d.payload) {
+                Ok(plain) => Cow::Owned(plain),
+                Err(why) => return room.rejected(&d.topic, why, true),
+            },
+        };
+        if let Some(change) = self.view.message(&d.topic, &payload, d.retain, now) {
             self.printer.presence(&PresenceLine {
                 room: &change.room,
                 nick: &change.nick,
@@ -256,6 +311,11 @@ impl SubState {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// What to say at the end of the run (payloads of an encrypted room that did not open).
+    pub fn summary(&self) -> Option<String> {
+        self.room.as_ref().and_then(Room::summary)
     }
 
     /// The lines to write to stdout.

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::presence::{Change, Roster};
+use crate::seal;
 
 /// `--who`: how long no presence message must arrive before the state counts as complete.
 pub const WHO_QUIET: Duration = Duration::from_millis(500);
@@ -29,6 +30,9 @@ pub struct View {
     hidden: HashSet<String>,
     /// `--who`: when to print the roster, unless more presence arrives first.
     who_until: Option<Instant>,
+    /// Presence topics with an encrypted join this reader cannot open (no secret): their
+    /// leave is not news either.
+    sealed: HashSet<Vec<u8>>,
 }
 
 impl View {
@@ -38,6 +42,7 @@ impl View {
             roster: Roster::default(),
             hidden,
             who_until: None,
+            sealed: HashSet::new(),
         }
     }
 
@@ -70,10 +75,22 @@ impl View {
             return None;
         }
         self.heard(now);
+        if seal::is_sealed(payload) {
+            self.sealed.insert(topic.to_vec());
+            return None;
+        }
+        if payload.is_empty() && self.sealed.remove(topic) {
+            return None;
+        }
         let topic = String::from_utf8_lossy(topic);
         let change = self.roster.update(&topic, payload, retain)?;
         let shown = self.mode == Mode::Shown && !self.hidden.contains(&change.nick);
         shown.then_some(change)
+    }
+
+    /// Whether a join was seen on this presence topic (the client is online).
+    pub fn knows(&self, topic: &[u8]) -> bool {
+        std::str::from_utf8(topic).is_ok_and(|t| self.roster.knows(t))
     }
 
     /// Everyone online who is not hidden: (room, nick, joined at).
