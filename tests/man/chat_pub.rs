@@ -107,6 +107,10 @@ Override \fB\-q\fR and \fB\-r\fR for this message.
 .TP
 .B payload_base64
 The exact bytes of a raw message (below).
+.TP
+.B encrypted
+\fBtrue\fR: an encrypted message that \fBchat\-sub \-\-json\fR could not open; the bytes of
+\fBpayload_base64\fR are published unchanged (see ENCRYPTION), and \fBtext\fR may be null.
 .PP
 Other keys are ignored. Every line that \fBchat\-sub \-\-json\fR prints is valid input.
 Objects with an \fBevent\fR key are skipped silently. A raw message stays raw: a line
@@ -180,6 +184,18 @@ is not hammered.
 @BROKERS@
 @PRESENCE@
 @SECURITY@
+@ENCRYPTION@
+.SS In chat\-pub
+With the secret, every payload chat\-pub publishes is encrypted for its topic: envelopes,
+\fB\-\-raw\fR lines (even one that looks encrypted already), \fB\-\-json\fR lines (each
+with the key of its own topic), \fB\-m\fR messages and the presence join. The key is
+derived on the input thread, before the first message of a topic goes out. The one
+exception is a \fB\-\-json\fR line that \fBchat\-sub \-\-json\fR printed for an encrypted
+message it could not open (\fB"encrypted":true\fR and \fBpayload_base64\fR): its payload
+is published unchanged, so a relay passes an encrypted room through, with or without the
+secret; such a line whose payload is not an encrypted payload is a per\-line error.
+\fB\-\-max\-size\fR applies to the encrypted payload, about 4/3 of the plaintext and
+52 bytes more.
 .SH EXIT STATUS
 .TP
 .B 0
@@ -192,7 +208,8 @@ too long, refused by the broker), acknowledgements were still missing at the end
 \fB\-\-drain\-timeout\fR, or QoS 0 messages may have been lost with a connection.
 .TP
 .B 2
-Usage error: a bad flag, URL or topic. Nothing was sent.
+Usage error: a bad flag, URL or topic, or a room secret that cannot be read or is too
+short (see ENCRYPTION). Nothing was sent.
 @EXIT_UNREACHABLE@
 .TP
 .B 4

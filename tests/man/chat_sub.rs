@@ -89,8 +89,12 @@ The QoS the message was delivered at (at most \fB\-q\fR).
 When chat\-sub received it: RFC 3339, UTC, with milliseconds.
 .TP
 .B payload_base64
-Present only when the payload is not valid UTF\-8: its exact bytes in base64, so nothing
-is lost.
+Present only when the payload is not valid UTF\-8, or is encrypted: its exact bytes in
+base64, so nothing is lost.
+.TP
+.B encrypted
+Present (\fBtrue\fR) only for an encrypted message chat\-sub has no secret for; its
+\fBtext\fR is \fBnull\fR (see ENCRYPTION).
 .PP
 Every line is valid JSON. Strings escape the control characters as JSON requires
 (\fB\en\fR, \fB\er\fR, \fB\et\fR, the others as \fB\eu\fR\fIXXXX\fR), and also DEL,
@@ -189,6 +193,35 @@ error.
 @BROKERS@
 @PRESENCE@
 @SECURITY@
+@ENCRYPTION@
+.SS In chat\-sub
+With the secret, chat\-sub decrypts each message of its topics (for a wildcard, with the
+key of the topic each message arrives on, derived the first time a topic is met; at most
+256 keys are kept) and prints it as it would print it unencrypted: text, \fB\-\-json\fR,
+\fB\-\-format\fR, \fB\-\-raw\fR (the decrypted bytes), joins, leaves and \fB\-\-who\fR. A
+payload that does not open is not printed: the first of each kind is reported on
+standard error,
+.PP
+.RS 4
+.nf
+chat\-sub: not shown: a message on \*(Aqteam/x\*(Aq is not encrypted; more like it are
+only counted
+.fi
+.RE
+.PP
+and when chat\-sub exits it says how many there were of each kind (\fBplain\fR,
+\fBforged\fR: another secret, another topic, or changed; \fBmalformed\fR;
+\fBunknown\-version\fR). With \fB\-\-json\fR each one is also a line
+\fB{"event":"rejected","topic":\fR...\fB,"reason":"forged","qos":1,"retain":false,\fR
+\fB"received":\fR...\fB}\fR, without text (\fBchat\-pub \-\-json\fR skips it). They do not
+count for \fB\-\-count\fR and do not change the exit status: a stranger cannot make a
+member's chat\-sub fail.
+.PP
+Without the secret, an encrypted message is shown as \fIHH\fR:\fIMM\fR:\fISS\fR
+\fB[encrypted]\fR (and \fB{text}\fR is \fB[encrypted]\fR), never as its ciphertext; in
+\fB\-\-json\fR its \fBtext\fR is \fBnull\fR, \fBencrypted\fR is \fBtrue\fR and
+\fBpayload_base64\fR holds the payload exactly, so that a relay without the secret passes
+it on unchanged. Encrypted joins and their leaves are not shown.
 .SH EXIT STATUS
 .TP
 .B 0
@@ -201,7 +234,8 @@ chat\-sub ran, but something failed: \fB\-\-count\fR was not reached by
 output could not be written.
 .TP
 .B 2
-Usage error: a bad flag, URL, topic filter or \fB\-F\fR template. Nothing was received.
+Usage error: a bad flag, URL, topic filter or \fB\-F\fR template, or a room secret that
+cannot be read or is too short (see ENCRYPTION). Nothing was received.
 @EXIT_UNREACHABLE@
 .TP
 .B 4

@@ -159,7 +159,97 @@ once with exit status 4.
 Public brokers are public: on the broker the original MQTTChat used,
 \fBbroker.hivemq.com\fR (ports 1883 for mqtt://, 8883 for mqtts://, 8884 for wss://),
 anybody can subscribe to \fB#\fR and read every room, and anybody can publish under any
-nick (the nick is not authentication). Use it for public chat only.
+nick (the nick is not authentication). Use it for public chat only, or encrypt the room
+(see ENCRYPTION).
+"##;
+
+/// The ENCRYPTION section: what an encrypted room protects, what it does not, and the
+/// format, precisely enough for another implementation.
+const ENCRYPTION: &str = r##".SH ENCRYPTION
+With \fB\-\-room\-secret\-file\fR \fIPATH\fR (or the secret itself in
+\fBCHAT_ROOM_SECRET\fR), a room is encrypted end to end: its members share a secret, out
+of band, and chat\-pub encrypts everything it publishes with a key derived from the secret
+and the topic, which chat\-sub checks and decrypts. The broker, and anybody else who
+subscribes, sees only opaque lines. Make a secret with
+.PP
+.RS 4
+.nf
+openssl rand \-base64 32 > ~/.config/mqttchat/team.secret
+chmod 600 ~/.config/mqttchat/team.secret
+.fi
+.RE
+.PP
+The secret is the file's first line without its line end (\fB\en\fR or \fB\er\en\fR), used
+as it is (a base64 key is not decoded; no other trimming): 16 to 4096 bytes. A file that
+cannot be read, a directory, or a secret too short or too long is a usage error (exit
+status 2) before anything is sent; so is a \fBCHAT_ROOM_SECRET\fR that is set but empty (a
+secret that failed to arrive must not turn into plain text). A file that group or others
+may read gets a warning, as ssh gives for keys. The flag wins over the variable. The
+secret is never a plain flag (any user of the machine can read a command line), never
+logged at any \fB\-v\fR level, and never in a message; the tools wipe their copies of it,
+and of the keys, from memory when done.
+.SS What is protected
+Everything a member publishes on the room's topic: the whole envelope (text, nick, time and
+id), \fB\-\-raw\fR and \fB\-\-json\fR lines, and the presence join (so nicks do not leak
+through \fBmqttchat\-presence/\fR topics). And its authenticity: a payload that was not
+encrypted with the room's secret for this very topic (plain text, another secret, a
+ciphertext changed, cut short, or copied from another topic) is never printed as a message
+of the room.
+.SS What is not protected
+.IP \(bu 2
+What MQTT must route: topic names, client ids (also in presence topics), sizes and timing.
+A message's size is exact: an encrypted payload is 12 + \(lc4(\fIn\fR + 40)/3\(rc bytes for
+\fIn\fR bytes of plaintext.
+.IP \(bu 2
+Members from each other: the secret makes a room, not a person. Any member can post under
+any nick, and read everything.
+.IP \(bu 2
+The past, once the secret leaks: there is no forward secrecy. Whoever recorded the room's
+traffic and later learns the secret reads all of it. Change the secret (a new file for
+every member) when a member leaves.
+.IP \(bu 2
+A weak passphrase: one captured message lets anybody try passphrases offline, at about
+20 ms per guess per core. Use a random secret, as above.
+.IP \(bu 2
+Replays: anybody can publish a captured message again, retained even. chat\-sub prints a
+message with the same envelope id once per run (see De\-duplication in chat\-sub(1)); a
+later run prints it again, with its original time, which text output shows.
+.IP \(bu 2
+Leaving: a leave, and the will, are an empty retained payload, which cannot be encrypted.
+Anybody can mark a member offline, or publish a captured join again: presence in an
+encrypted room is a hint, not a proof. chat\-sub shows a leave only for a client whose
+encrypted join it saw.
+.SS Format, version 1
+An implementation that follows this can chat in the same rooms.
+.TP
+.B Key
+\fIK\fR = Argon2id (version 0x13, memory 19456 KiB, 2 passes, 1 lane, 32\-byte output) of
+password = the secret's bytes and salt = the ASCII bytes \fBmqttchat room key v1\fR, a
+zero byte, then the room's topic in UTF\-8, exactly as published (no normalisation). Each
+room has its own key; a tool derives it once per topic and run (about 20 ms and 19 MiB
+of memory, given back afterwards).
+.TP
+.B Payload
+The ASCII bytes \fBmqttchat:e1:\fR followed by base64 (RFC 4648 standard alphabet, no
+padding, no line breaks; trailing bits zero) of \fIN\fR || \fIC\fR, where \fIN\fR is a
+fresh 24\-byte nonce from the operating system's random source for every message and
+\fIC\fR = XChaCha20\-Poly1305(\fIK\fR, \fIN\fR, plaintext, \fIAD\fR) with its 16\-byte tag.
+\fIAD\fR = \fBmqttchat:e1:\fR followed by the topic the message is published on, in UTF\-8.
+.TP
+.B Plaintext
+What a member would publish without a secret: the JSON envelope, a raw line, or a
+presence join.
+.TP
+.B Presence
+A join on \fBmqttchat\-presence/\fIROOM\fB/\fICLIENT\fR is encrypted with the key of
+\fIROOM\fR and \fIAD\fR = \fBmqttchat:e1:\fR followed by the whole presence topic, so it
+cannot pass for another client's or another room's. The leave is empty, as without a
+secret.
+.TP
+.B Versions
+A payload that starts with \fBmqttchat:e\fR but not \fBmqttchat:e1:\fR is an encrypted
+payload of another version, which this version does not open. A later version (signed
+identities, key rotation) gets its own prefix and salt label.
 "##;
 
 /// The EXIT STATUS entry of status 3.
@@ -182,6 +272,10 @@ The user name when \fB\-u\fR is not given.
 .TP
 .B CHAT_PASSWORD
 The password when \fB\-\-password\-file\fR is not given (see SECURITY).
+.TP
+.B CHAT_ROOM_SECRET
+The room secret itself when \fB\-\-room\-secret\-file\fR is not given (see
+ENCRYPTION). Set but empty, it is a usage error.
 "##;
 
 /// The ENVIRONMENT entry of RUST_LOG.
@@ -241,7 +335,8 @@ const SEE_ALSO: &str = r##".BR mosquitto_pub (1),
 "##;
 
 /// The pieces by name.
-const PIECES: [(&str, &str); 11] = [
+const PIECES: [(&str, &str); 12] = [
+    ("ENCRYPTION", ENCRYPTION),
     ("BROKERS", BROKERS),
     ("PRESENCE", PRESENCE),
     ("EXAMPLE_SECURE", EXAMPLE_SECURE),
