@@ -36,6 +36,8 @@ pub enum Key<'a> {
     Id(&'a str),
     /// A retained message without an id: its topic and payload.
     Retained { topic: &'a [u8], payload: &'a [u8] },
+    /// An encrypted message: its payload as received (each carries a fresh nonce).
+    Sealed(&'a [u8]),
 }
 
 impl Recent {
@@ -54,6 +56,7 @@ impl Recent {
         match key {
             Key::Id(id) => (0u8, id).hash(&mut h),
             Key::Retained { topic, payload } => (1u8, topic, payload).hash(&mut h),
+            Key::Sealed(payload) => (2u8, payload).hash(&mut h),
         }
         let digest = h.finish();
         if !self.seen.insert(digest) {

@@ -124,6 +124,25 @@ impl Preparer {
         Ok(m)
     }
 
+    /// A payload to pass on as encrypted must be one: with the room's secret, it must
+    /// open with the key of its topic (nothing goes out in clear that the user believes
+    /// encrypted); without, it must be well-formed.
+    fn check_sealed(&mut self, m: &Message) -> Result<(), String> {
+        let topic = std::str::from_utf8(&m.topic).map_err(|_| "the topic is not UTF-8")?;
+        match &mut self.keyring {
+            Some(keyring) => keyring
+                .open(topic, topic, &m.payload)
+                .map(drop)
+                .map_err(|why| {
+                    format!("\"encrypted\" is true, but the payload is {why} (room '{topic}')")
+                }),
+            None if seal::well_formed(&m.payload) => Ok(()),
+            None => {
+                Err("\"encrypted\" is true, but payload_base64 is not an encrypted payload".into())
+            }
+        }
+    }
+
     fn message(
         &self,
         line: u64,
@@ -171,14 +190,8 @@ impl Preparer {
         if j.encrypted == Some(true) {
             // As chat-sub --json prints a message it cannot decrypt: passed on unchanged.
             let payload = b64(j.payload_base64.as_deref().unwrap_or_default())?;
-            if !seal::is_sealed(&payload) {
-                return Err(
-                    "\"encrypted\" is true, but payload_base64 is not an encrypted \
-                            payload"
-                        .into(),
-                );
-            }
             let m = self.message(line, j.topic.as_deref(), payload.into(), j.qos, j.retain)?;
+            self.check_sealed(&m)?;
             return Ok(Some((m, true)));
         }
         let text = j.text.ok_or("the JSON object has no \"text\" string")?;
@@ -526,11 +539,13 @@ mod tests {
             assert_eq!(m(p, &relayed).expect("relayed").payload, hello.payload);
         }
         let fake = r#"{"text":null,"encrypted":true,"payload_base64":"aGk="}"#;
-        assert!(
-            m(&mut json, fake)
-                .unwrap_err()
-                .contains("not an encrypted payload")
-        );
+        let err = m(&mut prep(Mode::Json), fake).unwrap_err();
+        assert!(err.contains("not an encrypted payload"), "{err}");
+        // With the secret, what is passed on must open: a plaintext that merely starts like
+        // a sealed payload is refused, never sent in clear.
+        let looks = base64::engine::general_purpose::STANDARD.encode("mqttchat:e1:the plans");
+        let looks = format!(r#"{{"topic":"room","encrypted":true,"payload_base64":"{looks}"}}"#);
+        assert!(m(&mut json, &looks).unwrap_err().contains("malformed"));
         json.max_size = 60;
         assert!(
             m(&mut json, r#"{"text":"t"}"#)

@@ -147,9 +147,26 @@ pub fn room_secret(common: &Common) -> Result<Option<RoomSecret>, Error> {
         Some(path) => format!("--room-secret-file {}", path.display()),
         None => "CHAT_ROOM_SECRET".to_owned(),
     };
-    RoomSecret::new(first_line(bytes))
-        .map(Some)
-        .map_err(|why| Error::Usage(format!("{source}: {why}")))
+    let secret = RoomSecret::new(first_line(bytes))
+        .map_err(|why| Error::Usage(format!("{source}: {why}")))?;
+    no_core_dumps();
+    Ok(Some(secret))
+}
+
+/// With a secret in memory: no core dump (which would write it to disk), and no
+/// reading of this process's memory by other processes of the user (ptrace,
+/// /proc/PID/mem). Best effort: a failure changes nothing else.
+fn no_core_dumps() {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls with valid arguments; they touch no memory of ours
+    // but `zero`, which outlives the call.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
 }
 
 /// The secret file's bytes, with a warning when group or others may read it.

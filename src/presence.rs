@@ -98,11 +98,16 @@ pub fn decode_level(level: &str) -> String {
 
 /// The retained join of `nick`, now.
 pub fn join_payload(nick: &str) -> Vec<u8> {
+    record("join", nick, &envelope::now_rfc3339())
+}
+
+/// A presence record: `{"event":…,"from":…,"ts":…}`.
+fn record(event: &str, nick: &str, ts: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(nick.len() + 64);
     crate::json::Object::start(&mut out)
-        .str("event", "join")
+        .str("event", event)
         .str("from", nick)
-        .str("ts", &envelope::now_rfc3339())
+        .str("ts", ts)
         .end();
     out
 }
@@ -112,6 +117,10 @@ pub fn join_payload(nick: &str) -> Vec<u8> {
 pub struct Announce {
     topic: Bytes,
     join: Bytes,
+    /// In an encrypted room, the sealed leave record (the goodbye and the will); empty
+    /// otherwise.
+    leave: Bytes,
+    nick: String,
 }
 
 impl Announce {
@@ -120,23 +129,31 @@ impl Announce {
         Announce {
             topic: Bytes::from(topic(room, client_id)),
             join: Bytes::from(join_payload(nick)),
+            leave: Bytes::new(),
+            nick: nick.to_owned(),
         }
     }
 
     /// Encrypts the join with the key of `room` (its additional data is the presence
-    /// topic, so it cannot pass for the presence of another client or room).
+    /// topic, so it cannot pass for the presence of another client or room), and makes
+    /// the goodbye a sealed leave record with the join's time: an empty payload cannot be
+    /// sealed, so members trust only this one.
     pub fn seal_join(&mut self, keyring: &mut Keyring, room: &str) -> Result<(), String> {
         let topic = std::str::from_utf8(&self.topic).map_err(|_| "the topic is not UTF-8")?;
-        self.join = seal::seal(keyring.key(room), topic, &self.join)?.into();
+        let ts = decode_ts(&self.join).unwrap_or_default();
+        let leave = record("leave", &self.nick, &ts);
+        let key = keyring.key(room);
+        self.join = seal::seal(key, topic, &self.join)?.into();
+        self.leave = seal::seal(key, topic, &leave)?.into();
         Ok(())
     }
 
-    /// The will: dying without DISCONNECT publishes the same goodbye as leaving, an
-    /// empty retained message (offline, and no state left behind).
+    /// The will: dying without DISCONNECT publishes the goodbye, retained (offline, and
+    /// without a secret no state left behind).
     pub fn will(&self) -> Will {
         Will {
             topic: String::from_utf8_lossy(&self.topic).into_owned(),
-            payload: Vec::new(),
+            payload: self.leave.to_vec(),
             qos: 1,
             retain: true,
         }
@@ -145,20 +162,24 @@ impl Announce {
     /// Appends the retained join, at QoS 1 with packet id `pkid` (after every
     /// connection: a broker may have lost it).
     pub fn join(&self, tx: &mut Tx, pkid: u16) {
-        self.publish(tx, &self.join.clone(), 1, pkid);
+        self.publish(tx, &self.join.clone(), 1, pkid, true);
     }
 
-    /// Appends the retained empty message that means offline and clears the state.
+    /// Appends the goodbye: in an encrypted room the sealed leave record, then (always)
+    /// the retained empty message that means offline and clears the state.
     pub fn leave(&self, tx: &mut Tx) {
         // QoS 0: the DISCONNECT handshake that ends every run makes sure the broker read
         // it, and a goodbye is never a failed line.
-        self.publish(tx, &Bytes::new(), 0, 0);
+        if !self.leave.is_empty() {
+            self.publish(tx, &self.leave.clone(), 0, 0, false);
+        }
+        self.publish(tx, &Bytes::new(), 0, 0, true);
     }
 
-    fn publish(&self, tx: &mut Tx, payload: &Bytes, qos: u8, pkid: u16) {
+    fn publish(&self, tx: &mut Tx, payload: &Bytes, qos: u8, pkid: u16, retain: bool) {
         let flags = PubFlags {
             qos,
-            retain: true,
+            retain,
             dup: false,
             pkid,
         };
@@ -176,22 +197,38 @@ pub enum Event {
 }
 
 #[derive(Deserialize)]
-struct JoinWire {
+struct Record {
+    #[serde(default)]
+    event: Option<String>,
     from: String,
     #[serde(default)]
     ts: Option<String>,
 }
 
-/// Reads a presence payload; None for one that is neither a join nor a leave.
+/// Reads a presence payload (empty, or a join or leave record); None for one that is
+/// neither a join nor a leave.
 pub fn decode(payload: &[u8]) -> Option<Event> {
     if payload.is_empty() {
         return Some(Event::Leave);
     }
-    let j: JoinWire = serde_json::from_slice(payload).ok()?;
-    Some(Event::Join {
-        nick: j.from,
-        ts: j.ts,
-    })
+    let r: Record = serde_json::from_slice(payload).ok()?;
+    match r.event.as_deref() {
+        Some("leave") => Some(Event::Leave),
+        _ => Some(Event::Join {
+            nick: r.from,
+            ts: r.ts,
+        }),
+    }
+}
+
+/// The `ts` of a presence record, and whether it is a leave.
+pub fn decode_record(payload: &[u8]) -> Option<(Option<String>, bool)> {
+    let r: Record = serde_json::from_slice(payload).ok()?;
+    Some((r.ts, r.event.as_deref() == Some("leave")))
+}
+
+fn decode_ts(payload: &[u8]) -> Option<String> {
+    decode_record(payload)?.0
 }
 
 /// A change worth a line: somebody joined or left while chat-sub was watching.
@@ -231,7 +268,12 @@ impl Roster {
                 })
             }
             Event::Leave => {
-                let nick = self.online.remove(topic).map_or(id, |(_, nick, _)| nick);
+                let known = self.online.remove(topic);
+                // A retained goodbye (a sealed will) of someone never seen is not news.
+                if retained && known.is_none() {
+                    return None;
+                }
+                let nick = known.map_or(id, |(_, nick, _)| nick);
                 Some(Change {
                     room: room.to_string(),
                     nick,
@@ -240,11 +282,6 @@ impl Roster {
                 })
             }
         }
-    }
-
-    /// Whether the client of this presence topic is online.
-    pub fn knows(&self, topic: &str) -> bool {
-        self.online.contains_key(topic)
     }
 
     /// Everyone online, sorted by room and nick: (room, nick, when they joined).

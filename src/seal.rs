@@ -25,7 +25,7 @@
 //! - **Plaintext.** What a member would publish without the secret: the JSON envelope, or
 //!   a presence payload.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -190,13 +190,28 @@ pub fn seal(key: &RoomKey, topic: &str, plaintext: &[u8]) -> Result<Vec<u8>, Str
 
 /// Checks and decrypts a payload received on `topic`.
 pub fn open(key: &RoomKey, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejected> {
+    decrypt(key, topic, &body(payload)?)
+}
+
+/// Whether `payload` is a well-formed payload of this version (what a member sends, or a
+/// forgery of one): the prefix, canonical base64, room for a nonce and a tag.
+pub fn well_formed(payload: &[u8]) -> bool {
+    body(payload).is_ok()
+}
+
+/// The nonce and ciphertext of a payload, or why it cannot be one.
+fn body(payload: &[u8]) -> Result<Vec<u8>, Rejected> {
     precheck(payload)?;
     let body = STANDARD_NO_PAD
         .decode(&payload[PREFIX.len()..])
         .map_err(|_| Rejected::Malformed)?;
-    if body.len() < NONCE + TAG {
-        return Err(Rejected::Malformed);
+    match body.len() < NONCE + TAG {
+        true => Err(Rejected::Malformed),
+        false => Ok(body),
     }
+}
+
+fn decrypt(key: &RoomKey, topic: &str, body: &[u8]) -> Result<Vec<u8>, Rejected> {
     let (nonce, sealed) = body.split_at(NONCE);
     let aad = aad(topic);
     key.0
@@ -211,14 +226,16 @@ pub fn open(key: &RoomKey, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejec
 }
 
 /// The keys of the rooms met so far in this run: each derived once, at most
-/// [`MAX_KEYS`] kept (a wildcard subscription derives one per topic as its messages
-/// arrive; the oldest goes first).
+/// [`MAX_KEYS`] kept besides the pinned ones (a wildcard subscription derives one per
+/// topic as its messages arrive; the least recently used goes first).
 pub struct Keyring {
     secret: RoomSecret,
     /// Boxed, so that a growing map moves pointers, not keys it would not wipe.
     keys: HashMap<String, Box<RoomKey>>,
-    /// Topics in the order their keys were derived.
-    order: std::collections::VecDeque<String>,
+    /// Topics of the keys that may be dropped, least recently used first.
+    order: VecDeque<String>,
+    /// How many of those are kept: [`MAX_KEYS`].
+    cap: usize,
 }
 
 impl Keyring {
@@ -226,34 +243,58 @@ impl Keyring {
         Keyring {
             secret,
             keys: HashMap::new(),
-            order: std::collections::VecDeque::new(),
+            order: VecDeque::new(),
+            cap: MAX_KEYS,
         }
+    }
+
+    /// Whether the key of `room` is at hand (no derivation needed).
+    pub fn has(&self, room: &str) -> bool {
+        self.keys.contains_key(room)
+    }
+
+    /// Derives the key of `room` now, and keeps it for the whole run (the rooms a
+    /// subscriber names exactly: no flood of other topics can push them out).
+    pub fn pin(&mut self, room: &str) {
+        if !self.keys.contains_key(room) {
+            let key = RoomKey::derive(&self.secret, room);
+            self.keys.insert(room.to_owned(), Box::new(key));
+        }
+        self.order.retain(|t| t != room);
     }
 
     /// The key of the room `topic`, derived on first use.
     pub fn key(&mut self, topic: &str) -> &RoomKey {
-        if !self.keys.contains_key(topic) {
-            if self.order.len() >= MAX_KEYS
-                && let Some(oldest) = self.order.pop_front()
-            {
-                self.keys.remove(&oldest);
+        match self.order.iter().position(|t| t == topic) {
+            // Used again: the most recently used now.
+            Some(i) => {
+                if let Some(t) = self.order.remove(i) {
+                    self.order.push_back(t);
+                }
             }
-            // Argon2's 19 MiB of work memory are wiped and given back after each key: a
-            // run keeps a few keys, and should not keep the memory.
-            let key = RoomKey::derive(&self.secret, topic);
-            self.keys.insert(topic.to_owned(), Box::new(key));
-            self.order.push_back(topic.to_owned());
+            None if !self.keys.contains_key(topic) => {
+                if self.order.len() >= self.cap
+                    && let Some(oldest) = self.order.pop_front()
+                {
+                    self.keys.remove(&oldest);
+                }
+                // Argon2's 19 MiB of work memory are wiped and given back after each key:
+                // a run keeps a few keys, and should not keep the memory.
+                let key = RoomKey::derive(&self.secret, topic);
+                self.keys.insert(topic.to_owned(), Box::new(key));
+                self.order.push_back(topic.to_owned());
+            }
+            None => {} // pinned
         }
         &self.keys[topic]
     }
 
     /// Opens a payload received on `topic` sealed with the key of `room` (the topic
     /// itself, or the room a presence topic announces). A key is derived only for a
-    /// payload of a known version that could hold a message: a flood of junk on new
-    /// topics costs no key derivations.
+    /// well-formed payload of a known version: junk on new topics costs no derivation.
     pub fn open(&mut self, room: &str, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejected> {
-        precheck(payload)?;
-        open(self.key(room), topic, payload)
+        let body = body(payload)?;
+        decrypt(self.key(room), topic, &body)
     }
 }
 
@@ -394,5 +435,23 @@ mod tests {
         assert_eq!(ring.keys.len(), 0);
         assert!(RoomSecret::new(vec![b'x'; MAX_SECRET + 1]).is_err());
         assert!(RoomSecret::new(vec![b'x'; MAX_SECRET]).is_ok());
+    }
+
+    #[test]
+    fn the_keyring_keeps_pinned_and_recently_used_keys() {
+        let mut ring = Keyring::new(RoomSecret::new(vec![b'k'; 32]).expect("secret"));
+        ring.cap = 4;
+        ring.pin("mine");
+        // Junk with the right prefix and enough length, but not base64: no derivation.
+        let junk = [PREFIX, &[b'!'; 60][..]].concat();
+        assert_eq!(ring.open("new", "new", &junk), Err(Rejected::Malformed));
+        assert!(!ring.has("new") && !well_formed(&junk));
+        for i in 0..4 {
+            ring.key(&format!("t{i}"));
+            ring.key("t0"); // used again and again: never the oldest
+        }
+        ring.key("one more");
+        assert!(ring.has("mine") && ring.has("t0") && !ring.has("t1"));
+        assert_eq!(ring.keys.len(), 4 + 1);
     }
 }

@@ -168,7 +168,7 @@ fn available(args: &Args) -> io::Result<(Vec<Pair>, Vec<String>)> {
     let (mut pairs, mut skipped) = (Vec::new(), Vec::new());
     for &pair in &args.pairs {
         let missing = match pair {
-            Pair::Chat => {
+            Pair::Chat | Pair::ChatSealed => {
                 chat_binaries(&args.chat_dir)?;
                 None
             }

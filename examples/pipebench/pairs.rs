@@ -20,6 +20,8 @@ pub enum Pair {
     Chat,
     /// chat-pub | chat-sub from --baseline DIR (another build, e.g. before a change)
     ChatBaseline,
+    /// chat-pub | chat-sub in an encrypted room (CHAT_ROOM_SECRET set on both)
+    ChatSealed,
     /// mosquitto_pub -l | mosquitto_sub
     Mosquitto,
     /// mosquitto_pub -l fed by split in 60,000-line chunks | mosquitto_sub
@@ -44,6 +46,7 @@ impl Pair {
         match self {
             Pair::Chat => "chat",
             Pair::ChatBaseline => "chat-baseline",
+            Pair::ChatSealed => "chat-sealed",
             Pair::Mosquitto => "mosquitto",
             Pair::MosquittoSplit => "mosquitto-split",
             Pair::Paho => "paho",
@@ -56,6 +59,18 @@ impl Pair {
             (Pair::ChatBaseline, Some(dir)) => dir,
             _ => &ctx.args.chat_dir,
         }
+    }
+
+    /// The encrypted pair's secret, in the environment (a random key, as users are told
+    /// to make: `openssl rand -base64 32`).
+    fn room(self, mut cmd: Command) -> Command {
+        if self == Pair::ChatSealed {
+            cmd.env(
+                "CHAT_ROOM_SECRET",
+                "q0mZ8cS3v2bUe9hXfLr7PaN4tWy1KjGd6oEiHs5RpBc=",
+            );
+        }
+        cmd
     }
 
     /// Whether the pair takes part in `scenario` at `qos`.
@@ -74,10 +89,10 @@ impl Pair {
     pub fn publisher(self, ctx: &Ctx, topic: &str, qos: u8) -> Command {
         let (port, q) = (ctx.port.to_string(), qos.to_string());
         match self {
-            Pair::Chat | Pair::ChatBaseline => {
+            Pair::Chat | Pair::ChatBaseline | Pair::ChatSealed => {
                 let url = format!("mqtt://{HOST}:{port}");
                 let exe = self.chat_dir(ctx).join("chat-pub");
-                command(exe, &["-b", &url, "-q", &q, topic])
+                self.room(command(exe, &["-b", &url, "-q", &q, topic]))
             }
             Pair::Mosquitto => command(
                 "mosquitto_pub",
@@ -110,10 +125,10 @@ impl Pair {
     pub fn subscriber(self, ctx: &Ctx, topic: &str, qos: u8, count: u32) -> Command {
         let (port, q, n) = (ctx.port.to_string(), qos.to_string(), count.to_string());
         match self {
-            Pair::Chat | Pair::ChatBaseline => {
+            Pair::Chat | Pair::ChatBaseline | Pair::ChatSealed => {
                 let url = format!("mqtt://{HOST}:{port}");
                 let exe = self.chat_dir(ctx).join("chat-sub");
-                command(exe, &["-b", &url, "-q", &q, "-n", &n, topic])
+                self.room(command(exe, &["-b", &url, "-q", &q, "-n", &n, topic]))
             }
             Pair::Mosquitto | Pair::MosquittoSplit => command(
                 "mosquitto_sub",
@@ -148,6 +163,9 @@ impl Pair {
         match self {
             Pair::Chat => "`chat-pub -b URL -q Q TOPIC` and `chat-sub -b URL -q Q -n N TOPIC`",
             Pair::ChatBaseline => "the same, with the binaries of `--baseline DIR`",
+            Pair::ChatSealed => {
+                "the chat pair in an encrypted room (`CHAT_ROOM_SECRET` set on both)"
+            }
             Pair::Mosquitto => {
                 "`mosquitto_pub -t TOPIC -q Q -l` (one-shot: `-m TEXT`) and \
                  `mosquitto_sub -t TOPIC -q Q -C N`"

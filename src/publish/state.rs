@@ -251,7 +251,8 @@ impl PubState {
     /// PUBREC is answered with PUBREL.
     pub fn on_packet(&mut self, packet: Inbound, tx: &mut Tx) {
         let Inbound::Ack { kind, pkid, reason } = packet else {
-            log::debug!("ignoring {packet:?}");
+            // Not its content: a PUBLISH's payload has no place in a log.
+            log::debug!("ignoring a packet that is not an acknowledgement");
             return;
         };
         match kind {

@@ -55,7 +55,8 @@ impl SubConfig {
             (false, false) => Mode::Shown,
         };
         let hidden = hidden_nicks(args)?;
-        let room = options::room_secret(&args.common)?.map(|s| Room::new(Keyring::new(s)));
+        let room = options::room_secret(&args.common)?
+            .map(|secret| Room::new(Keyring::new(secret), &args.topics));
         let subs = Subscriptions {
             filters: args.topics.clone(),
             qos: args.common.qos,

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use crate::dedup::{Key, Recent};
 use crate::envelope::{self, Decoded};
+use crate::seal;
 use crate::tx::Tx;
 use crate::wire::{self, AckKind, Delivery};
 
@@ -66,10 +67,19 @@ impl Inbox {
     }
 
     /// The verdict on an acknowledged message whose `payload` (as received, or as
-    /// decrypted) is to be printed: decoded, or None when its nick is hidden or it was
-    /// printed before.
-    pub fn verdict<'a>(&mut self, d: &Delivery, payload: &'a [u8]) -> Option<Decoded<'a>> {
-        let decoded = envelope::decode(payload);
+    /// decrypted from `sealed`) is to be printed: decoded, or None when its nick is
+    /// hidden or it was printed before (same envelope id, or same ciphertext).
+    pub fn verdict<'a>(
+        &mut self,
+        d: &Delivery,
+        payload: &'a [u8],
+        sealed: Option<&[u8]>,
+    ) -> Option<Decoded<'a>> {
+        let decoded = match sealed {
+            // Without the secret: shown as encrypted, never as its ciphertext.
+            None if seal::well_formed(payload) => Decoded::encrypted(),
+            _ => envelope::decode(payload),
+        };
         let hidden = |f: &str| self.hidden.contains(f);
         if decoded.from.as_deref().is_some_and(hidden) {
             return None;
@@ -82,7 +92,8 @@ impl Inbox {
             }),
             (None, false) => None,
         };
-        if key.is_some_and(|k| !self.recent.first_time(k)) {
+        let replayed = sealed.is_some_and(|c| !self.recent.first_time(Key::Sealed(c)));
+        if key.is_some_and(|k| !self.recent.first_time(k)) || replayed {
             self.repeats += 1;
             log::debug!(
                 "dropped a repeat ({} so far; packet id {}, dup {}, retain {})",

@@ -193,10 +193,12 @@ impl SubState {
             retain: d.retain,
             received: wall,
         };
-        let Some(payload) = self.open(&m) else {
+        let Some(payload) = self.open(&m, now) else {
             return Step::Continue;
         };
-        let Some(decoded) = self.inbox.verdict(d, &payload) else {
+        // What was opened is known by its ciphertext too (a replay of a raw message).
+        let sealed = self.room.is_some().then_some(&d.payload[..]);
+        let Some(decoded) = self.inbox.verdict(d, &payload, sealed) else {
             return Step::Continue;
         };
         let m = Delivered {
@@ -211,11 +213,11 @@ impl SubState {
 
     /// The payload to show: as received, or in an encrypted room as decrypted; None
     /// (counted, reported, and in `--json` marked) when it does not open.
-    fn open<'a>(&mut self, m: &Delivered<'a>) -> Option<Cow<'a, [u8]>> {
+    fn open<'a>(&mut self, m: &Delivered<'a>, now: Instant) -> Option<Cow<'a, [u8]>> {
         let Some(room) = &mut self.room else {
             return Some(Cow::Borrowed(m.payload));
         };
-        match room.open_message(m.topic, m.payload) {
+        match room.open_message(m.topic, m.payload, now) {
             Ok(plain) => Some(Cow::Owned(plain)),
             Err(why) => {
                 room.rejected(m.topic, why, false);
@@ -229,17 +231,15 @@ impl SubState {
     }
 
     /// A presence message: the view decides whether a join or leave is shown. In an
-    /// encrypted room a join must open; a leave (an empty payload, which cannot be
-    /// sealed) counts only for a client whose join opened.
+    /// encrypted room only sealed records count (an empty leave, which cannot be sealed,
+    /// is ignored: members say goodbye with a sealed leave), each newer than the last.
     fn presence_message(&mut self, d: &Delivery, now: Instant, wall: SystemTime) {
         let payload = match &mut self.room {
             None => Cow::Borrowed(&d.payload[..]),
-            Some(_) if d.payload.is_empty() => match self.view.knows(&d.topic) {
-                true => Cow::Borrowed(&d.payload[..]),
-                false => return,
-            },
-            Some(room) => match room.open_presence(&d.topic, &d.payload) {
-                Ok(plain) => Cow::Owned(plain),
+            Some(_) if d.payload.is_empty() => return,
+            Some(room) => match room.open_presence(&d.topic, &d.payload, now) {
+                Ok(plain) if room.fresh(&d.topic, &plain) => Cow::Owned(plain),
+                Ok(_) => return log::debug!("an old presence record again (a replay?)"),
                 Err(why) => return room.rejected(&d.topic, why, true),
             },
         };

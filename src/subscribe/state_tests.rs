@@ -323,7 +323,7 @@ fn timeout_fails_only_when_count_was_not_reached() {
 /// chat-sub on `room/#` in a room encrypted with `secret`, printing JSON lines.
 fn member(secret: &str, hidden: &[&str]) -> (SubState, Peer) {
     let secret = crate::seal::RoomSecret::new(secret.as_bytes().to_vec()).expect("secret");
-    let room = super::room::Room::new(crate::seal::Keyring::new(secret));
+    let room = super::room::Room::new(crate::seal::Keyring::new(secret), &[]);
     connected(sub(Mode::Shown, hidden, false, None).with_room(Some(room)))
 }
 
@@ -386,17 +386,20 @@ fn without_the_secret_an_encrypted_message_is_marked_never_shown_as_text() {
 fn encrypted_presence_opens_with_the_room_key_and_a_stranger_leave_is_ignored() {
     let (mut s, mut peer) = member(SECRET, &[]);
     let t = presence::topic("room/a", "c1");
-    let join = String::from_utf8(presence::join_payload("bob")).expect("UTF-8");
-    let sealed_join = sealed(SECRET, "room/a", &t, &join);
+    let join = r#"{"event":"join","from":"bob","ts":"2026-11-30T10:00:00.000Z"}"#;
+    let sealed_join = sealed(SECRET, "room/a", &t, join);
     feed(&mut s, &mut peer, publish(&t, &sealed_join, 1, 1, false));
-    // A plain join (anyone can publish one) is not shown; nor a leave of a stranger.
+    // Anybody can publish an empty leave: it cannot be sealed, so it is not trusted.
+    feed(&mut s, &mut peer, publish(&t, "", 1, 2, false));
+    // A plain join is not shown; nor a sealed join copied to another client's topic.
     let t2 = presence::topic("room/a", "c2");
-    feed(&mut s, &mut peer, publish(&t2, &join, 1, 2, false));
-    feed(&mut s, &mut peer, publish(&t2, "", 1, 3, false));
-    // Another client's topic: the join was sealed for c1.
-    let t3 = presence::topic("room/a", "c3");
-    feed(&mut s, &mut peer, publish(&t3, &sealed_join, 1, 4, false));
-    feed(&mut s, &mut peer, publish(&t, "", 1, 5, false));
+    feed(&mut s, &mut peer, publish(&t2, join, 1, 3, false));
+    feed(&mut s, &mut peer, publish(&t2, &sealed_join, 1, 4, false));
+    let leave = r#"{"event":"leave","from":"bob","ts":"2026-11-30T10:00:00.000Z"}"#;
+    let sealed_leave = sealed(SECRET, "room/a", &t, leave);
+    feed(&mut s, &mut peer, publish(&t, &sealed_leave, 0, 0, false));
+    // The captured join, published again after the leave, is old news.
+    feed(&mut s, &mut peer, publish(&t, &sealed_join, 1, 5, false));
     assert_eq!(printed(&mut s), ["join bob", "leave bob"]);
     assert_eq!(
         s.summary().as_deref(),
@@ -416,4 +419,17 @@ fn without_the_secret_encrypted_presence_shows_neither_join_nor_leave() {
     );
     feed(&mut s, &mut peer, publish(&t, "", 1, 2, false));
     assert!(printed(&mut s).is_empty());
+}
+
+#[test]
+fn a_replayed_raw_message_is_printed_once_and_a_decrypted_one_is_never_marked_encrypted() {
+    let (mut s, mut peer) = member(SECRET, &[]);
+    let raw = sealed(SECRET, "room/a", "room/a", "deploy");
+    feed(&mut s, &mut peer, publish("room/a", &raw, 1, 1, false));
+    feed(&mut s, &mut peer, publish("room/a", &raw, 0, 0, false));
+    // A member's raw line that looks like a sealed payload is shown as the text it is.
+    let inner = sealed(SECRET, "room/a", "room/a", "x");
+    let looks = sealed(SECRET, "room/a", "room/a", &inner);
+    feed(&mut s, &mut peer, publish("room/a", &looks, 1, 2, false));
+    assert_eq!(printed(&mut s), ["deploy", inner.as_str()]);
 }

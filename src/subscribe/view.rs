@@ -10,6 +10,9 @@ use crate::seal;
 /// `--who`: how long no presence message must arrive before the state counts as complete.
 pub const WHO_QUIET: Duration = Duration::from_millis(500);
 
+/// Encrypted joins remembered at most (without the secret).
+const SEALED_MAX: usize = 4096;
+
 /// What chat-sub does with presence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -76,6 +79,10 @@ impl View {
         }
         self.heard(now);
         if seal::is_sealed(payload) {
+            // Bounded: a stranger can invent presence topics without end.
+            if self.sealed.len() >= SEALED_MAX {
+                self.sealed.clear();
+            }
             self.sealed.insert(topic.to_vec());
             return None;
         }
@@ -86,11 +93,6 @@ impl View {
         let change = self.roster.update(&topic, payload, retain)?;
         let shown = self.mode == Mode::Shown && !self.hidden.contains(&change.nick);
         shown.then_some(change)
-    }
-
-    /// Whether a join was seen on this presence topic (the client is online).
-    pub fn knows(&self, topic: &[u8]) -> bool {
-        std::str::from_utf8(topic).is_ok_and(|t| self.roster.knows(t))
     }
 
     /// Everyone online who is not hidden: (room, nick, joined at).

@@ -192,8 +192,10 @@ with the key of its own topic), \fB\-m\fR messages and the presence join. The ke
 derived on the input thread, before the first message of a topic goes out. The one
 exception is a \fB\-\-json\fR line that \fBchat\-sub \-\-json\fR printed for an encrypted
 message it could not open (\fB"encrypted":true\fR and \fBpayload_base64\fR): its payload
-is published unchanged, so a relay passes an encrypted room through, with or without the
-secret; such a line whose payload is not an encrypted payload is a per\-line error.
+is published unchanged, so a relay passes an encrypted room through. Without a secret it
+must be a well\-formed encrypted payload; with one, it must open with the key of its topic
+(nothing goes out in clear that looks encrypted); else the line is a per\-line error.
+The presence goodbye is a sealed leave record, also registered as the will.
 \fB\-\-max\-size\fR applies to the encrypted payload, about 4/3 of the plaintext and
 52 bytes more.
 .SH EXIT STATUS

@@ -182,7 +182,9 @@ again. chat\-sub prints such a message once: it remembers the envelope ids of th
 10,000 messages it printed, and for retained messages without an id their topic and
 payload, so a retained message is printed once per run, not again after each
 resubscription. Raw messages (no envelope, not retained) have no id and are always
-printed. The memory is bounded by that window: a repeat that arrives after 10,000 newer
+printed, except in an encrypted room, where every message is also known by its
+ciphertext (each carries a fresh nonce), so a replayed raw message is printed once too.
+The memory is bounded by that window: a repeat that arrives after 10,000 newer
 messages is printed again. The ids are hashed with a key chosen at random per run, so a
 publisher cannot make other senders' messages look like repeats.
 .PP
@@ -195,10 +197,14 @@ error.
 @SECURITY@
 @ENCRYPTION@
 .SS In chat\-sub
-With the secret, chat\-sub decrypts each message of its topics (for a wildcard, with the
-key of the topic each message arrives on, derived the first time a topic is met; at most
-256 keys are kept) and prints it as it would print it unencrypted: text, \fB\-\-json\fR,
-\fB\-\-format\fR, \fB\-\-raw\fR (the decrypted bytes), joins, leaves and \fB\-\-who\fR. A
+With the secret, chat\-sub decrypts each message of its topics and prints it as it would
+print it unencrypted: text, \fB\-\-json\fR, \fB\-\-format\fR, \fB\-\-raw\fR (the decrypted
+bytes), joins, leaves and \fB\-\-who\fR. The keys of the topics named without wildcards are
+derived before connecting and kept; under a wildcard, the key of each topic is derived the
+first time a message arrives on it (the 256 most recently used are kept). Each new key
+costs about 20 ms, so at most 64 are derived at once and then 8 a second: a stranger who
+floods a wildcard with well\-formed junk on new topics cannot stall chat\-sub, and a
+message on a new topic beyond that pace is not shown (kind \fBthrottled\fR). A
 payload that does not open is not printed: the first of each kind is reported on
 standard error,
 .PP
@@ -211,7 +217,7 @@ only counted
 .PP
 and when chat\-sub exits it says how many there were of each kind (\fBplain\fR,
 \fBforged\fR: another secret, another topic, or changed; \fBmalformed\fR;
-\fBunknown\-version\fR). With \fB\-\-json\fR each one is also a line
+\fBunknown\-version\fR; \fBthrottled\fR). With \fB\-\-json\fR each one is also a line
 \fB{"event":"rejected","topic":\fR...\fB,"reason":"forged","qos":1,"retain":false,\fR
 \fB"received":\fR...\fB}\fR, without text (\fBchat\-pub \-\-json\fR skips it). They do not
 count for \fB\-\-count\fR and do not change the exit status: a stranger cannot make a

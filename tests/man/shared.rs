@@ -184,10 +184,12 @@ as it is (a base64 key is not decoded; no other trimming): 16 to 4096 bytes. A f
 cannot be read, a directory, or a secret too short or too long is a usage error (exit
 status 2) before anything is sent; so is a \fBCHAT_ROOM_SECRET\fR that is set but empty (a
 secret that failed to arrive must not turn into plain text). A file that group or others
-may read gets a warning, as ssh gives for keys. The flag wins over the variable. The
-secret is never a plain flag (any user of the machine can read a command line), never
-logged at any \fB\-v\fR level, and never in a message; the tools wipe their copies of it,
-and of the keys, from memory when done.
+may read gets a warning, as ssh gives for keys. The flag wins over the variable; prefer
+the file: a variable is inherited by every program the shell starts, and readable in
+/proc by the same user. The secret is never a plain flag (any user of the machine can
+read a command line), never logged at any \fB\-v\fR level, and never in a message. With a
+secret the tools write no core dump and cannot be traced by other processes of the user,
+and they wipe their copies of the secret and of the keys from memory when done.
 .SS What is protected
 Everything a member publishes on the room's topic: the whole envelope (text, nick, time and
 id), \fB\-\-raw\fR and \fB\-\-json\fR lines, and the presence join (so nicks do not leak
@@ -211,14 +213,20 @@ every member) when a member leaves.
 A weak passphrase: one captured message lets anybody try passphrases offline, at about
 20 ms per guess per core. Use a random secret, as above.
 .IP \(bu 2
-Replays: anybody can publish a captured message again, retained even. chat\-sub prints a
-message with the same envelope id once per run (see De\-duplication in chat\-sub(1)); a
-later run prints it again, with its original time, which text output shows.
+Replays, and the broker's own choices: anybody can publish a captured message again,
+retained even, and a broker may drop, delay or reorder messages. chat\-sub prints a
+message once per run (same envelope id, or same ciphertext: see De\-duplication in
+chat\-sub(1)); a later run prints a replayed message again, with its original time
+(\fBts\fR in \fB\-\-json\fR).
 .IP \(bu 2
-Leaving: a leave, and the will, are an empty retained payload, which cannot be encrypted.
-Anybody can mark a member offline, or publish a captured join again: presence in an
-encrypted room is a hint, not a proof. chat\-sub shows a leave only for a client whose
-encrypted join it saw.
+Presence, fully: members say goodbye with an encrypted leave record (also their will),
+and chat\-sub ignores a presence record older than the last one it opened for the same
+client, and every empty payload. But anybody can delete a member's retained join (an
+empty retained message), so a later \fB\-\-who\fR may miss a member: presence is a hint,
+not a proof. A member who dies leaves its encrypted will retained until it joins again.
+.IP \(bu 2
+A relay that reads the room with the secret and publishes without it publishes the room
+in clear: that is what it was told to do.
 .SS Format, version 1
 An implementation that follows this can chat in the same rooms.
 .TP
@@ -241,14 +249,20 @@ What a member would publish without a secret: the JSON envelope, a raw line, or 
 presence join.
 .TP
 .B Presence
-A join on \fBmqttchat\-presence/\fIROOM\fB/\fICLIENT\fR is encrypted with the key of
-\fIROOM\fR and \fIAD\fR = \fBmqttchat:e1:\fR followed by the whole presence topic, so it
-cannot pass for another client's or another room's. The leave is empty, as without a
-secret.
+A join record \fB{"event":"join","from":\fINICK\fB,"ts":\fITIME\fB}\fR on
+\fBmqttchat\-presence/\fIROOM\fB/\fICLIENT\fR is encrypted with the key of \fIROOM\fR and
+\fIAD\fR = \fBmqttchat:e1:\fR followed by the whole presence topic, so it cannot pass for
+another client's or another room's. The goodbye, and the will, is the leave record
+\fB{"event":"leave","from":\fINICK\fB,"ts":\fITIME\fB}\fR encrypted the same way, with
+the join's \fITIME\fR (RFC 3339, UTC, milliseconds: records compare as strings); the
+clean goodbye is published not retained, followed by the empty retained message that
+clears the join. A reader takes a record only when (\fITIME\fR, leave after join) is
+newer than the last it took for that presence topic, and ignores empty payloads.
 .TP
 .B Versions
 A payload that starts with \fBmqttchat:e\fR but not \fBmqttchat:e1:\fR is an encrypted
-payload of another version, which this version does not open. A later version (signed
+payload of another version, which this version does not open (and without the secret
+shows as text: only well\-formed version 1 payloads show as encrypted). A later version (signed
 identities, key rotation) gets its own prefix and salt label.
 "##;
 
