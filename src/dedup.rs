@@ -36,7 +36,7 @@ pub enum Key<'a> {
     Id(&'a str),
     /// A retained message without an id: its topic and payload.
     Retained { topic: &'a [u8], payload: &'a [u8] },
-    /// An encrypted message: its payload as received (each carries a fresh nonce).
+    /// An encrypted message: its nonce as received (each message has its own).
     Sealed(&'a [u8]),
 }
 

@@ -31,8 +31,8 @@ use std::fmt;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, Zeroizing};
 
 /// What every payload of format version 1 starts with.
@@ -164,33 +164,65 @@ fn aad(topic: &str) -> Vec<u8> {
 
 /// Encrypts `plaintext` for `topic` with this nonce (which must never repeat).
 fn seal_with(key: &RoomKey, topic: &str, plaintext: &[u8], nonce: [u8; NONCE]) -> Vec<u8> {
-    let aad = aad(topic);
-    let sealed = key
+    let mut body = Vec::with_capacity(NONCE + plaintext.len() + TAG);
+    body.extend_from_slice(&nonce);
+    body.extend_from_slice(plaintext);
+    let tag = key
         .0
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
+        .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad(topic), &mut body[NONCE..])
         .expect("XChaCha20-Poly1305 encrypts any message a packet can hold");
-    let body = [nonce.as_slice(), &sealed].concat();
-    let mut out = PREFIX.to_vec();
-    out.extend_from_slice(STANDARD_NO_PAD.encode(body).as_bytes());
+    body.extend_from_slice(&tag);
+    let mut out = Vec::with_capacity(PREFIX.len() + body.len().div_ceil(3) * 4);
+    out.extend_from_slice(PREFIX);
+    let start = out.len();
+    out.resize(start + body.len().div_ceil(3) * 4, 0);
+    let n = STANDARD_NO_PAD
+        .encode_slice(&body, &mut out[start..])
+        .expect("room for the base64 of the body");
+    out.truncate(start + n);
     out
 }
 
 /// Encrypts `plaintext` for `topic` with a fresh nonce from the OS.
 pub fn seal(key: &RoomKey, topic: &str, plaintext: &[u8]) -> Result<Vec<u8>, String> {
-    let mut nonce = [0u8; NONCE];
-    getrandom::fill(&mut nonce).map_err(|e| format!("cannot read the OS random source: {e}"))?;
+    let nonce = fresh_nonce().map_err(|e| format!("cannot read the OS random source: {e}"))?;
     Ok(seal_with(key, topic, plaintext, nonce))
+}
+
+/// Nonces read from the OS random source a batch at a time (one system call for
+/// [`NONCES_PER_READ`] messages); each of their bytes is used once.
+const NONCES_PER_READ: usize = 64;
+
+thread_local! {
+    static NONCES: std::cell::RefCell<(Vec<u8>, usize)> = const {
+        std::cell::RefCell::new((Vec::new(), 0))
+    };
+}
+
+fn fresh_nonce() -> Result<[u8; NONCE], getrandom::Error> {
+    NONCES.with_borrow_mut(|(pool, used)| {
+        if *used + NONCE > pool.len() {
+            pool.resize(NONCE * NONCES_PER_READ, 0);
+            getrandom::fill(pool)?;
+            *used = 0;
+        }
+        let mut nonce = [0u8; NONCE];
+        nonce.copy_from_slice(&pool[*used..*used + NONCE]);
+        pool[*used..*used + NONCE].fill(0); // never handed out twice
+        *used += NONCE;
+        Ok(nonce)
+    })
 }
 
 /// Checks and decrypts a payload received on `topic`.
 pub fn open(key: &RoomKey, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejected> {
-    decrypt(key, topic, &body(payload)?)
+    decrypt(key, topic, body(payload)?)
+}
+
+/// What identifies a sealed payload: its prefix and nonce as sent (every message has its
+/// own nonce), for the de-duplication of what was opened.
+pub fn nonce_of(payload: &[u8]) -> &[u8] {
+    &payload[..payload.len().min(PREFIX.len() + NONCE * 4 / 3)]
 }
 
 /// Whether `payload` is a well-formed payload of this version (what a member sends, or a
@@ -211,18 +243,22 @@ fn body(payload: &[u8]) -> Result<Vec<u8>, Rejected> {
     }
 }
 
-fn decrypt(key: &RoomKey, topic: &str, body: &[u8]) -> Result<Vec<u8>, Rejected> {
-    let (nonce, sealed) = body.split_at(NONCE);
-    let aad = aad(topic);
+/// Decrypts a body (nonce, ciphertext, tag) in place into its plaintext.
+fn decrypt(key: &RoomKey, topic: &str, mut body: Vec<u8>) -> Result<Vec<u8>, Rejected> {
+    let end = body.len() - TAG;
+    let (head, tag) = body.split_at_mut(end);
+    let (nonce, sealed) = head.split_at_mut(NONCE);
     key.0
-        .decrypt(
+        .decrypt_in_place_detached(
             XNonce::from_slice(nonce),
-            Payload {
-                msg: sealed,
-                aad: &aad,
-            },
+            &aad(topic),
+            sealed,
+            Tag::from_slice(tag),
         )
-        .map_err(|_| Rejected::Forged)
+        .map_err(|_| Rejected::Forged)?;
+    body.truncate(end);
+    body.drain(..NONCE);
+    Ok(body)
 }
 
 /// The keys of the rooms met so far in this run: each derived once, at most
@@ -294,7 +330,7 @@ impl Keyring {
     /// well-formed payload of a known version: junk on new topics costs no derivation.
     pub fn open(&mut self, room: &str, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejected> {
         let body = body(payload)?;
-        decrypt(self.key(room), topic, &body)
+        decrypt(self.key(room), topic, body)
     }
 }
 

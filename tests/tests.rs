@@ -20,6 +20,7 @@ mod cluster;
 mod comforts;
 mod credentials;
 mod delivery;
+mod encrypted;
 mod failover;
 mod foreign;
 mod hostile;

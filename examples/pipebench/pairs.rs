@@ -14,6 +14,9 @@ use crate::Ctx;
 use crate::Scenario;
 use crate::broker::HOST;
 
+/// The encrypted pair's room secret.
+const ROOM_SECRET: &str = "q0mZ8cS3v2bUe9hXfLr7PaN4tWy1KjGd6oEiHs5RpBc=";
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
 pub enum Pair {
     /// chat-pub | chat-sub (release build)
@@ -65,12 +68,21 @@ impl Pair {
     /// to make: `openssl rand -base64 32`).
     fn room(self, mut cmd: Command) -> Command {
         if self == Pair::ChatSealed {
-            cmd.env(
-                "CHAT_ROOM_SECRET",
-                "q0mZ8cS3v2bUe9hXfLr7PaN4tWy1KjGd6oEiHs5RpBc=",
-            );
+            cmd.env("CHAT_ROOM_SECRET", ROOM_SECRET);
         }
         cmd
+    }
+
+    /// A payload published by the harness itself (the readiness marker), as the pair's
+    /// subscriber can read it: sealed for the encrypted pair.
+    pub fn harness_payload(self, topic: &str, payload: &[u8]) -> Vec<u8> {
+        if self != Pair::ChatSealed {
+            return payload.to_vec();
+        }
+        let secret = mqttchat::seal::RoomSecret::new(ROOM_SECRET.as_bytes().to_vec())
+            .expect("a valid secret");
+        let key = mqttchat::seal::RoomKey::derive(&secret, topic);
+        mqttchat::seal::seal(&key, topic, payload).expect("the OS random source")
     }
 
     /// Whether the pair takes part in `scenario` at `qos`.

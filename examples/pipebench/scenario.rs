@@ -101,7 +101,8 @@ struct Sub {
 impl Sub {
     fn start(ctx: &Ctx, pair: Pair, topic: &str, qos: u8, count: u32) -> io::Result<Sub> {
         let token = ctx.token("ready");
-        publish_retained(ctx.port, topic, format!("mark={token}").as_bytes())?;
+        let marker = pair.harness_payload(topic, format!("mark={token}").as_bytes());
+        publish_retained(ctx.port, topic, &marker)?;
         let mut cmd = pair.subscriber(ctx, topic, qos, count);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         cmd.stderr(ctx.stderr_log(pair, "sub")?);

@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::escape::escaped;
 use crate::presence;
 use crate::render::{Delivered, PresenceLine, RejectedLine};
+use crate::seal;
 use crate::session::LinkError;
 use crate::tx::Tx;
 use crate::wire::{self, AckKind, Delivery, Inbound, Version};
@@ -196,8 +197,8 @@ impl SubState {
         let Some(payload) = self.open(&m, now) else {
             return Step::Continue;
         };
-        // What was opened is known by its ciphertext too (a replay of a raw message).
-        let sealed = self.room.is_some().then_some(&d.payload[..]);
+        // What was opened is known by its nonce too (a replay of a raw message).
+        let sealed = self.room.is_some().then(|| seal::nonce_of(&d.payload));
         let Some(decoded) = self.inbox.verdict(d, &payload, sealed) else {
             return Step::Continue;
         };
