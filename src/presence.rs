@@ -20,7 +20,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::envelope;
-use crate::seal::{self, Keyring};
+use crate::seal::{self, Keyring, RoomKey};
 use crate::tx::Tx;
 use crate::wire::{self, PubFlags, Will};
 
@@ -117,10 +117,12 @@ fn record(event: &str, nick: &str, ts: &str) -> Vec<u8> {
 pub struct Announce {
     topic: Bytes,
     join: Bytes,
-    /// In an encrypted room, the sealed leave record (the goodbye and the will); empty
-    /// otherwise.
-    leave: Bytes,
+    /// In an encrypted room, the sealed leave record with the join's time (the will);
+    /// empty otherwise.
+    will: Bytes,
     nick: String,
+    /// In an encrypted room, its key: the goodbye is sealed when it is said.
+    key: Option<RoomKey>,
 }
 
 impl Announce {
@@ -129,22 +131,23 @@ impl Announce {
         Announce {
             topic: Bytes::from(topic(room, client_id)),
             join: Bytes::from(join_payload(nick)),
-            leave: Bytes::new(),
+            will: Bytes::new(),
             nick: nick.to_owned(),
+            key: None,
         }
     }
 
     /// Encrypts the join with the key of `room` (its additional data is the presence
     /// topic, so it cannot pass for the presence of another client or room), and makes
-    /// the goodbye a sealed leave record with the join's time: an empty payload cannot be
-    /// sealed, so members trust only this one.
+    /// the will a sealed leave record with the join's time: an empty payload cannot be
+    /// sealed, so members trust only sealed records.
     pub fn seal_join(&mut self, keyring: &mut Keyring, room: &str) -> Result<(), String> {
         let topic = std::str::from_utf8(&self.topic).map_err(|_| "the topic is not UTF-8")?;
         let ts = decode_ts(&self.join).unwrap_or_default();
-        let leave = record("leave", &self.nick, &ts);
-        let key = keyring.key(room);
-        self.join = seal::seal(key, topic, &self.join)?.into();
-        self.leave = seal::seal(key, topic, &leave)?.into();
+        let key = keyring.key(room).clone();
+        self.will = seal::seal(&key, topic, &record("leave", &self.nick, &ts))?.into();
+        self.join = seal::seal(&key, topic, &self.join)?.into();
+        self.key = Some(key);
         Ok(())
     }
 
@@ -153,7 +156,7 @@ impl Announce {
     pub fn will(&self) -> Will {
         Will {
             topic: String::from_utf8_lossy(&self.topic).into_owned(),
-            payload: self.leave.to_vec(),
+            payload: self.will.to_vec(),
             qos: 1,
             retain: true,
         }
@@ -165,13 +168,19 @@ impl Announce {
         self.publish(tx, &self.join.clone(), 1, pkid, true);
     }
 
-    /// Appends the goodbye: in an encrypted room the sealed leave record, then (always)
+    /// Appends the goodbye: in an encrypted room a leave record sealed now (newer than
+    /// the join, so that the join published again by anybody is old news), then always
     /// the retained empty message that means offline and clears the state.
     pub fn leave(&self, tx: &mut Tx) {
         // QoS 0: the DISCONNECT handshake that ends every run makes sure the broker read
         // it, and a goodbye is never a failed line.
-        if !self.leave.is_empty() {
-            self.publish(tx, &self.leave.clone(), 0, 0, false);
+        if let Some(key) = &self.key {
+            let topic = String::from_utf8_lossy(&self.topic);
+            let leave = record("leave", &self.nick, &envelope::now_rfc3339());
+            match seal::seal(key, &topic, &leave) {
+                Ok(sealed) => self.publish(tx, &sealed.into(), 0, 0, false),
+                Err(e) => log::warn!("no encrypted goodbye: {e}"),
+            }
         }
         self.publish(tx, &Bytes::new(), 0, 0, true);
     }
@@ -214,10 +223,11 @@ pub fn decode(payload: &[u8]) -> Option<Event> {
     let r: Record = serde_json::from_slice(payload).ok()?;
     match r.event.as_deref() {
         Some("leave") => Some(Event::Leave),
-        _ => Some(Event::Join {
+        None | Some("join") => Some(Event::Join {
             nick: r.from,
             ts: r.ts,
         }),
+        Some(_) => None,
     }
 }
 

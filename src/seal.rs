@@ -25,7 +25,7 @@
 //! - **Plaintext.** What a member would publish without the secret: the JSON envelope, or
 //!   a presence payload.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -82,6 +82,7 @@ impl fmt::Debug for RoomSecret {
 }
 
 /// The key of one room. The cipher zeroes its copy of the key when dropped.
+#[derive(Clone)]
 pub struct RoomKey(XChaCha20Poly1305);
 
 impl RoomKey {
@@ -189,29 +190,10 @@ pub fn seal(key: &RoomKey, topic: &str, plaintext: &[u8]) -> Result<Vec<u8>, Str
     Ok(seal_with(key, topic, plaintext, nonce))
 }
 
-/// Nonces read from the OS random source a batch at a time (one system call for
-/// [`NONCES_PER_READ`] messages); each of their bytes is used once.
-const NONCES_PER_READ: usize = 64;
-
-thread_local! {
-    static NONCES: std::cell::RefCell<(Vec<u8>, usize)> = const {
-        std::cell::RefCell::new((Vec::new(), 0))
-    };
-}
-
 fn fresh_nonce() -> Result<[u8; NONCE], getrandom::Error> {
-    NONCES.with_borrow_mut(|(pool, used)| {
-        if *used + NONCE > pool.len() {
-            pool.resize(NONCE * NONCES_PER_READ, 0);
-            getrandom::fill(pool)?;
-            *used = 0;
-        }
-        let mut nonce = [0u8; NONCE];
-        nonce.copy_from_slice(&pool[*used..*used + NONCE]);
-        pool[*used..*used + NONCE].fill(0); // never handed out twice
-        *used += NONCE;
-        Ok(nonce)
-    })
+    let mut nonce = [0u8; NONCE];
+    getrandom::fill(&mut nonce)?;
+    Ok(nonce)
 }
 
 /// Checks and decrypts a payload received on `topic`.
@@ -263,15 +245,26 @@ fn decrypt(key: &RoomKey, topic: &str, mut body: Vec<u8>) -> Result<Vec<u8>, Rej
 
 /// The keys of the rooms met so far in this run: each derived once, at most
 /// [`MAX_KEYS`] kept besides the pinned ones (a wildcard subscription derives one per
-/// topic as its messages arrive; the least recently used goes first).
+/// topic as its messages arrive). The one dropped is the least recently used of those
+/// that never opened anything, else the least recently used: a stranger cannot make a
+/// key open anything, so a flood of new topics cannot push out the rooms heard from.
 pub struct Keyring {
     secret: RoomSecret,
-    /// Boxed, so that a growing map moves pointers, not keys it would not wipe.
-    keys: HashMap<String, Box<RoomKey>>,
-    /// Topics of the keys that may be dropped, least recently used first.
-    order: VecDeque<String>,
+    keys: HashMap<String, Entry>,
+    /// Counts uses, for "least recently used".
+    tick: u64,
+    /// Keys that may be dropped.
+    unpinned: usize,
     /// How many of those are kept: [`MAX_KEYS`].
     cap: usize,
+}
+
+struct Entry {
+    /// Boxed, so that a growing map moves pointers, not keys it would not wipe.
+    key: Box<RoomKey>,
+    used: u64,
+    pinned: bool,
+    proven: bool,
 }
 
 impl Keyring {
@@ -279,7 +272,8 @@ impl Keyring {
         Keyring {
             secret,
             keys: HashMap::new(),
-            order: VecDeque::new(),
+            tick: 0,
+            unpinned: 0,
             cap: MAX_KEYS,
         }
     }
@@ -292,37 +286,55 @@ impl Keyring {
     /// Derives the key of `room` now, and keeps it for the whole run (the rooms a
     /// subscriber names exactly: no flood of other topics can push them out).
     pub fn pin(&mut self, room: &str) {
-        if !self.keys.contains_key(room) {
-            let key = RoomKey::derive(&self.secret, room);
-            self.keys.insert(room.to_owned(), Box::new(key));
+        self.key(room);
+        if let Some(e) = self.keys.get_mut(room)
+            && !std::mem::replace(&mut e.pinned, true)
+        {
+            self.unpinned -= 1;
         }
-        self.order.retain(|t| t != room);
     }
 
     /// The key of the room `topic`, derived on first use.
     pub fn key(&mut self, topic: &str) -> &RoomKey {
-        match self.order.iter().position(|t| t == topic) {
-            // Used again: the most recently used now.
-            Some(i) => {
-                if let Some(t) = self.order.remove(i) {
-                    self.order.push_back(t);
-                }
+        self.entry(topic).key.as_ref()
+    }
+
+    fn entry(&mut self, topic: &str) -> &mut Entry {
+        self.tick += 1;
+        if !self.keys.contains_key(topic) {
+            if self.unpinned >= self.cap {
+                self.drop_one();
             }
-            None if !self.keys.contains_key(topic) => {
-                if self.order.len() >= self.cap
-                    && let Some(oldest) = self.order.pop_front()
-                {
-                    self.keys.remove(&oldest);
-                }
-                // Argon2's 19 MiB of work memory are wiped and given back after each key:
-                // a run keeps a few keys, and should not keep the memory.
-                let key = RoomKey::derive(&self.secret, topic);
-                self.keys.insert(topic.to_owned(), Box::new(key));
-                self.order.push_back(topic.to_owned());
-            }
-            None => {} // pinned
+            // Argon2's 19 MiB of work memory are wiped and given back after each key:
+            // a run keeps a few keys, and should not keep the memory.
+            let key = Box::new(RoomKey::derive(&self.secret, topic));
+            let entry = Entry {
+                key,
+                used: 0,
+                pinned: false,
+                proven: false,
+            };
+            self.keys.insert(topic.to_owned(), entry);
+            self.unpinned += 1;
         }
-        &self.keys[topic]
+        let e = self.keys.get_mut(topic).expect("inserted above");
+        e.used = self.tick;
+        e
+    }
+
+    /// Drops the least recently used key that never opened anything, else the least
+    /// recently used (pinned keys stay).
+    fn drop_one(&mut self) {
+        let victim = self
+            .keys
+            .iter()
+            .filter(|(_, e)| !e.pinned)
+            .min_by_key(|(_, e)| (e.proven, e.used))
+            .map(|(t, _)| t.clone());
+        if let Some(t) = victim {
+            self.keys.remove(&t);
+            self.unpinned -= 1;
+        }
     }
 
     /// Opens a payload received on `topic` sealed with the key of `room` (the topic
@@ -330,7 +342,10 @@ impl Keyring {
     /// well-formed payload of a known version: junk on new topics costs no derivation.
     pub fn open(&mut self, room: &str, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejected> {
         let body = body(payload)?;
-        decrypt(self.key(room), topic, body)
+        let entry = self.entry(room);
+        let plain = decrypt(&entry.key, topic, body)?;
+        entry.proven = true;
+        Ok(plain)
     }
 }
 
@@ -489,5 +504,17 @@ mod tests {
         ring.key("one more");
         assert!(ring.has("mine") && ring.has("t0") && !ring.has("t1"));
         assert_eq!(ring.keys.len(), 4 + 1);
+    }
+
+    #[test]
+    fn a_key_that_opened_something_outlives_a_flood_of_new_rooms() {
+        let mut ring = Keyring::new(RoomSecret::new(vec![b'k'; 32]).expect("secret"));
+        ring.cap = 3;
+        let sealed = seal(ring.key("real"), "real", b"x").expect("seal");
+        assert!(ring.open("real", "real", &sealed).is_ok());
+        for i in 0..6 {
+            ring.key(&format!("junk{i}"));
+        }
+        assert!(ring.has("real") && ring.has("junk5") && !ring.has("junk2"));
     }
 }

@@ -85,6 +85,8 @@ impl Inbox {
             return None;
         }
         let key = match (&decoded.id, d.retain) {
+            // Without the secret: an encrypted message is known by its nonce.
+            _ if decoded.encrypted => Some(Key::Sealed(seal::nonce_of(payload))),
             (Some(id), _) => Some(Key::Id(id)),
             (None, true) => Some(Key::Retained {
                 topic: &d.topic,

@@ -5,7 +5,7 @@
 //! could pass for the room's.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use crate::escape::escaped;
 use crate::presence;
@@ -17,6 +17,9 @@ use crate::topic;
 /// I/O thread, so a stranger's flood of well-formed junk on new topics must not stall it.
 pub const NEW_KEYS_BURST: f64 = 64.0;
 pub const NEW_KEYS_PER_SEC: f64 = 8.0;
+
+/// How far ahead of the local clock a presence record's time may be (clocks differ).
+pub const PRESENCE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// Why a payload is not shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,9 +38,9 @@ pub struct Room {
     /// Kinds reported already (messages and presence apart).
     reported: HashSet<(Kind, bool)>,
     budget: Budget,
-    /// The newest presence record opened per presence topic: its `ts`, and whether it is
-    /// a leave (which wins over a join of the same time).
-    presence: HashMap<String, (String, bool)>,
+    /// The last presence record taken per presence topic: its time (ms), and whether it
+    /// is a leave.
+    presence: HashMap<String, (i64, bool)>,
 }
 
 impl Room {
@@ -55,18 +58,28 @@ impl Room {
         }
     }
 
-    /// Whether an opened presence record on `topic` is newer than any before it: a
-    /// captured join or leave published again (anybody can) changes nothing.
-    pub fn fresh(&mut self, topic: &[u8], plain: &[u8]) -> bool {
-        let Some((ts, leave)) = presence::decode_record(plain) else {
-            return true; // not a record: the roster ignores it
+    /// Whether an opened presence record on `topic`, received at `wall`, is news: its
+    /// `ts` must be a valid time not ahead of `wall` by more than [`PRESENCE_AHEAD`], and
+    /// later than the last record taken for the topic — or the same time and the other
+    /// event (a will then the join again after a reconnect share the join's time). So a
+    /// join published again after a goodbye (whose time is later) changes nothing.
+    pub fn fresh(&mut self, topic: &[u8], plain: &[u8], wall: SystemTime) -> bool {
+        let Some((Some(ts), leave)) = presence::decode_record(plain) else {
+            return false;
         };
-        let now = (ts.unwrap_or_default(), leave);
+        let Ok(t) = chrono::DateTime::parse_from_rfc3339(&ts) else {
+            return false;
+        };
+        let now = chrono::DateTime::<chrono::Utc>::from(wall);
+        if t.timestamp_millis() > (now + PRESENCE_AHEAD).timestamp_millis() {
+            return false;
+        }
+        let record = (t.timestamp_millis(), leave);
         let topic = String::from_utf8_lossy(topic).into_owned();
         match self.presence.get(&topic) {
-            Some(last) if &now <= last => false,
+            Some(&(last, was_leave)) if record.0 < last || record == (last, was_leave) => false,
             _ => {
-                self.presence.insert(topic, now);
+                self.presence.insert(topic, record);
                 true
             }
         }

@@ -239,8 +239,8 @@ impl SubState {
             None => Cow::Borrowed(&d.payload[..]),
             Some(_) if d.payload.is_empty() => return,
             Some(room) => match room.open_presence(&d.topic, &d.payload, now) {
-                Ok(plain) if room.fresh(&d.topic, &plain) => Cow::Owned(plain),
-                Ok(_) => return log::debug!("an old presence record again (a replay?)"),
+                Ok(plain) if room.fresh(&d.topic, &plain, wall) => Cow::Owned(plain),
+                Ok(_) => return log::debug!("a presence record that is not news (a replay?)"),
                 Err(why) => return room.rejected(&d.topic, why, true),
             },
         };

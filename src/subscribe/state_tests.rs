@@ -386,7 +386,7 @@ fn without_the_secret_an_encrypted_message_is_marked_never_shown_as_text() {
 fn encrypted_presence_opens_with_the_room_key_and_a_stranger_leave_is_ignored() {
     let (mut s, mut peer) = member(SECRET, &[]);
     let t = presence::topic("room/a", "c1");
-    let join = r#"{"event":"join","from":"bob","ts":"2026-11-30T10:00:00.000Z"}"#;
+    let join = r#"{"event":"join","from":"bob","ts":"2026-11-29T10:00:00.000Z"}"#;
     let sealed_join = sealed(SECRET, "room/a", &t, join);
     feed(&mut s, &mut peer, publish(&t, &sealed_join, 1, 1, false));
     // Anybody can publish an empty leave: it cannot be sealed, so it is not trusted.
@@ -395,12 +395,31 @@ fn encrypted_presence_opens_with_the_room_key_and_a_stranger_leave_is_ignored() 
     let t2 = presence::topic("room/a", "c2");
     feed(&mut s, &mut peer, publish(&t2, join, 1, 3, false));
     feed(&mut s, &mut peer, publish(&t2, &sealed_join, 1, 4, false));
-    let leave = r#"{"event":"leave","from":"bob","ts":"2026-11-30T10:00:00.000Z"}"#;
+    let leave = r#"{"event":"leave","from":"bob","ts":"2026-11-29T10:00:00.000Z"}"#;
     let sealed_leave = sealed(SECRET, "room/a", &t, leave);
     feed(&mut s, &mut peer, publish(&t, &sealed_leave, 0, 0, false));
-    // The captured join, published again after the leave, is old news.
+    // A reconnect after the will: the same join again is news.
     feed(&mut s, &mut peer, publish(&t, &sealed_join, 1, 5, false));
-    assert_eq!(printed(&mut s), ["join bob", "leave bob"]);
+    feed(&mut s, &mut peer, publish(&t, &sealed_join, 1, 6, false));
+    // The goodbye, later; then the captured join published again is old news.
+    let bye = r#"{"event":"leave","from":"bob","ts":"2026-11-29T11:00:00.000Z"}"#;
+    feed(
+        &mut s,
+        &mut peer,
+        publish(&t, &sealed(SECRET, "room/a", &t, bye), 0, 0, false),
+    );
+    feed(&mut s, &mut peer, publish(&t, &sealed_join, 1, 7, false));
+    // A record from the far future (a member's trick to block a client) is ignored.
+    let future = r#"{"event":"join","from":"bob","ts":"2999-01-01T00:00:00.000Z"}"#;
+    feed(
+        &mut s,
+        &mut peer,
+        publish(&t, &sealed(SECRET, "room/a", &t, future), 1, 8, false),
+    );
+    assert_eq!(
+        printed(&mut s),
+        ["join bob", "leave bob", "join bob", "leave bob"]
+    );
     assert_eq!(
         s.summary().as_deref(),
         Some("2 payload(s) not shown: not sealed with the room's secret (1 plain, 1 forged)")

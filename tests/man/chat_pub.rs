@@ -194,10 +194,11 @@ exception is a \fB\-\-json\fR line that \fBchat\-sub \-\-json\fR printed for an 
 message it could not open (\fB"encrypted":true\fR and \fBpayload_base64\fR): its payload
 is published unchanged, so a relay passes an encrypted room through. Without a secret it
 must be a well\-formed encrypted payload; with one, it must open with the key of its topic
-(nothing goes out in clear that looks encrypted); else the line is a per\-line error.
-The presence goodbye is a sealed leave record, also registered as the will.
-\fB\-\-max\-size\fR applies to the encrypted payload, about 4/3 of the plaintext and
-52 bytes more.
+(nothing goes out in clear that looks encrypted; a topic met for the first time costs a
+key derivation, about 20 ms); else the line is a per\-line error. The presence goodbye,
+and the will, are sealed leave records (see Format). \fB\-\-max\-size\fR applies to the
+encrypted payload: 12 + \(lc4(\fIn\fR + 40)/3\(rc bytes for \fIn\fR bytes of plaintext,
+about 4\fIn\fR/3 + 66.
 .SH EXIT STATUS
 .TP
 .B 0

@@ -182,8 +182,8 @@ again. chat\-sub prints such a message once: it remembers the envelope ids of th
 10,000 messages it printed, and for retained messages without an id their topic and
 payload, so a retained message is printed once per run, not again after each
 resubscription. Raw messages (no envelope, not retained) have no id and are always
-printed, except in an encrypted room, where every message is also known by its
-ciphertext (each carries a fresh nonce), so a replayed raw message is printed once too.
+printed, except encrypted ones, which are also known by their nonce (each message has
+its own), so a replayed raw message is printed once too.
 The memory is bounded by that window: a repeat that arrives after 10,000 newer
 messages is printed again. The ids are hashed with a key chosen at random per run, so a
 publisher cannot make other senders' messages look like repeats.
@@ -201,10 +201,11 @@ With the secret, chat\-sub decrypts each message of its topics and prints it as 
 print it unencrypted: text, \fB\-\-json\fR, \fB\-\-format\fR, \fB\-\-raw\fR (the decrypted
 bytes), joins, leaves and \fB\-\-who\fR. The keys of the topics named without wildcards are
 derived before connecting and kept; under a wildcard, the key of each topic is derived the
-first time a message arrives on it (the 256 most recently used are kept). Each new key
-costs about 20 ms, so at most 64 are derived at once and then 8 a second: a stranger who
-floods a wildcard with well\-formed junk on new topics cannot stall chat\-sub, and a
-message on a new topic beyond that pace is not shown (kind \fBthrottled\fR). A
+first time a message arrives on it (256 are kept; those that opened a message go last).
+Each new key costs about 20 ms, so at most 64 are derived at once and then 8 a second: a
+stranger who floods a wildcard with well\-formed junk on new topics cannot stall
+chat\-sub, but a message on a new topic beyond that pace is not shown (kind
+\fBthrottled\fR); so are those of a wildcard meeting more than 64 rooms at once. A
 payload that does not open is not printed: the first of each kind is reported on
 standard error,
 .PP

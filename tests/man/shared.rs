@@ -189,7 +189,8 @@ the file: a variable is inherited by every program the shell starts, and readabl
 /proc by the same user. The secret is never a plain flag (any user of the machine can
 read a command line), never logged at any \fB\-v\fR level, and never in a message. With a
 secret the tools write no core dump and cannot be traced by other processes of the user,
-and they wipe their copies of the secret and of the keys from memory when done.
+and they wipe the copies of the secret and of the keys they hold when done (not the
+environment variable, nor copies the cryptography libraries leave on the stack).
 .SS What is protected
 Everything a member publishes on the room's topic: the whole envelope (text, nick, time and
 id), \fB\-\-raw\fR and \fB\-\-json\fR lines, and the presence join (so nicks do not leak
@@ -215,15 +216,22 @@ A weak passphrase: one captured message lets anybody try passphrases offline, at
 .IP \(bu 2
 Replays, and the broker's own choices: anybody can publish a captured message again,
 retained even, and a broker may drop, delay or reorder messages. chat\-sub prints a
-message once per run (same envelope id, or same ciphertext: see De\-duplication in
-chat\-sub(1)); a later run prints a replayed message again, with its original time
-(\fBts\fR in \fB\-\-json\fR).
+message once per run (same envelope id, or same nonce: see De\-duplication in
+chat\-sub(1); an encrypted message takes two of the 10,000 places, so the window is
+about 5,000 messages); a later run prints a replayed message again, with its original
+time (\fBts\fR in \fB\-\-json\fR).
 .IP \(bu 2
-Presence, fully: members say goodbye with an encrypted leave record (also their will),
-and chat\-sub ignores a presence record older than the last one it opened for the same
-client, and every empty payload. But anybody can delete a member's retained join (an
-empty retained message), so a later \fB\-\-who\fR may miss a member: presence is a hint,
-not a proof. A member who dies leaves its encrypted will retained until it joins again.
+Presence, fully. Joins and leaves are encrypted records with a time (see Format), and
+chat\-sub takes one only when it is news. But anybody can delete a member's retained join
+(an empty retained message), or publish a captured join again, retained, which later
+subscribers take until the member's next goodbye; and every member can write any
+client's presence. Presence is a hint, not a proof. A member who dies leaves its
+encrypted will retained until it joins again.
+.IP \(bu 2
+Rooms not met yet, under a wildcard: a stranger who floods a wildcard subscription with
+well\-formed junk on new topics makes chat\-sub throttle new keys (see chat\-sub(1)), so a
+message on a room it has not opened a message of yet may not be shown. Rooms named
+without wildcards, and rooms whose key opened a message, are not affected.
 .IP \(bu 2
 A relay that reads the room with the secret and publishes without it publishes the room
 in clear: that is what it was told to do.
@@ -252,12 +260,16 @@ presence join.
 A join record \fB{"event":"join","from":\fINICK\fB,"ts":\fITIME\fB}\fR on
 \fBmqttchat\-presence/\fIROOM\fB/\fICLIENT\fR is encrypted with the key of \fIROOM\fR and
 \fIAD\fR = \fBmqttchat:e1:\fR followed by the whole presence topic, so it cannot pass for
-another client's or another room's. The goodbye, and the will, is the leave record
-\fB{"event":"leave","from":\fINICK\fB,"ts":\fITIME\fB}\fR encrypted the same way, with
-the join's \fITIME\fR (RFC 3339, UTC, milliseconds: records compare as strings); the
-clean goodbye is published not retained, followed by the empty retained message that
-clears the join. A reader takes a record only when (\fITIME\fR, leave after join) is
-newer than the last it took for that presence topic, and ignores empty payloads.
+another client's or another room's; it is published retained at QoS 1 on every
+connection. The will is the leave record
+\fB{"event":"leave","from":\fINICK\fB,"ts":\fITIME\fB}\fR with the join's \fITIME\fR,
+encrypted the same way (retained, QoS 1); the clean goodbye is a leave record with the
+time it is said, not retained, followed by the empty retained message that clears the
+join. \fITIME\fR is RFC 3339. A reader ignores empty payloads, records without a valid
+\fITIME\fR or more than 5 minutes ahead of its clock, and events other than join and
+leave; it takes a record only when its \fITIME\fR is later than that of the last record
+it took for the presence topic, or the same and the other event (the will, then the join
+again after a reconnect).
 .TP
 .B Versions
 A payload that starts with \fBmqttchat:e\fR but not \fBmqttchat:e1:\fR is an encrypted
