@@ -82,7 +82,14 @@ impl Pair {
         let secret = mqttchat::seal::RoomSecret::new(ROOM_SECRET.as_bytes().to_vec())
             .expect("a valid secret");
         let key = mqttchat::seal::RoomKey::derive(&secret, topic);
-        mqttchat::seal::seal(&key, topic, payload).expect("the OS random source")
+        let sealed = mqttchat::seal::seal(&key, topic, payload).expect("the OS random source");
+        // Argon2's 19 MiB, freed, would stay in the harness's heap and be counted in the
+        // peak RSS of every child forked from it (see proc.rs): give them back.
+        // SAFETY: malloc_trim only returns free memory to the system.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        sealed
     }
 
     /// Whether the pair takes part in `scenario` at `qos`.
