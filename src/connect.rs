@@ -56,6 +56,14 @@ impl Connector {
         self.dial.has_will()
     }
 
+    /// The will's payload from the next connection on (an encrypted room seals a new
+    /// goodbye for each connection).
+    pub fn set_will_payload(&mut self, payload: Vec<u8>) {
+        if let Some(will) = &mut self.opts.spec.will {
+            will.payload = payload;
+        }
+    }
+
     /// The connection was lost: the next one is tried on the next broker of the list.
     pub fn lost(&mut self) {
         self.dial.lost();

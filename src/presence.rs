@@ -121,8 +121,9 @@ pub struct Announce {
     /// empty otherwise.
     will: Bytes,
     nick: String,
-    /// In an encrypted room, its key: the goodbye is sealed when it is said.
-    key: Option<RoomKey>,
+    /// In an encrypted room, its key (boxed: moved around, it leaves no copies) and the
+    /// time of the current join, in Unix milliseconds.
+    sealed: Option<(Box<RoomKey>, i64)>,
 }
 
 impl Announce {
@@ -133,22 +134,38 @@ impl Announce {
             join: Bytes::from(join_payload(nick)),
             will: Bytes::new(),
             nick: nick.to_owned(),
-            key: None,
+            sealed: None,
         }
     }
 
-    /// Encrypts the join with the key of `room` (its additional data is the presence
-    /// topic, so it cannot pass for the presence of another client or room), and makes
-    /// the will a sealed leave record with the join's time: an empty payload cannot be
+    /// Encrypts the presence with the key of `room` (its additional data is the
+    /// presence topic, so a record cannot pass for another client's or room's): the join,
+    /// and as the will a leave record with the join's time. An empty payload cannot be
     /// sealed, so members trust only sealed records.
     pub fn seal_join(&mut self, keyring: &mut Keyring, room: &str) -> Result<(), String> {
+        self.sealed = Some((Box::new(keyring.key(room).clone()), 0));
+        self.renew()
+    }
+
+    /// In an encrypted room, a new join and will for the next connection, with a time
+    /// later than any before: a reader takes a record only if it is later than the last
+    /// one it took, so a captured join or will published again is old news.
+    pub fn renew(&mut self) -> Result<(), String> {
+        let Some((key, last)) = &mut self.sealed else {
+            return Ok(());
+        };
+        let ms = chrono::Utc::now().timestamp_millis().max(*last + 1);
+        *last = ms;
+        let ts = envelope::rfc3339(ms.div_euclid(1000), ms.rem_euclid(1000) as u32);
         let topic = std::str::from_utf8(&self.topic).map_err(|_| "the topic is not UTF-8")?;
-        let ts = decode_ts(&self.join).unwrap_or_default();
-        let key = keyring.key(room).clone();
-        self.will = seal::seal(&key, topic, &record("leave", &self.nick, &ts))?.into();
-        self.join = seal::seal(&key, topic, &self.join)?.into();
-        self.key = Some(key);
+        self.join = seal::seal(key, topic, &record("join", &self.nick, &ts))?.into();
+        self.will = seal::seal(key, topic, &record("leave", &self.nick, &ts))?.into();
         Ok(())
+    }
+
+    /// In an encrypted room, the will's payload after [`Announce::renew`].
+    pub fn sealed_will(&self) -> Option<Vec<u8>> {
+        self.sealed.as_ref().map(|_| self.will.to_vec())
     }
 
     /// The will: dying without DISCONNECT publishes the goodbye, retained (offline, and
@@ -174,10 +191,11 @@ impl Announce {
     pub fn leave(&self, tx: &mut Tx) {
         // QoS 0: the DISCONNECT handshake that ends every run makes sure the broker read
         // it, and a goodbye is never a failed line.
-        if let Some(key) = &self.key {
+        if let Some((key, last)) = &self.sealed {
             let topic = String::from_utf8_lossy(&self.topic);
-            let leave = record("leave", &self.nick, &envelope::now_rfc3339());
-            match seal::seal(key, &topic, &leave) {
+            let ms = chrono::Utc::now().timestamp_millis().max(*last + 1);
+            let ts = envelope::rfc3339(ms.div_euclid(1000), ms.rem_euclid(1000) as u32);
+            match seal::seal(key, &topic, &record("leave", &self.nick, &ts)) {
                 Ok(sealed) => self.publish(tx, &sealed.into(), 0, 0, false),
                 Err(e) => log::warn!("no encrypted goodbye: {e}"),
             }
@@ -234,11 +252,11 @@ pub fn decode(payload: &[u8]) -> Option<Event> {
 /// The `ts` of a presence record, and whether it is a leave.
 pub fn decode_record(payload: &[u8]) -> Option<(Option<String>, bool)> {
     let r: Record = serde_json::from_slice(payload).ok()?;
-    Some((r.ts, r.event.as_deref() == Some("leave")))
-}
-
-fn decode_ts(payload: &[u8]) -> Option<String> {
-    decode_record(payload)?.0
+    match r.event.as_deref() {
+        None | Some("join") => Some((r.ts, false)),
+        Some("leave") => Some((r.ts, true)),
+        Some(_) => None,
+    }
 }
 
 /// A change worth a line: somebody joined or left while chat-sub was watching.
@@ -391,5 +409,28 @@ mod tests {
         }
         assert_eq!(decode(b""), Some(Event::Leave));
         assert_eq!(decode(b"junk"), None);
+    }
+
+    #[test]
+    fn each_connection_gets_a_join_and_will_later_than_the_last() {
+        let secret = seal::RoomSecret::new(b"a room secret, long enough".to_vec()).expect("s");
+        let mut ring = Keyring::new(secret);
+        let mut a = Announce::new("r", "c1", "bob");
+        a.seal_join(&mut ring, "r").expect("sealed");
+        let t = topic("r", "c1");
+        let open = |ring: &mut Keyring, p: &[u8]| {
+            let plain = ring.open("r", &t, p).expect("opens");
+            decode_record(&plain).expect("a record")
+        };
+        let (join1, leave1) = (open(&mut ring, &a.join), open(&mut ring, &a.will().payload));
+        assert_eq!(
+            (join1.0.clone(), join1.1, leave1.1),
+            (leave1.0.clone(), false, true)
+        );
+        a.renew().expect("renewed");
+        let join2 = open(&mut ring, &a.join);
+        let will2 = a.sealed_will().expect("sealed");
+        assert!(join2.0 > join1.0, "{join2:?} after {join1:?}");
+        assert_eq!(open(&mut ring, &will2), (join2.0, true));
     }
 }

@@ -68,6 +68,16 @@ impl Join {
         true
     }
 
+    /// Before the next connection: in an encrypted room, a new join and will (later than
+    /// the ones a reader may have taken); returns the will's payload.
+    pub fn renew(&mut self) -> Option<Vec<u8>> {
+        let a = self.announce.as_mut()?;
+        if let Err(e) = a.renew() {
+            log::warn!("presence not renewed: {e}");
+        }
+        a.sealed_will()
+    }
+
     /// The goodbye before DISCONNECT, if the nick is online.
     pub fn leave(&self, tx: &mut Tx) {
         if let Some(a) = &self.announce {

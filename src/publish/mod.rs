@@ -112,6 +112,9 @@ impl Driver {
                     {
                         dialing = None;
                     }
+                    if let Some(will) = state.renew_presence() {
+                        connector.set_will_payload(will);
+                    }
                     dialing = Some(Box::pin(reconnect(connector, pause)));
                 }
                 r = dial(&mut dialing) => {

@@ -335,6 +335,12 @@ impl PubState {
         }
     }
 
+    /// Before a reconnect: the will for the next connection, if it changes (an
+    /// encrypted room's presence has a time per connection).
+    pub fn renew_presence(&mut self) -> Option<Vec<u8>> {
+        self.join.renew()
+    }
+
     /// Everything is acknowledged: the goodbye (presence) to send before DISCONNECT.
     pub fn leave(&mut self, tx: &mut Tx) {
         self.join.leave(tx);

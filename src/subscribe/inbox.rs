@@ -85,8 +85,12 @@ impl Inbox {
             return None;
         }
         let key = match (&decoded.id, d.retain) {
-            // Without the secret: an encrypted message is known by its nonce.
-            _ if decoded.encrypted => Some(Key::Sealed(seal::nonce_of(payload))),
+            // Without the secret: an encrypted message is known by its topic and bytes
+            // (not by its nonce alone, which anybody could copy onto junk).
+            _ if decoded.encrypted => Some(Key::Retained {
+                topic: &d.topic,
+                payload,
+            }),
             (Some(id), _) => Some(Key::Id(id)),
             (None, true) => Some(Key::Retained {
                 topic: &d.topic,

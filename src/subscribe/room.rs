@@ -60,9 +60,9 @@ impl Room {
 
     /// Whether an opened presence record on `topic`, received at `wall`, is news: its
     /// `ts` must be a valid time not ahead of `wall` by more than [`PRESENCE_AHEAD`], and
-    /// later than the last record taken for the topic — or the same time and the other
-    /// event (a will then the join again after a reconnect share the join's time). So a
-    /// join published again after a goodbye (whose time is later) changes nothing.
+    /// (time, leave) later than the last record taken for the topic — a leave wins over a
+    /// join of the same time (chat-pub gives each connection's join and will a new time).
+    /// So a captured join or will published again changes nothing.
     pub fn fresh(&mut self, topic: &[u8], plain: &[u8], wall: SystemTime) -> bool {
         let Some((Some(ts), leave)) = presence::decode_record(plain) else {
             return false;
@@ -77,7 +77,7 @@ impl Room {
         let record = (t.timestamp_millis(), leave);
         let topic = String::from_utf8_lossy(topic).into_owned();
         match self.presence.get(&topic) {
-            Some(&(last, was_leave)) if record.0 < last || record == (last, was_leave) => false,
+            Some(&last) if record <= last => false,
             _ => {
                 self.presence.insert(topic, record);
                 true

@@ -398,9 +398,13 @@ fn encrypted_presence_opens_with_the_room_key_and_a_stranger_leave_is_ignored() 
     let leave = r#"{"event":"leave","from":"bob","ts":"2026-11-29T10:00:00.000Z"}"#;
     let sealed_leave = sealed(SECRET, "room/a", &t, leave);
     feed(&mut s, &mut peer, publish(&t, &sealed_leave, 0, 0, false));
-    // A reconnect after the will: the same join again is news.
+    // The captured join published again after the will is old news; after a reconnect
+    // chat-pub sends a join with a later time.
     feed(&mut s, &mut peer, publish(&t, &sealed_join, 1, 5, false));
-    feed(&mut s, &mut peer, publish(&t, &sealed_join, 1, 6, false));
+    let rejoin = r#"{"event":"join","from":"bob","ts":"2026-11-29T10:30:00.000Z"}"#;
+    let sealed_rejoin = sealed(SECRET, "room/a", &t, rejoin);
+    feed(&mut s, &mut peer, publish(&t, &sealed_rejoin, 1, 6, false));
+    feed(&mut s, &mut peer, publish(&t, &sealed_leave, 1, 9, false));
     // The goodbye, later; then the captured join published again is old news.
     let bye = r#"{"event":"leave","from":"bob","ts":"2026-11-29T11:00:00.000Z"}"#;
     feed(

@@ -182,8 +182,9 @@ again. chat\-sub prints such a message once: it remembers the envelope ids of th
 10,000 messages it printed, and for retained messages without an id their topic and
 payload, so a retained message is printed once per run, not again after each
 resubscription. Raw messages (no envelope, not retained) have no id and are always
-printed, except encrypted ones, which are also known by their nonce (each message has
-its own), so a replayed raw message is printed once too.
+printed, except encrypted ones: with the secret they are also known by their nonce
+(each message has its own), without it by their topic and bytes, so a replayed raw
+message is printed once too.
 The memory is bounded by that window: a repeat that arrives after 10,000 newer
 messages is printed again. The ids are hashed with a key chosen at random per run, so a
 publisher cannot make other senders' messages look like repeats.

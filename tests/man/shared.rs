@@ -260,16 +260,16 @@ presence join.
 A join record \fB{"event":"join","from":\fINICK\fB,"ts":\fITIME\fB}\fR on
 \fBmqttchat\-presence/\fIROOM\fB/\fICLIENT\fR is encrypted with the key of \fIROOM\fR and
 \fIAD\fR = \fBmqttchat:e1:\fR followed by the whole presence topic, so it cannot pass for
-another client's or another room's; it is published retained at QoS 1 on every
-connection. The will is the leave record
+another client's or another room's; it is published retained at QoS 1 when a
+connection is made. The will is the leave record
 \fB{"event":"leave","from":\fINICK\fB,"ts":\fITIME\fB}\fR with the join's \fITIME\fR,
-encrypted the same way (retained, QoS 1); the clean goodbye is a leave record with the
-time it is said, not retained, followed by the empty retained message that clears the
-join. \fITIME\fR is RFC 3339. A reader ignores empty payloads, records without a valid
+encrypted the same way (retained, QoS 1). Each connection gets a new join and will, with
+a \fITIME\fR later than the last one's. The clean goodbye is a leave record with a later
+time still, not retained, followed by the empty retained message that clears the join.
+\fITIME\fR is RFC 3339. A reader ignores empty payloads, records without a valid
 \fITIME\fR or more than 5 minutes ahead of its clock, and events other than join and
-leave; it takes a record only when its \fITIME\fR is later than that of the last record
-it took for the presence topic, or the same and the other event (the will, then the join
-again after a reconnect).
+leave; it takes a record only when (\fITIME\fR, leave) is later than that of the last
+record it took for the presence topic, a leave winning over a join of the same time.
 .TP
 .B Versions
 A payload that starts with \fBmqttchat:e\fR but not \fBmqttchat:e1:\fR is an encrypted
