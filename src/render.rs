@@ -27,29 +27,6 @@ pub struct Delivered<'a> {
     pub received: SystemTime,
 }
 
-/// A payload of an encrypted room that did not open, as `--json` marks it.
-#[derive(Debug, Clone, Copy)]
-pub struct RejectedLine<'a> {
-    pub topic: &'a [u8],
-    /// Why: plain, unknown-version, malformed or forged.
-    pub reason: &'a str,
-    pub qos: u8,
-    pub retain: bool,
-    pub received: SystemTime,
-}
-
-impl<'a> From<&Delivered<'a>> for RejectedLine<'a> {
-    fn from(m: &Delivered<'a>) -> RejectedLine<'a> {
-        RejectedLine {
-            topic: m.topic,
-            reason: "",
-            qos: m.qos,
-            retain: m.retain,
-            received: m.received,
-        }
-    }
-}
-
 /// One `{placeholder}` of a `--format` template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -222,17 +199,17 @@ impl Renderer {
         true
     }
 
-    /// Appends the mark of a payload that did not open, with `--json` (other formats
-    /// print nothing: the message is reported on stderr).
-    pub fn render_rejected(&mut self, out: &mut Vec<u8>, r: &RejectedLine) {
+    /// Appends the mark of a payload of an encrypted room that did not open, and why
+    /// (`--json` only: other formats print nothing, the message is reported on stderr).
+    pub fn render_rejected(&mut self, out: &mut Vec<u8>, m: &Delivered, reason: &str) {
         if self.format == Format::Json {
             Object::start(out)
                 .str("event", "rejected")
-                .str("topic", &String::from_utf8_lossy(r.topic))
-                .str("reason", r.reason)
-                .uint("qos", r.qos.into())
-                .bool("retain", r.retain)
-                .str("received", &envelope::system_rfc3339(r.received))
+                .str("topic", &String::from_utf8_lossy(m.topic))
+                .str("reason", reason)
+                .uint("qos", m.qos.into())
+                .bool("retain", m.retain)
+                .str("received", &received_rfc3339(m))
                 .end();
             out.push(b'\n');
         }

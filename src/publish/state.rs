@@ -18,8 +18,7 @@ use crate::signals::Signal;
 use crate::tx::Tx;
 use crate::wire::{self, AckKind, Inbound};
 
-/// Stop taking input while this much is waiting for the socket (or, with no connection,
-/// while this much was read and not sent).
+/// Stop taking input while this much waits for the socket (unconnected: read, not sent).
 pub const UNSENT_HIGH: usize = 256 << 10;
 /// The smallest acknowledgement: PUBACK, PUBREC or PUBCOMP without a reason code.
 const ACK_BYTES: usize = 4;
@@ -335,8 +334,7 @@ impl PubState {
         }
     }
 
-    /// Before a reconnect: the will for the next connection, if it changes (an
-    /// encrypted room's presence has a time per connection).
+    /// Before a reconnect: the next connection's will, if it changes (encrypted rooms).
     pub fn renew_presence(&mut self) -> Option<Vec<u8>> {
         self.join.renew()
     }

@@ -3,7 +3,7 @@
 //! count of printed messages for `--count`.
 
 use crate::envelope::Decoded;
-use crate::render::{Delivered, PresenceLine, RejectedLine, Renderer};
+use crate::render::{Delivered, PresenceLine, Renderer};
 
 /// The buffer of lines not yet written, and what was printed.
 pub struct Printer {
@@ -33,8 +33,8 @@ impl Printer {
 
     /// Marks a payload of an encrypted room that did not open (`--json` only; never
     /// counted).
-    pub fn rejected(&mut self, line: &RejectedLine) {
-        self.renderer.render_rejected(&mut self.buf, line);
+    pub fn rejected(&mut self, m: &Delivered, reason: &str) {
+        self.renderer.render_rejected(&mut self.buf, m, reason);
     }
 
     /// Prints a join or leave (never counted).

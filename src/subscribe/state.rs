@@ -15,7 +15,7 @@ use crate::dial::Backoff;
 use crate::error::Error;
 use crate::escape::escaped;
 use crate::presence;
-use crate::render::{Delivered, PresenceLine, RejectedLine};
+use crate::render::{Delivered, PresenceLine};
 use crate::seal;
 use crate::session::LinkError;
 use crate::tx::Tx;
@@ -222,10 +222,7 @@ impl SubState {
             Ok(plain) => Some(Cow::Owned(plain)),
             Err(why) => {
                 room.rejected(m.topic, why, false);
-                self.printer.rejected(&RejectedLine {
-                    reason: room::code(why),
-                    ..RejectedLine::from(m)
-                });
+                self.printer.rejected(m, room::code(why));
                 None
             }
         }
