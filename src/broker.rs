@@ -49,10 +49,19 @@ pub fn run(args: BrokerArgs) -> Result<(), Error> {
                 .map_err(|e| Error::Unreachable(format!("cannot listen on {a}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let files = crate::tool::raise_open_files();
+    log::info!(
+        "open files: up to {files}, about {} clients",
+        files / FILES_PER_CLIENT
+    );
     let internal = start_engine()?;
     // One thread for the front: it only copies bytes; rumqttd has threads of its own.
     crate::tool::runtime()?.block_on(serve(listeners, internal))
 }
+
+/// File descriptors a client holds: its connection, and both ends of the hop from the
+/// front to the engine.
+const FILES_PER_CLIENT: u64 = 3;
 
 /// `HOST:PORT` (a name is resolved; IPv6 in brackets); every problem is a usage error.
 fn parse_addr(s: &str) -> Result<SocketAddr, Error> {

@@ -59,6 +59,30 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Failed(format!("cannot start the I/O runtime: {e}")))
 }
 
+/// Raises the soft limit of open files to the hard one, as servers do (the soft limit is
+/// often 1024); returns the limit in force.
+pub fn raise_open_files() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read or write the struct passed, which
+    // outlives the calls.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        if limit.rlim_cur < limit.rlim_max && libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        }
+    }
+    limit.rlim_cur
+}
+
 /// Sets up logging on stderr as `tool: message`: warnings by default, `-v` info, `-vv`
 /// debug (and the broker engine's info), `-vvv` trace; `RUST_LOG` overrides.
 fn init_logging(tool: &'static str, verbose: u8) {

@@ -99,6 +99,32 @@ fn verbose_logs_connections() {
     assert!(log.contains("disconnected after"), "{log}");
 }
 
+/// Like any server, chat-broker raises its soft limit of open files to the hard limit at
+/// start (each client holds three), and says so with -v.
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    let bin = chat_broker_bin().expect("built with the broker feature");
+    let script = format!("ulimit -S -n 64 && exec '{}' -v --listen 127.0.0.1:0", bin);
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]).env_remove("RUST_LOG");
+    let p = Proc::spawn(&mut cmd);
+    p.wait_stderr("listening on");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", p.pid())).expect("limits");
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a line for open files");
+    let v: Vec<&str> = files.split_whitespace().collect();
+    // "Max open files <soft> <hard> files"
+    assert_eq!(v[3], v[4], "{files}");
+    assert_ne!(v[3], "64", "{files}");
+    assert!(
+        p.stderr().contains(&format!("open files: up to {}", v[4])),
+        "{}",
+        p.stderr()
+    );
+}
+
 #[test]
 fn version_flag() {
     let out = run(&mut chat_broker(&["--version"]), b"");

@@ -37,7 +37,12 @@ it up after three tries).
 Messages are kept in memory, in a log per subscription filter of at most 8 segments of
 64 MiB.
 .IP \(bu 2
-At most 10,000 connections.
+At most 10,000 connections, and as many as open files allow: each client holds three
+file descriptors (its connection, and both ends of the hop from the front that reads the
+protocol version to the engine). chat\-broker raises its soft limit of open files to the
+hard limit at start, as servers do (\fB\-v\fR says how many clients that makes); a hard
+limit of 1024 holds about 340 clients; 30,100 or more hold the 10,000 (\fBulimit \-Hn\fR
+shows it).
 .IP \(bu 2
 Client ids that contain \fB+\fR, \fB#\fR, \fB/\fR or \fB$\fR are refused (CONNACK "client
 identifier not valid", 0x85 under MQTT 5, 0x02 under 3.1.1): the engine cannot take them.
