@@ -14,6 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
+use rumqttc::mqttbytes::{
+    self, QoS,
+    v4::{Connect, LastWill, Packet, Publish, Subscribe},
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Barrier, Semaphore};
@@ -50,82 +55,38 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// An MQTT packet: its first byte, the remaining length, the body.
-fn packet(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let mut len = body.len();
-    loop {
-        let b = (len % 128) as u8;
-        len /= 128;
-        out.push(if len > 0 { b | 0x80 } else { b });
-        if len == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-fn string(s: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
+/// Encodes one packet (rumqttc's MQTT 3.1.1 writers).
+fn encode(write: impl FnOnce(&mut BytesMut) -> Result<usize, mqttbytes::Error>) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    write(&mut out).expect("a packet within MQTT's limits");
+    out.to_vec()
 }
 
 /// CONNECT (3.1.1, clean session, keep-alive 600 s) with a retained QoS 1 will.
 fn connect(id: &str, will_topic: &str) -> Vec<u8> {
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02 | 0x04 | 0x08 | 0x20];
-    body.extend_from_slice(&600u16.to_be_bytes());
-    string(id, &mut body);
-    string(will_topic, &mut body);
-    string("", &mut body);
-    packet(0x10, &body)
+    let mut c = Connect::new(id);
+    c.keep_alive = 600;
+    c.last_will = Some(LastWill::new(will_topic, "", QoS::AtLeastOnce, true));
+    encode(|b| c.write(b))
 }
 
-fn subscribe(topic: &str) -> Vec<u8> {
-    let mut body = vec![0, 1];
-    string(topic, &mut body);
-    body.push(0);
-    packet(0x82, &body)
-}
-
-fn publish(topic: &str, payload: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    string(topic, &mut body);
-    body.extend_from_slice(payload);
-    packet(0x30, &body)
-}
-
-/// Reads until `bytes` holds a whole packet whose first byte has `kind` in its high
-/// nibble (packets before it are skipped).
-async fn wait_for(s: &mut TcpStream, kind: u8, buf: &mut Vec<u8>) -> std::io::Result<()> {
+/// Reads until a whole packet of the kind `wanted` picks arrives (others are skipped).
+async fn wait_for(
+    s: &mut TcpStream,
+    buf: &mut BytesMut,
+    wanted: fn(&Packet) -> bool,
+) -> std::io::Result<()> {
     loop {
-        while let Some((first, total)) = frame(buf) {
-            buf.drain(..total);
-            if first >> 4 == kind {
-                return Ok(());
-            }
+        match Packet::read(buf, 1 << 20) {
+            Ok(p) if wanted(&p) => return Ok(()),
+            Ok(_) => continue,
+            Err(mqttbytes::Error::InsufficientBytes(_)) => {}
+            Err(e) => return Err(std::io::Error::other(format!("{e:?}"))),
         }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
+        if s.read_buf(buf).await? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
-}
-
-/// The first byte and total size of the whole packet at the start of `buf`, if there is one.
-fn frame(buf: &[u8]) -> Option<(u8, usize)> {
-    let (mut len, mut shift) = (0usize, 0);
-    for (i, b) in buf.iter().enumerate().skip(1).take(4) {
-        len |= usize::from(b & 0x7f) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            let total = i + 1 + len;
-            return (buf.len() >= total).then_some((buf[0], total));
-        }
-    }
-    None
 }
 
 /// One member: join, say so, wait for the message, say so.
@@ -136,11 +97,13 @@ async fn member(i: usize, a: Arc<Shared>) {
         s.set_nodelay(true)?;
         let id = format!("load-{}-{i}", std::process::id());
         let will = format!("mqttchat-presence/{}/{id}", a.topic);
-        let mut buf = Vec::new();
+        let mut buf = BytesMut::new();
         s.write_all(&connect(&id, &will)).await?;
-        wait_for(&mut s, 2, &mut buf).await?; // CONNACK
-        s.write_all(&subscribe(&a.topic)).await?;
-        wait_for(&mut s, 9, &mut buf).await?; // SUBACK
+        wait_for(&mut s, &mut buf, |p| matches!(p, Packet::ConnAck(_))).await?;
+        let mut sub = Subscribe::new(a.topic.as_str(), QoS::AtMostOnce);
+        sub.pkid = 1; // 0 is not a packet id: mosquitto closes the connection
+        s.write_all(&encode(|b| sub.write(b))).await?;
+        wait_for(&mut s, &mut buf, |p| matches!(p, Packet::SubAck(_))).await?;
         Ok::<_, std::io::Error>((s, buf))
     }
     .await;
@@ -150,7 +113,10 @@ async fn member(i: usize, a: Arc<Shared>) {
         return;
     };
     a.ready.wait().await;
-    if wait_for(&mut s, 3, &mut buf).await.is_ok() {
+    if wait_for(&mut s, &mut buf, |p| matches!(p, Packet::Publish(_)))
+        .await
+        .is_ok()
+    {
         a.got.fetch_add(1, Ordering::Relaxed);
         a.last_ns
             .fetch_max(a.start.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -207,18 +173,19 @@ async fn run(a: Args) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     p.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
+    let mut buf = BytesMut::new();
     p.write_all(&connect(
         &format!("load-pub-{}", std::process::id()),
         "load/will",
     ))
     .await
     .map_err(|e| e.to_string())?;
-    wait_for(&mut p, 2, &mut buf)
+    wait_for(&mut p, &mut buf, |p| matches!(p, Packet::ConnAck(_)))
         .await
         .map_err(|e| e.to_string())?;
+    let message = Publish::new(topic.as_str(), QoS::AtMostOnce, "hello, room");
     let sent = start.elapsed();
-    p.write_all(&publish(&topic, b"hello, room"))
+    p.write_all(&encode(|b| message.write(b)))
         .await
         .map_err(|e| e.to_string())?;
     let want = a.members as u64 - failed;
