@@ -187,16 +187,19 @@ fn auto_falls_back_to_mqtt_3_1_1_and_v5_fails_with_a_hint() {
 // 2. Across nodes
 // ---------------------------------------------------------------------------------------
 
-/// 5,000 lines at QoS 1 published to node 0 reach a subscriber on node 2 in order, none
+/// 2,000 lines at QoS 1 published to node 0 reach a subscriber on node 2 in order, none
 /// lost or repeated; then 2,000 at QoS 0 (reliable on a healthy loopback cluster: core
 /// NATS routes them). No QoS 2: NATS closes the connection on a QoS 2 PUBLISH.
+///
+/// Not more at QoS 1: NATS stores each in a stream replicated on three nodes before its
+/// PUBACK, and with the other tests busy on two cores that was measured at 90 lines/s.
 #[test]
 fn lines_cross_nodes_in_order() {
     if !have_nats() {
         return;
     }
     let c = NatsCluster::start(3);
-    for (qos, n) in [("1", 5000), ("0", 2000)] {
+    for (qos, n) in [("1", 2000), ("0", 2000)] {
         let topic = unique_topic(&format!("cluster-qos{qos}"));
         let count = n.to_string();
         let sub = Proc::subscriber_at(

@@ -50,8 +50,23 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
+        TempDir::under(&std::env::temp_dir(), tag)
+    }
+
+    /// A scratch directory in memory (`/dev/shm`) where the system has one, else as
+    /// [`TempDir::new`]: for a server that syncs its store to disk, which is slow when the
+    /// disk is busy with the other tests running beside it.
+    pub fn in_memory(tag: &str) -> TempDir {
+        let shm = Path::new("/dev/shm");
+        match shm.is_dir() {
+            true => TempDir::under(shm, tag),
+            false => TempDir::new(tag),
+        }
+    }
+
+    fn under(base: &Path, tag: &str) -> TempDir {
         static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        let dir = base.join(format!(
             "mqttchat-{tag}-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)

@@ -57,7 +57,9 @@ impl NatsCluster {
         assert!(n >= 1, "a cluster of {n} nodes");
         // A test that failed while holding the turn poisons it; the next may go on.
         let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-        let dirs: Vec<TempDir> = (0..n).map(|i| TempDir::new(&format!("nats{i}"))).collect();
+        let dirs: Vec<TempDir> = (0..n)
+            .map(|i| TempDir::in_memory(&format!("nats{i}")))
+            .collect();
         for _ in 0..20 {
             let ports = distinct_ports(n);
             let mut children: Vec<Child> = dirs
