@@ -1,6 +1,7 @@
 //! A NATS cluster with its MQTT gateway, started by the test: N `nats-server` processes on
 //! free 127.0.0.1 ports, each with its own scratch directory (config, log, JetStream
-//! store), routed to each other, and each serving MQTT 3.1.1 (NATS speaks no MQTT 5).
+//! store; in memory where the system has /dev/shm), routed to each other, and each
+//! serving MQTT 3.1.1 (NATS speaks no MQTT 5).
 //!
 //! NATS keeps MQTT sessions, retained messages and QoS 1 messages in JetStream streams,
 //! so its MQTT port only serves once JetStream has elected a meta leader and created
