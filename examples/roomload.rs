@@ -107,6 +107,9 @@ async fn member(i: usize, a: Arc<Shared>) {
         Ok::<_, std::io::Error>((s, buf))
     }
     .await;
+    if joined.is_ok() {
+        a.joined.fetch_add(1, Ordering::Relaxed);
+    }
     let Ok((mut s, mut buf)) = joined else {
         a.failed.fetch_add(1, Ordering::Relaxed);
         a.ready.wait().await;
@@ -131,6 +134,7 @@ struct Shared {
     slots: Semaphore,
     /// Every member and the publisher: all joined (or failed).
     ready: Barrier,
+    joined: AtomicU64,
     failed: AtomicU64,
     got: AtomicU64,
     start: Instant,
@@ -151,6 +155,7 @@ async fn run(a: Args) -> Result<(), String> {
         topic: topic.clone(),
         slots: Semaphore::new(a.parallel.max(1)),
         ready: Barrier::new(a.members + 1),
+        joined: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         got: AtomicU64::new(0),
         start,
@@ -163,8 +168,11 @@ async fn run(a: Args) -> Result<(), String> {
         .await
         .map_err(|_| {
             format!(
-                "not all {} members joined within {:?}",
-                a.members, a.timeout
+                "not all {} members joined within {:?} ({} joined, {} failed)",
+                a.members,
+                a.timeout,
+                shared.joined.load(Ordering::Relaxed),
+                shared.failed.load(Ordering::Relaxed)
             )
         })?;
     let joined = start.elapsed();

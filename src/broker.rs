@@ -7,9 +7,9 @@
 //! connection to rumqttd's internal 3.1.1 or 5 listener on loopback. The process ends on
 //! SIGINT or SIGTERM; sessions and retained messages live in memory only.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -78,14 +78,18 @@ fn parse_addr(s: &str) -> Result<SocketAddr, Error> {
         .ok_or_else(|| bad("the name resolves to no address".into()))
 }
 
-/// The engine's internal listeners, one per protocol version.
+/// The engine's internal listeners, several per protocol version.
 #[derive(Debug, Clone, Copy)]
 struct Internal {
-    v4: SocketAddr,
-    v5: SocketAddr,
+    v4: [SocketAddr; LANES],
+    v5: [SocketAddr; LANES],
 }
 
-/// Starts rumqttd on two loopback addresses and waits until it listens on both.
+/// rumqttd serves each listener on one thread, and its accept loop sleeps for a timer
+/// tick (a millisecond) after every connection: a crowd joins through several.
+const LANES: usize = 4;
+
+/// Starts rumqttd on loopback addresses and waits until it listens on all of them.
 ///
 /// rumqttd takes an address, not a socket, so the ports are picked by binding port 0 and
 /// closing it again; another process may take one in between, and rumqttd only logs its
@@ -94,10 +98,13 @@ struct Internal {
 fn start_engine() -> Result<Internal, Error> {
     let mut last = String::new();
     for _ in 0..3 {
-        let internal = Internal {
-            v4: free_loopback_addr()?,
-            v5: free_loopback_addr()?,
-        };
+        let mut addrs = [free_loopback_addr()?; 2 * LANES];
+        for a in &mut addrs[1..] {
+            *a = free_loopback_addr()?;
+        }
+        let (v4, v5) = addrs.split_at(LANES);
+        let (v4, v5) = (v4.try_into().expect("LANES"), v5.try_into().expect("LANES"));
+        let internal = Internal { v4, v5 };
         let mut broker = rumqttd::Broker::new(engine_config(internal));
         std::thread::Builder::new()
             .name("rumqttd".into())
@@ -107,7 +114,7 @@ fn start_engine() -> Result<Internal, Error> {
                 }
             })
             .map_err(|e| Error::Failed(format!("cannot start the broker engine: {e}")))?;
-        match wait_listening(&[internal.v4, internal.v5]) {
+        match wait_listening(&[internal.v4, internal.v5].concat()) {
             Ok(()) => return Ok(internal),
             Err(why) => last = why,
         }
@@ -162,12 +169,17 @@ fn engine_config(internal: Internal) -> Config {
         external_auth: None,
         dynamic_filters: true,
     };
-    let server = |name: &str, listen| ServerSettings {
-        name: name.to_string(),
+    let server = |name: String, listen| ServerSettings {
+        name,
         listen,
         tls: None,
         next_connection_delay_ms: 0,
         connections: connections.clone(),
+    };
+    let lanes = |version: &str, addrs: [SocketAddr; LANES]| {
+        let names = (0..LANES).map(|i| format!("{version}-{i}"));
+        let servers = names.zip(addrs).map(|(n, a)| (n.clone(), server(n, a)));
+        Some(servers.collect())
     };
     Config {
         id: 0,
@@ -179,14 +191,8 @@ fn engine_config(internal: Internal) -> Config {
             max_segment_count: 8,
             ..RouterConfig::default()
         },
-        v4: Some(HashMap::from([(
-            "v4".to_string(),
-            server("v4", internal.v4),
-        )])),
-        v5: Some(HashMap::from([(
-            "v5".to_string(),
-            server("v5", internal.v5),
-        )])),
+        v4: lanes("v4", internal.v4),
+        v5: lanes("v5", internal.v5),
         ..Config::default()
     }
 }
@@ -241,9 +247,11 @@ async fn splice(mut client: TcpStream, peer: SocketAddr, internal: Internal) {
         refuse_client_id(&mut client, peer, &hello).await;
         return;
     }
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let lane = NEXT.fetch_add(1, Ordering::Relaxed) % LANES;
     let (target, version) = match hello.level {
-        5 => (internal.v5, "5"),
-        _ => (internal.v4, "3.1.1"),
+        5 => (internal.v5[lane], "5"),
+        _ => (internal.v4[lane], "3.1.1"),
     };
     let started = Instant::now();
     let mut engine = match TcpStream::connect(target).await {
