@@ -1,4 +1,4 @@
-//! The harness's own mosquitto on a free loopback port, and a minimal MQTT 3.1.1
+//! The harness's own mosquitto (or another broker) on a free loopback port, and a minimal MQTT 3.1.1
 //! publisher for the retained markers that tell when a subscriber is ready.
 
 use std::fs::{self, File};
@@ -13,6 +13,8 @@ use crate::proc::{Proc, which};
 pub const HOST: &str = "127.0.0.1";
 
 pub struct Broker {
+    /// The program's file name.
+    pub name: String,
     pub port: u16,
     pub log: PathBuf,
     _proc: Proc,
@@ -36,18 +38,41 @@ fn config(port: u16) -> String {
     )
 }
 
-/// Starts mosquitto in `dir` and returns once it accepts connections.
-pub fn start(dir: &Path) -> io::Result<Broker> {
-    let exe = which("mosquitto").ok_or_else(|| {
-        io::Error::other("mosquitto not found (apt-get install -y mosquitto mosquitto-clients)")
-    })?;
-    // The kernel picks a free port; it stays free for the moment mosquitto needs.
+/// Starts mosquitto in `dir`, or `command` (words split at spaces, `{port}` replaced), and
+/// returns once it accepts connections.
+pub fn start(dir: &Path, command: Option<&str>) -> io::Result<Broker> {
+    // The kernel picks a free port; it stays free for the moment the broker needs.
     let port = TcpListener::bind((HOST, 0))?.local_addr()?.port();
-    let conf = dir.join("mosquitto.conf");
-    fs::write(&conf, config(port))?;
-    let log = dir.join("mosquitto.log");
-    let mut cmd = Command::new(exe);
-    cmd.arg("-c").arg(&conf);
+    let log = dir.join("broker.log");
+    let mut cmd = match command {
+        Some(line) => {
+            let words: Vec<String> = line
+                .split_whitespace()
+                .map(|w| w.replace("{port}", &port.to_string()))
+                .collect();
+            let (exe, args) = words
+                .split_first()
+                .ok_or_else(|| io::Error::other("--broker-cmd is empty"))?;
+            let mut cmd = Command::new(exe);
+            cmd.args(args);
+            cmd
+        }
+        None => {
+            let exe = which("mosquitto").ok_or_else(|| {
+                io::Error::other(
+                    "mosquitto not found (apt-get install -y mosquitto mosquitto-clients)",
+                )
+            })?;
+            let conf = dir.join("mosquitto.conf");
+            fs::write(&conf, config(port))?;
+            let mut cmd = Command::new(exe);
+            cmd.arg("-c").arg(&conf);
+            cmd
+        }
+    };
+    let name = Path::new(cmd.get_program())
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     cmd.stderr(File::create(&log)?);
     let mut proc = Proc::spawn(&mut cmd)?;
@@ -58,12 +83,13 @@ pub fn start(dir: &Path) -> io::Result<Broker> {
         if proc.wait_until(tick).is_some() || Instant::now() > deadline {
             let said = fs::read_to_string(&log).unwrap_or_default();
             return Err(io::Error::other(format!(
-                "mosquitto did not start on port {port}: {}",
+                "{name} did not start on port {port}: {}",
                 said.trim()
             )));
         }
     }
     Ok(Broker {
+        name,
         port,
         log,
         _proc: proc,

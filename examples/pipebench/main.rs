@@ -1,5 +1,6 @@
 //! pipebench: the chat pair (chat-pub | chat-sub) against mosquitto's own clients and,
-//! when python3 has paho-mqtt, a paho pair, on a mosquitto of its own on loopback.
+//! when python3 has paho-mqtt, a paho pair, on a mosquitto of its own on loopback (or
+//! another broker: `--broker-cmd`).
 //!
 //! Scenarios, each run `--repeats` times with the pairs taking turns (run 1 of every
 //! pair, then run 2, …), so that a slow spell of the machine hits all pairs alike:
@@ -93,6 +94,10 @@ pub struct Args {
     /// interleaved with the others: a change measured before and after, side by side)
     #[arg(long, value_name = "DIR")]
     pub baseline: Option<PathBuf>,
+    /// Start this broker instead of the harness's own mosquitto; `{port}` in it is
+    /// replaced by a free port, e.g. "target/release/chat-broker -l 127.0.0.1:{port}"
+    #[arg(long, value_name = "COMMAND")]
+    pub broker_cmd: Option<String>,
 }
 
 impl Args {
@@ -283,12 +288,13 @@ fn run(args: Args) -> io::Result<()> {
         chrono::Local::now().format("%H%M%S")
     );
     let dir = WorkDir::new(&run_id)?;
-    let broker = broker::start(&dir.0)?;
+    let broker = broker::start(&dir.0, args.broker_cmd.as_deref())?;
     let data = dir.0.join("lines.txt");
     write_data(&data, args.count, args.size)?;
     let names: Vec<&str> = pairs.iter().map(|p| p.name()).collect();
     eprintln!(
-        "pipebench: mosquitto on port {}, pairs {}",
+        "pipebench: {} on port {}, pairs {}",
+        broker.name,
         broker.port,
         names.join(", ")
     );
@@ -304,7 +310,7 @@ fn run(args: Args) -> io::Result<()> {
     let trials = run_all(&ctx, &pairs);
     let said = fs::read_to_string(&broker.log).unwrap_or_default();
     if !said.trim().is_empty() {
-        eprintln!("pipebench: mosquitto said:\n{}", said.trim());
+        eprintln!("pipebench: {} said:\n{}", broker.name, said.trim());
     }
     drop(broker);
     meta.cpu_busy_after = machine::cpu_busy(Duration::from_secs(1));

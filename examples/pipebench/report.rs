@@ -273,6 +273,11 @@ pub fn markdown(trials: &[Trial], pairs: &[Pair], args: &Args, meta: &Meta) -> S
         meta.paho.as_deref().unwrap_or("not installed"),
         args.repeats,
     );
+    if let Some(cmd) = &args.broker_cmd {
+        out.push_str(&format!(
+            "Broker: `{cmd}` (the clients' mosquitto is named above).\n\n"
+        ));
+    }
     out.push_str(&t.out);
     out.push('\n');
     out.push_str(&notes(trials, pairs, meta));
