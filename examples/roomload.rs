@@ -107,14 +107,12 @@ async fn member(i: usize, a: Arc<Shared>) {
         Ok::<_, std::io::Error>((s, buf))
     }
     .await;
-    if joined.is_ok() {
-        a.joined.fetch_add(1, Ordering::Relaxed);
-    }
     let Ok((mut s, mut buf)) = joined else {
         a.failed.fetch_add(1, Ordering::Relaxed);
         a.ready.wait().await;
         return;
     };
+    a.joined.fetch_add(1, Ordering::Relaxed);
     a.ready.wait().await;
     if wait_for(&mut s, &mut buf, |p| matches!(p, Packet::Publish(_)))
         .await

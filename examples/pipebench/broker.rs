@@ -1,5 +1,5 @@
-//! The harness's own mosquitto (or another broker) on a free loopback port, and a minimal MQTT 3.1.1
-//! publisher for the retained markers that tell when a subscriber is ready.
+//! The harness's own mosquitto (or another broker) on a free loopback port, and a minimal
+//! MQTT 3.1.1 publisher for the retained markers that tell when a subscriber is ready.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
