@@ -5,6 +5,9 @@
 //! broker's peak RSS.
 //!
 //!     cargo run --release --example roomload -- --port 1883 --members 10000 --pid PID
+//!     cargo run --release --example roomload -- --broker mqtt://HOST:PORT --members 500
+//!
+//! `--port P` is short for `--broker mqtt://127.0.0.1:P` (plain TCP only).
 //!
 //! Members connect at most `--parallel` at a time (a real crowd does not arrive in one
 //! instant either); a member that is refused or closed is counted, never retried.
@@ -45,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
         let bad = |_| format!("bad value for {flag}: {value}");
         match flag.as_str() {
             "--port" => a.addr.set_port(value.parse().map_err(bad)?),
+            "--broker" => a.addr = broker_addr(&value)?,
             "--members" => a.members = value.parse().map_err(bad)?,
             "--parallel" => a.parallel = value.parse().map_err(bad)?,
             "--pid" => a.pid = Some(value.parse().map_err(bad)?),
@@ -53,6 +57,24 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(a)
+}
+
+/// `mqtt://HOST:PORT`, `HOST:PORT` or `HOST` (port 1883), resolved.
+fn broker_addr(url: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let rest = url.strip_prefix("mqtt://").unwrap_or(url);
+    if rest.contains("://") {
+        return Err(format!("{url}: only mqtt:// (plain TCP) is measured"));
+    }
+    let rest = rest.trim_end_matches('/');
+    let with_port = match rest.rsplit_once(':') {
+        Some((_, p)) if !p.contains(']') => rest.to_string(),
+        _ => format!("{rest}:1883"),
+    };
+    let mut found = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{url}: {e}"))?;
+    found.next().ok_or(format!("{url}: no address"))
 }
 
 /// Encodes one packet (rumqttc's MQTT 3.1.1 writers).

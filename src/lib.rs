@@ -41,9 +41,10 @@
 //! - [`seal`]: end-to-end encrypted rooms (format version 1: Argon2id, XChaCha20-Poly1305);
 //!   not yet used by the tools.
 //! - [`render`]: chat-sub's output formats; `presence`: presence topics, payloads, roster.
-//! - `broker` (feature `broker`, on by default): chat-broker, rumqttd behind a front that
-//!   serves MQTT 3.1.1 and 5 on one address; [`procnet`]: which process holds a listening
-//!   socket (how chat-broker knows its engine listens, and the tests their brokers).
+//! - `broker` (feature `broker`, on by default): chat-broker's driver (sockets, tasks);
+//!   `engine`: its broker logic, a state machine for MQTT 3.1.1 and 5 clients alike;
+//!   [`procnet`]: which process holds a listening socket (how the tests know their
+//!   brokers listen).
 
 #[cfg(feature = "broker")]
 pub mod broker;
@@ -53,6 +54,8 @@ mod connect;
 mod dedup;
 mod dial;
 mod endpoint;
+#[cfg(feature = "broker")]
+pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod escape;

@@ -84,13 +84,13 @@ pub fn raise_open_files() -> u64 {
 }
 
 /// Sets up logging on stderr as `tool: message`: warnings by default, `-v` info, `-vv`
-/// debug (and the broker engine's info), `-vvv` trace; `RUST_LOG` overrides.
+/// debug, `-vvv` trace; `RUST_LOG` overrides.
 fn init_logging(tool: &'static str, verbose: u8) {
     let filter = match verbose {
         0 => "mqttchat=warn",
         1 => "mqttchat=info",
-        2 => "mqttchat=debug,rumqttd=info",
-        _ => "mqttchat=trace,rumqttd=debug",
+        2 => "mqttchat=debug",
+        _ => "mqttchat=trace",
     };
     let env = env_logger::Env::default().default_filter_or(filter);
     let logger = env_logger::Builder::from_env(env)

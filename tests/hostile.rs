@@ -10,7 +10,7 @@
 //! deep nesting (100,000 levels), lone surrogate escapes, a 1 MB nick, a multi-megabyte
 //! text, an empty payload, 200 random binary payloads, every C0 and C1 control and bidi
 //! control, invalid UTF-8, bare JSON scalars and fragments. Payloads stay well under
-//! rumqttd's 16 MiB limit.
+//! chat-broker's 16 MiB limit.
 
 use crate::common::*;
 use base64::Engine;

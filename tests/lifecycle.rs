@@ -562,8 +562,9 @@ fn session_with_a_client_id_is_a_usage_error() {
 
 /// A second `chat-sub --session NAME` takes the session over: the first says so and exits
 /// 1 rather than take it back for ever, and the second keeps the session and receives.
-/// An MQTT 5 broker may say "session taken over" (DISCONNECT 0x8E); mosquitto 2.0.11 and
-/// rumqttd just close the old connection, so the first chat-sub recognises the takeover
+/// An MQTT 5 broker may say "session taken over" (DISCONNECT 0x8E, as chat-broker does);
+/// mosquitto 2.0.11 and chat-broker under 3.1.1 just close the old connection, so the
+/// first chat-sub recognises the takeover
 /// when the broker closes its resumed session three times in a row before any message
 /// arrives (src/subscribe.rs `check_takeover`): the two may trade the session a few times
 /// before that, within a second or so.

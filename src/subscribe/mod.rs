@@ -184,7 +184,7 @@ impl Driver {
         }
         if link.connack().session_present {
             log::warn!("reconnected to {endpoint}; session resumed");
-            // rumqttd (chat-broker) resumes sending a session's messages only once the
+            // Some brokers (rumqttd) resume sending a session's messages only once the
             // client sends something: a ping at once instead of at the next keep-alive.
             link.ping();
         } else {

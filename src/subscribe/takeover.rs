@@ -1,8 +1,8 @@
 //! Telling a taken-over `--session` from a lost connection, without I/O.
 //!
 //! Another client that connects with our client id takes the session over. An MQTT 5
-//! broker may say so (DISCONNECT 0x8E); mosquitto 2.0 and rumqttd just close the old
-//! connection. Reconnecting would take it back, and be taken over again, for ever. So a
+//! broker may say so (DISCONNECT 0x8E, as chat-broker does); mosquitto 2.0 just closes
+//! the old connection. Reconnecting would take it back, and be taken over again, for ever. So a
 //! session that the broker closed cleanly [`TAKEOVER_AFTER`] times in a row, each time
 //! soon after it was resumed and before any message arrived, counts as taken over too: a
 //! lost link breaks with an error or a timeout, and a busy one carries messages.

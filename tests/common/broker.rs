@@ -1,9 +1,9 @@
 //! Test brokers: the embedded chat-broker (always there) and mosquitto (when installed),
 //! each started by the test on a free 127.0.0.1 port and killed on drop.
 //!
-//! [`each_broker!`] writes a test once and runs it against both. Where rumqttd (inside
-//! chat-broker) deviates from the MQTT spec, [`Broker`] says so in one place
-//! ([`Broker::delivered_qos`]) instead of loosening assertions everywhere.
+//! [`each_broker!`] writes a test once and runs it against both. What MQTT leaves to the
+//! broker, [`Broker`] says in one place ([`Broker::delivered_qos`]) instead of in every
+//! assertion.
 //!
 //! Without mosquitto the mosquitto variants pass as skipped, so `cargo test` works on a
 //! machine with nothing installed. With `CI` or `MQTTCHAT_REQUIRE_MOSQUITTO` set in the
@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 /// Which broker implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// chat-broker (rumqttd behind our front).
+    /// chat-broker, the project's own broker.
     Embedded,
     /// mosquitto 2.x, the reference broker.
     Mosquitto,
@@ -195,13 +195,14 @@ impl Broker {
     }
 
     /// The QoS at which a subscriber at `subscribed` receives a message published at
-    /// `published`. MQTT says the lower of the two, as mosquitto does; rumqttd 0.20 always
-    /// delivers at the subscription's QoS (a known deviation of the embedded broker).
+    /// `published`: the lower of the two, as MQTT says.
     pub fn delivered_qos(&self, published: u8, subscribed: u8) -> u8 {
-        match self.kind {
-            Kind::Mosquitto => published.min(subscribed),
-            Kind::Embedded => subscribed,
-        }
+        published.min(subscribed)
+    }
+
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends a signal (`libc::SIGSTOP`, `SIGCONT`, `SIGTERM`, …) to the broker process.

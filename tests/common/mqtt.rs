@@ -160,8 +160,7 @@ pub fn retained_messages_at(url: &str, filter: &str, probe_topic: &str) -> Vec<R
         }
         let len = usize::from(u16::from_be_bytes([body[0], body[1]]));
         let topic = String::from_utf8_lossy(&body[2..2 + len]).into_owned();
-        // QoS 0 subscription: no packet id in what the broker sends (rumqttd may send at
-        // the subscription's QoS, which is 0 too).
+        // QoS 0 subscription: no packet id in what the broker sends.
         let payload = body[2 + len..].to_vec();
         if topic == probe_topic && payload == probe {
             break;
@@ -196,6 +195,19 @@ pub fn connect_packet(level: u8, client_id: &str, will_topic: Option<&str>) -> V
     }
     let mut packet = Vec::new();
     encode(&mut packet, 0x10, &body);
+    packet
+}
+
+/// A SUBSCRIBE (packet id 1) to one filter at QoS 0: MQTT 3.1.1 (`level` 4) or 5.
+pub fn subscribe_packet(level: u8, filter: &str) -> Vec<u8> {
+    let mut body = vec![0, 1];
+    if level == 5 {
+        body.push(0); // no SUBSCRIBE properties
+    }
+    push_str(&mut body, filter.as_bytes());
+    body.push(0);
+    let mut packet = Vec::new();
+    encode(&mut packet, 0x82, &body);
     packet
 }
 

@@ -23,39 +23,39 @@ It supports what chat needs: QoS 0, 1 and 2, retained messages, and persistent s
 QoS 1 and 2 messages for a subscriber while it is away. Sessions and retained messages
 live in memory only: they are gone when the broker stops.
 .SH HOW IT WORKS
-The engine is rumqttd, the broker of the rumqtt project. rumqttd serves one protocol
-version per listener, so chat\-broker puts a small front on each \fB\-\-listen\fR
-address: it reads the protocol level from a client's CONNECT packet and connects the
-client to rumqttd's listener for that version on a loopback port of its own. A client
-that sends no CONNECT within 10 seconds is disconnected.
+chat\-broker is its own MQTT broker, written for this project: one thread serves every
+connection (as mosquitto does), each client costs one file descriptor and a few
+kilobytes, and a message to a room is written once and handed to every member. A client
+that sends no CONNECT within 10 seconds is disconnected, and one that is silent for one
+and a half times its keep\-alive is taken as gone (its will is sent).
+.PP
+What it keeps for MQTT clients: wills (under MQTT 5 with their delay), retained messages
+(an empty one deletes the topic's), sessions by client id (a second connection with the
+same id takes the session over; under MQTT 5 the first is told so with DISCONNECT 0x8E),
+subscription options of MQTT 5 (no local, retain as published, retain handling,
+subscription identifiers) and topic aliases from clients (up to 64). A message goes to a
+subscriber at the lower of the two QoS, once even when several of its filters match it.
+At most 1000 QoS 1 and 2 messages are in flight to a client at a time (fewer if its
+receive maximum says so); the rest wait in its session.
 .SH LIMITS
 .IP \(bu 2
-A message may be at most 16 MiB. The engine does not announce this limit; it closes the
-connection of a client that sends a bigger message (chat\-pub reports such a line and gives
-it up after three tries).
+A message may be at most 16 MiB. MQTT 5 clients are told so in the CONNACK (chat\-pub
+then reports a bigger line and skips it); the connection of a client that sends a bigger
+packet is closed (chat\-pub, under MQTT 3.1.1, reports such a line and gives it up after
+three tries).
 .IP \(bu 2
-Messages are kept in memory, in a log per subscription filter of at most 8 segments of
-64 MiB.
+Messages are kept in memory: up to 1,000,000 queued per session (beyond that, new ones for
+it are dropped and counted in the log), and what a connected client has not read yet.
+A client that stops reading makes the broker hold what is sent to it.
 .IP \(bu 2
-At most 10,000 connections, and as many as open files allow: each client holds three
-file descriptors (its connection, and both ends of the hop from the front that reads the
-protocol version to the engine). chat\-broker raises its soft limit of open files to the
-hard limit at start, as servers do (\fB\-v\fR says how many clients that makes); a hard
-limit of 1024 holds about 340 clients; 30,100 or more hold the 10,000 (\fBulimit \-Hn\fR
-shows it).
+Connections: as many as open files allow, one file descriptor each. chat\-broker raises
+its soft limit of open files to the hard limit at start, as servers do (\fB\-v\fR says how
+many that makes); \fBulimit \-Hn\fR shows the hard limit, often 1024 or 524288. 10,000
+clients in one room take about 55 MiB.
 .IP \(bu 2
-Client ids that contain \fB+\fR, \fB#\fR, \fB/\fR or \fB$\fR are refused (CONNACK "client
-identifier not valid", 0x85 under MQTT 5, 0x02 under 3.1.1): the engine cannot take them.
-chat\-pub and chat\-sub stop at once with exit status 4 when their \fB\-i\fR or
-\fB\-\-session\fR is refused.
-.IP \(bu 2
-No authentication, no TLS, no WebSocket listener and no \fB$SYS\fR topics. Anyone who
-can reach an address can publish and subscribe to everything: listen on a LAN address
-(such as 0.0.0.0) only on a network you trust.
-.IP \(bu 2
-The engine delivers every message at the QoS of the subscription, even when it was
-published at a lower one; the MQTT specification says the lower of the two, as
-mosquitto does.
+No authentication, no TLS, no WebSocket listener, no shared subscriptions and no
+\fB$SYS\fR topics. Anyone who can reach an address can publish and subscribe to
+everything: listen on a LAN address (such as 0.0.0.0) only on a network you trust.
 .SH WHEN TO USE ANOTHER BROKER
 chat\-broker is for a machine or a LAN that has no broker, and for tests. It is not a
 production broker. For one machine serving many users, use mosquitto; to scale beyond
@@ -75,12 +75,12 @@ name does not resolve).
 .TP
 .B 3
 It cannot listen: the port is in use, the address is not on this machine, or a port
-below 1024 needs privileges; or the engine did not start.
+below 1024 needs privileges.
 .SH ENVIRONMENT
 .TP
 .B RUST_LOG
-What is logged on standard error, in env_logger's syntax; it overrides \fB\-v\fR. The
-engine logs under \fBrumqttd\fR, for example \fBRUST_LOG=mqttchat=info,rumqttd=debug\fR.
+What is logged on standard error, in env_logger's syntax; it overrides \fB\-v\fR, for
+example \fBRUST_LOG=mqttchat::engine=debug\fR.
 .SH EXAMPLES
 A chat on this machine, in three terminals:
 .PP

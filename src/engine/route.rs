@@ -1,0 +1,160 @@
+//! Routing: a message from a client or a will goes to every session subscribed to its
+//! topic, each once, at the lower of the two QoS; a subscription gets the retained
+//! messages that match it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::codec::{self, Form, Message, Version};
+use super::session::Delivery;
+use super::table::SubOpts;
+use super::{ConnId, Engine};
+
+/// One session that gets a message, merged over its matching filters.
+struct Target {
+    who: Arc<str>,
+    qos: u8,
+    keep_retain: bool,
+    ids: Vec<usize>,
+}
+
+impl Engine {
+    /// A PUBLISH from a client: routed, then acknowledged.
+    pub(super) fn inbound(&mut self, conn: ConnId, client: &Arc<str>, pkid: u16, msg: Message) {
+        match msg.qos {
+            0 => self.publish(msg, Some(client)),
+            1 => {
+                self.publish(msg, Some(client));
+                self.send(conn, codec::ack(codec::PUBACK, pkid));
+            }
+            _ => {
+                let fresh = (self.sessions.get_mut(client)).is_some_and(|s| s.qos2_in.insert(pkid));
+                if fresh {
+                    self.publish(msg, Some(client));
+                }
+                self.send(conn, codec::ack(codec::PUBREC, pkid));
+            }
+        }
+    }
+
+    pub(super) fn subscribe(
+        &mut self,
+        conn: ConnId,
+        v: Version,
+        client: &Arc<str>,
+        pkid: u16,
+        filters: Vec<codec::SubReq>,
+        id: Option<usize>,
+    ) {
+        let failed = |mqtt5: u8| if v == Version::V5 { mqtt5 } else { 0x80 };
+        let mut codes = Vec::with_capacity(filters.len());
+        let mut retained = Vec::new();
+        for r in filters {
+            if crate::topic::check_filter(&r.filter).is_err() {
+                codes.push(failed(0x8F));
+                continue;
+            }
+            if r.filter.starts_with("$share/") {
+                codes.push(failed(0x9E));
+                continue;
+            }
+            let qos = r.qos.min(2);
+            let opts = SubOpts {
+                qos,
+                no_local: r.no_local,
+                keep_retain: r.keep_retain,
+                id,
+            };
+            let new = self.table.subscribe(&r.filter, client, opts);
+            if let Some(s) = self.sessions.get_mut(client) {
+                s.filters.insert(r.filter.clone());
+            }
+            if r.retain_handling == 0 || (r.retain_handling == 1 && new) {
+                retained.extend(self.table.retained_for(&r.filter).into_iter().map(|msg| {
+                    Delivery {
+                        qos: msg.qos.min(qos),
+                        retain: true,
+                        sub_ids: id.into_iter().collect(),
+                        msg,
+                    }
+                }));
+            }
+            codes.push(qos);
+        }
+        self.send(conn, codec::suback(0x90, v, pkid, &codes));
+        if let Some(s) = self.sessions.get_mut(client) {
+            for d in retained {
+                s.deliver(d, None, &mut self.out);
+            }
+        }
+    }
+
+    /// Keeps a retained message and hands a message to every session subscribed to its
+    /// topic (not to the publisher's own where it subscribed with no-local).
+    pub(super) fn publish(&mut self, msg: Message, from: Option<&Arc<str>>) {
+        if msg.retain {
+            self.table.retain(&msg);
+        }
+        let msg = Arc::new(msg);
+        let targets = self.targets(&msg.topic, from);
+        // A QoS 0 message is written once per protocol version for everyone it can be.
+        let mut shared: [Option<Bytes>; 2] = [None, None];
+        for t in targets {
+            let Some(s) = self.sessions.get_mut(&t.who) else {
+                continue;
+            };
+            let d = Delivery {
+                msg: msg.clone(),
+                qos: msg.qos.min(t.qos),
+                retain: t.keep_retain && msg.retain,
+                sub_ids: t.ids,
+            };
+            let plain = d.qos == 0 && !d.retain && d.sub_ids.is_empty() && s.conn.is_some();
+            let share = plain.then(|| {
+                let slot = &mut shared[(s.version == Version::V5) as usize];
+                let form = Form {
+                    qos: 0,
+                    retain: false,
+                    dup: false,
+                    pkid: 0,
+                    sub_ids: &[],
+                };
+                (slot.get_or_insert_with(|| codec::publish(s.version, &msg, form))).clone()
+            });
+            s.deliver(d, share.as_ref(), &mut self.out);
+        }
+    }
+
+    /// The sessions a message to `topic` goes to, each once.
+    fn targets(&self, topic: &str, from: Option<&Arc<str>>) -> Vec<Target> {
+        let mut found = Vec::new();
+        self.table.matching(topic, |who, o: &SubOpts| {
+            if o.no_local && from == Some(who) {
+                return;
+            }
+            found.push(Target {
+                who: who.clone(),
+                qos: o.qos,
+                keep_retain: o.keep_retain,
+                ids: o.id.into_iter().collect(),
+            });
+        });
+        if !self.table.has_wildcards() || found.len() < 2 {
+            return found;
+        }
+        found.sort_by(|a, b| a.who.cmp(&b.who));
+        let mut merged: Vec<Target> = Vec::with_capacity(found.len());
+        for t in found {
+            match merged.last_mut() {
+                Some(m) if m.who == t.who => {
+                    m.qos = m.qos.max(t.qos);
+                    m.keep_retain |= t.keep_retain;
+                    m.ids.extend(t.ids);
+                }
+                _ => merged.push(t),
+            }
+        }
+        merged
+    }
+}

@@ -1,0 +1,212 @@
+//! One client's session in the engine: its subscriptions, and the messages on their way
+//! to it — unacknowledged ones in flight (at most the client's receive maximum), the
+//! rest queued, kept while the client is away if the session outlives the connection.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::codec::{self, Form, Message, Version};
+use super::{Action, ConnId};
+
+/// Most messages in flight to one client, whatever receive maximum it asks for.
+pub const WINDOW_MAX: usize = 1000;
+/// Most messages queued for one session; beyond, new ones are dropped (and logged).
+pub const QUEUE_MAX: usize = 1_000_000;
+
+/// A message for one session, at the QoS and with the flags it gets.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg: Arc<Message>,
+    pub qos: u8,
+    pub retain: bool,
+    pub sub_ids: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct Flight {
+    pkid: u16,
+    d: Delivery,
+    /// PUBREC came (QoS 2): PUBREL was sent, PUBCOMP is awaited.
+    released: bool,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub conn: Option<ConnId>,
+    pub version: Version,
+    /// The filters it is subscribed to.
+    pub filters: HashSet<String>,
+    /// Seconds the session outlives its connection (`u32::MAX`: forever).
+    pub expiry: u32,
+    pub expires_at: Option<Instant>,
+    /// QoS 2 packet ids received and not yet released.
+    pub qos2_in: HashSet<u16>,
+    max_packet: Option<u32>,
+    window: usize,
+    next_pkid: u16,
+    in_use: HashSet<u16>,
+    inflight: VecDeque<Flight>,
+    queue: VecDeque<Delivery>,
+    /// Messages dropped because the queue was full, not yet logged.
+    pub dropped: u64,
+}
+
+impl Session {
+    pub fn new(version: Version) -> Session {
+        Session {
+            conn: None,
+            version,
+            filters: HashSet::new(),
+            expiry: 0,
+            expires_at: None,
+            qos2_in: HashSet::new(),
+            max_packet: None,
+            window: WINDOW_MAX,
+            next_pkid: 0,
+            in_use: HashSet::new(),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    /// A connection takes the session: what was in flight is sent again (marked as a
+    /// duplicate), then what was queued, as far as the window allows.
+    pub fn attach(
+        &mut self,
+        conn: ConnId,
+        version: Version,
+        receive_max: u16,
+        max_packet: Option<u32>,
+        out: &mut Vec<Action>,
+    ) {
+        self.conn = Some(conn);
+        self.version = version;
+        self.window = (receive_max as usize).clamp(1, WINDOW_MAX);
+        self.max_packet = max_packet;
+        self.expires_at = None;
+        for f in &self.inflight {
+            let bytes = match f.released {
+                true => codec::ack(codec::PUBREL, f.pkid),
+                false => encode(version, &f.d, f.pkid, true),
+            };
+            out.push(Action::Send(conn, bytes));
+        }
+        self.pump(out);
+    }
+
+    /// Sends or queues a message. `shared` is the same message already written for a
+    /// QoS 0 delivery without subscription ids, when the caller has it.
+    pub fn deliver(&mut self, d: Delivery, shared: Option<&Bytes>, out: &mut Vec<Action>) {
+        let Some(conn) = self.conn else {
+            if d.qos > 0 {
+                self.enqueue(d);
+            }
+            return;
+        };
+        if d.qos == 0 {
+            let bytes = match shared {
+                Some(b) => b.clone(),
+                None => encode(self.version, &d, 0, false),
+            };
+            if self.fits(&bytes) {
+                out.push(Action::Send(conn, bytes));
+            }
+            return;
+        }
+        if self.inflight.len() < self.window && self.queue.is_empty() {
+            self.launch(conn, d, out);
+        } else {
+            self.enqueue(d);
+        }
+    }
+
+    /// Whether a packet is within the client's maximum packet size (MQTT 5): larger
+    /// messages are skipped for it, as MQTT says.
+    fn fits(&self, bytes: &Bytes) -> bool {
+        self.max_packet.is_none_or(|m| bytes.len() <= m as usize)
+    }
+
+    fn enqueue(&mut self, d: Delivery) {
+        if self.queue.len() >= QUEUE_MAX {
+            if self.dropped == 0 {
+                log::warn!("a session holds {QUEUE_MAX} queued messages: new ones are dropped");
+            }
+            self.dropped += 1;
+        } else {
+            self.queue.push_back(d);
+        }
+    }
+
+    fn launch(&mut self, conn: ConnId, d: Delivery, out: &mut Vec<Action>) {
+        let pkid = self.take_pkid();
+        let bytes = encode(self.version, &d, pkid, false);
+        if !self.fits(&bytes) {
+            self.in_use.remove(&pkid);
+            return;
+        }
+        out.push(Action::Send(conn, bytes));
+        self.inflight.push_back(Flight {
+            pkid,
+            d,
+            released: false,
+        });
+    }
+
+    fn take_pkid(&mut self) -> u16 {
+        loop {
+            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+            if self.in_use.insert(self.next_pkid) {
+                return self.next_pkid;
+            }
+        }
+    }
+
+    /// Fills the window from the queue.
+    fn pump(&mut self, out: &mut Vec<Action>) {
+        let Some(conn) = self.conn else { return };
+        while self.inflight.len() < self.window {
+            let Some(d) = self.queue.pop_front() else {
+                return;
+            };
+            self.launch(conn, d, out);
+        }
+    }
+
+    fn position(&self, pkid: u16) -> Option<usize> {
+        self.inflight.iter().position(|f| f.pkid == pkid)
+    }
+
+    /// PUBACK or PUBCOMP: the message is delivered.
+    pub fn acked(&mut self, pkid: u16, out: &mut Vec<Action>) {
+        if let Some(i) = self.position(pkid) {
+            self.inflight.remove(i);
+            self.in_use.remove(&pkid);
+            self.pump(out);
+        }
+    }
+
+    /// PUBREC: answer PUBREL and wait for PUBCOMP.
+    pub fn received(&mut self, pkid: u16, out: &mut Vec<Action>) {
+        if let Some(i) = self.position(pkid) {
+            self.inflight[i].released = true;
+        }
+        if let Some(conn) = self.conn {
+            out.push(Action::Send(conn, codec::ack(codec::PUBREL, pkid)));
+        }
+    }
+}
+
+fn encode(v: Version, d: &Delivery, pkid: u16, dup: bool) -> Bytes {
+    let form = Form {
+        qos: d.qos,
+        retain: d.retain,
+        dup,
+        pkid,
+        sub_ids: &d.sub_ids,
+    };
+    codec::publish(v, &d.msg, form)
+}

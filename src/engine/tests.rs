@@ -1,0 +1,336 @@
+//! The engine driven by packets in and actions out: no sockets, time passed in.
+
+use super::codec::{Hello, Message, SubReq};
+use super::*;
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4;
+use rumqttc::v5::mqttbytes::v5;
+
+pub(super) fn t0() -> Instant {
+    Instant::now()
+}
+
+pub(super) fn hello(version: Version, id: &str, clean: bool, expiry: u32) -> Hello {
+    Hello {
+        version,
+        client_id: id.into(),
+        clean,
+        keep_alive: 30,
+        session_expiry: expiry,
+        receive_max: u16::MAX,
+        max_packet: None,
+        will: None,
+        auth_method: false,
+    }
+}
+
+pub(super) fn msg(topic: &str, payload: &str, qos: u8, retain: bool) -> Message {
+    Message {
+        topic: topic.into(),
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+        qos,
+        retain,
+        props: None,
+    }
+}
+
+pub(super) fn publish(pkid: u16, m: Message) -> In {
+    In::Publish {
+        pkid,
+        topic: m.topic.clone(),
+        alias: None,
+        msg: m,
+    }
+}
+
+pub(super) fn sub(filter: &str, qos: u8) -> SubReq {
+    SubReq {
+        filter: filter.into(),
+        qos,
+        no_local: false,
+        keep_retain: false,
+        retain_handling: 0,
+    }
+}
+
+pub(super) fn subscribe(e: &mut Engine, conn: ConnId, reqs: Vec<SubReq>, id: Option<usize>) {
+    e.handle(
+        conn,
+        In::Subscribe {
+            pkid: 1,
+            filters: reqs,
+            id,
+        },
+        t0(),
+    );
+}
+
+/// A packet the engine sent, read back as MQTT 5 (3.1.1 packets read the same way
+/// where it matters here: type, flags, ids, topic, payload).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Got {
+    ConnAck {
+        present: bool,
+        code: u8,
+    },
+    Publish {
+        topic: String,
+        payload: String,
+        qos: u8,
+        retain: bool,
+        dup: bool,
+        pkid: u16,
+        ids: Vec<usize>,
+    },
+    Other(u8),
+}
+
+/// Everything queued so far for `conn`, read back; `Close` shows as `Other(0)`.
+pub(super) fn sent(e: &mut Engine, conn: ConnId, v: Version) -> Vec<Got> {
+    let actions: Vec<Action> = e.actions().collect();
+    let mut got = Vec::new();
+    for a in actions {
+        match a {
+            Action::Send(c, b) if c == conn => got.push(read_back(b, v)),
+            Action::Close(c) if c == conn => got.push(Got::Other(0)),
+            _ => {}
+        }
+    }
+    got
+}
+
+pub(super) fn read_back(b: Bytes, v: Version) -> Got {
+    let mut buf = BytesMut::from(&b[..]);
+    match (b[0] >> 4, v) {
+        (2, Version::V4) => {
+            let Ok(v4::Packet::ConnAck(a)) = v4::Packet::read(&mut buf, 1 << 20) else {
+                panic!()
+            };
+            Got::ConnAck {
+                present: a.session_present,
+                code: a.code as u8,
+            }
+        }
+        (2, Version::V5) => Got::ConnAck {
+            present: b[2] == 1,
+            code: b[3],
+        },
+        (3, Version::V4) => {
+            let Ok(v4::Packet::Publish(p)) = v4::Packet::read(&mut buf, 1 << 20) else {
+                panic!()
+            };
+            Got::Publish {
+                topic: p.topic,
+                payload: String::from_utf8(p.payload.to_vec()).unwrap(),
+                qos: p.qos as u8,
+                retain: p.retain,
+                dup: p.dup,
+                pkid: p.pkid,
+                ids: vec![],
+            }
+        }
+        (3, Version::V5) => {
+            let Ok(v5::Packet::Publish(p)) = v5::Packet::read(&mut buf, None) else {
+                panic!()
+            };
+            Got::Publish {
+                topic: String::from_utf8(p.topic.to_vec()).unwrap(),
+                payload: String::from_utf8(p.payload.to_vec()).unwrap(),
+                qos: p.qos as u8,
+                retain: p.retain,
+                dup: p.dup,
+                pkid: p.pkid,
+                ids: p
+                    .properties
+                    .map(|p| p.subscription_identifiers)
+                    .unwrap_or_default(),
+            }
+        }
+        (kind, _) => Got::Other(kind),
+    }
+}
+
+pub(super) fn text(got: &[Got]) -> Vec<String> {
+    got.iter()
+        .filter_map(|g| match g {
+            Got::Publish { payload, .. } => Some(payload.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(super) const V4: Version = Version::V4;
+pub(super) const V5: Version = Version::V5;
+
+/// A connected client with subscriptions, its actions so far cleared.
+pub(super) fn member(e: &mut Engine, conn: ConnId, v: Version, id: &str, filters: &[(&str, u8)]) {
+    e.handle(conn, In::Connect(Box::new(hello(v, id, true, 0))), t0());
+    let reqs = filters.iter().map(|(f, q)| sub(f, *q)).collect();
+    subscribe(e, conn, reqs, None);
+    e.actions().for_each(drop);
+}
+
+#[test]
+fn a_message_reaches_both_versions_at_the_lower_qos() {
+    let mut e = Engine::new();
+    member(&mut e, 1, V4, "a", &[("room", 0)]);
+    member(&mut e, 2, V5, "b", &[("room", 2)]);
+    member(&mut e, 3, V5, "pub", &[]);
+    e.handle(3, publish(7, msg("room", "hi", 1, false)), t0());
+    let all: Vec<Action> = e.actions().collect();
+    let to = |c| {
+        all.iter()
+            .filter(move |a| matches!(a, Action::Send(x, _) if *x == c))
+    };
+    let Some(Action::Send(_, b)) = to(1).next() else {
+        panic!("{all:?}")
+    };
+    assert_eq!(
+        read_back(b.clone(), V4),
+        Got::Publish {
+            topic: "room".into(),
+            payload: "hi".into(),
+            qos: 0,
+            retain: false,
+            dup: false,
+            pkid: 0,
+            ids: vec![],
+        }
+    );
+    let Some(Action::Send(_, b)) = to(2).next() else {
+        panic!("{all:?}")
+    };
+    assert!(matches!(
+        read_back(b.clone(), V5),
+        Got::Publish {
+            qos: 1,
+            pkid: 1,
+            ..
+        }
+    ));
+    let Some(Action::Send(_, b)) = to(3).next() else {
+        panic!("{all:?}")
+    };
+    assert_eq!(&b[..], [0x40, 2, 0, 7], "PUBACK");
+}
+
+#[test]
+fn retained_messages_come_after_the_suback_and_an_empty_one_clears() {
+    let mut e = Engine::new();
+    member(&mut e, 1, V5, "pub", &[]);
+    e.handle(1, publish(1, msg("a/b", "kept", 1, true)), t0());
+    e.handle(1, publish(0, msg("a/c", "gone", 0, true)), t0());
+    e.handle(1, publish(0, msg("a/c", "", 0, true)), t0());
+    e.handle(2, In::Connect(Box::new(hello(V4, "s", true, 0))), t0());
+    subscribe(&mut e, 2, vec![sub("a/#", 0)], None);
+    let got = sent(&mut e, 2, V4);
+    assert_eq!(got[1], Got::Other(9), "SUBACK first: {got:?}");
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(matches!(&got[2], Got::Publish { payload, retain: true, .. } if payload == "kept"));
+    // Live, the retain flag is cleared unless the subscriber asked to keep it.
+    let mut keep = sub("x", 0);
+    keep.keep_retain = true;
+    subscribe(&mut e, 2, vec![sub("a/b", 0)], None);
+    e.handle(3, In::Connect(Box::new(hello(V5, "k", true, 0))), t0());
+    subscribe(&mut e, 3, vec![keep], None);
+    e.actions().for_each(drop);
+    e.handle(1, publish(0, msg("a/b", "new", 0, true)), t0());
+    e.handle(1, publish(0, msg("x", "new", 0, true)), t0());
+    let all: Vec<Action> = e.actions().collect();
+    for a in all {
+        if let Action::Send(c @ (2 | 3), b) = a {
+            let v = if c == 2 { V4 } else { V5 };
+            let Got::Publish { retain, .. } = read_back(b, v) else {
+                continue;
+            };
+            assert_eq!(retain, c == 3, "connection {c}");
+        }
+    }
+}
+
+#[test]
+fn the_window_is_the_clients_receive_maximum() {
+    let mut e = Engine::new();
+    member(&mut e, 9, V5, "pub", &[]);
+    let mut h = hello(V5, "s", true, 0);
+    h.receive_max = 2;
+    e.handle(1, In::Connect(Box::new(h)), t0());
+    subscribe(&mut e, 1, vec![sub("t", 1)], None);
+    e.actions().for_each(drop);
+    for (i, p) in ["a", "b", "c"].iter().enumerate() {
+        e.handle(9, publish(i as u16 + 1, msg("t", p, 1, false)), t0());
+    }
+    assert_eq!(text(&sent(&mut e, 1, V5)), ["a", "b"]);
+    e.handle(1, In::PubAck(1), t0());
+    assert_eq!(text(&sent(&mut e, 1, V5)), ["c"]);
+}
+
+#[test]
+fn no_local_qos_2_once_aliases_and_merged_subscriptions() {
+    let mut e = Engine::new();
+    e.handle(1, In::Connect(Box::new(hello(V5, "me", true, 0))), t0());
+    let mut own = sub("t/a", 0);
+    own.no_local = true;
+    subscribe(&mut e, 1, vec![own], None);
+    subscribe(&mut e, 1, vec![sub("t/+", 1)], Some(5));
+    subscribe(&mut e, 1, vec![sub("t/#", 2)], Some(6));
+    e.actions().for_each(drop);
+    e.handle(2, In::Connect(Box::new(hello(V5, "other", true, 0))), t0());
+    // An alias is set up with a topic, then used alone.
+    let aliased = |topic: &str| In::Publish {
+        pkid: 1,
+        topic: topic.into(),
+        alias: Some(3),
+        msg: msg(topic, "x", 2, false),
+    };
+    e.handle(2, aliased("t/a"), t0());
+    e.handle(2, aliased(""), t0());
+    let got = sent(&mut e, 1, V5);
+    assert_eq!(got.len(), 1, "a QoS 2 duplicate is delivered once: {got:?}");
+    let Got::Publish {
+        topic,
+        qos,
+        mut ids,
+        ..
+    } = got[0].clone()
+    else {
+        panic!()
+    };
+    ids.sort();
+    assert_eq!((topic.as_str(), qos, ids), ("t/a", 2, vec![5, 6]));
+    // Its own message reaches it through t/+ and t/#, not t/a (no-local).
+    e.handle(1, publish(0, msg("t/b", "own", 0, false)), t0());
+    e.handle(1, publish(0, msg("t/a", "own", 0, false)), t0());
+    assert_eq!(text(&sent(&mut e, 1, V5)), ["own", "own"]);
+    // An unknown alias is a protocol error.
+    e.handle(
+        2,
+        In::Publish {
+            pkid: 0,
+            topic: String::new(),
+            alias: Some(9),
+            msg: msg("", "x", 0, false),
+        },
+        t0(),
+    );
+    assert!(sent(&mut e, 2, V5).contains(&Got::Other(0)));
+}
+
+#[test]
+fn bad_topics_and_filters_are_refused() {
+    let mut e = Engine::new();
+    e.handle(1, In::Connect(Box::new(hello(V4, "c", true, 0))), t0());
+    subscribe(
+        &mut e,
+        1,
+        vec![sub("a/#/b", 0), sub("ok/+", 1), sub("$share/g/t", 0)],
+        None,
+    );
+    let all: Vec<Action> = e.actions().collect();
+    assert_eq!(
+        all[1],
+        Action::Send(1, Bytes::from_static(&[0x90, 5, 0, 1, 0x80, 1, 0x80]))
+    );
+    e.handle(1, publish(0, msg("a/+", "x", 0, false)), t0());
+    assert_eq!(e.actions().collect::<Vec<_>>(), [Action::Close(1)]);
+}

@@ -1,0 +1,185 @@
+//! The engine's answers, written for the client's protocol version: rumqttc's writers
+//! for CONNACK and PUBLISH, by hand for the small fixed packets (acknowledgements,
+//! SUBACK, UNSUBACK, PINGRESP, DISCONNECT).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rumqttc::mqttbytes::{QoS as Qos4, v4};
+use rumqttc::v5::mqttbytes::{QoS as Qos5, v5};
+
+use super::codec::{Message, Props, Version};
+
+/// How many topic aliases an MQTT 5 client may set up.
+pub const TOPIC_ALIAS_MAX: u16 = 64;
+
+/// CONNACK: `code` is the MQTT 5 reason code (0 accepts), written as the nearest 3.1.1
+/// return code for a 3.1.1 client.
+pub fn connack(v: Version, session_present: bool, code: u8, assigned: Option<&str>) -> Bytes {
+    if v == Version::V4 {
+        let rc = match code {
+            0 => 0,
+            0x84 => 1,
+            0x85 => 2,
+            0x86 => 4,
+            0x87 => 5,
+            _ => 3,
+        };
+        return Bytes::copy_from_slice(&[0x20, 2, session_present as u8, rc]);
+    }
+    let props = match code {
+        0 => Some(v5::ConnAckProperties {
+            session_expiry_interval: None,
+            receive_max: None,
+            max_qos: None,
+            retain_available: None,
+            max_packet_size: Some(super::MAX_PACKET as u32),
+            assigned_client_identifier: assigned.map(str::to_string),
+            topic_alias_max: Some(TOPIC_ALIAS_MAX),
+            reason_string: None,
+            user_properties: Vec::new(),
+            wildcard_subscription_available: None,
+            subscription_identifiers_available: None,
+            shared_subscription_available: Some(0),
+            server_keep_alive: None,
+            response_information: None,
+            server_reference: None,
+            authentication_method: None,
+            authentication_data: None,
+        }),
+        _ => None,
+    };
+    let mut b = BytesMut::new();
+    let ack = v5::ConnAck {
+        session_present,
+        code: connect_code(code),
+        properties: props,
+    };
+    // Writing into a growable buffer cannot fail.
+    let _ = ack.write(&mut b);
+    b.freeze()
+}
+
+fn connect_code(code: u8) -> v5::ConnectReturnCode {
+    use v5::ConnectReturnCode as C;
+    match code {
+        0 => C::Success,
+        0x82 => C::ProtocolError,
+        0x84 => C::UnsupportedProtocolVersion,
+        0x85 => C::ClientIdentifierNotValid,
+        0x8C => C::BadAuthenticationMethod,
+        _ => C::UnspecifiedError,
+    }
+}
+
+/// PUBACK (0x40), PUBREC (0x50), PUBREL (0x62) or PUBCOMP (0x70), reason code success.
+pub fn ack(kind: u8, pkid: u16) -> Bytes {
+    let [hi, lo] = pkid.to_be_bytes();
+    Bytes::copy_from_slice(&[kind, 2, hi, lo])
+}
+
+pub const PUBACK: u8 = 0x40;
+pub const PUBREC: u8 = 0x50;
+pub const PUBREL: u8 = 0x62;
+pub const PUBCOMP: u8 = 0x70;
+
+/// SUBACK (0x90) or UNSUBACK (0xB0) with one reason code per filter (UNSUBACK has them
+/// under MQTT 5 only).
+pub fn suback(kind: u8, v: Version, pkid: u16, codes: &[u8]) -> Bytes {
+    let codes = match (kind, v) {
+        (0xB0, Version::V4) => &[][..],
+        _ => codes,
+    };
+    let props = (v == Version::V5) as usize;
+    let mut b = BytesMut::with_capacity(8 + codes.len());
+    b.put_u8(kind);
+    put_len(&mut b, 2 + props + codes.len());
+    b.put_u16(pkid);
+    if props == 1 {
+        b.put_u8(0);
+    }
+    b.put_slice(codes);
+    b.freeze()
+}
+
+pub fn pingresp() -> Bytes {
+    Bytes::from_static(&[0xD0, 0])
+}
+
+/// An MQTT 5 DISCONNECT with a reason code (3.1.1 has none: the connection just closes).
+pub fn disconnect(v: Version, reason: u8) -> Option<Bytes> {
+    (v == Version::V5).then(|| Bytes::copy_from_slice(&[0xE0, 1, reason]))
+}
+
+fn put_len(b: &mut BytesMut, mut n: usize) {
+    loop {
+        let byte = (n % 128) as u8;
+        n /= 128;
+        if n == 0 {
+            b.put_u8(byte);
+            return;
+        }
+        b.put_u8(byte | 0x80);
+    }
+}
+
+/// How one subscriber gets a message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Form<'a> {
+    pub qos: u8,
+    pub retain: bool,
+    pub dup: bool,
+    pub pkid: u16,
+    pub sub_ids: &'a [usize],
+}
+
+/// A PUBLISH of `msg` for a client of version `v`.
+pub fn publish(v: Version, msg: &Message, f: Form) -> Bytes {
+    let mut b = BytesMut::with_capacity(msg.topic.len() + msg.payload.len() + 16);
+    match v {
+        Version::V4 => {
+            let p = v4::Publish {
+                dup: f.dup,
+                qos: qos4(f.qos),
+                retain: f.retain,
+                topic: msg.topic.clone(),
+                pkid: f.pkid,
+                payload: msg.payload.clone(),
+            };
+            let _ = p.write(&mut b);
+        }
+        Version::V5 => {
+            let mut props = msg.props.as_deref().cloned();
+            if !f.sub_ids.is_empty() {
+                props
+                    .get_or_insert_with(Props::default)
+                    .subscription_identifiers = f.sub_ids.to_vec();
+            }
+            let p = v5::Publish {
+                dup: f.dup,
+                qos: qos5(f.qos),
+                retain: f.retain,
+                topic: Bytes::copy_from_slice(msg.topic.as_bytes()),
+                pkid: f.pkid,
+                payload: msg.payload.clone(),
+                properties: props,
+            };
+            let _ = p.write(&mut b);
+        }
+    }
+    b.freeze()
+}
+
+fn qos4(q: u8) -> Qos4 {
+    match q {
+        0 => Qos4::AtMostOnce,
+        1 => Qos4::AtLeastOnce,
+        _ => Qos4::ExactlyOnce,
+    }
+}
+
+fn qos5(q: u8) -> Qos5 {
+    match q {
+        0 => Qos5::AtMostOnce,
+        1 => Qos5::AtLeastOnce,
+        _ => Qos5::ExactlyOnce,
+    }
+}
