@@ -201,6 +201,7 @@ impl Broker {
     }
 
     /// The broker's process id.
+    #[cfg(feature = "broker")]
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -199,6 +199,7 @@ pub fn connect_packet(level: u8, client_id: &str, will_topic: Option<&str>) -> V
 }
 
 /// A SUBSCRIBE (packet id 1) to one filter at QoS 0: MQTT 3.1.1 (`level` 4) or 5.
+#[cfg(feature = "broker")]
 pub fn subscribe_packet(level: u8, filter: &str) -> Vec<u8> {
     let mut body = vec![0, 1];
     if level == 5 {
