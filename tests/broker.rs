@@ -253,14 +253,96 @@ fn a_room_of_a_thousand_members() {
             b.windows(11).any(|w| w == b"hello crowd")
         });
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", broker.pid())).expect("status");
-    let kib: u64 = (status.lines())
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM");
+    let kib = peak_rss_kib(broker.pid());
     eprintln!(
         "chat-broker peak RSS with {crowd} members: {} MiB",
         kib / 1024
     );
     assert!(kib < 64 << 10, "peak RSS {kib} KiB");
+}
+
+/// A member that stops reading must not make the broker grow without end: once 64 MiB
+/// wait to be written to it, QoS 0 messages to it are dropped and the log says so, while
+/// a member that reads still gets everything.
+#[test]
+fn a_member_that_does_not_read_costs_bounded_memory() {
+    let broker = Broker::embedded();
+    let room = unique_topic("stalled");
+    let member = |name: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", broker.port)).expect("connect");
+        s.write_all(&connect_packet(4, &format!("{room}-{name}"), None))
+            .expect("send CONNECT");
+        s.write_all(&subscribe_packet(4, &room))
+            .expect("send SUBSCRIBE");
+        s
+    };
+    let _stalled = member("stalled");
+    // The reader reads as fast as it can: 150 messages of 1 MiB and their headers.
+    let mut reader = member("reader");
+    let want = 150 * (1 << 20);
+    let reading = std::thread::spawn(move || {
+        let mut chunk = vec![0u8; 1 << 16];
+        let mut total = 0;
+        reader
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        while total < want {
+            match reader.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        total
+    });
+    let line = format!("{}\n", "x".repeat(1 << 20));
+    let args = ["--raw", "-q", "0", "--max-size", "2M", &room];
+    run(&mut chat_pub(&broker, &args), line.repeat(150).as_bytes()).expect_code(0);
+    let got = reading.join().expect("the reader");
+    assert!(got >= want, "the reading member got {got} of {want} bytes");
+    wait_until(
+        "the broker says it dropped messages",
+        || broker.log().contains("QoS 0 messages dropped"),
+        || broker.log(),
+    );
+    let kib = peak_rss_kib(broker.pid());
+    assert!(kib < 160 << 10, "peak RSS {kib} KiB");
+}
+
+/// A process's peak resident set (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    (status.lines())
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// What a client sends after its DISCONNECT is not read: a CONNECT in the same write
+/// cannot take over another client's session.
+#[test]
+fn nothing_after_a_disconnect_is_read() {
+    let broker = Broker::embedded();
+    let victim_id = unique_topic("victim");
+    let mut victim = TcpStream::connect(("127.0.0.1", broker.port)).expect("connect");
+    victim
+        .write_all(&connect_packet(4, &victim_id, None))
+        .expect("send CONNECT");
+    let mut connack = [0u8; 4];
+    victim.read_exact(&mut connack).expect("CONNACK");
+    assert_eq!(connack, [0x20, 2, 0, 0]);
+    let mut bytes = connect_packet(4, &unique_topic("other"), None);
+    bytes.extend_from_slice(&[0xE0, 0]);
+    bytes.extend_from_slice(&connect_packet(4, &victim_id, None));
+    let answer = exchange(broker.port, &bytes, 100, Duration::from_secs(5)).expect("exchange");
+    assert!(answer.closed, "{answer:?}");
+    assert_eq!(answer.bytes, [0x20, 2, 0, 0], "one CONNACK only");
+    victim.write_all(&[0xC0, 0]).expect("send PINGREQ");
+    victim
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut pong = [0u8; 2];
+    victim
+        .read_exact(&mut pong)
+        .expect("PINGRESP: still connected");
+    assert_eq!(pong, [0xD0, 0]);
 }

@@ -89,6 +89,7 @@ pub enum In {
     },
     PingReq,
     Disconnect {
+        /// Sent with a reason other than 0 (MQTT 5): the will is still sent.
         with_will: bool,
         session_expiry: Option<u32>,
     },
@@ -99,6 +100,8 @@ pub enum In {
 /// Why a connection's bytes cannot be read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bad {
+    /// A CONNECT of a protocol level other than 4 (MQTT 3.1.1) and 5.
+    Level(u8),
     TooLarge,
     Malformed(String),
 }
@@ -121,7 +124,9 @@ pub fn read(buf: &mut BytesMut, version: Option<Version>, max: usize) -> Result<
         // The protocol level follows the fixed header and the name "MQTT".
         None => match buf.get(header_len(buf) + 6) {
             Some(5) => Version::V5,
-            _ => Version::V4,
+            Some(4) => Version::V4,
+            Some(&level) => return Err(Bad::Level(level)),
+            None => return Err(Bad::Malformed("CONNECT without a protocol level".into())),
         },
     };
     let mut frame = buf.split_to(len);
@@ -131,8 +136,13 @@ pub fn read(buf: &mut BytesMut, version: Option<Version>, max: usize) -> Result<
             .map(from_v4)
             .map_err(|e| bad(&e)),
         // rumqttc wants a reason code in every MQTT 5 DISCONNECT; it may be left out.
+        // Nor a property length after the reason code, which rumqttc wants too.
         Version::V5 if frame[..] == [0xE0, 0] => Ok(In::Disconnect {
             with_will: false,
+            session_expiry: None,
+        }),
+        Version::V5 if frame.len() == 3 && frame[..2] == [0xE0, 1] => Ok(In::Disconnect {
+            with_will: frame[2] != 0,
             session_expiry: None,
         }),
         Version::V5 => v5::Packet::read(&mut frame, Some(max as u32))
@@ -143,7 +153,7 @@ pub fn read(buf: &mut BytesMut, version: Option<Version>, max: usize) -> Result<
 }
 
 /// The length of a (complete) fixed header: the type byte and the remaining length.
-fn header_len(buf: &[u8]) -> usize {
+pub(super) fn header_len(buf: &[u8]) -> usize {
     1 + (buf[1..].iter().take(4))
         .position(|b| b & 0x80 == 0)
         .map_or(4, |i| i + 1)
@@ -316,7 +326,8 @@ fn from_v5(p: v5::Packet) -> Result<In, Bad> {
         },
         v5::Packet::PingReq(_) => In::PingReq,
         v5::Packet::Disconnect(d) => In::Disconnect {
-            with_will: d.reason_code == v5::DisconnectReasonCode::DisconnectWithWillMessage,
+            // Any reason but a normal disconnection keeps the will.
+            with_will: d.reason_code != v5::DisconnectReasonCode::NormalDisconnection,
             session_expiry: d.properties.and_then(|p| p.session_expiry_interval),
         },
         v5::Packet::Auth(_) => In::Unexpected("AUTH"),
@@ -366,11 +377,24 @@ mod tests {
                 }))
             );
         }
+        // MQTT 5 lets a DISCONNECT end after its reason code; any but 0 keeps the will.
+        for (rc, with_will) in [(0, false), (0x04, true), (0x80, true)] {
+            let mut b = BytesMut::from(&[0xE0, 1, rc][..]);
+            let got = read(&mut b, Some(Version::V5), 1 << 20);
+            let want = In::Disconnect {
+                with_will,
+                session_expiry: None,
+            };
+            assert_eq!(got, Ok(Some(want)), "reason {rc:#x}");
+        }
         let mut big = BytesMut::from(&[0x30, 0xff, 0xff, 0x7f][..]);
         assert_eq!(
             read(&mut big, Some(Version::V4), 1 << 20),
             Err(Bad::TooLarge)
         );
+        let mqisdp = b"\x10\x0f\0\x06MQIsdp\x03\x02\0\x3c\0\x01x";
+        let mut v31 = BytesMut::from(&mqisdp[..]);
+        assert!(matches!(read(&mut v31, None, 1 << 20), Err(Bad::Level(_))));
         let mut junk = BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]);
         assert!(matches!(
             read(&mut junk, None, 1 << 20),

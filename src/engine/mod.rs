@@ -12,7 +12,7 @@
 //! delay). Everything lives in memory.
 
 pub mod codec;
-mod route;
+pub(crate) mod route;
 mod session;
 mod table;
 mod write;
@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-pub use codec::{Bad, In, Version};
+use crate::topic::check_publish;
+
+pub use codec::{Bad, Frame, In, Version};
 use codec::{Hello, Message, Will};
 use session::Session;
 use table::Table;
@@ -38,8 +40,8 @@ pub type ConnId = u64;
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Write these bytes on the connection.
-    Send(ConnId, Bytes),
+    /// Write this packet on the connection.
+    Send(ConnId, Frame),
     /// Write what was queued before, then close the connection.
     Close(ConnId),
 }
@@ -171,7 +173,7 @@ impl Engine {
                 c.aliases.insert(a, topic);
             }
         }
-        if crate::topic::check_publish(&msg.topic).is_err() {
+        if check_publish(&msg.topic).is_err() {
             return self.kick(conn, 0x90, now);
         }
         self.inbound(conn, client, pkid, msg);
@@ -181,7 +183,7 @@ impl Engine {
     pub fn bad(&mut self, conn: ConnId, why: &Bad, now: Instant) {
         let reason = match why {
             Bad::TooLarge => 0x95,
-            Bad::Malformed(_) => 0x81,
+            Bad::Malformed(_) | Bad::Level(_) => 0x81,
         };
         match self.conns.contains_key(&conn) {
             true => self.kick(conn, reason, now),
@@ -216,7 +218,7 @@ impl Engine {
     }
 
     fn send(&mut self, conn: ConnId, bytes: Bytes) {
-        self.out.push(Action::Send(conn, bytes));
+        self.out.push(Action::Send(conn, bytes.into()));
     }
 
     /// Ends a connection for a protocol error: MQTT 5 clients are told why.
@@ -234,11 +236,17 @@ impl Engine {
         let refused = match () {
             _ if h.auth_method => Some(0x8C),
             _ if h.client_id.is_empty() && v == Version::V4 && !h.clean => Some(0x85),
+            _ if (h.will.as_ref()).is_some_and(|w| check_publish(&w.msg.topic).is_err()) => {
+                Some(0x90)
+            }
             _ => None,
         };
         if let Some(code) = refused {
             log::info!("connection {conn}: refused with reason {code:#04x}");
-            self.send(conn, codec::connack(v, false, code, None));
+            // MQTT 3.1.1 has no return code for a bad will topic: the connection just ends.
+            if v == Version::V5 || code != 0x90 {
+                self.send(conn, codec::connack(v, false, code, None));
+            }
             self.out.push(Action::Close(conn));
             return;
         }
@@ -248,8 +256,10 @@ impl Engine {
             log::info!("connection {old}: session taken over by connection {conn}");
             self.kick(old, 0x8E, now);
         }
-        // A reconnect cancels a will that waits for its delay.
-        self.wills.remove(&id);
+        // A reconnect cancels a will that waits for its delay, unless it ends the session.
+        if let Some((_, will)) = self.wills.remove(&id).filter(|_| h.clean) {
+            self.publish(will, None);
+        }
         if h.clean {
             self.forget(&id);
         }
@@ -257,7 +267,7 @@ impl Engine {
         let s = (self.sessions.entry(id.clone())).or_insert_with(|| Session::new(v));
         s.expiry = h.session_expiry;
         let ack = codec::connack(v, resumed, 0, assigned.as_deref());
-        self.out.push(Action::Send(conn, ack));
+        self.out.push(Action::Send(conn, ack.into()));
         s.attach(conn, v, h.receive_max, h.max_packet, &mut self.out);
         self.conns.insert(
             conn,
@@ -325,6 +335,8 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod fuzz_tests;
 #[cfg(test)]
 mod session_tests;
 #[cfg(test)]

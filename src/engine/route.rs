@@ -2,14 +2,16 @@
 //! topic, each once, at the lower of the two QoS; a subscription gets the retained
 //! messages that match it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
-use super::codec::{self, Form, Message, Version};
+use super::codec::{self, Form, Frame, Message, Version};
 use super::session::Delivery;
 use super::table::SubOpts;
 use super::{ConnId, Engine};
+
+/// Most filters one session may subscribe to (beyond, SUBACK says "quota exceeded").
+pub const MAX_FILTERS: usize = 10_000;
 
 /// One session that gets a message, merged over its matching filters.
 struct Target {
@@ -59,6 +61,12 @@ impl Engine {
                 codes.push(failed(0x9E));
                 continue;
             }
+            let full = (self.sessions.get(client))
+                .is_some_and(|s| s.filters.len() >= MAX_FILTERS && !s.filters.contains(&r.filter));
+            if full {
+                codes.push(failed(0x97));
+                continue;
+            }
             let qos = r.qos.min(2);
             let opts = SubOpts {
                 qos,
@@ -99,7 +107,7 @@ impl Engine {
         let msg = Arc::new(msg);
         let targets = self.targets(&msg.topic, from);
         // A QoS 0 message is written once per protocol version for everyone it can be.
-        let mut shared: [Option<Bytes>; 2] = [None, None];
+        let mut shared: [Option<Frame>; 2] = [None, None];
         for t in targets {
             let Some(s) = self.sessions.get_mut(&t.who) else {
                 continue;
@@ -126,35 +134,49 @@ impl Engine {
         }
     }
 
-    /// The sessions a message to `topic` goes to, each once.
+    /// The sessions a message to `topic` goes to, each once. The subscribers of the topic
+    /// itself (a room's members) are unique already; those found through wildcards (a few
+    /// monitors, usually) are merged into them.
     fn targets(&self, topic: &str, from: Option<&Arc<str>>) -> Vec<Target> {
-        let mut found = Vec::new();
-        self.table.matching(topic, |who, o: &SubOpts| {
-            if o.no_local && from == Some(who) {
-                return;
-            }
-            found.push(Target {
+        let target = |who: &Arc<str>, o: &SubOpts| {
+            let own = o.no_local && from == Some(who);
+            (!own).then(|| Target {
                 who: who.clone(),
                 qos: o.qos,
                 keep_retain: o.keep_retain,
                 ids: o.id.into_iter().collect(),
-            });
-        });
-        if !self.table.has_wildcards() || found.len() < 2 {
+            })
+        };
+        let mut found = Vec::new();
+        let mut wild: HashMap<Arc<str>, Target> = HashMap::new();
+        self.table.matching(
+            topic,
+            |who, o| found.extend(target(who, o)),
+            |who, o| {
+                if let Some(t) = target(who, o) {
+                    match wild.get_mut(who) {
+                        Some(m) => merge(m, t),
+                        None => drop(wild.insert(who.clone(), t)),
+                    }
+                }
+            },
+        );
+        if wild.is_empty() {
             return found;
         }
-        found.sort_by(|a, b| a.who.cmp(&b.who));
-        let mut merged: Vec<Target> = Vec::with_capacity(found.len());
-        for t in found {
-            match merged.last_mut() {
-                Some(m) if m.who == t.who => {
-                    m.qos = m.qos.max(t.qos);
-                    m.keep_retain |= t.keep_retain;
-                    m.ids.extend(t.ids);
-                }
-                _ => merged.push(t),
+        for t in &mut found {
+            if let Some(w) = wild.remove(&t.who) {
+                merge(t, w);
             }
         }
-        merged
+        found.extend(wild.into_values());
+        found
     }
+}
+
+/// One delivery for two matching subscriptions: the higher QoS, both ids.
+fn merge(into: &mut Target, t: Target) {
+    into.qos = into.qos.max(t.qos);
+    into.keep_retain |= t.keep_retain;
+    into.ids.extend(t.ids);
 }

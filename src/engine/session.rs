@@ -6,9 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-
-use super::codec::{self, Form, Message, Version};
+use super::codec::{self, Form, Frame, Message, Version};
 use super::{Action, ConnId};
 
 /// Most messages in flight to one client, whatever receive maximum it asks for.
@@ -90,17 +88,20 @@ impl Session {
         self.expires_at = None;
         for f in &self.inflight {
             let bytes = match f.released {
-                true => codec::ack(codec::PUBREL, f.pkid),
+                true => codec::ack(codec::PUBREL, f.pkid).into(),
                 false => encode(version, &f.d, f.pkid, true),
             };
-            out.push(Action::Send(conn, bytes));
+            // A message now larger than the client takes stays unsent, as a new one would.
+            if self.fits(&bytes) {
+                out.push(Action::Send(conn, bytes));
+            }
         }
         self.pump(out);
     }
 
     /// Sends or queues a message. `shared` is the same message already written for a
     /// QoS 0 delivery without subscription ids, when the caller has it.
-    pub fn deliver(&mut self, d: Delivery, shared: Option<&Bytes>, out: &mut Vec<Action>) {
+    pub fn deliver(&mut self, d: Delivery, shared: Option<&Frame>, out: &mut Vec<Action>) {
         let Some(conn) = self.conn else {
             if d.qos > 0 {
                 self.enqueue(d);
@@ -126,7 +127,7 @@ impl Session {
 
     /// Whether a packet is within the client's maximum packet size (MQTT 5): larger
     /// messages are skipped for it, as MQTT says.
-    fn fits(&self, bytes: &Bytes) -> bool {
+    fn fits(&self, bytes: &Frame) -> bool {
         self.max_packet.is_none_or(|m| bytes.len() <= m as usize)
     }
 
@@ -195,12 +196,12 @@ impl Session {
             self.inflight[i].released = true;
         }
         if let Some(conn) = self.conn {
-            out.push(Action::Send(conn, codec::ack(codec::PUBREL, pkid)));
+            out.push(Action::Send(conn, codec::ack(codec::PUBREL, pkid).into()));
         }
     }
 }
 
-fn encode(v: Version, d: &Delivery, pkid: u16, dup: bool) -> Bytes {
+fn encode(v: Version, d: &Delivery, pkid: u16, dup: bool) -> Frame {
     let form = Form {
         qos: d.qos,
         retain: d.retain,

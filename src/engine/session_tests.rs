@@ -114,7 +114,10 @@ fn a_second_connection_takes_the_session_over() {
     e.handle(3, In::Connect(Box::new(hello(V5, "dup", false, 60))), t0());
     let all: Vec<Action> = e.actions().collect();
     assert!(
-        all.contains(&Action::Send(2, Bytes::from_static(&[0xE0, 1, 0x8E]))),
+        all.contains(&Action::Send(
+            2,
+            Bytes::from_static(&[0xE0, 1, 0x8E]).into()
+        )),
         "{all:?}"
     );
     assert!(all.contains(&Action::Close(2)), "{all:?}");
@@ -156,7 +159,10 @@ fn sessions_expire_and_ids_are_assigned() {
     let Action::Send(3, b) = &all[0] else {
         panic!()
     };
-    assert!(b.windows(13).any(|w| w == b"chat-broker-1"), "{b:?}");
+    assert!(
+        b.to_bytes().windows(13).any(|w| w == b"chat-broker-1"),
+        "{b:?}"
+    );
     e.handle(4, In::Connect(Box::new(hello(V4, "", false, 0))), t0());
     assert_eq!(
         sent(&mut e, 4, V4),
@@ -169,4 +175,38 @@ fn sessions_expire_and_ids_are_assigned() {
         ]
     );
     assert_eq!(e.clients(), 2);
+}
+
+#[test]
+fn a_will_with_a_bad_topic_is_refused_and_a_clean_start_sends_a_waiting_will() {
+    let mut e = Engine::new();
+    for (conn, v, topic) in [(1, V5, "a/+"), (2, V4, "#"), (3, V5, "")] {
+        let mut h = hello(v, &format!("c{conn}"), true, 0);
+        h.will = will(topic, 0);
+        e.handle(conn, In::Connect(Box::new(h)), t0());
+        let got = sent(&mut e, conn, v);
+        let want = match v {
+            V5 => vec![
+                Got::ConnAck {
+                    present: false,
+                    code: 0x90,
+                },
+                Got::Other(0),
+            ],
+            // MQTT 3.1.1 has no return code for it: the connection just ends.
+            _ => vec![Got::Other(0)],
+        };
+        assert_eq!(got, want, "will topic {topic:?}");
+    }
+    assert_eq!(e.clients(), 0);
+    // A will waiting for its delay is sent when a clean start ends the session.
+    member(&mut e, 9, V5, "w", &[("will/#", 0)]);
+    let mut h = hello(V5, "late", false, 60);
+    h.will = will("will/late", 30);
+    e.handle(4, In::Connect(Box::new(h)), t0());
+    e.lost(4, t0());
+    e.handle(5, In::Connect(Box::new(hello(V5, "late", true, 0))), t0());
+    assert_eq!(text(&sent(&mut e, 9, V5)), ["bye"]);
+    e.tick(t0() + Duration::from_secs(60));
+    assert_eq!(text(&sent(&mut e, 9, V5)), Vec::<String>::new());
 }

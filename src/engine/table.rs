@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::codec::Message;
 
 /// How a session subscribed to one filter.
@@ -59,21 +61,22 @@ impl Table {
     }
 
     /// Calls `each` with every subscription whose filter matches `topic`.
-    pub fn matching(&self, topic: &str, mut each: impl FnMut(&Arc<str>, &SubOpts)) {
+    /// `exact` is called for the subscribers of the filter that is the topic itself (each
+    /// once), `wild` for those of every matching wildcard filter.
+    pub fn matching(
+        &self,
+        topic: &str,
+        mut exact: impl FnMut(&Arc<str>, &SubOpts),
+        mut wild: impl FnMut(&Arc<str>, &SubOpts),
+    ) {
         if let Some(members) = self.exact.get(topic) {
-            members.iter().for_each(|(w, o)| each(w, o));
+            members.iter().for_each(|(w, o)| exact(w, o));
         }
         for (filter, members) in &self.wild {
             if matches(filter, topic) {
-                members.iter().for_each(|(w, o)| each(w, o));
+                members.iter().for_each(|(w, o)| wild(w, o));
             }
         }
-    }
-
-    /// Whether more than one filter could match a topic (then a session may be found
-    /// twice and its deliveries are merged).
-    pub fn has_wildcards(&self) -> bool {
-        !self.wild.is_empty()
     }
 
     /// Keeps a retained message, or forgets the topic's when the payload is empty.
@@ -81,8 +84,13 @@ impl Table {
         if msg.payload.is_empty() {
             self.retained.remove(&msg.topic);
         } else {
-            self.retained
-                .insert(msg.topic.clone(), Arc::new(msg.clone()));
+            // A copy of its own: the payload as read shares a buffer with whatever else
+            // came in the same read, which a retained message would keep alive.
+            let kept = Message {
+                payload: Bytes::copy_from_slice(&msg.payload),
+                ..msg.clone()
+            };
+            self.retained.insert(msg.topic.clone(), Arc::new(kept));
         }
     }
 
@@ -179,14 +187,20 @@ mod tests {
         assert!(t.subscribe("r/+", &who("x"), opts(0)));
         assert!(t.subscribe("#", &who("b"), opts(2)));
         let mut seen = Vec::new();
-        t.matching("room", |w, o| seen.push((w.to_string(), o.qos)));
+        let mut wild = Vec::new();
+        t.matching(
+            "room",
+            |w, o| seen.push((w.to_string(), o.qos)),
+            |w, o| wild.push((w.to_string(), o.qos)),
+        );
+        seen.extend(wild);
         seen.sort();
         assert_eq!(seen, [("a".to_string(), 1), ("b".to_string(), 2)]);
         assert!(t.unsubscribe("room", "a"));
         assert!(!t.unsubscribe("room", "a"));
         seen.clear();
-        t.matching("room", |w, _| seen.push((w.to_string(), 0)));
-        assert_eq!(seen, [("b".to_string(), 0)]);
+        t.matching("room", |w, _| seen.push((w.to_string(), 0)), |_, _| {});
+        assert_eq!(seen, []);
     }
 
     #[test]

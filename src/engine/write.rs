@@ -66,6 +66,7 @@ fn connect_code(code: u8) -> v5::ConnectReturnCode {
         0x84 => C::UnsupportedProtocolVersion,
         0x85 => C::ClientIdentifierNotValid,
         0x8C => C::BadAuthenticationMethod,
+        0x90 => C::TopicNameInvalid,
         _ => C::UnspecifiedError,
     }
 }
@@ -131,9 +132,47 @@ pub struct Form<'a> {
     pub sub_ids: &'a [usize],
 }
 
-/// A PUBLISH of `msg` for a client of version `v`.
-pub fn publish(v: Version, msg: &Message, f: Form) -> Bytes {
-    let mut b = BytesMut::with_capacity(msg.topic.len() + msg.payload.len() + 16);
+/// A packet as it is written: its head, and for a PUBLISH the payload, which every copy
+/// of a message shares rather than copies.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Frame {
+    pub head: Bytes,
+    pub body: Bytes,
+}
+
+impl Frame {
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether it is a PUBLISH at QoS 0 (type 3, QoS bits 0): one that may be dropped.
+    pub fn is_qos0_publish(&self) -> bool {
+        self.head.first().is_some_and(|b| b & 0xF6 == 0x30)
+    }
+
+    /// The whole packet in one buffer.
+    pub fn to_bytes(&self) -> Bytes {
+        [&self.head[..], &self.body[..]].concat().into()
+    }
+}
+
+impl From<Bytes> for Frame {
+    fn from(head: Bytes) -> Frame {
+        Frame {
+            head,
+            body: Bytes::new(),
+        }
+    }
+}
+
+/// A PUBLISH of `msg` for a client of version `v`. rumqttc writes it without the
+/// payload; the remaining length is then written again to count the payload too.
+pub fn publish(v: Version, msg: &Message, f: Form) -> Frame {
+    let mut b = BytesMut::with_capacity(msg.topic.len() + 16);
     match v {
         Version::V4 => {
             let p = v4::Publish {
@@ -142,7 +181,7 @@ pub fn publish(v: Version, msg: &Message, f: Form) -> Bytes {
                 retain: f.retain,
                 topic: msg.topic.clone(),
                 pkid: f.pkid,
-                payload: msg.payload.clone(),
+                payload: Bytes::new(),
             };
             let _ = p.write(&mut b);
         }
@@ -159,13 +198,21 @@ pub fn publish(v: Version, msg: &Message, f: Form) -> Bytes {
                 retain: f.retain,
                 topic: Bytes::copy_from_slice(msg.topic.as_bytes()),
                 pkid: f.pkid,
-                payload: msg.payload.clone(),
+                payload: Bytes::new(),
                 properties: props,
             };
             let _ = p.write(&mut b);
         }
     }
-    b.freeze()
+    let rest = b.split_off(super::codec::header_len(&b));
+    let mut head = BytesMut::with_capacity(rest.len() + 5);
+    head.put_u8(b[0]);
+    put_len(&mut head, rest.len() + msg.payload.len());
+    head.extend_from_slice(&rest);
+    Frame {
+        head: head.freeze(),
+        body: msg.payload.clone(),
+    }
 }
 
 fn qos4(q: u8) -> Qos4 {

@@ -45,8 +45,18 @@ packet is closed (chat\-pub, under MQTT 3.1.1, reports such a line and gives it 
 three tries).
 .IP \(bu 2
 Messages are kept in memory: up to 1,000,000 queued per session (beyond that, new ones for
-it are dropped and counted in the log), and what a connected client has not read yet.
-A client that stops reading makes the broker hold what is sent to it.
+it are dropped, and the log says so), and what a connected client has not read yet. When
+more than 64 MiB wait to be written to a client (it stopped reading, or reads far slower
+than others publish), QoS 0 messages to it are dropped, and the log counts them, as
+mosquitto does; beyond 128 MiB its connection is closed and its will sent. QoS 1 and 2
+messages wait in its session instead.
+.IP \(bu 2
+A client may hold up to 10,000 subscriptions (SUBACK 0x97 "quota exceeded" beyond, 0x80
+under 3.1.1). MQTT 5 message expiry intervals are passed on, not enforced. MQTT 3.1 and
+other protocol levels get CONNACK return code 1.
+.IP \(bu 2
+A CONNECT may be at most 1 MiB. A will whose topic is empty or holds a wildcard is
+refused (CONNACK 0x90 under MQTT 5; under 3.1.1 the connection is closed).
 .IP \(bu 2
 Connections: as many as open files allow, one file descriptor each. chat\-broker raises
 its soft limit of open files to the hard limit at start, as servers do (\fB\-v\fR says how

@@ -1,0 +1,169 @@
+//! One connection: its CONNECT, then its packets, read into one scratch buffer per
+//! thread and handed to the engine a batch at a time.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::Notify;
+use tokio::time::{Instant, timeout};
+
+use super::hub::Shared;
+use crate::engine::{ConnId, In, MAX_PACKET, Version, codec};
+
+/// How long a new connection may take to send its CONNECT.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+/// The largest CONNECT taken (a will makes it big): less than any other packet, since
+/// anyone who can connect may send one.
+const MAX_CONNECT: usize = 1 << 20;
+/// How much a connection reads at a time.
+const READ_CHUNK: usize = 64 << 10;
+/// How long what is left to write may take once a connection has ended.
+const FLUSH_WAIT: Duration = Duration::from_secs(5);
+
+/// Serves one connection: its CONNECT, then its packets until it ends.
+pub async fn client(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = BytesMut::new();
+    let hello = match timeout(CONNECT_WAIT, first_packet(&mut rd, &mut buf)).await {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(why)) => {
+            if why.kind() == io::ErrorKind::Unsupported {
+                // CONNACK "unacceptable protocol version", as MQTT 3.1.1 and 5 both read it.
+                let _ = wr.write_all(&[0x20, 2, 0, 1]).await;
+            }
+            return log::info!("{peer}: no valid CONNECT ({why}); closing");
+        }
+        Err(_) => {
+            let secs = CONNECT_WAIT.as_secs();
+            return log::info!("{peer}: no CONNECT within {secs}s; closing");
+        }
+    };
+    let In::Connect(h) = &hello else {
+        return;
+    };
+    let (version, keep_alive) = (h.version, h.keep_alive);
+    let closed = Arc::new(Notify::new());
+    let (id, mut writer) = shared.open(wr, closed.clone());
+    let started = Instant::now();
+    shared.feed(id, &mut vec![hello], started.into_std());
+    let name = match version {
+        Version::V4 => "3.1.1",
+        Version::V5 => "5",
+    };
+    log::info!("{peer} connected (MQTT {name})");
+    // A client silent for one and a half keep-alive periods is gone (MQTT's rule).
+    let silence = (keep_alive > 0).then(|| Duration::from_millis(keep_alive as u64 * 1500));
+    let ended = read_loop(&mut rd, buf, version, silence, id, &shared, &closed).await;
+    shared.gone(id);
+    // What was left to write gets a moment (a refusal, a DISCONNECT), not for ever.
+    if timeout(FLUSH_WAIT, &mut writer).await.is_err() {
+        writer.abort();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    log::info!("{peer} disconnected after {secs:.1}s ({ended})");
+}
+
+/// Reads until `buf` holds the first packet, which must be a CONNECT.
+async fn first_packet(rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> io::Result<In> {
+    loop {
+        rd.readable().await?;
+        match read_some(rd, buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+        match codec::read(buf, None, MAX_CONNECT) {
+            Ok(Some(p @ In::Connect(_))) => return Ok(p),
+            Ok(Some(_)) => return Err(invalid("the first packet is not CONNECT")),
+            Ok(None) => {}
+            Err(codec::Bad::Level(level)) => {
+                let why = format!("protocol level {level}: only 4 (MQTT 3.1.1) and 5 are served");
+                return Err(io::Error::new(io::ErrorKind::Unsupported, why));
+            }
+            Err(why) => return Err(invalid(&format!("{why:?}"))),
+        }
+    }
+}
+
+fn invalid(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why.to_string())
+}
+
+/// Reads packets and hands each batch to the engine; says how the connection ended.
+async fn read_loop(
+    rd: &mut OwnedReadHalf,
+    mut buf: BytesMut,
+    version: Version,
+    silence: Option<Duration>,
+    id: ConnId,
+    shared: &Shared,
+    closed: &Notify,
+) -> String {
+    let mut batch = Vec::new();
+    loop {
+        // What is buffered first: packets may have come with the CONNECT.
+        let now = Instant::now().into_std();
+        loop {
+            match codec::read(&mut buf, Some(version), MAX_PACKET) {
+                Ok(Some(p)) => batch.push(p),
+                Ok(None) => break,
+                Err(why) => {
+                    shared.feed(id, &mut batch, now);
+                    shared.call(|e| e.bad(id, &why, now));
+                    return format!("{why:?}");
+                }
+            }
+        }
+        if !batch.is_empty() {
+            shared.feed(id, &mut batch, now);
+        }
+        let ready = async {
+            match silence {
+                Some(d) => timeout(d, rd.readable()).await.ok(),
+                None => Some(rd.readable().await),
+            }
+        };
+        let ready = tokio::select! {
+            r = ready => r,
+            () = closed.notified() => return "closed by the broker".into(),
+        };
+        match ready {
+            None => return "keep-alive timeout".into(),
+            Some(Err(e)) => return e.to_string(),
+            Some(Ok(())) => {}
+        }
+        match read_some(rd, &mut buf) {
+            Ok(0) => return "closed by the client".into(),
+            // A full read: more is waiting. The writers go first, so that a fast
+            // publisher cannot fill their queues while they wait for their turn.
+            Ok(READ_CHUNK) => tokio::task::yield_now().await,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return e.to_string(),
+        }
+    }
+}
+
+thread_local! {
+    /// Where every connection of this thread reads into, before what it read is copied
+    /// into a buffer of its size: a connection holds no read buffer while idle, and the
+    /// heap is not left with holes of a fixed read size.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// Reads what is there without waiting and appends it to `buf`.
+fn read_some(rd: &OwnedReadHalf, buf: &mut BytesMut) -> io::Result<usize> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let n = rd.try_read(scratch)?;
+        buf.extend_from_slice(&scratch[..n]);
+        Ok(n)
+    })
+}

@@ -1,0 +1,129 @@
+//! chat-broker: the engine's driver. It listens (here), reads each client's packets and
+//! hands them to the engine (`conn`), and writes what the engine answers (`hub`).
+//!
+//! The engine (`engine`) decides everything and does no I/O; it sits behind one mutex,
+//! which every connection takes once per batch of packets it read. Each connection has a
+//! reader and a writer task fed by a channel, so a client that reads slowly never holds up
+//! the others. The process ends on SIGINT or SIGTERM; sessions and retained messages live
+//! in memory only.
+
+mod conn;
+mod hub;
+
+use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+
+use crate::cli::BrokerArgs;
+use crate::error::Error;
+use crate::signals::Signals;
+use hub::Shared;
+
+/// Where chat-broker listens unless told otherwise (defined with the option).
+pub use crate::cli::DEFAULT_LISTEN;
+
+/// Runs the broker until SIGINT or SIGTERM.
+pub fn run(args: BrokerArgs) -> Result<(), Error> {
+    let wanted = match args.listen.is_empty() {
+        true => vec![DEFAULT_LISTEN.to_string()],
+        false => args.listen.clone(),
+    };
+    let addrs = wanted
+        .iter()
+        .map(|a| parse_addr(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Bind everything before serving: a taken port is exit 3, at once.
+    let listeners = addrs
+        .iter()
+        .map(|a| {
+            StdListener::bind(a)
+                .map_err(|e| Error::Unreachable(format!("cannot listen on {a}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let files = crate::tool::raise_open_files();
+    log::info!("open files: up to {files}, about {files} clients");
+    // One thread, as mosquitto: the engine is behind one lock anyway, and the tools of a
+    // pipe need the other core.
+    crate::tool::runtime()?.block_on(serve(listeners))
+}
+
+/// `HOST:PORT` (a name is resolved; IPv6 in brackets); every problem is a usage error.
+fn parse_addr(s: &str) -> Result<SocketAddr, Error> {
+    let bad = |why: String| Error::Usage(format!("invalid --listen address '{s}': {why}"));
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if !s.contains(':') {
+        return Err(bad("expected HOST:PORT, e.g. 127.0.0.1:1883".into()));
+    }
+    let mut found = s.to_socket_addrs().map_err(|e| bad(e.to_string()))?;
+    found
+        .next()
+        .ok_or_else(|| bad("the name resolves to no address".into()))
+}
+
+/// Accepts on every listener until SIGINT or SIGTERM.
+async fn serve(listeners: Vec<StdListener>) -> Result<(), Error> {
+    let shared = Arc::new(Shared::new());
+    let mut names = Vec::new();
+    for l in listeners {
+        l.set_nonblocking(true)
+            .and_then(|()| l.local_addr())
+            .map(|a| names.push(a.to_string()))
+            .map_err(|e| Error::Unreachable(format!("cannot listen: {e}")))?;
+        let l = TcpListener::from_std(l)
+            .map_err(|e| Error::Unreachable(format!("cannot listen: {e}")))?;
+        tokio::spawn(accept_loop(l, shared.clone()));
+    }
+    tokio::spawn(clock(shared.clone()));
+    let mut signals = Signals::install()?;
+    crate::tool::say(format_args!(
+        "listening on {} (MQTT 3.1.1 and 5)",
+        names.join(", ")
+    ));
+    // Stopped on purpose: status 0 (not 130 or 143, as for a tool a signal interrupts).
+    signals.recv().await;
+    log::info!("stopping");
+    Ok(())
+}
+
+/// Gives the engine the time once a second (delayed wills, expired sessions).
+async fn clock(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        shared.call(|e| e.tick(Instant::now()));
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(conn::client(stream, peer, shared.clone()));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait a moment rather than spin.
+                log::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(parse_addr("127.0.0.1:1883").unwrap().port(), 1883);
+        assert!(parse_addr("[::1]:0").unwrap().is_ipv6());
+        assert_eq!(parse_addr("localhost:1999").unwrap().port(), 1999);
+        for bad in ["1883", "127.0.0.1", "127.0.0.1:99999", ""] {
+            assert!(matches!(parse_addr(bad), Err(Error::Usage(_))), "{bad}");
+        }
+    }
+}
