@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Notify, mpsc};
@@ -25,9 +26,10 @@ pub const MAX_UNWRITTEN: usize = 64 << 20;
 /// How much a writer gathers into one write.
 const WRITE_BATCH: usize = 64 << 10;
 
-/// What a connection's writer is told.
+/// What a connection's writer is told. (A PUBLISH comes as its head, then its payload:
+/// a channel holds 32 of these per block, allocated with the channel, so they are small.)
 pub enum Out {
-    Frame(Frame),
+    Bytes(Bytes),
     /// Write what came before, then close.
     Close,
 }
@@ -65,7 +67,10 @@ impl Writer {
             return true;
         }
         self.unwritten.fetch_add(f.len(), Ordering::Relaxed);
-        let _ = self.tx.send(Out::Frame(f));
+        let _ = self.tx.send(Out::Bytes(f.head));
+        if !f.body.is_empty() {
+            let _ = self.tx.send(Out::Bytes(f.body));
+        }
         true
     }
 }
@@ -196,18 +201,24 @@ async fn write_loop(
         let mut taken = 0;
         while let Some(out) = next.take() {
             match out {
-                Out::Frame(f) => {
-                    taken += f.len();
-                    batch.extend_from_slice(&f.head);
-                    if f.body.len() >= WRITE_BATCH {
-                        let flushed = wr.write_all(&batch).await;
-                        if flushed.is_err() || wr.write_all(&f.body).await.is_err() {
-                            break 'run;
-                        }
-                        batch.clear();
-                    } else {
-                        batch.extend_from_slice(&f.body);
+                // The common case of one small packet: written as it is.
+                Out::Bytes(b) if batch.is_empty() && rx.is_empty() => {
+                    if wr.write_all(&b).await.is_err() {
+                        break 'run;
                     }
+                    unwritten.fetch_sub(b.len(), Ordering::Relaxed);
+                }
+                Out::Bytes(b) if b.len() >= WRITE_BATCH => {
+                    taken += b.len();
+                    let flushed = wr.write_all(&batch).await;
+                    if flushed.is_err() || wr.write_all(&b).await.is_err() {
+                        break 'run;
+                    }
+                    batch.clear();
+                }
+                Out::Bytes(b) => {
+                    taken += b.len();
+                    batch.extend_from_slice(&b);
                 }
                 Out::Close => close = true,
             }
