@@ -61,7 +61,7 @@ refused (CONNACK 0x90 under MQTT 5; under 3.1.1 the connection is closed).
 Connections: as many as open files allow, one file descriptor each. chat\-broker raises
 its soft limit of open files to the hard limit at start, as servers do (\fB\-v\fR says how
 many that makes); \fBulimit \-Hn\fR shows the hard limit, often 1024 or 524288. 10,000
-clients in one room take about 55 MiB.
+clients in one room take about 56 MiB.
 .IP \(bu 2
 No authentication, no TLS, no WebSocket listener, no shared subscriptions and no
 \fB$SYS\fR topics. Anyone who can reach an address can publish and subscribe to
