@@ -159,28 +159,33 @@ pub(super) fn header_len(buf: &[u8]) -> usize {
         .map_or(4, |i| i + 1)
 }
 
+/// What the engine needs from a 3.1.1 CONNECT.
+fn hello_v4(c: v4::Connect) -> Hello {
+    Hello {
+        version: Version::V4,
+        client_id: c.client_id,
+        clean: c.clean_session,
+        keep_alive: c.keep_alive,
+        session_expiry: if c.clean_session { 0 } else { u32::MAX },
+        receive_max: u16::MAX,
+        max_packet: None,
+        will: c.last_will.map(|w| Will {
+            msg: Message {
+                topic: w.topic,
+                payload: Bytes::copy_from_slice(&w.message),
+                qos: w.qos as u8,
+                retain: w.retain,
+                props: None,
+            },
+            delay_secs: 0,
+        }),
+        auth_method: false,
+    }
+}
+
 fn from_v4(p: v4::Packet) -> In {
     match p {
-        v4::Packet::Connect(c) => In::Connect(Box::new(Hello {
-            version: Version::V4,
-            client_id: c.client_id,
-            clean: c.clean_session,
-            keep_alive: c.keep_alive,
-            session_expiry: if c.clean_session { 0 } else { u32::MAX },
-            receive_max: u16::MAX,
-            max_packet: None,
-            will: c.last_will.map(|w| Will {
-                msg: Message {
-                    topic: w.topic,
-                    payload: Bytes::copy_from_slice(&w.message),
-                    qos: w.qos as u8,
-                    retain: w.retain,
-                    props: None,
-                },
-                delay_secs: 0,
-            }),
-            auth_method: false,
-        })),
+        v4::Packet::Connect(c) => In::Connect(Box::new(hello_v4(c))),
         v4::Packet::Publish(p) => In::Publish {
             pkid: p.pkid,
             topic: p.topic.clone(),
@@ -228,59 +233,63 @@ fn from_v4(p: v4::Packet) -> In {
     }
 }
 
-fn from_v5(p: v5::Packet) -> Result<In, Bad> {
-    let utf8 = |b: Bytes| {
-        String::from_utf8(b.to_vec()).map_err(|_| Bad::Malformed("a topic is not UTF-8".into()))
-    };
-    Ok(match p {
-        v5::Packet::Connect(c, will, _login) => {
-            let props = c.properties;
-            let prop = |f: fn(&v5::ConnectProperties) -> Option<u32>| props.as_ref().and_then(f);
-            let will = match will {
-                None => None,
-                Some(w) => {
-                    let delay_secs = w.properties.as_ref().and_then(|p| p.delay_interval);
-                    let props = w.properties.map(|wp| {
-                        Box::new(Props {
-                            payload_format_indicator: wp.payload_format_indicator,
-                            message_expiry_interval: wp.message_expiry_interval,
-                            response_topic: wp.response_topic,
-                            correlation_data: wp.correlation_data,
-                            user_properties: wp.user_properties,
-                            content_type: wp.content_type,
-                            ..Props::default()
-                        })
-                    });
-                    Some(Will {
-                        delay_secs: delay_secs.unwrap_or(0),
-                        msg: Message {
-                            topic: utf8(w.topic)?,
-                            payload: Bytes::copy_from_slice(&w.message),
-                            qos: w.qos as u8,
-                            retain: w.retain,
-                            props,
-                        },
-                    })
-                }
-            };
-            In::Connect(Box::new(Hello {
-                version: Version::V5,
-                client_id: c.client_id,
-                clean: c.clean_start,
-                keep_alive: c.keep_alive,
-                session_expiry: prop(|p| p.session_expiry_interval).unwrap_or(0),
-                receive_max: props
-                    .as_ref()
-                    .and_then(|p| p.receive_maximum)
-                    .unwrap_or(u16::MAX)
-                    .max(1),
-                max_packet: prop(|p| p.max_packet_size),
-                will,
-                auth_method: props
-                    .as_ref()
-                    .is_some_and(|p| p.authentication_method.is_some()),
-            }))
+fn utf8(b: Bytes) -> Result<String, Bad> {
+    String::from_utf8(b.to_vec()).map_err(|_| Bad::Malformed("a topic is not UTF-8".into()))
+}
+
+/// What the engine needs from an MQTT 5 CONNECT and its will.
+fn hello_v5(c: v5::Connect, will: Option<v5::LastWill>) -> Result<Hello, Bad> {
+    let props = c.properties;
+    let prop = |f: fn(&v5::ConnectProperties) -> Option<u32>| props.as_ref().and_then(f);
+    let will = match will {
+        None => None,
+        Some(w) => {
+            let delay_secs = w.properties.as_ref().and_then(|p| p.delay_interval);
+            let props = w.properties.map(|wp| {
+                Box::new(Props {
+                    payload_format_indicator: wp.payload_format_indicator,
+                    message_expiry_interval: wp.message_expiry_interval,
+                    response_topic: wp.response_topic,
+                    correlation_data: wp.correlation_data,
+                    user_properties: wp.user_properties,
+                    content_type: wp.content_type,
+                    ..Props::default()
+                })
+            });
+            Some(Will {
+                delay_secs: delay_secs.unwrap_or(0),
+                msg: Message {
+                    topic: utf8(w.topic)?,
+                    payload: Bytes::copy_from_slice(&w.message),
+                    qos: w.qos as u8,
+                    retain: w.retain,
+                    props,
+                },
+            })
         }
+    };
+    Ok(Hello {
+        version: Version::V5,
+        client_id: c.client_id,
+        clean: c.clean_start,
+        keep_alive: c.keep_alive,
+        session_expiry: prop(|p| p.session_expiry_interval).unwrap_or(0),
+        receive_max: props
+            .as_ref()
+            .and_then(|p| p.receive_maximum)
+            .unwrap_or(u16::MAX)
+            .max(1),
+        max_packet: prop(|p| p.max_packet_size),
+        will,
+        auth_method: props
+            .as_ref()
+            .is_some_and(|p| p.authentication_method.is_some()),
+    })
+}
+
+fn from_v5(p: v5::Packet) -> Result<In, Bad> {
+    Ok(match p {
+        v5::Packet::Connect(c, will, _login) => In::Connect(Box::new(hello_v5(c, will)?)),
         v5::Packet::Publish(p) => {
             let topic = utf8(p.topic)?;
             let mut props = p.properties;
