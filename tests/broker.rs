@@ -102,7 +102,7 @@ fn verbose_logs_connections() {
 }
 
 /// Like any server, chat-broker raises its soft limit of open files to the hard limit at
-/// start (each client holds three), and says so with -v.
+/// start (each client holds one), and says so with -v.
 #[test]
 fn the_open_file_limit_is_raised_to_the_hard_limit() {
     let bin = chat_broker_bin().expect("built with the broker feature");

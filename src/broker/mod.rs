@@ -43,6 +43,7 @@ pub fn run(args: BrokerArgs) -> Result<(), Error> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let files = crate::tool::raise_open_files();
+    // One file per client, and a few for the listeners.
     log::info!("open files: up to {files}, about {files} clients");
     // One thread, as mosquitto: the engine is behind one lock anyway, and the tools of a
     // pipe need the other core.
