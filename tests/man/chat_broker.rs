@@ -25,7 +25,7 @@ live in memory only: they are gone when the broker stops.
 .SH HOW IT WORKS
 chat\-broker is its own MQTT broker, written for this project: one thread serves every
 connection (as mosquitto does), each client costs one file descriptor and a few
-kilobytes, and a message to a room is written once and handed to every member. A client
+kilobytes, and a message to a room is held once, however many members it goes to. A client
 that sends no CONNECT within 10 seconds is disconnected, and one that is silent for one
 and a half times its keep\-alive is taken as gone (its will is sent).
 .PP
@@ -36,7 +36,8 @@ subscription options of MQTT 5 (no local, retain as published, retain handling,
 subscription identifiers) and topic aliases from clients (up to 64). A message goes to a
 subscriber at the lower of the two QoS, once even when several of its filters match it.
 At most 1000 QoS 1 and 2 messages are in flight to a client at a time (fewer if its
-receive maximum says so); the rest wait in its session.
+receive maximum says so); the rest wait in its session. QoS 0 messages are not kept for
+a client that is away, as with mosquitto's defaults.
 .SH LIMITS
 .IP \(bu 2
 A message may be at most 16 MiB. MQTT 5 clients are told so in the CONNACK (chat\-pub
