@@ -3,6 +3,8 @@
 //! rumqttc's codecs read the packets; this module turns both versions into one form
 //! ([`In`]) for the engine. `write` has the other direction.
 
+use std::time::Instant;
+
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::{self, v4};
 use rumqttc::v5::mqttbytes::v5;
@@ -26,6 +28,8 @@ pub struct Message {
     pub retain: bool,
     /// MQTT 5 properties passed on to MQTT 5 subscribers (no alias, no subscription ids).
     pub props: Option<Box<Props>>,
+    /// When its MQTT 5 message expiry interval ends, counted from its arrival.
+    pub expires: Option<Instant>,
 }
 
 /// A will: the message, and (MQTT 5) how long to wait before sending it.
@@ -176,6 +180,7 @@ fn hello_v4(c: v4::Connect) -> Hello {
                 qos: w.qos as u8,
                 retain: w.retain,
                 props: None,
+                expires: None,
             },
             delay_secs: 0,
         }),
@@ -196,6 +201,7 @@ fn from_v4(p: v4::Packet) -> In {
                 qos: p.qos as u8,
                 retain: p.retain,
                 props: None,
+                expires: None,
             },
         },
         v4::Packet::PubAck(a) => In::PubAck(a.pkid),
@@ -264,6 +270,7 @@ fn hello_v5(c: v5::Connect, will: Option<v5::LastWill>) -> Result<Hello, Bad> {
                     qos: w.qos as u8,
                     retain: w.retain,
                     props,
+                    expires: None,
                 },
             })
         }
@@ -307,6 +314,7 @@ fn from_v5(p: v5::Packet) -> Result<In, Bad> {
                     qos: p.qos as u8,
                     retain: p.retain,
                     props: props.map(Box::new),
+                    expires: None,
                 },
             }
         }

@@ -98,7 +98,7 @@ impl Engine {
             p @ In::Publish { .. } => self.publish_in(conn, &client, p, now),
             In::PubAck(pkid) | In::PubComp(pkid) => {
                 if let Some(s) = self.sessions.get_mut(&client) {
-                    s.acked(pkid, &mut self.out);
+                    s.acked(pkid, now, &mut self.out);
                 }
             }
             In::PubRec(pkid) => {
@@ -113,8 +113,7 @@ impl Engine {
                 self.send(conn, codec::ack(codec::PUBCOMP, pkid));
             }
             In::Subscribe { pkid, filters, id } => {
-                let v = c.version;
-                self.subscribe(conn, v, &client, pkid, filters, id)
+                self.subscribe(conn, &client, pkid, filters, id, now)
             }
             In::Unsubscribe { pkid, filters } => {
                 let v = c.version;
@@ -176,7 +175,7 @@ impl Engine {
         if check_publish(&msg.topic).is_err() {
             return self.kick(conn, 0x90, now);
         }
-        self.inbound(conn, client, pkid, msg);
+        self.inbound(conn, client, pkid, msg, now);
     }
 
     /// Bytes from the connection that are not MQTT, or a packet larger than allowed.
@@ -197,15 +196,17 @@ impl Engine {
         self.end(conn, true, now);
     }
 
-    /// Sends the wills whose delay is over and forgets the sessions that expired.
+    /// Sends the wills whose delay is over and forgets the sessions and retained messages
+    /// that expired.
     pub fn tick(&mut self, now: Instant) {
+        self.table.forget_expired(now);
         let due: Vec<Arc<str>> = (self.wills.iter())
             .filter(|(_, (at, _))| *at <= now)
             .map(|(who, _)| who.clone())
             .collect();
         for who in due {
             if let Some((_, msg)) = self.wills.remove(&who) {
-                self.publish(msg, None);
+                self.publish(msg, None, now);
             }
         }
         let expired: Vec<Arc<str>> = (self.sessions.iter())
@@ -258,7 +259,7 @@ impl Engine {
         }
         // A reconnect cancels a will that waits for its delay, unless it ends the session.
         if let Some((_, will)) = self.wills.remove(&id).filter(|_| h.clean) {
-            self.publish(will, None);
+            self.publish(will, None, now);
         }
         if h.clean {
             self.forget(&id);
@@ -268,7 +269,7 @@ impl Engine {
         s.expiry = h.session_expiry;
         let ack = codec::connack(v, resumed, 0, assigned.as_deref());
         self.out.push(Action::Send(conn, ack.into()));
-        s.attach(conn, v, h.receive_max, h.max_packet, &mut self.out);
+        s.attach(conn, v, h.receive_max, h.max_packet, now, &mut self.out);
         self.conns.insert(
             conn,
             Conn {
@@ -317,7 +318,7 @@ impl Engine {
             return;
         };
         match w.delay_secs.min(expiry) {
-            0 => self.publish(w.msg, None),
+            0 => self.publish(w.msg, None, now),
             secs => {
                 let at = now + Duration::from_secs(secs.into());
                 self.wills.insert(c.client, (at, w.msg));

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::codec::{self, Form, Frame, Message, Version};
 use super::session::Delivery;
@@ -23,17 +24,24 @@ struct Target {
 
 impl Engine {
     /// A PUBLISH from a client: routed, then acknowledged.
-    pub(super) fn inbound(&mut self, conn: ConnId, client: &Arc<str>, pkid: u16, msg: Message) {
+    pub(super) fn inbound(
+        &mut self,
+        conn: ConnId,
+        client: &Arc<str>,
+        pkid: u16,
+        msg: Message,
+        now: Instant,
+    ) {
         match msg.qos {
-            0 => self.publish(msg, Some(client)),
+            0 => self.publish(msg, Some(client), now),
             1 => {
-                self.publish(msg, Some(client));
+                self.publish(msg, Some(client), now);
                 self.send(conn, codec::ack(codec::PUBACK, pkid));
             }
             _ => {
                 let fresh = (self.sessions.get_mut(client)).is_some_and(|s| s.qos2_in.insert(pkid));
                 if fresh {
-                    self.publish(msg, Some(client));
+                    self.publish(msg, Some(client), now);
                 }
                 self.send(conn, codec::ack(codec::PUBREC, pkid));
             }
@@ -43,12 +51,13 @@ impl Engine {
     pub(super) fn subscribe(
         &mut self,
         conn: ConnId,
-        v: Version,
         client: &Arc<str>,
         pkid: u16,
         filters: Vec<codec::SubReq>,
         id: Option<usize>,
+        now: Instant,
     ) {
+        let v = self.conns.get(&conn).map_or(Version::V4, |c| c.version);
         let failed = |mqtt5: u8| if v == Version::V5 { mqtt5 } else { 0x80 };
         let mut codes = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
@@ -79,13 +88,12 @@ impl Engine {
                 s.filters.insert(r.filter.clone());
             }
             if r.retain_handling == 0 || (r.retain_handling == 1 && new) {
-                retained.extend(self.table.retained_for(&r.filter).into_iter().map(|msg| {
-                    Delivery {
-                        qos: msg.qos.min(qos),
-                        retain: true,
-                        sub_ids: id.into_iter().collect(),
-                        msg,
-                    }
+                let kept = self.table.retained_for(&r.filter, now);
+                retained.extend(kept.into_iter().map(|msg| Delivery {
+                    qos: msg.qos.min(qos),
+                    retain: true,
+                    sub_ids: id.into_iter().collect(),
+                    msg,
                 }));
             }
             codes.push(qos);
@@ -93,21 +101,23 @@ impl Engine {
         self.send(conn, codec::suback(0x90, v, pkid, &codes));
         if let Some(s) = self.sessions.get_mut(client) {
             for d in retained {
-                s.deliver(d, None, &mut self.out);
+                s.deliver(d, None, now, &mut self.out);
             }
         }
     }
 
     /// Keeps a retained message and hands a message to every session subscribed to its
     /// topic (not to the publisher's own where it subscribed with no-local).
-    pub(super) fn publish(&mut self, msg: Message, from: Option<&Arc<str>>) {
+    pub(super) fn publish(&mut self, mut msg: Message, from: Option<&Arc<str>>, now: Instant) {
+        let expiry = msg.props.as_ref().and_then(|p| p.message_expiry_interval);
+        msg.expires = expiry.map(|secs| now + Duration::from_secs(secs.into()));
         if msg.retain {
             self.table.retain(&msg);
         }
         let msg = Arc::new(msg);
         let targets = self.targets(&msg.topic, from);
         // A QoS 0 message is written once per protocol version for everyone it can be.
-        let mut shared: [Option<Frame>; 2] = [None, None];
+        let mut shared: [Option<Option<Frame>>; 2] = [None, None];
         for t in targets {
             let Some(s) = self.sessions.get_mut(&t.who) else {
                 continue;
@@ -127,10 +137,11 @@ impl Engine {
                     dup: false,
                     pkid: 0,
                     sub_ids: &[],
+                    now,
                 };
                 (slot.get_or_insert_with(|| codec::publish(s.version, &msg, form))).clone()
             });
-            s.deliver(d, share.as_ref(), &mut self.out);
+            s.deliver(d, share.flatten().as_ref(), now, &mut self.out);
         }
     }
 

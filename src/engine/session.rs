@@ -79,6 +79,7 @@ impl Session {
         version: Version,
         receive_max: u16,
         max_packet: Option<u32>,
+        now: Instant,
         out: &mut Vec<Action>,
     ) {
         self.conn = Some(conn);
@@ -88,20 +89,26 @@ impl Session {
         self.expires_at = None;
         for f in &self.inflight {
             let bytes = match f.released {
-                true => codec::ack(codec::PUBREL, f.pkid).into(),
-                false => encode(version, &f.d, f.pkid, true),
+                true => Some(codec::ack(codec::PUBREL, f.pkid).into()),
+                false => encode(version, &f.d, f.pkid, true, now),
             };
             // A message now larger than the client takes stays unsent, as a new one would.
-            if self.fits(&bytes) {
+            if let Some(bytes) = bytes.filter(|b| self.fits(b)) {
                 out.push(Action::Send(conn, bytes));
             }
         }
-        self.pump(out);
+        self.pump(now, out);
     }
 
     /// Sends or queues a message. `shared` is the same message already written for a
     /// QoS 0 delivery without subscription ids, when the caller has it.
-    pub fn deliver(&mut self, d: Delivery, shared: Option<&Frame>, out: &mut Vec<Action>) {
+    pub fn deliver(
+        &mut self,
+        d: Delivery,
+        shared: Option<&Frame>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let Some(conn) = self.conn else {
             if d.qos > 0 {
                 self.enqueue(d);
@@ -110,16 +117,16 @@ impl Session {
         };
         if d.qos == 0 {
             let bytes = match shared {
-                Some(b) => b.clone(),
-                None => encode(self.version, &d, 0, false),
+                Some(b) => Some(b.clone()),
+                None => encode(self.version, &d, 0, false, now),
             };
-            if self.fits(&bytes) {
+            if let Some(bytes) = bytes.filter(|b| self.fits(b)) {
                 out.push(Action::Send(conn, bytes));
             }
             return;
         }
         if self.inflight.len() < self.window && self.queue.is_empty() {
-            self.launch(conn, d, out);
+            self.launch(conn, d, now, out);
         } else {
             self.enqueue(d);
         }
@@ -142,13 +149,14 @@ impl Session {
         }
     }
 
-    fn launch(&mut self, conn: ConnId, d: Delivery, out: &mut Vec<Action>) {
+    /// Sends a QoS 1 or 2 message, unless it expired (MQTT 5) or is too large.
+    fn launch(&mut self, conn: ConnId, d: Delivery, now: Instant, out: &mut Vec<Action>) {
         let pkid = self.take_pkid();
-        let bytes = encode(self.version, &d, pkid, false);
-        if !self.fits(&bytes) {
+        let Some(bytes) = encode(self.version, &d, pkid, false, now).filter(|b| self.fits(b))
+        else {
             self.in_use.remove(&pkid);
             return;
-        }
+        };
         out.push(Action::Send(conn, bytes));
         self.inflight.push_back(Flight {
             pkid,
@@ -167,13 +175,13 @@ impl Session {
     }
 
     /// Fills the window from the queue.
-    fn pump(&mut self, out: &mut Vec<Action>) {
+    fn pump(&mut self, now: Instant, out: &mut Vec<Action>) {
         let Some(conn) = self.conn else { return };
         while self.inflight.len() < self.window {
             let Some(d) = self.queue.pop_front() else {
                 return;
             };
-            self.launch(conn, d, out);
+            self.launch(conn, d, now, out);
         }
     }
 
@@ -182,11 +190,11 @@ impl Session {
     }
 
     /// PUBACK or PUBCOMP: the message is delivered.
-    pub fn acked(&mut self, pkid: u16, out: &mut Vec<Action>) {
+    pub fn acked(&mut self, pkid: u16, now: Instant, out: &mut Vec<Action>) {
         if let Some(i) = self.position(pkid) {
             self.inflight.remove(i);
             self.in_use.remove(&pkid);
-            self.pump(out);
+            self.pump(now, out);
         }
     }
 
@@ -201,13 +209,16 @@ impl Session {
     }
 }
 
-fn encode(v: Version, d: &Delivery, pkid: u16, dup: bool) -> Frame {
+/// The PUBLISH of a delivery; `None` when it expired before it could be sent (a resend,
+/// `dup`, goes out all the same: its delivery had begun).
+fn encode(v: Version, d: &Delivery, pkid: u16, dup: bool, now: Instant) -> Option<Frame> {
     let form = Form {
         qos: d.qos,
         retain: d.retain,
         dup,
         pkid,
         sub_ids: &d.sub_ids,
+        now,
     };
     codec::publish(v, &d.msg, form)
 }

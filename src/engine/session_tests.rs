@@ -210,3 +210,65 @@ fn a_will_with_a_bad_topic_is_refused_and_a_clean_start_sends_a_waiting_will() {
     e.tick(t0() + Duration::from_secs(60));
     assert_eq!(text(&sent(&mut e, 9, V5)), Vec::<String>::new());
 }
+
+/// MQTT 5 message expiry: a queued message goes out with what is left of its interval,
+/// and not at all once it ended; a retained one stops being handed out then too.
+#[test]
+fn an_expired_message_is_not_delivered() {
+    use super::codec::Props;
+    use rumqttc::v5::mqttbytes::v5;
+    let mut e = Engine::new();
+    member(&mut e, 9, V5, "pub", &[]);
+    let expiring = |payload: &str, secs: u32| {
+        let mut m = msg("t", payload, 1, true);
+        m.props = Some(Box::new(Props {
+            message_expiry_interval: Some(secs),
+            ..Props::default()
+        }));
+        publish(1, m)
+    };
+    e.handle(1, In::Connect(Box::new(hello(V5, "s", false, 3600))), t0());
+    subscribe(&mut e, 1, vec![sub("t", 1)], None);
+    e.lost(1, t0());
+    e.handle(9, expiring("short", 10), t0());
+    e.handle(9, expiring("long", 100), t0());
+    e.actions().for_each(drop);
+    let later = t0() + Duration::from_secs(40);
+    e.handle(2, In::Connect(Box::new(hello(V5, "s", false, 3600))), later);
+    let all: Vec<Action> = e.actions().collect();
+    let publishes: Vec<v5::Publish> = (all.into_iter())
+        .filter_map(|a| match a {
+            Action::Send(2, f) if f.head[0] >> 4 == 3 => {
+                let mut b = bytes::BytesMut::from(&f.to_bytes()[..]);
+                match v5::Packet::read(&mut b, None) {
+                    Ok(v5::Packet::Publish(p)) => Some(p),
+                    other => panic!("{other:?}"),
+                }
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(publishes.len(), 1, "{publishes:?}");
+    assert_eq!(&publishes[0].payload[..], b"long");
+    let left = publishes[0]
+        .properties
+        .as_ref()
+        .and_then(|p| p.message_expiry_interval);
+    assert_eq!(left, Some(60));
+    // The retained "long" is handed to a new subscriber until its interval ends.
+    member(&mut e, 3, V5, "early", &[]);
+    subscribe(&mut e, 3, vec![sub("t", 0)], None);
+    assert_eq!(text(&sent(&mut e, 3, V5)), ["long"]);
+    let end = t0() + Duration::from_secs(100);
+    e.handle(4, In::Connect(Box::new(hello(V5, "late", true, 0))), end);
+    e.handle(
+        4,
+        In::Subscribe {
+            pkid: 1,
+            filters: vec![sub("t", 0)],
+            id: None,
+        },
+        end,
+    );
+    assert_eq!(text(&sent(&mut e, 4, V5)), Vec::<String>::new());
+}

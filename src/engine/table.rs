@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -79,6 +80,12 @@ impl Table {
         }
     }
 
+    /// Forgets the retained messages whose MQTT 5 expiry interval ended.
+    pub fn forget_expired(&mut self, now: Instant) {
+        self.retained
+            .retain(|_, m| m.expires.is_none_or(|at| at > now));
+    }
+
     /// Keeps a retained message, or forgets the topic's when the payload is empty.
     pub fn retain(&mut self, msg: &Message) {
         if msg.payload.is_empty() {
@@ -94,15 +101,24 @@ impl Table {
         }
     }
 
-    /// The retained messages a new subscription to `filter` gets.
-    pub fn retained_for(&self, filter: &str) -> Vec<Arc<Message>> {
+    /// The retained messages a new subscription to `filter` gets (not those whose MQTT 5
+    /// expiry interval ended).
+    pub fn retained_for(&self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
+        let live = |m: &&Arc<Message>| m.expires.is_none_or(|at| at > now);
         if !has_wildcard(filter) {
-            return self.retained.get(filter).cloned().into_iter().collect();
+            return self
+                .retained
+                .get(filter)
+                .filter(live)
+                .cloned()
+                .into_iter()
+                .collect();
         }
         let mut found: Vec<_> = self
             .retained
             .values()
             .filter(|m| matches(filter, &m.topic))
+            .filter(live)
             .cloned()
             .collect();
         found.sort_by(|a, b| a.topic.cmp(&b.topic));
@@ -204,21 +220,32 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_payload_forgets_the_retained_message() {
+    fn an_empty_payload_or_the_expiry_forgets_the_retained_message() {
         let mut t = Table::default();
+        let now = Instant::now();
         let mut m = Message {
             topic: "a/b".into(),
             payload: "x".into(),
             qos: 1,
             retain: true,
             props: None,
+            expires: None,
         };
         t.retain(&m);
-        assert_eq!(t.retained_for("a/b").len(), 1);
-        assert_eq!(t.retained_for("a/#").len(), 1);
-        assert_eq!(t.retained_for("b/#").len(), 0);
+        assert_eq!(t.retained_for("a/b", now).len(), 1);
+        assert_eq!(t.retained_for("a/#", now).len(), 1);
+        assert_eq!(t.retained_for("b/#", now).len(), 0);
         m.payload = bytes::Bytes::new();
         t.retain(&m);
-        assert!(t.retained_for("#").is_empty());
+        assert!(t.retained_for("#", now).is_empty());
+        m.payload = "y".into();
+        m.expires = Some(now + std::time::Duration::from_secs(10));
+        t.retain(&m);
+        assert_eq!(t.retained_for("a/b", now).len(), 1);
+        let later = now + std::time::Duration::from_secs(10);
+        assert!(t.retained_for("a/b", later).is_empty());
+        assert!(t.retained_for("#", later).is_empty());
+        t.forget_expired(later);
+        assert!(t.retained.is_empty());
     }
 }

@@ -31,6 +31,7 @@ pub(super) fn msg(topic: &str, payload: &str, qos: u8, retain: bool) -> Message 
         qos,
         retain,
         props: None,
+        expires: None,
     }
 }
 

@@ -2,6 +2,8 @@
 //! for CONNACK and PUBLISH, by hand for the small fixed packets (acknowledgements,
 //! SUBACK, UNSUBACK, PINGRESP, DISCONNECT).
 
+use std::time::Instant;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use rumqttc::mqttbytes::{QoS as Qos4, v4};
 use rumqttc::v5::mqttbytes::{QoS as Qos5, v5};
@@ -130,6 +132,8 @@ pub struct Form<'a> {
     pub dup: bool,
     pub pkid: u16,
     pub sub_ids: &'a [usize],
+    /// The time, for what is left of an MQTT 5 message expiry interval.
+    pub now: Instant,
 }
 
 /// A packet as it is written: its head, and for a PUBLISH the payload, which every copy
@@ -171,7 +175,21 @@ impl From<Bytes> for Frame {
 
 /// A PUBLISH of `msg` for a client of version `v`. rumqttc writes it without the
 /// payload; the remaining length is then written again to count the payload too.
-pub fn publish(v: Version, msg: &Message, f: Form) -> Frame {
+///
+/// A message with an MQTT 5 expiry interval carries what is left of it, and is not
+/// written once it expired (`None`) unless it is sent again (`dup`), its delivery begun.
+pub fn publish(v: Version, msg: &Message, f: Form) -> Option<Frame> {
+    let left = match msg.expires {
+        Some(at) if at <= f.now && !f.dup => return None,
+        // Whole seconds, rounded up: a message is never sent with less than it has.
+        Some(at) => Some(
+            at.saturating_duration_since(f.now)
+                .as_secs_f64()
+                .ceil()
+                .max(1.0) as u32,
+        ),
+        None => None,
+    };
     let mut b = BytesMut::with_capacity(msg.topic.len() + 16);
     match v {
         Version::V4 => {
@@ -187,6 +205,9 @@ pub fn publish(v: Version, msg: &Message, f: Form) -> Frame {
         }
         Version::V5 => {
             let mut props = msg.props.as_deref().cloned();
+            if let (Some(p), Some(left)) = (&mut props, left) {
+                p.message_expiry_interval = Some(left);
+            }
             if !f.sub_ids.is_empty() {
                 props
                     .get_or_insert_with(Props::default)
@@ -209,10 +230,10 @@ pub fn publish(v: Version, msg: &Message, f: Form) -> Frame {
     head.put_u8(b[0]);
     put_len(&mut head, rest.len() + msg.payload.len());
     head.extend_from_slice(&rest);
-    Frame {
+    Some(Frame {
         head: head.freeze(),
         body: msg.payload.clone(),
-    }
+    })
 }
 
 fn qos4(q: u8) -> Qos4 {

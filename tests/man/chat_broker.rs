@@ -33,7 +33,9 @@ What it keeps for MQTT clients: wills (under MQTT 5 with their delay), retained 
 (an empty one deletes the topic's), sessions by client id (a second connection with the
 same id takes the session over; under MQTT 5 the first is told so with DISCONNECT 0x8E),
 subscription options of MQTT 5 (no local, retain as published, retain handling,
-subscription identifiers) and topic aliases from clients (up to 64). A message goes to a
+subscription identifiers), topic aliases from clients (up to 64), and message expiry
+intervals (a message that waited is sent with what is left of its interval, and not at
+all, nor kept retained, once it ended). A message goes to a
 subscriber at the lower of the two QoS, once even when several of its filters match it.
 At most 1000 QoS 1 and 2 messages are in flight to a client at a time (fewer if its
 receive maximum says so); the rest wait in its session. QoS 0 messages are not kept for
@@ -53,8 +55,7 @@ mosquitto does; beyond 128 MiB its connection is closed and its will sent. QoS 1
 messages wait in its session instead.
 .IP \(bu 2
 A client may hold up to 10,000 subscriptions (SUBACK 0x97 "quota exceeded" beyond, 0x80
-under 3.1.1). MQTT 5 message expiry intervals are passed on, not enforced. MQTT 3.1 and
-other protocol levels get CONNACK return code 1.
+under 3.1.1). MQTT 3.1 and other protocol levels get CONNACK return code 1.
 .IP \(bu 2
 A CONNECT may be at most 1 MiB. A will whose topic is empty or holds a wildcard is
 refused (CONNACK 0x90 under MQTT 5; under 3.1.1 the connection is closed).
