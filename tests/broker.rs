@@ -253,7 +253,7 @@ fn a_room_of_a_thousand_members() {
             b.windows(11).any(|w| w == b"hello crowd")
         });
     }
-    let kib = peak_rss_kib(broker.pid());
+    let kib = status_kib(broker.pid(), "VmHWM");
     eprintln!(
         "chat-broker peak RSS with {crowd} members: {} MiB",
         kib / 1024
@@ -304,17 +304,8 @@ fn a_member_that_does_not_read_costs_bounded_memory() {
         || broker.log().contains("QoS 0 messages dropped"),
         || broker.log(),
     );
-    let kib = peak_rss_kib(broker.pid());
+    let kib = status_kib(broker.pid(), "VmHWM");
     assert!(kib < 160 << 10, "peak RSS {kib} KiB");
-}
-
-/// A process's peak resident set (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    (status.lines())
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
 }
 
 /// What a client sends after its DISCONNECT is not read: a CONNECT in the same write

@@ -98,16 +98,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / per_sec as f64
 }
 
-/// A `VmHWM`/`VmRSS`-style field of /proc/PID/status, in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
 /// A session name no other test uses.
 fn session_name(tag: &str) -> String {
     unique_topic(tag).replace('/', "-")

@@ -156,13 +156,6 @@ pub fn read(buf: &mut BytesMut, version: Option<Version>, max: usize) -> Result<
     .map(Some)
 }
 
-/// The length of a (complete) fixed header: the type byte and the remaining length.
-pub(super) fn header_len(buf: &[u8]) -> usize {
-    1 + (buf[1..].iter().take(4))
-        .position(|b| b & 0x80 == 0)
-        .map_or(4, |i| i + 1)
-}
-
 /// What the engine needs from a 3.1.1 CONNECT.
 fn hello_v4(c: v4::Connect) -> Hello {
     Hello {
@@ -186,6 +179,11 @@ fn hello_v4(c: v4::Connect) -> Hello {
         }),
         auth_method: false,
     }
+}
+
+/// The length of a complete fixed header: the type byte and the remaining length.
+pub(super) fn header_len(buf: &[u8]) -> usize {
+    crate::wire::fixed_header(buf).map_or(buf.len(), |(n, _)| n)
 }
 
 fn from_v4(p: v4::Packet) -> In {

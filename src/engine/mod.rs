@@ -12,7 +12,7 @@
 //! delay). Everything lives in memory.
 
 pub mod codec;
-pub(crate) mod route;
+mod route;
 mod session;
 mod table;
 mod write;

@@ -9,6 +9,7 @@ use rumqttc::mqttbytes::{QoS as Qos4, v4};
 use rumqttc::v5::mqttbytes::{QoS as Qos5, v5};
 
 use super::codec::{Message, Props, Version};
+use crate::wire::put_remaining_length;
 
 /// How many topic aliases an MQTT 5 client may set up.
 pub const TOPIC_ALIAS_MAX: u16 = 64;
@@ -94,7 +95,7 @@ pub fn suback(kind: u8, v: Version, pkid: u16, codes: &[u8]) -> Bytes {
     let props = (v == Version::V5) as usize;
     let mut b = BytesMut::with_capacity(8 + codes.len());
     b.put_u8(kind);
-    put_len(&mut b, 2 + props + codes.len());
+    put_remaining_length(&mut b, 2 + props + codes.len());
     b.put_u16(pkid);
     if props == 1 {
         b.put_u8(0);
@@ -110,18 +111,6 @@ pub fn pingresp() -> Bytes {
 /// An MQTT 5 DISCONNECT with a reason code (3.1.1 has none: the connection just closes).
 pub fn disconnect(v: Version, reason: u8) -> Option<Bytes> {
     (v == Version::V5).then(|| Bytes::copy_from_slice(&[0xE0, 1, reason]))
-}
-
-fn put_len(b: &mut BytesMut, mut n: usize) {
-    loop {
-        let byte = (n % 128) as u8;
-        n /= 128;
-        if n == 0 {
-            b.put_u8(byte);
-            return;
-        }
-        b.put_u8(byte | 0x80);
-    }
 }
 
 /// How one subscriber gets a message.
@@ -228,7 +217,7 @@ pub fn publish(v: Version, msg: &Message, f: Form) -> Option<Frame> {
     let rest = b.split_off(super::codec::header_len(&b));
     let mut head = BytesMut::with_capacity(rest.len() + 5);
     head.put_u8(b[0]);
-    put_len(&mut head, rest.len() + msg.payload.len());
+    put_remaining_length(&mut head, rest.len() + msg.payload.len());
     head.extend_from_slice(&rest);
     Some(Frame {
         head: head.freeze(),

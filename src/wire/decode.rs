@@ -63,7 +63,7 @@ pub fn peek_oversized(buf: &[u8], max: usize) -> Peek {
 /// header's length to itself (its `FixedHeader` gives the frame's length alone), and an
 /// oversized PUBLISH must be known, and its topic and packet id read, before its body
 /// arrives: it is skipped as it comes in, never buffered.
-fn fixed_header(buf: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn fixed_header(buf: &[u8]) -> Option<(usize, usize)> {
     let mut len = 0;
     for (i, &b) in buf.iter().enumerate().take(5).skip(1) {
         len |= usize::from(b & 0x7f) << (7 * (i - 1));

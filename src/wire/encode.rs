@@ -209,7 +209,7 @@ fn remaining_length_len(len: usize) -> usize {
     }
 }
 
-fn put_remaining_length(out: &mut BytesMut, mut len: usize) {
+pub(crate) fn put_remaining_length(out: &mut BytesMut, mut len: usize) {
     loop {
         let mut byte = (len % 128) as u8;
         len /= 128;

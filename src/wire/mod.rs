@@ -12,6 +12,11 @@ mod decode;
 mod encode;
 
 pub use decode::{Peek, decode, peek_oversized};
+// chat-broker's engine frames its answers with these too.
+#[cfg(feature = "broker")]
+pub(crate) use decode::fixed_header;
+#[cfg(feature = "broker")]
+pub(crate) use encode::put_remaining_length;
 pub use encode::*;
 
 use bytes::Bytes;

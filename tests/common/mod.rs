@@ -658,3 +658,13 @@ pub fn assert_unacknowledged(stderr: &str, said: &str, lines: usize) {
         "expected '{lines} {said}' on stderr:\n{stderr}"
     );
 }
+
+/// A `VmHWM`/`VmRSS`-style field of /proc/PID/status, in KiB.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
