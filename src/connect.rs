@@ -8,7 +8,7 @@ use std::future::{Future, pending};
 use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep, timeout_at};
+use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
 use crate::dial::{Dial, Fatal, Note, Outcome, Step, VersionChoice};
 use crate::endpoint::Endpoint;
@@ -19,6 +19,10 @@ use crate::wire::{ConnectSpec, Version};
 
 /// How many failed attempts a note cites: the ones a trial made (MQTT 5, then 3.1.1).
 const NOTED_ATTEMPTS: usize = 2;
+
+/// How long the first connection is tried before the tool says, once, that it is still
+/// trying and why (a broker that answers at once costs a script nothing on stderr).
+pub const STILL_TRYING_AFTER: Duration = Duration::from_secs(1);
 
 /// Makes connection attempts for the whole run, keeping what was learnt on the way (the
 /// protocol version, whether the will is accepted, which node is next).
@@ -74,6 +78,9 @@ impl Connector {
     pub async fn establish(&mut self, deadline: Option<Instant>) -> Result<Link, Error> {
         let started = Instant::now();
         let mut last: Option<(usize, Attempt)> = None;
+        // Only the first connection has a deadline, and only it says it is still trying
+        // (reconnects are told as they happen).
+        let mut notice = deadline.map(|_| started + STILL_TRYING_AFTER);
         loop {
             let plan = self.dial.next();
             let dialer = &self.opts.nodes[plan.node];
@@ -89,7 +96,8 @@ impl Connector {
             let (max_in, reads) = (self.opts.max_in, self.opts.reads);
             let answer = self.dial.answer_within();
             let attempt = connect_once(dialer, plan.version, &spec, max_in, reads, answer);
-            let result = timeout_at(end, attempt)
+            let still = || self.still_trying(last.as_ref(), deadline, started);
+            let result = noting(timeout_at(end, attempt), &mut notice, still)
                 .await
                 .unwrap_or(Err(Attempt::TimedOut));
             let attempt = match result {
@@ -108,21 +116,56 @@ impl Connector {
                 self.refused.remove(0);
             }
             self.refused.push(format!("{endpoint}: {attempt}"));
+            let newly_unresolved = !self.dial.is_unresolved(plan.node);
             let pause = match self.dial.failed(&outcome(&attempt)) {
                 Step::Fatal(why) => return Err(self.fatal(why, endpoint, &attempt)),
                 Step::Retry(pause) => pause,
             };
+            if newly_unresolved && self.dial.is_unresolved(plan.node) {
+                log::warn!("{attempt} ({endpoint}); trying the other brokers");
+            }
             // Keep the most telling reason: a refusal beats running out of time.
             if !(matches!(attempt, Attempt::TimedOut) && last.is_some()) {
                 last = Some((plan.node, attempt));
             }
             let now = Instant::now();
-            match deadline {
+            let pause = match deadline {
                 Some(d) if now >= d => return Err(self.unreachable(now - started, last)),
-                Some(d) => sleep(pause.min(d - now)).await,
-                None => sleep(pause).await,
-            }
+                Some(d) => pause.min(d - now),
+                None => pause,
+            };
+            let still = || self.still_trying(last.as_ref(), deadline, started);
+            noting(sleep(pause), &mut notice, still).await;
         }
+    }
+
+    /// The note of a first connection that takes longer than [`STILL_TRYING_AFTER`].
+    fn still_trying(
+        &self,
+        last: Option<&(usize, Attempt)>,
+        deadline: Option<Instant>,
+        started: Instant,
+    ) -> String {
+        let why = match last {
+            Some((node, a)) if self.opts.nodes.len() > 1 => {
+                let endpoint = self.opts.nodes[*node].endpoint();
+                format!("last: {endpoint}: {a}{}", hint(a, endpoint, false))
+            }
+            Some((node, a)) => {
+                let endpoint = self.opts.nodes[*node].endpoint();
+                format!("{a}{}", hint(a, endpoint, false))
+            }
+            None => "no answer yet".into(),
+        };
+        let whom = match self.opts.nodes.as_slice() {
+            [one] => one.endpoint().to_string(),
+            all => format!("any of the {} brokers", all.len()),
+        };
+        let total = deadline.map_or(Duration::ZERO, |d| d - started);
+        format!(
+            "still trying to reach {whom}: {why}; giving up after {:.1}s (--connect-timeout)",
+            total.as_secs_f64()
+        )
     }
 
     /// Bookkeeping and messages for an accepted connection.
@@ -186,6 +229,14 @@ impl Connector {
                 "the broker at {endpoint} does not accept MQTT 5: {reason} (try -V 3, or \
                  -V auto to fall back to MQTT 3.1.1 by itself)"
             )),
+            Fatal::Unresolved if self.opts.nodes.len() > 1 => Error::Unreachable(format!(
+                "cannot resolve the host name of any of the {} brokers (last: {reason}); \
+                 check the names given with -b or CHAT_BROKER",
+                self.opts.nodes.len()
+            )),
+            Fatal::Unresolved => Error::Unreachable(format!(
+                "{reason} ({endpoint}); check the name given with -b or CHAT_BROKER"
+            )),
             Fatal::Version(Version::V311) => Error::Unreachable(format!(
                 "the broker at {endpoint} does not accept MQTT 3.1.1: {reason}{}",
                 match self.opts.version {
@@ -201,9 +252,10 @@ impl Connector {
         let within = format!("within {:.1}s", waited.as_secs_f64());
         let why = match last {
             Some((node, a)) if self.opts.nodes.len() > 1 => {
-                format!("{}: {a}", self.opts.nodes[node].endpoint())
+                let endpoint = self.opts.nodes[node].endpoint();
+                format!("{endpoint}: {a}{}", hint(&a, endpoint, true))
             }
-            Some((_, a)) => a.to_string(),
+            Some((node, a)) => format!("{a}{}", hint(&a, self.opts.nodes[node].endpoint(), true)),
             None => "timed out".into(),
         };
         match self.opts.nodes.as_slice() {
@@ -219,9 +271,51 @@ impl Connector {
     }
 }
 
+/// Waits for `fut`; if `notice` comes first, says `note()` once (as a warning: it is
+/// shown without -v) and goes on waiting.
+async fn noting<F: Future>(
+    fut: F,
+    notice: &mut Option<Instant>,
+    note: impl FnOnce() -> String,
+) -> F::Output {
+    let Some(at) = *notice else {
+        return fut.await;
+    };
+    tokio::pin!(fut);
+    // The notice first: once its time has come, it is said before anything else ends.
+    tokio::select! {
+        biased;
+        () = sleep_until(at) => {}
+        out = &mut fut => return out,
+    }
+    *notice = None;
+    log::warn!("{}", note());
+    fut.await
+}
+
+/// What a failed attempt means, when the failure says it: a refused TCP connection means
+/// that nothing listens on that address and port. `advice`: and what to do about it.
+fn hint(attempt: &Attempt, endpoint: &Endpoint, advice: bool) -> String {
+    match attempt {
+        Attempt::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            let mut hint = format!(": nothing listens on {}", endpoint.socket_addr());
+            if advice {
+                hint += &format!(
+                    "; is a broker running there? (chat-broker listens on {} only, unless \
+                     started with --listen)",
+                    crate::cli::DEFAULT_LISTEN
+                );
+            }
+            hint
+        }
+        _ => String::new(),
+    }
+}
+
 /// What the policy needs to know of a failed attempt.
 fn outcome(attempt: &Attempt) -> Outcome {
     match attempt {
+        Attempt::Unresolved(_) => Outcome::Unresolved,
         Attempt::Refused(r) => Outcome::Refused(*r),
         Attempt::Closed => Outcome::Closed,
         Attempt::Unanswered => Outcome::Unanswered,

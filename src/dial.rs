@@ -20,6 +20,11 @@
 //!   attempt goes without it, on trial: if that one is accepted, the will was the cause
 //!   and is left out for the rest of the run ([`Note::WillRefused`]); if not, it is put
 //!   back.
+//! - **Names that do not exist.** Before the first connection, a broker whose host name
+//!   does not resolve is not retried until `--connect-timeout`: the next node is tried
+//!   at once, and when no node's name resolves the run ends ([`Fatal::Unresolved`]).
+//!   Once connected, it is an ordinary failure: a resolver can come back, and chat-sub
+//!   retries for ever.
 
 use std::time::Duration;
 
@@ -87,6 +92,8 @@ pub enum Outcome {
     Unanswered,
     /// A certificate that does not verify, on either side.
     Certificate,
+    /// The broker's host name does not exist (not a resolver that is down).
+    Unresolved,
     /// Anything else: nobody listening, a reset, a timeout, not an MQTT broker.
     Failed,
 }
@@ -111,6 +118,8 @@ pub enum Fatal {
     ClientId,
     /// The broker does not speak `version`, which `-V` insists on (exit 3).
     Version(Version),
+    /// No broker's host name resolves, and none ever connected (exit 3).
+    Unresolved,
 }
 
 /// Something the user is told once.
@@ -144,6 +153,10 @@ pub struct Dial {
     closed_v5: u32,
     /// A broker accepted MQTT 5: a close or silence later is no reason to try 3.1.1.
     v5_accepted: bool,
+    /// A connection was accepted once in this run.
+    connected_once: bool,
+    /// Before the first connection: the nodes whose host name does not resolve.
+    unresolved: Vec<bool>,
 }
 
 /// Changes on trial: a broker that closes the connection before any CONNACK does not say
@@ -178,6 +191,8 @@ impl Dial {
             backoff: Backoff::default(),
             closed_v5: 0,
             v5_accepted: false,
+            connected_once: false,
+            unresolved: vec![false; nodes.max(1)],
         }
     }
 
@@ -211,9 +226,15 @@ impl Dial {
         self.will
     }
 
+    /// Whether `node`'s host name was found not to resolve (before the first connection).
+    pub fn is_unresolved(&self, node: usize) -> bool {
+        self.unresolved.get(node).copied().unwrap_or(false)
+    }
+
     /// The attempt [`Dial::next`] planned was accepted: what was on trial is kept.
     /// Returns what to tell the user.
     pub fn connected(&mut self) -> Vec<Note> {
+        self.connected_once = true;
         self.failures = 0;
         self.backoff.reset();
         self.closed_v5 = 0;
@@ -275,7 +296,17 @@ impl Dial {
                     return Step::Fatal(Fatal::Version(Version::V5));
                 }
             }
-            Outcome::Refused(_) | Outcome::Closed | Outcome::Unanswered | Outcome::Failed => {}
+            Outcome::Unresolved if !self.connected_once => {
+                self.unresolved[attempt.node] = true;
+                if self.unresolved.iter().all(|&u| u) {
+                    return Step::Fatal(Fatal::Unresolved);
+                }
+            }
+            Outcome::Refused(_)
+            | Outcome::Closed
+            | Outcome::Unanswered
+            | Outcome::Unresolved
+            | Outcome::Failed => {}
         }
         // An ordinary failure: whatever was on trial did not help (put it back), and the
         // next node is tried, at once until a whole round failed.
@@ -540,6 +571,39 @@ mod tests {
         d.failed(&Outcome::Closed);
         assert_eq!(d.failed(&Outcome::Closed), ms(100));
         assert_eq!(d.next(), at_node_0(V5, true));
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_fatal_at_once_unless_another_node_may_answer() {
+        let mut one = Dial::new(1, VersionChoice::Auto, false);
+        assert_eq!(
+            one.failed(&Outcome::Unresolved),
+            Step::Fatal(Fatal::Unresolved)
+        );
+        // With a list, the next node is tried at once; the run ends only when every
+        // name failed, whatever else failed in between.
+        let mut three = Dial::new(3, VersionChoice::Auto, false);
+        assert_eq!(three.failed(&Outcome::Unresolved), NOW);
+        assert!(three.is_unresolved(0) && !three.is_unresolved(1));
+        assert_eq!(three.next().node, 1);
+        assert_eq!(three.failed(&Outcome::Failed), NOW);
+        assert_eq!(three.failed(&Outcome::Unresolved), ms(100));
+        assert_eq!(three.next().node, 0);
+        assert_eq!(three.failed(&Outcome::Unresolved), NOW);
+        assert_eq!(
+            three.failed(&Outcome::Unresolved),
+            Step::Fatal(Fatal::Unresolved),
+            "node 1 does not resolve either"
+        );
+    }
+
+    #[test]
+    fn once_connected_a_name_that_does_not_resolve_is_retried() {
+        let mut d = Dial::new(1, VersionChoice::Auto, false);
+        d.connected();
+        d.lost();
+        assert_eq!(d.failed(&Outcome::Unresolved), ms(100));
+        assert_eq!(d.failed(&Outcome::Unresolved), ms(200));
     }
 
     #[test]

@@ -27,7 +27,8 @@
 //!   runtime, completions, the exit status; [`error`]: the error type and the tally of
 //!   failed messages; [`signals`]: SIGINT and SIGTERM as values.
 //! - `options`: the shared flags resolved into connection options (brokers, client id,
-//!   login, password, TLS); `endpoint`: broker URLs; `transport`: TCP, TLS, WebSocket.
+//!   login, password, TLS); `endpoint`: broker URLs; `resolve`: host names, a name that
+//!   does not exist told from a resolver that is down; `transport`: TCP, TLS, WebSocket.
 //! - `dial`: the connection policy; `connect`: its driver; `session`: one connection;
 //!   `tx`: its sending side as state machines see it; [`coalesce`]: fewer wake-ups.
 //! - `wire`: MQTT 3.1.1 and 5 packets behind one vocabulary (rumqttc's codecs); `topic`:
@@ -67,6 +68,7 @@ mod presence;
 pub mod procnet;
 pub mod publish;
 pub mod render;
+mod resolve;
 pub mod seal;
 mod session;
 pub mod signals;

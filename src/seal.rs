@@ -65,7 +65,8 @@ impl RoomSecret {
         let bytes = Zeroizing::new(bytes);
         match bytes.len() {
             n if n < MIN_SECRET => Err(format!(
-                "the room secret is {n} bytes; at least {MIN_SECRET} are needed"
+                "the room secret is {n} bytes; at least {MIN_SECRET} are needed (a good \
+                 one: openssl rand -base64 32)"
             )),
             n if n > MAX_SECRET => Err(format!(
                 "the room secret is {n} bytes; at most {MAX_SECRET} are accepted"

@@ -246,6 +246,8 @@ pub(crate) enum Attempt {
     Io(io::Error),
     /// A certificate that does not verify, on either side: retrying cannot fix it.
     Certificate(String),
+    /// The host name does not exist.
+    Unresolved(crate::resolve::Unresolved),
     Refused(Refusal),
     /// The broker closed the connection after our CONNECT, before any CONNACK.
     Closed,
@@ -260,6 +262,7 @@ impl std::fmt::Display for Attempt {
         match self {
             Attempt::Io(e) => write!(f, "{e}"),
             Attempt::Certificate(why) => f.write_str(why),
+            Attempt::Unresolved(u) => write!(f, "{u}"),
             Attempt::Refused(r) => write!(f, "connection refused by the broker: {}", r.describe()),
             Attempt::Closed => f.write_str("the broker closed the connection before CONNACK"),
             Attempt::Unanswered => f.write_str("the broker did not answer the CONNECT"),
@@ -281,6 +284,9 @@ impl From<LinkError> for Attempt {
 
 impl From<io::Error> for Attempt {
     fn from(e: io::Error) -> Self {
+        if let Some(u) = crate::resolve::unresolved(&e) {
+            return Attempt::Unresolved(u.clone());
+        }
         match transport::is_certificate_error(&e) {
             Some(why) => Attempt::Certificate(why),
             None => Attempt::Io(e),

@@ -100,7 +100,8 @@ impl Dialer {
     /// returns the TCP socket's descriptor (for socket options; it lives as long as the
     /// stream).
     pub async fn connect(&self) -> std::io::Result<(Box<dyn Stream>, RawFd)> {
-        let tcp = TcpStream::connect(self.endpoint.socket_addr()).await?;
+        let addrs = crate::resolve::lookup(&self.endpoint.host, self.endpoint.port).await?;
+        let tcp = connect_any(&addrs).await?;
         let fd = tcp.as_raw_fd();
         // Nagle's algorithm would hold a line back until the previous one is acknowledged
         // (~40 ms with delayed ACKs): chat wants every line on the wire at once.
@@ -121,6 +122,19 @@ impl Dialer {
         };
         Ok((stream, fd))
     }
+}
+
+/// A TCP connection to the first of `addrs` that accepts one, in order (as the resolver
+/// sorted them); the last error when none does.
+async fn connect_any(addrs: &[std::net::SocketAddr]) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the host name has no address")))
 }
 
 /// rustls's provider on *ring*. rustls 0.23.48 deprecated it ("no support for

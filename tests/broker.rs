@@ -77,6 +77,15 @@ fn a_port_in_use_exits_3_with_one_message() {
         "{}",
         out.stderr
     );
+    // What to do about it: use the broker that is there, or another port.
+    let port = taken.local_addr().unwrap().port();
+    let hint = format!(
+        "another program listens there, usually a broker (chat-broker or mosquitto): the \
+         clients can use it as it is (-b {addr}), or give this broker another port \
+         (--listen 127.0.0.1:{})",
+        port.wrapping_add(1).max(1024)
+    );
+    assert!(out.stderr.contains(&hint), "{}", out.stderr);
 }
 
 #[test]
@@ -88,6 +97,14 @@ fn a_bad_address_exits_2() {
     }
     let out = run(&mut chat_broker(&["--bogus"]), b"");
     out.expect_code(2);
+    // A port alone is not an address: which host is meant is asked for, not guessed.
+    let out = run(&mut chat_broker(&["--listen", ":1883"]), b"");
+    out.expect_code(2);
+    assert_eq!(
+        out.stderr,
+        "chat-broker: invalid --listen address ':1883': give the host too: 127.0.0.1:1883 \
+         (this machine only) or 0.0.0.0:1883 (every network interface)\n"
+    );
 }
 
 #[test]

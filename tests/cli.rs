@@ -205,6 +205,87 @@ fn an_unreachable_broker_exits_3_after_the_connect_timeout() {
     }
 }
 
+/// A first connection that is still being tried after a second says so once, with the
+/// reason; a refused connection says that nothing listens there, and what to do.
+#[test]
+fn a_refused_connection_is_explained_while_trying_and_at_the_end() {
+    for name in ["chat-pub", "chat-sub"] {
+        let args = ["-b", "127.0.0.1:1", "--connect-timeout", "3", "t"];
+        let out = run(tool(name).args(args), b"hello\n");
+        out.expect_code(3);
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        let note = format!(
+            "{name}: still trying to reach mqtt://127.0.0.1:1: Connection refused (os error \
+             111): nothing listens on 127.0.0.1:1; giving up after 3.0s (--connect-timeout)"
+        );
+        let end = format!(
+            "{name}: cannot reach the broker at mqtt://127.0.0.1:1 within 3.0s: Connection \
+             refused (os error 111): nothing listens on 127.0.0.1:1; is a broker running \
+             there? (chat-broker listens on 127.0.0.1:1883 only, unless started with \
+             --listen)"
+        );
+        assert_eq!(lines, [note, end], "{name}");
+    }
+}
+
+/// A host name that does not exist is reported at once (with an hour to connect, a tool
+/// that retried would outlive the test's deadline); with a list, the others are tried.
+#[test]
+fn a_host_name_that_does_not_resolve_is_reported_at_once() {
+    for name in ["chat-pub", "chat-sub"] {
+        let args = [
+            "-b",
+            "nosuchhost.invalid",
+            "--connect-timeout",
+            LONG_CONNECT_TIMEOUT,
+            "t",
+        ];
+        let out = run(tool(name).args(args), b"hello\n");
+        out.expect_code(3);
+        assert_eq!(
+            out.stderr,
+            format!(
+                "{name}: cannot resolve the host name 'nosuchhost.invalid': names under \
+                 .invalid never resolve (mqtt://nosuchhost.invalid:1883); check the name \
+                 given with -b or CHAT_BROKER\n"
+            )
+        );
+        let list = "nosuchhost.invalid,nor.this.invalid";
+        let args = ["-b", list, "--connect-timeout", LONG_CONNECT_TIMEOUT, "t"];
+        let out = run(tool(name).args(args), b"hello\n");
+        out.expect_code(3);
+        assert!(
+            out.stderr
+                .contains("cannot resolve the host name of any of the 2 brokers"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+/// In a list, a broker whose name does not resolve is passed over for the next one.
+#[test]
+fn a_name_that_does_not_resolve_in_a_list_moves_on_to_the_next_broker() {
+    let broker = Broker::embedded();
+    let topic = unique_topic("unresolved");
+    let urls = ["mqtt://nosuchhost.invalid".to_string(), broker.url()];
+    let sub = Proc::subscriber(&broker, &["--raw", &topic]);
+    let out = run(
+        &mut chat_pub_at(&urls, &["--raw", "-m", "after", &topic]),
+        b"",
+    );
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains(
+            "cannot resolve the host name 'nosuchhost.invalid': names under .invalid never \
+             resolve (mqtt://nosuchhost.invalid:1883); trying the other brokers"
+        ),
+        "{}",
+        out.stderr
+    );
+    sub.wait_stdout("after");
+}
+
 /// mosquitto only: the embedded broker has no authentication to refuse with.
 #[test]
 fn refused_credentials_exit_4() {

@@ -37,10 +37,7 @@ pub fn run(args: BrokerArgs) -> Result<(), Error> {
     // Bind everything before serving: a taken port is exit 3, at once.
     let listeners = addrs
         .iter()
-        .map(|a| {
-            StdListener::bind(a)
-                .map_err(|e| Error::Unreachable(format!("cannot listen on {a}: {e}")))
-        })
+        .map(|a| StdListener::bind(a).map_err(|e| cannot_listen(a, &e)))
         .collect::<Result<Vec<_>, _>>()?;
     let files = crate::tool::raise_open_files();
     // One file per client, and a few for the listeners.
@@ -50,14 +47,49 @@ pub fn run(args: BrokerArgs) -> Result<(), Error> {
     crate::tool::runtime()?.block_on(serve(listeners))
 }
 
+/// Why `addr` cannot be listened on, and what to do about it (exit 3).
+fn cannot_listen(addr: &SocketAddr, e: &std::io::Error) -> Error {
+    use std::io::ErrorKind;
+    let hint = match e.kind() {
+        ErrorKind::AddrInUse => {
+            let reach = match addr.ip().is_unspecified() {
+                true => format!("localhost:{}", addr.port()),
+                false => addr.to_string(),
+            };
+            let other = SocketAddr::new(addr.ip(), addr.port().wrapping_add(1).max(1024));
+            format!(
+                ": another program listens there, usually a broker (chat-broker or \
+                 mosquitto): the clients can use it as it is (-b {reach}), or give this \
+                 broker another port (--listen {other})"
+            )
+        }
+        ErrorKind::AddrNotAvailable => format!(
+            ": {} is not an address of this machine (0.0.0.0 listens on all of them)",
+            addr.ip()
+        ),
+        ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            ": ports below 1024 need root; MQTT's own port is 1883".to_string()
+        }
+        _ => String::new(),
+    };
+    Error::Unreachable(format!("cannot listen on {addr}: {e}{hint}"))
+}
+
 /// `HOST:PORT` (a name is resolved; IPv6 in brackets); every problem is a usage error.
 fn parse_addr(s: &str) -> Result<SocketAddr, Error> {
     let bad = |why: String| Error::Usage(format!("invalid --listen address '{s}': {why}"));
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
-    if !s.contains(':') {
-        return Err(bad("expected HOST:PORT, e.g. 127.0.0.1:1883".into()));
+    if let Some(port) = s.strip_prefix(':').or((!s.contains(':')).then_some(s)) {
+        let port = match port.parse::<u16>() {
+            Ok(p) => p,
+            Err(_) => return Err(bad("expected HOST:PORT, e.g. 127.0.0.1:1883".into())),
+        };
+        return Err(bad(format!(
+            "give the host too: 127.0.0.1:{port} (this machine only) or 0.0.0.0:{port} \
+             (every network interface)"
+        )));
     }
     let mut found = s.to_socket_addrs().map_err(|e| bad(e.to_string()))?;
     found
@@ -123,8 +155,13 @@ mod tests {
         assert_eq!(parse_addr("127.0.0.1:1883").unwrap().port(), 1883);
         assert!(parse_addr("[::1]:0").unwrap().is_ipv6());
         assert_eq!(parse_addr("localhost:1999").unwrap().port(), 1999);
-        for bad in ["1883", "127.0.0.1", "127.0.0.1:99999", ""] {
+        for bad in ["1883", "127.0.0.1", "127.0.0.1:99999", "", ":1883", ":x"] {
             assert!(matches!(parse_addr(bad), Err(Error::Usage(_))), "{bad}");
         }
+        let no_host = parse_addr(":1883").unwrap_err().to_string();
+        assert!(
+            no_host.contains("give the host too: 127.0.0.1:1883"),
+            "{no_host}"
+        );
     }
 }

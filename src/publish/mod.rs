@@ -183,7 +183,11 @@ fn after_io(
 /// The first signal: stop the input thread and take every batch it has read, until it
 /// waits in read(2) or has ended (at most a second).
 async fn take_the_rest(state: &mut PubState, input: &mut Input) {
-    log::warn!("interrupted: sending what was read, then exiting (again to quit now)");
+    log::warn!(
+        "interrupted: sending what was read, then exiting; waiting at most {}s for the \
+         broker's acknowledgements (--drain-timeout); interrupt again to quit now",
+        state.drain_timeout().as_secs_f64()
+    );
     input.control.stop.store(true, Ordering::Release);
     let give_up = Instant::now() + Duration::from_secs(1);
     loop {

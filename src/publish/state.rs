@@ -105,6 +105,11 @@ impl PubState {
         self.drain.deadline()
     }
 
+    /// `--drain-timeout`: how long the acknowledgements may take once input ended.
+    pub fn drain_timeout(&self) -> Duration {
+        self.drain.timeout()
+    }
+
     /// Takes a batch of messages from the input.
     pub fn take(&mut self, batch: Vec<Message>) {
         self.pending_bytes += batch.iter().map(|m| m.payload.len()).sum::<usize>();

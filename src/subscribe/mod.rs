@@ -112,7 +112,9 @@ impl Driver {
                     return self.state.timed_out(self.run_for.unwrap_or_default());
                 }
                 _ = sleep_until(who.unwrap_or_else(Instant::now)), if who.is_some() => {
-                    self.state.print_roster();
+                    if let Some(note) = self.state.print_roster() {
+                        tool::say(note);
+                    }
                     return self.end(&mut link).await;
                 }
                 r = io(&mut link) => match self.after_io(&mut link, r)? {

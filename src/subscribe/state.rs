@@ -288,11 +288,17 @@ impl SubState {
         self.view.who_deadline()
     }
 
-    /// `--who`: prints everyone online.
-    pub fn print_roster(&mut self) {
-        for (room, nick, ts) in self.view.online() {
-            self.printer.who(room, nick, ts);
+    /// `--who`: prints everyone online. Returns what to say on stderr when nobody is (an
+    /// empty stdout, and status 0, would look like a tool that did nothing).
+    pub fn print_roster(&mut self) -> Option<String> {
+        let online = self.view.online();
+        for (room, nick, ts) in &online {
+            self.printer.who(room, nick, *ts);
         }
+        let rooms = self.subs.filters.join(", ");
+        online
+            .is_empty()
+            .then(|| format!("nobody is online in {}", escaped(&rooms)))
     }
 
     /// `--count 0`: nothing to do.

@@ -255,8 +255,18 @@ fn who_waits_for_quiet_after_each_presence_message_then_prints_the_roster() {
     }
     assert_eq!(s.who_deadline(), Some(t1 + WHO_QUIET));
     assert!(printed(&mut s).is_empty(), "--who prints no joins");
-    s.print_roster();
+    assert_eq!(s.print_roster(), None, "somebody is online");
     assert_eq!(printed(&mut s), ["online bob"]);
+}
+
+#[test]
+fn who_in_an_empty_room_prints_nothing_but_says_so() {
+    let (mut s, _peer) = connected(sub(Mode::Who, &["eve"], false, None));
+    assert_eq!(
+        s.print_roster().as_deref(),
+        Some("nobody is online in room/#")
+    );
+    assert!(printed(&mut s).is_empty(), "stdout stays empty for scripts");
 }
 
 #[test]
