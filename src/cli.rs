@@ -201,8 +201,26 @@ pub struct PubArgs {
     /// While chat-pub reads a room from stdin (envelope mode, not with -m, --raw or
     /// --json), its nick is online there: a retained join on the room's presence topic,
     /// and a will that turns it offline if chat-pub dies (see PRESENCE in chat-sub(1)).
+    /// With --dialect mqttchat-py, the original's notice at start is not sent either.
     #[arg(long)]
     pub no_presence: bool,
+
+    /// Payloads to send: mqttchat (the JSON envelope) or mqttchat-py
+    ///
+    /// mqttchat-py speaks the original MQTTChat, the Python program this project descends
+    /// from: each line is published as NICK,LINE, and when chat-pub starts, the original's
+    /// notice "noticia,NICK entrou neste tópico" (not with --no-presence). With --json, a
+    /// line's from (else --nick) and text are sent as FROM,TEXT; its ts and id have no
+    /// place there. A nick with a comma cannot be carried. Not with --raw, nor with a room
+    /// secret: the original cannot decrypt.
+    #[arg(
+        long,
+        value_name = "DIALECT",
+        value_enum,
+        default_value = "mqttchat",
+        conflicts_with = "raw"
+    )]
+    pub dialect: DialectChoice,
 }
 
 /// Print the messages of MQTT topics as lines: text for people, JSON for programs.
@@ -288,6 +306,23 @@ pub struct SubArgs {
     #[arg(long, value_name = "BYTES", value_parser = parse_size,
           help = help::short(help::sub_max_size()), long_help = help::sub_max_size())]
     pub max_size: Option<usize>,
+
+    /// Payloads to read: mqttchat (the JSON envelope) or mqttchat-py too
+    ///
+    /// mqttchat-py reads the original MQTTChat's payloads beside envelopes and raw
+    /// messages: NAME,TEXT is a message from NAME ("HH:MM:SS NAME: TEXT"; in --json from
+    /// and text, with ts and id null; {from} and {text} in -F), and noticia,TEXT a notice,
+    /// shown as a join is ("HH:MM:SS * TEXT"; in --json {"event":"notice",…}), not by -F,
+    /// not with --no-presence, and not counted by --count. Not with --raw, nor with a room
+    /// secret: the original cannot decrypt.
+    #[arg(
+        long,
+        value_name = "DIALECT",
+        value_enum,
+        default_value = "mqttchat",
+        conflicts_with = "raw"
+    )]
+    pub dialect: DialectChoice,
 }
 
 /// A small MQTT broker for a machine or a LAN that has none.
@@ -309,6 +344,24 @@ pub struct BrokerArgs {
 
     #[command(flatten)]
     pub about: About,
+}
+
+/// `--dialect`: the payloads of a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DialectChoice {
+    /// This project's JSON envelope.
+    Mqttchat,
+    /// The original MQTTChat's NAME,TEXT and noticia,TEXT.
+    MqttchatPy,
+}
+
+impl From<DialectChoice> for crate::dialect::Dialect {
+    fn from(c: DialectChoice) -> Self {
+        match c {
+            DialectChoice::Mqttchat => crate::dialect::Dialect::Envelope,
+            DialectChoice::MqttchatPy => crate::dialect::Dialect::MqttchatPy,
+        }
+    }
 }
 
 /// When to colour nicks.

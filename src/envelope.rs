@@ -31,6 +31,9 @@ pub struct Decoded<'a> {
     /// An encrypted payload (of a room whose secret this reader does not have): `text` is
     /// `[encrypted]`, never the ciphertext.
     pub encrypted: bool,
+    /// A notice of the original MQTTChat (`noticia,TEXT` under `--dialect mqttchat-py`):
+    /// `text` is the notice, shown as an event, not as a message.
+    pub notice: bool,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +62,7 @@ impl Decoded<'static> {
             envelope: false,
             utf8: true,
             encrypted: true,
+            notice: false,
         }
     }
 }
@@ -78,6 +82,7 @@ pub fn decode(payload: &[u8]) -> Decoded<'_> {
             envelope: true,
             utf8: true,
             encrypted: false,
+            notice: false,
         };
     }
 
@@ -93,6 +98,7 @@ pub fn decode(payload: &[u8]) -> Decoded<'_> {
         envelope: false,
         utf8,
         encrypted: false,
+        notice: false,
     }
 }
 

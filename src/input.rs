@@ -17,6 +17,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 use tokio::sync::mpsc;
 
+use crate::dialect::{self, Dialect};
 use crate::envelope::{self, IdSource};
 use crate::seal::{self, Keyring};
 use crate::topic;
@@ -60,6 +61,24 @@ pub struct Preparer {
     pub ids: IdSource,
     /// The room secret's keys, when the room is encrypted.
     pub keyring: Option<Keyring>,
+    /// How a line with a nick is written: the envelope, or the original MQTTChat's.
+    pub dialect: Dialect,
+    /// Sent to TOPIC before any line (the original MQTTChat's notice at start).
+    pub notice: Option<Bytes>,
+}
+
+/// Which line a message came from, as reports name it: `line N` (or `message N` for
+/// `-m`), and line 0 is the dialect's notice at start, sent before any.
+#[derive(Debug, Clone, Copy)]
+pub struct LineNo(pub u64);
+
+impl std::fmt::Display for LineNo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            0 => f.write_str("the notice at start"),
+            n => write!(f, "line {n}"),
+        }
+    }
 }
 
 /// What becomes of one line.
@@ -85,8 +104,13 @@ impl Preparer {
                     )
                 })?;
                 let mut payload = Vec::with_capacity(text.len() + 120);
-                let (id, ts) = (self.ids.next_id(), envelope::now_rfc3339());
-                envelope::encode(&mut payload, &id, &self.nick, &ts, text);
+                match self.dialect {
+                    Dialect::MqttchatPy => dialect::encode(&mut payload, &self.nick, text),
+                    Dialect::Envelope => {
+                        let (id, ts) = (self.ids.next_id(), envelope::now_rfc3339());
+                        envelope::encode(&mut payload, &id, &self.nick, &ts, text);
+                    }
+                }
                 (self.message(line, None, payload.into(), None, None)?, false)
             }
             Mode::Json => match self.json_line(line, bytes)? {
@@ -111,6 +135,12 @@ impl Preparer {
             ));
         }
         Ok(Prepared::Message(msg))
+    }
+
+    /// The notice to send before any line, if there is one (numbered 0).
+    fn notice(&self) -> Option<Message> {
+        let payload = self.notice.clone()?;
+        self.message(0, None, payload, None, Some(false)).ok()
     }
 
     /// With a room secret, `m`'s payload encrypted for its topic (the key is derived on
@@ -201,6 +231,12 @@ impl Preparer {
                 Some(b) => b64(&b)?.into(),
                 None => Bytes::copy_from_slice(text.as_bytes()),
             }
+        } else if self.dialect == Dialect::MqttchatPy {
+            let from = j.from.flatten().unwrap_or(Cow::Borrowed(&self.nick));
+            dialect::check_nick(&from)?;
+            let mut payload = Vec::with_capacity(from.len() + text.len() + 1);
+            dialect::encode(&mut payload, &from, &text);
+            payload.into()
         } else {
             let id = match j.id.flatten() {
                 Some(id) => id,
@@ -291,6 +327,10 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
+            // The notice goes at once, whether or not a line ever comes.
+            if let Some(notice) = prep.notice() {
+                let _ = tx.blocking_send(vec![notice]);
+            }
             let mut sink = Sink {
                 prep: &mut prep,
                 batch: Vec::new(),
@@ -351,6 +391,8 @@ mod tests {
             max_size: 1 << 20,
             ids: IdSource::default(),
             keyring: None,
+            dialect: Dialect::Envelope,
+            notice: None,
         }
     }
 

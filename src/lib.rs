@@ -34,6 +34,7 @@
 //! - `wire`: MQTT 3.1.1 and 5 packets behind one vocabulary (rumqttc's codecs); `topic`:
 //!   topic and filter checks.
 //! - [`envelope`]: the wire format — JSON envelope, ids, timestamps, raw fallback;
+//!   [`dialect`]: the original MQTTChat's `NAME,TEXT` payloads (`--dialect mqttchat-py`);
 //!   [`escape`]: terminal-safe escaping, for text and JSON; `json`: the JSON writer.
 //! - [`input`]: chat-pub's stdin thread and line → message preparation.
 //! - [`publish`]: chat-pub — its configuration, state, outbox and driver.
@@ -54,6 +55,7 @@ pub mod coalesce;
 mod connect;
 mod dedup;
 mod dial;
+pub mod dialect;
 mod endpoint;
 #[cfg(feature = "broker")]
 pub mod engine;

@@ -153,6 +153,12 @@ pub fn room_secret(common: &Common) -> Result<Option<RoomSecret>, Error> {
     Ok(Some(secret))
 }
 
+/// Whether a room secret is given (`--room-secret-file` or `CHAT_ROOM_SECRET`), before
+/// it is read.
+pub fn has_room_secret(common: &Common) -> bool {
+    common.room_secret_file.is_some() || std::env::var_os("CHAT_ROOM_SECRET").is_some()
+}
+
 /// With a secret in memory: no core dump (which would write it to disk), and no
 /// reading of this process's memory by other processes of the user (ptrace,
 /// /proc/PID/mem). Best effort: a failure changes nothing else.

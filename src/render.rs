@@ -199,6 +199,32 @@ impl Renderer {
         true
     }
 
+    /// Appends a notice of the original MQTTChat (`--dialect mqttchat-py`), shown as a
+    /// join is: `HH:MM:SS * TEXT` (received time), or `{"event":"notice",…}`; false
+    /// (nothing written) for formats that show only messages (`--raw`, `--format`).
+    pub fn render_notice(&mut self, out: &mut Vec<u8>, m: &Delivered, text: &str) -> bool {
+        let topic = String::from_utf8_lossy(m.topic);
+        match &self.format {
+            Format::Json => Object::start(out)
+                .str("event", "notice")
+                .str("topic", &topic)
+                .str("text", text)
+                .str("ts", &received_rfc3339(m))
+                .end(),
+            Format::Text { topic_prefix } => {
+                if *topic_prefix {
+                    push_topic_prefix(out, &topic);
+                }
+                out.extend_from_slice(&self.clock.hms(received_secs(m)));
+                out.extend_from_slice(b" * ");
+                push_escaped(out, text);
+            }
+            Format::Template(_) | Format::Raw => return false,
+        }
+        out.push(b'\n');
+        true
+    }
+
     /// Appends the mark of a payload of an encrypted room that did not open, and why
     /// (`--json` only: other formats print nothing, the message is reported on stderr).
     pub fn render_rejected(&mut self, out: &mut Vec<u8>, m: &Delivered, reason: &str) {
@@ -325,12 +351,15 @@ pub fn nick_color(nick: &str) -> u8 {
 fn message_secs(m: &Delivered, d: &Decoded) -> i64 {
     d.ts.as_deref()
         .and_then(envelope::parse_rfc3339)
-        .unwrap_or_else(|| {
-            m.received
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0)
-        })
+        .unwrap_or_else(|| received_secs(m))
+}
+
+/// When `m` was received, in seconds since the epoch.
+fn received_secs(m: &Delivered) -> i64 {
+    m.received
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Local `HH:MM:SS`, computed once per distinct second.

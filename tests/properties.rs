@@ -930,6 +930,8 @@ fn preparer(mode: Mode, nick: &str) -> Preparer {
         max_size: 1 << 24,
         ids: IdSource::default(),
         keyring: None,
+        dialect: mqttchat::dialect::Dialect::Envelope,
+        notice: None,
     }
 }
 

@@ -20,6 +20,7 @@ mod cluster;
 mod comforts;
 mod credentials;
 mod delivery;
+mod dialect;
 mod encrypted;
 mod failover;
 mod foreign;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::cli::PubArgs;
 use crate::coalesce::Reads;
+use crate::dialect::{self, Dialect};
 use crate::envelope::IdSource;
 use crate::error::Error;
 use crate::input::{LineRules, Mode, Preparer, Source};
@@ -48,7 +49,20 @@ impl PubConfig {
             _ => Mode::Envelope,
         };
         let nick = nick(args.nick.as_deref());
+        let dialect = Dialect::from(args.dialect);
+        if dialect == Dialect::MqttchatPy {
+            if options::has_room_secret(&args.common) {
+                return Err(Error::Usage(dialect::WITH_SECRET.into()));
+            }
+            dialect::check_nick(&nick).map_err(Error::Usage)?;
+        }
         let mut keyring = options::room_secret(&args.common)?.map(Keyring::new);
+        // The original's notice when it starts, as it sends it: where the nick would be
+        // announced (a TOPIC, not --no-presence), at the QoS of the lines, not retained.
+        let notice = match (&args.topic, dialect, args.no_presence) {
+            (Some(_), Dialect::MqttchatPy, false) => Some(dialect::start_notice(&nick).into()),
+            _ => None,
+        };
         let presence = match (
             &args.topic,
             mode,
@@ -89,6 +103,8 @@ impl PubConfig {
                 max_size,
                 ids: IdSource::default(),
                 keyring,
+                dialect,
+                notice,
             },
             presence,
             connect,

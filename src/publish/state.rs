@@ -11,7 +11,7 @@ use super::join::Join;
 use super::outbox::{Outbox, SPARE_PKID, encode};
 use super::streak::{GIVE_UP_AFTER, Streak};
 use crate::error::{Error, Tally};
-use crate::input::Message;
+use crate::input::{LineNo, Message};
 use crate::presence::Announce;
 use crate::session::LinkError;
 use crate::signals::Signal;
@@ -227,8 +227,9 @@ impl PubState {
                 self.tally.fail(
                     1,
                     format!(
-                        "line {line}: the message is {size} bytes, more than the broker \
-                         accepts ({limit} bytes); not sent"
+                        "{}: the message is {size} bytes, more than the broker \
+                         accepts ({limit} bytes); not sent",
+                        LineNo(line)
                     ),
                 );
                 None
@@ -288,7 +289,10 @@ impl PubState {
             return;
         }
         let why = wire::reason_text(reason);
-        let note = format!("line {line}: refused by the broker: {why} ({reason:#04x})");
+        let note = format!(
+            "{}: refused by the broker: {why} ({reason:#04x})",
+            LineNo(line)
+        );
         match reason {
             0x87 => self.tally.refuse(note),
             _ => self.tally.fail(1, note),
@@ -330,10 +334,11 @@ impl PubState {
             self.tally.fail(
                 1,
                 format!(
-                    "line {line}: not sent: the broker closed the connection each of the \
+                    "{}: not sent: the broker closed the connection each of the \
                      {GIVE_UP_AFTER} times this message was sent; it may be too large for the \
                      broker, at a QoS it does not support, on a topic it refuses, or not \
-                     authorized"
+                     authorized",
+                    LineNo(line)
                 ),
             );
         }

@@ -13,6 +13,7 @@ use super::state::{SubState, Subscriptions};
 use super::view::{Mode, View};
 use crate::cli::{ColorWhen, SubArgs};
 use crate::coalesce::Reads;
+use crate::dialect::Dialect;
 use crate::error::Error;
 use crate::options::{self, ConnectOptions};
 use crate::render::{Format, Renderer};
@@ -55,6 +56,10 @@ impl SubConfig {
             (false, false) => Mode::Shown,
         };
         let hidden = hidden_nicks(args)?;
+        let dialect = Dialect::from(args.dialect);
+        if dialect != Dialect::Envelope && options::has_room_secret(&args.common) {
+            return Err(Error::Usage(crate::dialect::WITH_SECRET.into()));
+        }
         let room = options::room_secret(&args.common)?
             .map(|secret| Room::new(Keyring::new(secret), &args.topics));
         let subs = Subscriptions {
@@ -65,7 +70,7 @@ impl SubConfig {
         let printer = Printer::new(Renderer::new(format, use_color(args.color)), args.count);
         let state = SubState::new(
             subs,
-            Inbox::new(hidden.clone(), args.no_retained),
+            Inbox::new(hidden.clone(), args.no_retained).with_dialect(dialect, args.no_presence),
             View::new(mode, hidden),
             printer,
         );

@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 
 use crate::dedup::{Key, Recent};
-use crate::envelope::{self, Decoded};
+use crate::dialect::{self, Dialect};
+use crate::envelope::Decoded;
 use crate::seal;
 use crate::tx::Tx;
 use crate::wire::{self, AckKind, Delivery};
@@ -23,6 +24,10 @@ pub struct Inbox {
     no_retained: bool,
     /// Repeats dropped so far (for -vv).
     repeats: u64,
+    /// The payloads of the room (`--dialect`).
+    dialect: Dialect,
+    /// Whether the dialect's notices are shown (not with `--no-presence`).
+    hide_notices: bool,
 }
 
 impl Inbox {
@@ -31,6 +36,15 @@ impl Inbox {
             hidden,
             no_retained,
             ..Inbox::default()
+        }
+    }
+
+    /// Reads payloads in `dialect`; its notices are dropped when `hide_notices`.
+    pub fn with_dialect(self, dialect: Dialect, hide_notices: bool) -> Inbox {
+        Inbox {
+            dialect,
+            hide_notices,
+            ..self
         }
     }
 
@@ -78,8 +92,11 @@ impl Inbox {
         let decoded = match sealed {
             // Without the secret: shown as encrypted, never as its ciphertext.
             None if seal::well_formed(payload) => Decoded::encrypted(),
-            _ => envelope::decode(payload),
+            _ => dialect::decode(payload, self.dialect),
         };
+        if decoded.notice && self.hide_notices {
+            return None;
+        }
         let hidden = |f: &str| self.hidden.contains(f);
         if decoded.from.as_deref().is_some_and(hidden) {
             return None;

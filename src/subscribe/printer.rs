@@ -24,8 +24,13 @@ impl Printer {
         }
     }
 
-    /// Prints a message; true when `--count` is reached.
+    /// Prints a message; true when `--count` is reached. A notice of the original
+    /// MQTTChat is shown as an event, like a join: it does not count.
     pub fn message(&mut self, m: &Delivered, d: &Decoded) -> bool {
+        if d.notice {
+            self.renderer.render_notice(&mut self.buf, m, &d.text);
+            return false;
+        }
         self.renderer.render(&mut self.buf, m, d);
         self.printed += 1;
         self.count.is_some_and(|n| self.printed >= n)
