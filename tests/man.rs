@@ -14,6 +14,7 @@
 mod chat_broker;
 mod chat_pub;
 mod chat_sub;
+mod original;
 mod shared;
 
 use std::collections::BTreeSet;
@@ -87,15 +88,51 @@ fn render(page: &Page) -> String {
     let parts = [
         roff_of(|w| man.render_name_section(w)),
         synopsis(&page.cmd),
-        roff_of(|w| man.render_description_section(w)),
+        description(&page.cmd),
         page.description.clone(),
-        roff_of(|w| man.render_options_section(w)),
+        options(&page.cmd, &man),
         page.sections.clone(),
     ];
     for part in &parts {
         out.push_str(part.strip_prefix(&preamble).unwrap_or(part));
     }
     out
+}
+
+/// DESCRIPTION: the long help without its first paragraph, which NAME says already.
+fn description(cmd: &clap::Command) -> String {
+    let long = cmd
+        .get_long_about()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let rest = long.split_once("\n\n").map_or("", |(_, rest)| rest);
+    let man = Man::new(cmd.clone().long_about(rest.to_string()));
+    let roff = roff_of(|w| man.render_description_section(w));
+    // With nothing left to say, clap_mangen falls back to the short about: drop it.
+    match rest.is_empty() {
+        true => ".SH DESCRIPTION\n".to_string(),
+        false => roff,
+    }
+}
+
+/// OPTIONS with a subsection per help heading (Chat, Connection, TLS, …), in the order of
+/// `--help`: clap_mangen makes each heading a section of its own.
+fn options(cmd: &clap::Command, man: &Man) -> String {
+    let mut roff = roff_of(|w| man.render_options_section(w));
+    let mut headings: Vec<&str> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_help_heading())
+        .collect();
+    headings.dedup();
+    for heading in headings {
+        let section = format!(".SH {}\n", heading.to_uppercase());
+        roff = roff.replacen(&section, &format!(".SS {heading}\n"), 1);
+    }
+    assert!(
+        roff.contains("\n.SH OPTIONS\n"),
+        "no OPTIONS section:\n{roff}"
+    );
+    roff
 }
 
 /// SYNOPSIS as `--help` has it (`chat-sub [OPTIONS] <TOPIC>...`): clap_mangen's own
@@ -296,6 +333,36 @@ fn hand_written_text_escapes_every_dash() {
                 no + 1
             );
         }
+    }
+}
+
+/// `man --warnings` has nothing to say of the committed pages (a line groff cannot
+/// adjust, say, at the width of an 80-column terminal).
+#[test]
+fn pages_render_without_warnings() {
+    if !crate::common::have_program("man", "apt-get install -y man-db") {
+        return;
+    }
+    for page in pages() {
+        let path = man_path(page.name);
+        let out = Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(&path)
+            .env("MANWIDTH", "80")
+            .env("MANPAGER", "cat")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run man: {e}"));
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "man -l {}: {warnings}",
+            path.display()
+        );
+        assert!(
+            warnings.is_empty(),
+            "man --warnings -l {}:\n{warnings}",
+            path.display()
+        );
     }
 }
 

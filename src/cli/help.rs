@@ -116,6 +116,29 @@ pub fn listen() -> String {
     )
 }
 
+/// chat-pub's examples, at the end of its help.
+pub fn pub_examples() -> &'static str {
+    "Examples:\n  \
+     chat-pub --nick alice lobby                  # type in the room; Ctrl-D ends\n  \
+     chat-pub -r -m 'deploy at 14:00' ops/status  # one retained message\n  \
+     tail -F app.log | chat-pub ops/log           # a log, line by line"
+}
+
+/// chat-sub's examples, at the end of its help.
+pub fn sub_examples() -> &'static str {
+    "Examples:\n  \
+     chat-sub lobby                               # read the room; Ctrl-C ends\n  \
+     chat-sub --who lobby                         # who is online there\n  \
+     chat-sub --json 'ops/#' | jq -r 'select(.text) | .text'"
+}
+
+/// chat-broker's examples, at the end of its help.
+pub fn broker_examples() -> &'static str {
+    "Examples:\n  \
+     chat-broker                          # for this machine (127.0.0.1:1883)\n  \
+     chat-broker --listen 0.0.0.0:1883    # for the machines of a LAN you trust"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

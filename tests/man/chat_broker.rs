@@ -88,6 +88,22 @@ name does not resolve).
 .B 3
 It cannot listen: the port is in use, the address is not on this machine, or a port
 below 1024 needs privileges.
+.SH DIAGNOSTICS
+Every message on standard error starts with \fBchat\-broker:\fR.
+.TP
+\fBlistening on \fR\fIADDR\fR[\fB, \fR\fIADDR\fR...]\fB (MQTT 3.1.1 and 5)\fR
+Once every address is listened on (with port 0, the port the system picked).
+.TP
+\fBcannot listen on \fR\fIADDR\fB: Address already in use (os error 98): another program listens there, usually a broker (chat\-broker or mosquitto): the clients can use it as it is (\-b \fR\fIADDR\fB), or give this broker another port (\-\-listen \fR\fIADDR2\fB)\fR
+Exit status 3. Often a chat\-broker or a mosquitto started earlier (Debian's mosquitto
+package starts one on port 1883): chat\-pub and chat\-sub can use that one as it is.
+Otherwise \fIADDR2\fR is the next port. For an address that is not this machine's, the
+message says so (\fB0.0.0.0\fR listens on all of them), and for a port below 1024,
+that it needs root.
+.TP
+\fBinvalid \-\-listen address \*(Aq:1883\*(Aq: give the host too: 127.0.0.1:1883 (this machine only) or 0.0.0.0:1883 (every network interface)\fR
+Exit status 2: a port alone (\fB:1883\fR or \fB1883\fR) does not say which machines may
+connect, so chat\-broker asks rather than guesses.
 .SH ENVIRONMENT
 .TP
 .B RUST_LOG

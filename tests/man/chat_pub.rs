@@ -185,6 +185,7 @@ is not hammered.
 @PRESENCE@
 @SECURITY@
 @ENCRYPTION@
+@DIALECT@
 .SS In chat\-pub
 With the secret, every payload chat\-pub publishes is encrypted for its topic: envelopes,
 \fB\-\-raw\fR lines (even one that looks encrypted already), \fB\-\-json\fR lines (each
@@ -229,6 +230,15 @@ chat\-pub says how many messages were not acknowledged.
 .PP
 When failures of several kinds happen in one run, 4 wins over 1: a refusal is the thing
 to fix first. A signal wins over both.
+@DIAGNOSTICS@
+.TP
+\fBline \fR\fIN\fB: \fR\fIWHY\fR
+A line that was not sent, and why (see INPUT and DELIVERY); \fBmessage \fR\fIN\fR for the
+\fIN\fRth \fB\-m\fR. With \fB\-\-dialect mqttchat\-py\fR the notice sent at start is
+\fBthe notice at start\fR.
+.TP
+\fBinterrupted: sending what was read, then exiting; waiting at most \fR\fISECS\fBs for the broker\*(Aqs acknowledgements (\-\-drain\-timeout); interrupt again to quit now\fR
+The first SIGINT or SIGTERM while reading (see EXIT STATUS).
 .SH ENVIRONMENT
 @ENV_BROKER@
 .TP

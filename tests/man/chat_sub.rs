@@ -197,6 +197,7 @@ error.
 @PRESENCE@
 @SECURITY@
 @ENCRYPTION@
+@DIALECT@
 .SS In chat\-sub
 With the secret, chat\-sub decrypts each message of its topics and prints it as it would
 print it unencrypted: text, \fB\-\-json\fR, \fB\-\-format\fR, \fB\-\-raw\fR (the decrypted
@@ -220,10 +221,17 @@ only counted
 and when chat\-sub exits it says how many there were of each kind (\fBplain\fR,
 \fBforged\fR: another secret, another topic, or changed; \fBmalformed\fR;
 \fBunknown\-version\fR; \fBthrottled\fR). With \fB\-\-json\fR each one is also a line
-\fB{"event":"rejected","topic":\fR...\fB,"reason":"forged","qos":1,"retain":false,\fR
-\fB"received":\fR...\fB}\fR, without text (\fBchat\-pub \-\-json\fR skips it). They do not
-count for \fB\-\-count\fR and do not change the exit status: a stranger cannot make a
-member's chat\-sub fail.
+without text (\fBchat\-pub \-\-json\fR skips it), such as
+.PP
+.RS 4
+.nf
+{"event":"rejected","topic":"team/x","reason":"forged","qos":1,
+ "retain":false,"received":"2026\-11\-26T12:01:02.125Z"}
+.fi
+.RE
+.PP
+(one line). They do not count for \fB\-\-count\fR and do not change the exit status: a
+stranger cannot make a member's chat\-sub fail.
 .PP
 Without the secret, an encrypted message is shown as \fIHH\fR:\fIMM\fR:\fISS\fR
 \fB[encrypted]\fR (and \fB{text}\fR is \fB[encrypted]\fR), never as its ciphertext; in
@@ -253,6 +261,11 @@ subscription.
 .B 130, 143
 Stopped by SIGINT or SIGTERM. Everything received was printed (output is flushed after
 each batch), then chat\-sub disconnected.
+@DIAGNOSTICS@
+.TP
+\fBnobody is online in \fR\fIROOM\fR
+\fB\-\-who\fR found nobody online (\fIROOM\fR: the \fITOPIC\fRs, separated by commas).
+Standard output stays empty, for scripts, and the exit status is 0.
 .SH ENVIRONMENT
 @ENV_BROKER@
 .TP

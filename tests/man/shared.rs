@@ -361,7 +361,9 @@ const SEE_ALSO: &str = r##".BR mosquitto_pub (1),
 "##;
 
 /// The pieces by name.
-const PIECES: [(&str, &str); 12] = [
+const PIECES: [(&str, &str); 14] = [
+    ("DIALECT", super::original::DIALECT),
+    ("DIAGNOSTICS", super::original::DIAGNOSTICS),
     ("ENCRYPTION", ENCRYPTION),
     ("BROKERS", BROKERS),
     ("PRESENCE", PRESENCE),
