@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks the chat pair against mosquitto's clients (and paho-mqtt's) with the
 # project's harness, examples/pipebench, then measures the broker's own ceiling with
-# examples/ceiling.rs. Not part of CI: about 6 minutes on 2 cores, and it wants an
+# examples/ceiling.rs. Not part of CI: about 5 minutes on 2 cores, and it wants an
 # otherwise idle machine.
 #
 #   bench/run.sh            # full run: results in bench/results/<date>.md and .json
