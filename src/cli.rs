@@ -138,7 +138,7 @@ pub struct About {
     #[arg(long, action = ArgAction::Version, help_heading = OTHER)]
     pub version: Option<bool>,
 
-    /// Print a completion script for SHELL (bash, zsh, fish, …) and exit
+    /// Print a completion script for SHELL (bash, zsh, fish, ...) and exit
     ///
     /// For example, for bash: chat-sub --completions bash >
     /// ~/.local/share/bash-completion/completions/chat-sub
@@ -282,7 +282,7 @@ pub struct SubArgs {
     /// mqttchat-py reads the original MQTTChat's payloads beside envelopes and raw
     /// messages: NAME,TEXT is a message from NAME ("HH:MM:SS NAME: TEXT"; in --json from
     /// and text, with ts and id null; {from} and {text} in -F), and noticia,TEXT a notice,
-    /// shown as a join is ("HH:MM:SS * TEXT"; in --json {"event":"notice",…}), not by -F,
+    /// shown as a join is ("HH:MM:SS * TEXT"; in --json {"event":"notice",...}), not by -F,
     /// not with --no-presence, and not counted by --count. Not with --raw, nor with a room
     /// secret: the original cannot decrypt.
     #[arg(long, value_name = "DIALECT", value_enum, default_value = "mqttchat",

@@ -11,7 +11,7 @@ use std::process::Command;
 use crate::common::*;
 
 /// Whether python3 with paho-mqtt can run the peer; false means "skip" (not in CI).
-fn have_paho() -> bool {
+pub fn have_paho() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import paho.mqtt.client"])
         .output()

@@ -33,6 +33,7 @@ mod output;
 mod presence;
 mod properties;
 mod pubsub;
+mod readme;
 mod reconnect;
 mod sealing;
 mod tls;

@@ -328,14 +328,28 @@ impl Proc {
 
     /// Starts `cmd` with the given stdin (e.g. another process's stdout).
     pub fn spawn_with_stdin(cmd: &mut Command, stdin: Stdio) -> Proc {
+        cmd.stdout(Stdio::piped());
+        Proc::start(cmd, stdin, None)
+    }
+
+    /// Starts `cmd` with stdin piped to the test and stdout where the caller pointed it
+    /// (a terminal, say), collected from `stdout`, the other end (the terminal's master).
+    pub fn spawn_reading(cmd: &mut Command, stdout: impl Read + Send + 'static) -> Proc {
+        Proc::start(cmd, Stdio::piped(), Some(Box::new(stdout)))
+    }
+
+    /// Starts `cmd`; its stdout is read from `stdout` if given, else from its pipe.
+    fn start(cmd: &mut Command, stdin: Stdio, stdout: Option<Box<dyn Read + Send>>) -> Proc {
         let what = format!("{cmd:?}");
         let mut child = cmd
             .stdin(stdin)
-            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let out = Collected::spawn(child.stdout.take().expect("stdout"));
+        let out = match stdout {
+            Some(reader) => Collected::spawn(reader),
+            None => Collected::spawn(child.stdout.take().expect("stdout")),
+        };
         let err = Collected::spawn(child.stderr.take().expect("stderr"));
         let stdin = child.stdin.take();
         Proc {
