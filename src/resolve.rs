@@ -13,7 +13,7 @@
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 /// A host name that does not resolve: retrying will not make it exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +92,8 @@ fn getaddrinfo(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         // ai_addr points to ai_addrlen bytes of a sockaddr of family ai_family.
         unsafe {
             let ai = &*cur;
-            if let Some(ip) = ip_of(ai) {
-                addrs.push(SocketAddr::new(ip, port));
+            if let Some(addr) = addr_of(ai, port) {
+                addrs.push(addr);
             }
             cur = ai.ai_next;
         }
@@ -106,24 +106,25 @@ fn getaddrinfo(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// The IP address of one entry of getaddrinfo's list, if it is IPv4 or IPv6.
+/// The address of one entry of getaddrinfo's list at `port`, if it is IPv4 or IPv6 (an
+/// IPv6 scope, as in `fe80::1%eth0`, is kept).
 ///
 /// # Safety
 /// `ai` must be an entry of a list getaddrinfo returned and that is not freed yet.
-unsafe fn ip_of(ai: &libc::addrinfo) -> Option<IpAddr> {
+unsafe fn addr_of(ai: &libc::addrinfo, port: u16) -> Option<SocketAddr> {
     let len = ai.ai_addrlen as usize;
     match ai.ai_family {
         libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
             // SAFETY: the caller's promise, and the family and length checked above.
             let sin = unsafe { &*(ai.ai_addr as *const libc::sockaddr_in) };
-            Some(IpAddr::from(
-                u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
-            ))
+            let ip = IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes());
+            Some(SocketAddr::new(ip, port))
         }
         libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above.
             let sin6 = unsafe { &*(ai.ai_addr as *const libc::sockaddr_in6) };
-            Some(IpAddr::from(sin6.sin6_addr.s6_addr))
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddrV6::new(ip, port, 0, sin6.sin6_scope_id).into())
         }
         _ => None,
     }
@@ -171,6 +172,15 @@ mod tests {
         }
         assert!(!is_invalid_domain("invalid.example"));
         assert!(!is_invalid_domain("notinvalid"));
+    }
+
+    #[test]
+    fn an_ipv6_scope_is_kept() {
+        let a = run(lookup("fe80::1%1", 1883)).expect("a scoped address");
+        assert!(
+            matches!(a[..], [SocketAddr::V6(v6)] if v6.scope_id() == 1),
+            "{a:?}"
+        );
     }
 
     #[test]
