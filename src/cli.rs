@@ -13,9 +13,11 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser};
 
 use crate::dial::VersionChoice;
-use crate::wire::Version;
 
 mod help;
+mod parse;
+
+use parse::{parse_secs, parse_size, parse_version};
 
 /// Options shared by chat-pub and chat-sub.
 #[derive(Args, Debug, Clone)]
@@ -227,7 +229,7 @@ pub struct PubArgs {
     /// place there. A nick with a comma cannot be carried. Not with --raw, nor with a room
     /// secret: the original cannot decrypt.
     #[arg(long, value_name = "DIALECT", value_enum, default_value = "mqttchat",
-          conflicts_with = "raw", help_heading = CHAT)]
+          help_heading = CHAT)]
     pub dialect: DialectChoice,
 
     /// The options both tools share, after chat-pub's own in the help.
@@ -286,7 +288,7 @@ pub struct SubArgs {
     /// not with --no-presence, and not counted by --count. Not with --raw, nor with a room
     /// secret: the original cannot decrypt.
     #[arg(long, value_name = "DIALECT", value_enum, default_value = "mqttchat",
-          conflicts_with = "raw", help_heading = CHAT)]
+          help_heading = CHAT)]
     pub dialect: DialectChoice,
 
     /// Print one JSON object per message
@@ -386,53 +388,6 @@ pub enum ColorWhen {
     Never,
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if !(0.0..=1e9).contains(&secs) {
-        return Err(format!(
-            "'{s}' is not a number of seconds between 0 and 10^9"
-        ));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn parse_version(s: &str) -> Result<VersionChoice, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "auto" => Ok(VersionChoice::Auto),
-        "3" | "4" | "311" | "3.1.1" | "mqttv311" | "v311" => Ok(VersionChoice::Only(Version::V311)),
-        "5" | "mqttv5" | "v5" => Ok(VersionChoice::Only(Version::V5)),
-        _ => Err(format!("'{s}' is not an MQTT version (use auto, 3 or 5)")),
-    }
-}
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => t.split_at(i),
-        None => (t, ""),
-    };
-    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        _ => return Err(format!("'{s}' is not a size (BYTES, or with K or M)")),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size (BYTES, or with K or M)"))?;
-    let bytes = n.saturating_mul(mult);
-    if bytes == 0 || bytes > crate::wire::MAX_PACKET as u64 {
-        return Err(format!(
-            "'{s}' must be between 1 byte and {}",
-            help::mib(crate::wire::MAX_PACKET)
-        ));
-    }
-    Ok(bytes as usize)
-}
-
 /// The headings that group the options in the help and the man pages, everyday ones
 /// first.
 const CHAT: &str = "Chat";
@@ -460,26 +415,5 @@ mod tests {
         PubArgs::command().debug_assert();
         SubArgs::command().debug_assert();
         BrokerArgs::command().debug_assert();
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert_eq!(parse_size("64K"), Ok(65536));
-        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("1G").is_err());
-        assert!(parse_size("x").is_err());
-    }
-
-    #[test]
-    fn versions() {
-        assert_eq!(parse_version("3"), Ok(VersionChoice::Only(Version::V311)));
-        assert_eq!(
-            parse_version("mqttv5"),
-            Ok(VersionChoice::Only(Version::V5))
-        );
-        assert_eq!(parse_version("AUTO"), Ok(VersionChoice::Auto));
-        assert!(parse_version("4.0").is_err());
     }
 }

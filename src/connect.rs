@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
-use crate::dial::{Dial, Fatal, Note, Outcome, Step, VersionChoice};
+use crate::dial::{Dial, Fatal, Note, Outcome, Step, Try, VersionChoice};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::options::ConnectOptions;
@@ -76,27 +76,22 @@ impl Connector {
     /// Connects, trying the brokers in turn and pausing after each round of failures,
     /// until `deadline` (None: for ever). Failures that retrying cannot fix end at once.
     pub async fn establish(&mut self, deadline: Option<Instant>) -> Result<Link, Error> {
-        let started = Instant::now();
         let mut last: Option<(usize, Attempt)> = None;
         // Only the first connection has a deadline, and only it says it is still trying
-        // (reconnects are told as they happen).
-        let mut notice = deadline.map(|_| started + STILL_TRYING_AFTER);
+        // (reconnects are told as they happen); not when the deadline comes soon after.
+        let started = Instant::now();
+        let worth = |d: &Instant| *d > started + 2 * STILL_TRYING_AFTER;
+        let mut notice = deadline.filter(worth).map(|_| started + STILL_TRYING_AFTER);
         loop {
             let plan = self.dial.next();
             let dialer = &self.opts.nodes[plan.node];
-            let spec = match (plan.will, &self.opts.spec.will) {
-                (false, Some(_)) => Cow::Owned(ConnectSpec {
-                    will: None,
-                    ..self.opts.spec.clone()
-                }),
-                _ => Cow::Borrowed(&self.opts.spec),
-            };
+            let spec = self.spec_for(plan);
             let attempt_end = Instant::now() + self.opts.attempt_timeout;
             let end = deadline.map_or(attempt_end, |d| d.min(attempt_end));
             let (max_in, reads) = (self.opts.max_in, self.opts.reads);
             let answer = self.dial.answer_within();
             let attempt = connect_once(dialer, plan.version, &spec, max_in, reads, answer);
-            let still = || self.still_trying(last.as_ref(), deadline, started);
+            let still = || self.still_trying(last.as_ref());
             let result = noting(timeout_at(end, attempt), &mut notice, still)
                 .await
                 .unwrap_or(Err(Attempt::TimedOut));
@@ -107,45 +102,58 @@ impl Connector {
                 }
                 Err(attempt) => attempt,
             };
-            let endpoint = dialer.endpoint();
-            log::debug!(
-                "connecting to {endpoint}: {attempt} (MQTT {})",
-                plan.version
-            );
-            if self.refused.len() == NOTED_ATTEMPTS {
-                self.refused.remove(0);
-            }
-            self.refused.push(format!("{endpoint}: {attempt}"));
-            let newly_unresolved = !self.dial.is_unresolved(plan.node);
-            let pause = match self.dial.failed(&outcome(&attempt)) {
-                Step::Fatal(why) => return Err(self.fatal(why, endpoint, &attempt)),
-                Step::Retry(pause) => pause,
-            };
-            if newly_unresolved && self.dial.is_unresolved(plan.node) {
-                log::warn!("{attempt} ({endpoint}); trying the other brokers");
-            }
+            let pause = self.failed(plan, &attempt)?;
             // Keep the most telling reason: a refusal beats running out of time.
             if !(matches!(attempt, Attempt::TimedOut) && last.is_some()) {
                 last = Some((plan.node, attempt));
             }
             let now = Instant::now();
             let pause = match deadline {
-                Some(d) if now >= d => return Err(self.unreachable(now - started, last)),
+                Some(d) if now >= d => return Err(self.unreachable(last)),
                 Some(d) => pause.min(d - now),
                 None => pause,
             };
-            let still = || self.still_trying(last.as_ref(), deadline, started);
+            let still = || self.still_trying(last.as_ref());
             noting(sleep(pause), &mut notice, still).await;
         }
     }
 
+    /// The CONNECT of `plan`: with the will or without it.
+    fn spec_for(&self, plan: Try) -> Cow<'_, ConnectSpec> {
+        match (plan.will, &self.opts.spec.will) {
+            (false, Some(_)) => Cow::Owned(ConnectSpec {
+                will: None,
+                ..self.opts.spec.clone()
+            }),
+            _ => Cow::Borrowed(&self.opts.spec),
+        }
+    }
+
+    /// Bookkeeping and messages for the failed attempt `plan`; the pause before the next
+    /// one, or the error that ends the run.
+    fn failed(&mut self, plan: Try, attempt: &Attempt) -> Result<Duration, Error> {
+        let endpoint = self.opts.nodes[plan.node].endpoint();
+        log::debug!(
+            "connecting to {endpoint}: {attempt} (MQTT {})",
+            plan.version
+        );
+        if self.refused.len() == NOTED_ATTEMPTS {
+            self.refused.remove(0);
+        }
+        self.refused.push(format!("{endpoint}: {attempt}"));
+        let newly_unresolved = !self.dial.is_unresolved(plan.node);
+        let pause = match self.dial.failed(&outcome(attempt)) {
+            Step::Fatal(why) => return Err(self.fatal(why, endpoint, attempt)),
+            Step::Retry(pause) => pause,
+        };
+        if newly_unresolved && self.dial.is_unresolved(plan.node) {
+            log::warn!("{attempt} ({endpoint}); trying the other brokers");
+        }
+        Ok(pause)
+    }
+
     /// The note of a first connection that takes longer than [`STILL_TRYING_AFTER`].
-    fn still_trying(
-        &self,
-        last: Option<&(usize, Attempt)>,
-        deadline: Option<Instant>,
-        started: Instant,
-    ) -> String {
+    fn still_trying(&self, last: Option<&(usize, Attempt)>) -> String {
         let why = match last {
             Some((node, a)) if self.opts.nodes.len() > 1 => {
                 let endpoint = self.opts.nodes[*node].endpoint();
@@ -161,10 +169,9 @@ impl Connector {
             [one] => one.endpoint().to_string(),
             all => format!("any of the {} brokers", all.len()),
         };
-        let total = deadline.map_or(Duration::ZERO, |d| d - started);
         format!(
             "still trying to reach {whom}: {why}; giving up after {:.1}s (--connect-timeout)",
-            total.as_secs_f64()
+            self.opts.connect_timeout.as_secs_f64()
         )
     }
 
@@ -247,9 +254,9 @@ impl Connector {
         }
     }
 
-    /// The error when the deadline passed without a connection.
-    fn unreachable(&self, waited: Duration, last: Option<(usize, Attempt)>) -> Error {
-        let within = format!("within {:.1}s", waited.as_secs_f64());
+    /// The error when `--connect-timeout` passed without a connection.
+    fn unreachable(&self, last: Option<(usize, Attempt)>) -> Error {
+        let within = format!("within {:.1}s", self.opts.connect_timeout.as_secs_f64());
         let why = match last {
             Some((node, a)) if self.opts.nodes.len() > 1 => {
                 let endpoint = self.opts.nodes[node].endpoint();

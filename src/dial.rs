@@ -301,6 +301,11 @@ impl Dial {
                 if self.unresolved.iter().all(|&u| u) {
                     return Step::Fatal(Fatal::Unresolved);
                 }
+                // Passed over from now on (until a connection): rounds count the others.
+                self.trial = Trial::default();
+                self.failures = 0;
+                self.step();
+                return now;
             }
             Outcome::Refused(_)
             | Outcome::Closed
@@ -312,12 +317,34 @@ impl Dial {
         // next node is tried, at once until a whole round failed.
         self.trial = Trial::default();
         self.failures += 1;
-        self.node = (self.node + 1) % self.nodes;
-        if !self.failures.is_multiple_of(self.nodes as u32) {
+        self.step();
+        if !self.failures.is_multiple_of(self.live_nodes()) {
             return now;
         }
         self.backoff.failed();
         Step::Retry(self.backoff.pause())
+    }
+
+    /// Whether `node` is passed over: its name does not resolve, and no connection was
+    /// made yet (after one, a name that stops resolving is retried like any failure).
+    fn passed_over(&self, node: usize) -> bool {
+        !self.connected_once && self.unresolved[node]
+    }
+
+    /// The nodes a round tries (at least one).
+    fn live_nodes(&self) -> u32 {
+        let live = (0..self.nodes).filter(|&n| !self.passed_over(n)).count();
+        live.max(1) as u32
+    }
+
+    /// Moves on to the next node that is not passed over.
+    fn step(&mut self) {
+        for _ in 0..self.nodes {
+            self.node = (self.node + 1) % self.nodes;
+            if !self.passed_over(self.node) {
+                return;
+            }
+        }
     }
 }
 
@@ -580,21 +607,41 @@ mod tests {
             one.failed(&Outcome::Unresolved),
             Step::Fatal(Fatal::Unresolved)
         );
-        // With a list, the next node is tried at once; the run ends only when every
-        // name failed, whatever else failed in between.
+        // With a list, the next node is tried at once, and a name that does not resolve
+        // is passed over from then on: rounds are of the others, which decide the pauses
+        // (and whose failures the messages cite).
         let mut three = Dial::new(3, VersionChoice::Auto, false);
         assert_eq!(three.failed(&Outcome::Unresolved), NOW);
         assert!(three.is_unresolved(0) && !three.is_unresolved(1));
         assert_eq!(three.next().node, 1);
         assert_eq!(three.failed(&Outcome::Failed), NOW);
-        assert_eq!(three.failed(&Outcome::Unresolved), ms(100));
-        assert_eq!(three.next().node, 0);
-        assert_eq!(three.failed(&Outcome::Unresolved), NOW);
+        assert_eq!(three.next().node, 2);
+        assert_eq!(
+            three.failed(&Outcome::Failed),
+            ms(100),
+            "a round of nodes 1 and 2"
+        );
+        let order: Vec<(usize, Step)> = (0..4)
+            .map(|_| (three.next().node, three.failed(&Outcome::Failed)))
+            .collect();
+        assert_eq!(order, [(1, NOW), (2, ms(200)), (1, NOW), (2, ms(400))]);
+        assert_eq!(
+            three.failed(&Outcome::Unresolved),
+            NOW,
+            "node 1's name went away"
+        );
+        assert_eq!(three.next().node, 2);
         assert_eq!(
             three.failed(&Outcome::Unresolved),
             Step::Fatal(Fatal::Unresolved),
-            "node 1 does not resolve either"
+            "no node's name resolves"
         );
+        // Once connected, every node is tried again.
+        let mut two = Dial::new(2, VersionChoice::Auto, false);
+        two.failed(&Outcome::Unresolved);
+        two.connected();
+        two.lost();
+        assert_eq!(two.next().node, 0);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! That program publishes each typed line as `NAME,TEXT`, and when it starts the notice
 //! `noticia,NAME entrou neste tópico` ("NAME entered this topic"). It reads a payload
 //! the same way: the part before the first comma is the sender, unless it is `noticia`,
-//! which makes the rest a notice. Readers of the dialect still take envelopes and raw
+//! which makes the rest a notice; both parts without white space around them. Readers of the dialect still take envelopes and raw
 //! messages of other clients as usual: a payload is the dialect's only when it is not an
 //! envelope, is UTF-8, and has a non-empty part before a comma. Nothing here knows about
 //! terminals or sockets.
@@ -29,6 +29,10 @@ pub const NOTICE: &str = "noticia,";
 /// The usage error of the dialect in an encrypted room (both tools).
 pub const WITH_SECRET: &str = "--dialect mqttchat-py cannot be used with a room secret \
     (--room-secret-file or CHAT_ROOM_SECRET): the original MQTTChat cannot decrypt";
+
+/// The usage error of the dialect with `--raw` (both tools).
+pub const WITH_RAW: &str = "--dialect mqttchat-py cannot be used with --raw, which takes \
+    payloads as they are";
 
 /// `NICK,TEXT`, appended to `out`.
 pub fn encode(out: &mut Vec<u8>, nick: &str, text: &str) {
@@ -61,15 +65,14 @@ pub enum Line<'a> {
     Notice(&'a str),
 }
 
-/// Reads `text` as the dialect does; None when it is not of the dialect (no comma, or
-/// nothing before it).
+/// Reads `text` as the dialect does, each part without white space around it; None when
+/// it is not of the dialect (no comma, or nothing before it).
 pub fn read(text: &str) -> Option<Line<'_>> {
-    if let Some(notice) = text.strip_prefix(NOTICE) {
-        return Some(Line::Notice(notice));
-    }
-    match text.split_once(',') {
-        Some((from, text)) if !from.is_empty() => Some(Line::Message { from, text }),
-        _ => None,
+    let (name, said) = text.split_once(',')?;
+    match (name.trim(), said.trim()) {
+        ("", _) => None,
+        (name, said) if name == NOTICE.trim_end_matches(',') => Some(Line::Notice(said)),
+        (from, text) => Some(Line::Message { from, text }),
     }
 }
 
@@ -113,6 +116,13 @@ mod tests {
         );
         assert_eq!(py("bob,"), msg("bob", ""));
         assert_eq!(py("a b,c"), msg("a b", "c"), "a name may have spaces");
+        assert_eq!(
+            py(" bob , hi there "),
+            msg("bob", "hi there"),
+            "around them, none"
+        );
+        assert_eq!(py(" noticia, x"), Some(Line::Notice("x")));
+        assert_eq!(py("noticia,"), Some(Line::Notice("")));
         assert_eq!(
             py("noticia,seeduser entrou neste tópico"),
             Some(Line::Notice("seeduser entrou neste tópico"))

@@ -29,6 +29,8 @@ pub struct ConnectOptions {
     pub max_in: usize,
     /// How long one attempt (TCP connect + CONNECT/CONNACK) may take.
     pub attempt_timeout: Duration,
+    /// `--connect-timeout`: how long the first connection may take, retries included.
+    pub connect_timeout: Duration,
     /// How eagerly to read; see [`crate::coalesce`].
     pub reads: Reads,
 }
@@ -68,6 +70,7 @@ pub fn resolve(common: &Common, tool: &str, max_in: usize) -> Result<ConnectOpti
         },
         max_in,
         attempt_timeout,
+        connect_timeout: common.connect_timeout,
         reads: Reads::Eager,
     })
 }

@@ -113,16 +113,19 @@ fn getaddrinfo(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
 /// `ai` must be an entry of a list getaddrinfo returned and that is not freed yet.
 unsafe fn addr_of(ai: &libc::addrinfo, port: u16) -> Option<SocketAddr> {
     let len = ai.ai_addrlen as usize;
+    if ai.ai_addr.is_null() {
+        return None;
+    }
     match ai.ai_family {
         libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
             // SAFETY: the caller's promise, and the family and length checked above.
-            let sin = unsafe { &*(ai.ai_addr as *const libc::sockaddr_in) };
+            let sin = unsafe { std::ptr::read_unaligned(ai.ai_addr as *const libc::sockaddr_in) };
             let ip = IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes());
             Some(SocketAddr::new(ip, port))
         }
         libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above.
-            let sin6 = unsafe { &*(ai.ai_addr as *const libc::sockaddr_in6) };
+            let sin6 = unsafe { std::ptr::read_unaligned(ai.ai_addr as *const libc::sockaddr_in6) };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
             Some(SocketAddrV6::new(ip, port, 0, sin6.sin6_scope_id).into())
         }
@@ -133,7 +136,11 @@ unsafe fn addr_of(ai: &libc::addrinfo, port: u16) -> Option<SocketAddr> {
 /// getaddrinfo's error `code` as an I/O error: [`Unresolved`] when the name does not exist.
 fn gai_error(host: &str, code: libc::c_int) -> io::Error {
     if code == libc::EAI_SYSTEM {
-        return io::Error::last_os_error();
+        let e = io::Error::last_os_error();
+        return io::Error::new(
+            e.kind(),
+            format!("cannot resolve the host name '{host}': {e}"),
+        );
     }
     // SAFETY: gai_strerror returns a pointer to a static NUL-terminated string.
     let why = unsafe { CStr::from_ptr(libc::gai_strerror(code)) }.to_string_lossy();

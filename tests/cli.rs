@@ -263,27 +263,24 @@ fn a_host_name_that_does_not_resolve_is_reported_at_once() {
     }
 }
 
-/// In a list, a broker whose name does not resolve is passed over for the next one.
-#[test]
-fn a_name_that_does_not_resolve_in_a_list_moves_on_to_the_next_broker() {
-    let broker = Broker::embedded();
-    let topic = unique_topic("unresolved");
-    let urls = ["mqtt://nosuchhost.invalid".to_string(), broker.url()];
-    let sub = Proc::subscriber(&broker, &["--raw", &topic]);
-    let out = run(
-        &mut chat_pub_at(&urls, &["--raw", "-m", "after", &topic]),
-        b"",
-    );
-    out.expect_code(0);
-    assert!(
-        out.stderr.contains(
-            "cannot resolve the host name 'nosuchhost.invalid': names under .invalid never \
-             resolve (mqtt://nosuchhost.invalid:1883); trying the other brokers"
-        ),
-        "{}",
-        out.stderr
-    );
-    sub.wait_stdout("after");
+each_broker! {
+    /// In a list, a broker whose name does not resolve is passed over for the next one.
+    fn a_name_that_does_not_resolve_in_a_list_moves_on_to_the_next_broker(broker) {
+        let topic = unique_topic("unresolved");
+        let urls = ["mqtt://nosuchhost.invalid".to_string(), broker.url()];
+        let sub = Proc::subscriber(broker, &["--raw", &topic]);
+        let out = run(&mut chat_pub_at(&urls, &["--raw", "-m", "after", &topic]), b"");
+        out.expect_code(0);
+        assert!(
+            out.stderr.contains(
+                "cannot resolve the host name 'nosuchhost.invalid': names under .invalid \
+                 never resolve (mqtt://nosuchhost.invalid:1883); trying the other brokers"
+            ),
+            "{}",
+            out.stderr
+        );
+        sub.wait_stdout("after");
+    }
 }
 
 /// mosquitto only: the embedded broker has no authentication to refuse with.

@@ -154,6 +154,20 @@ fn what_the_dialect_cannot_carry_is_a_usage_error() {
             b"x\n",
         );
         out.expect_code(2);
+        let raw = "--dialect mqttchat-py cannot be used with --raw, which takes payloads as \
+                   they are";
+        assert_eq!(out.stderr, format!("{name}: {raw}\n"));
+        // The default dialect, named, is the envelope's: --raw goes with it.
+        let args = [
+            "-b",
+            "127.0.0.1:1",
+            "--connect-timeout",
+            "0",
+            "--dialect",
+            "mqttchat",
+        ];
+        let out = run(tool(name).args(args).args(["--raw", "room"]), b"x\n");
+        out.expect_code(3);
     }
     let args = [
         "-b",
@@ -169,55 +183,53 @@ fn what_the_dialect_cannot_carry_is_a_usage_error() {
     assert!(out.stderr.contains("has a comma"), "{}", out.stderr);
 }
 
-/// A notice is shown as a join is: not counted by --count, hidden by --no-presence.
-#[test]
-fn notices_are_events_not_messages() {
-    let broker = Broker::embedded();
-    let room = unique_topic("dialect-notice");
-    let args = ["--dialect", "mqttchat-py", "-n", "1", &room];
-    let counted = Proc::subscriber(&broker, &args);
-    let quiet = Proc::subscriber(&broker, &[&args[..], &["--no-presence"]].concat());
-    for payload in ["noticia,carol entrou neste tópico", "carol,oi"] {
-        run(
-            &mut chat_pub(&broker, &["--raw", "-m", payload, &room]),
-            b"",
-        )
-        .expect_code(0);
+each_broker! {
+    /// A notice is shown as a join is: not counted by --count, hidden by --no-presence.
+    fn notices_are_events_not_messages(broker) {
+        let room = unique_topic("dialect-notice");
+        let args = ["--dialect", "mqttchat-py", "-n", "1", &room];
+        let counted = Proc::subscriber(broker, &args);
+        let quiet = Proc::subscriber(broker, &[&args[..], &["--no-presence"]].concat());
+        for payload in ["noticia,carol entrou neste tópico", "carol,oi"] {
+            run(
+                &mut chat_pub(broker, &["--raw", "-m", payload, &room]),
+                b"",
+            )
+            .expect_code(0);
+        }
+        let out = counted.finish();
+        out.expect_code(0);
+        assert_eq!(
+            texts(&out.lines()),
+            ["* carol entrou neste tópico", "carol: oi"]
+        );
+        let out = quiet.finish();
+        out.expect_code(0);
+        assert_eq!(texts(&out.lines()), ["carol: oi"]);
     }
-    let out = counted.finish();
-    out.expect_code(0);
-    assert_eq!(
-        texts(&out.lines()),
-        ["* carol entrou neste tópico", "carol: oi"]
-    );
-    let out = quiet.finish();
-    out.expect_code(0);
-    assert_eq!(texts(&out.lines()), ["carol: oi"]);
-}
 
-/// A relay into an original room: `chat-pub --json --dialect mqttchat-py` sends a line's
-/// from (else --nick) and text as FROM,TEXT; a from it cannot carry is a per-line error.
-/// Without TOPIC (each line names its own) there is no room to send the notice to.
-#[test]
-fn a_relay_speaks_the_dialect_line_by_line() {
-    let broker = Broker::embedded();
-    let room = unique_topic("dialect-relay");
-    let raw = Proc::subscriber(&broker, &["--raw", &room]);
-    let input = format!(
-        "{{\"topic\":\"{room}\",\"from\":\"x\",\"text\":\"y, z\"}}\n\
-         {{\"topic\":\"{room}\",\"from\":\"a,b\",\"text\":\"q\"}}\n\
-         {{\"topic\":\"{room}\",\"text\":\"mine\",\"ts\":\"T\",\"id\":\"I\"}}\n"
-    );
-    let mut relay = chat_pub(
-        &broker,
-        &["--json", "--dialect", "mqttchat-py", "--nick", "alice"],
-    );
-    let out = run(&mut relay, input.as_bytes());
-    out.expect_code(1);
-    assert!(
-        out.stderr.contains("line 2: the nick 'a,b' has a comma"),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(raw.wait_lines(2), ["x,y, z", "alice,mine"]);
+    /// A relay into an original room: `chat-pub --json --dialect mqttchat-py` sends a line's
+    /// from (else --nick) and text as FROM,TEXT; a from it cannot carry is a per-line error.
+    /// Without TOPIC (each line names its own) there is no room to send the notice to.
+    fn a_relay_speaks_the_dialect_line_by_line(broker) {
+        let room = unique_topic("dialect-relay");
+        let raw = Proc::subscriber(broker, &["--raw", &room]);
+        let input = format!(
+            "{{\"topic\":\"{room}\",\"from\":\"x\",\"text\":\"y, z\"}}\n\
+             {{\"topic\":\"{room}\",\"from\":\"a,b\",\"text\":\"q\"}}\n\
+             {{\"topic\":\"{room}\",\"text\":\"mine\",\"ts\":\"T\",\"id\":\"I\"}}\n"
+        );
+        let mut relay = chat_pub(
+            broker,
+            &["--json", "--dialect", "mqttchat-py", "--nick", "alice"],
+        );
+        let out = run(&mut relay, input.as_bytes());
+        out.expect_code(1);
+        assert!(
+            out.stderr.contains("line 2: the nick 'a,b' has a comma"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(raw.wait_lines(2), ["x,y, z", "alice,mine"]);
+    }
 }

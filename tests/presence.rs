@@ -433,19 +433,16 @@ each_broker! {
     }
 }
 
-/// `--who` on an empty room prints nothing on stdout (for scripts) and exits 0, but says
-/// so on stderr: silence would look like a tool that did not work.
-#[test]
-fn who_in_an_empty_room_says_nobody_is_online() {
-    let broker = Broker::embedded();
-    let room = unique_topic("presence-nobody");
-    let out = run(&mut chat_sub(&broker, &["--who", &room]), b"");
-    out.expect_code(0);
-    assert_eq!(out.stdout_str(), "");
-    assert_eq!(
-        out.stderr,
-        format!("chat-sub: nobody is online in {room}\n")
-    );
+each_broker! {
+    /// `--who` on an empty room prints nothing on stdout (for scripts) and exits 0, but
+    /// says so on stderr: silence would look like a tool that did not work.
+    fn who_in_an_empty_room_says_nobody_is_online(broker) {
+        let room = unique_topic("presence-nobody");
+        let out = run(&mut chat_sub(broker, &["--who", &room]), b"");
+        out.expect_code(0);
+        assert_eq!(out.stdout_str(), "");
+        assert_eq!(out.stderr, format!("chat-sub: nobody is online in {room}\n"));
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -54,11 +54,15 @@ impl PubConfig {
             if options::has_room_secret(&args.common) {
                 return Err(Error::Usage(dialect::WITH_SECRET.into()));
             }
+            if args.raw {
+                return Err(Error::Usage(dialect::WITH_RAW.into()));
+            }
             dialect::check_nick(&nick).map_err(Error::Usage)?;
         }
         let mut keyring = options::room_secret(&args.common)?.map(Keyring::new);
-        // The original's notice when it starts, as it sends it: where the nick would be
-        // announced (a TOPIC, not --no-presence), at the QoS of the lines, not retained.
+        // The original's notice, sent whenever chat-pub starts, as the original does when
+        // it starts (with -m and --json too), to TOPIC (none without one), unless
+        // --no-presence; at the QoS of the lines, not retained.
         let notice = match (&args.topic, dialect, args.no_presence) {
             (Some(_), Dialect::MqttchatPy, false) => Some(dialect::start_notice(&nick).into()),
             _ => None,

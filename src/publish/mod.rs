@@ -184,7 +184,7 @@ fn after_io(
 /// waits in read(2) or has ended (at most a second).
 async fn take_the_rest(state: &mut PubState, input: &mut Input) {
     log::warn!(
-        "interrupted: sending what was read, then exiting; waiting at most {}s for the \
+        "interrupted: sending what was read, then exiting; waiting up to {}s for the \
          broker's acknowledgements (--drain-timeout); interrupt again to quit now",
         state.drain_timeout().as_secs_f64()
     );

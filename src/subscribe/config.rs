@@ -60,6 +60,9 @@ impl SubConfig {
         if dialect != Dialect::Envelope && options::has_room_secret(&args.common) {
             return Err(Error::Usage(crate::dialect::WITH_SECRET.into()));
         }
+        if dialect != Dialect::Envelope && args.raw {
+            return Err(Error::Usage(crate::dialect::WITH_RAW.into()));
+        }
         let room = options::room_secret(&args.common)?
             .map(|secret| Room::new(Keyring::new(secret), &args.topics));
         let subs = Subscriptions {

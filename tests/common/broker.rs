@@ -84,9 +84,10 @@ pub fn have_program(cmd: &str, install: &str) -> bool {
     false
 }
 
-/// The chat-broker binary, absent when built without the `broker` feature.
+/// The chat-broker binary, absent when built without the `broker` feature (cargo names
+/// the binary's path even then, and an earlier build may have left one behind).
 pub fn chat_broker_bin() -> Option<&'static str> {
-    option_env!("CARGO_BIN_EXE_chat-broker")
+    option_env!("CARGO_BIN_EXE_chat-broker").filter(|_| cfg!(feature = "broker"))
 }
 
 /// Whether a broker of this kind can be started here (false: skip the test).

@@ -233,11 +233,12 @@ to fix first. A signal wins over both.
 @DIAGNOSTICS@
 .TP
 \fBline \fR\fIN\fB: \fR\fIWHY\fR
-A line that was not sent, and why (see INPUT and DELIVERY); \fBmessage \fR\fIN\fR for the
-\fIN\fRth \fB\-m\fR. With \fB\-\-dialect mqttchat\-py\fR the notice sent at start is
+A line that was not sent, and why (see INPUT and DELIVERY); an \fB\-m\fR text that cannot
+be made into a message is \fBmessage \fR\fIN\fR, and once sent it is \fBline \fR\fIN\fR
+too. With \fB\-\-dialect mqttchat\-py\fR the notice sent at start is
 \fBthe notice at start\fR.
 .TP
-\fBinterrupted: sending what was read, then exiting; waiting at most \fR\fISECS\fBs for the broker\*(Aqs acknowledgements (\-\-drain\-timeout); interrupt again to quit now\fR
+\fBinterrupted: sending what was read, then exiting; waiting up to \fR\fISECS\fBs for the broker\*(Aqs acknowledgements (\-\-drain\-timeout); interrupt again to quit now\fR
 The first SIGINT or SIGTERM while reading (see EXIT STATUS).
 .SH ENVIRONMENT
 @ENV_BROKER@

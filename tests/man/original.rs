@@ -21,7 +21,8 @@ as usual, beside the room, where the original does not look.
 .PP
 chat\-sub reads each payload as usual first: an envelope is an envelope, and a payload
 that is not UTF\-8 is raw. A UTF\-8 payload \fINAME\fB,\fR\fITEXT\fR whose \fINAME\fR is not
-empty is a message from \fINAME\fR: \fIHH\fR:\fIMM\fR:\fISS NAME\fR\fB: \fR\fITEXT\fR in text
+empty is a message from \fINAME\fR (white space around \fINAME\fR and \fITEXT\fR is
+dropped, as the original drops it): \fIHH\fR:\fIMM\fR:\fISS NAME\fR\fB: \fR\fITEXT\fR in text
 (the time it was received), \fBfrom\fR and \fBtext\fR in \fB\-\-json\fR with \fBts\fR and
 \fBid\fR null, \fB{from}\fR and \fB{text}\fR in a template; \fB\-\-ignore\fR and
 \fB\-\-hide\-own\fR apply to \fINAME\fR. A payload \fBnoticia,\fR\fITEXT\fR is a notice,
@@ -51,12 +52,15 @@ ones met when a broker cannot be reached:
 .TP
 \fBstill trying to reach \fR\fIURL\fB: \fR\fIREASON\fB; giving up after \fR\fISECS\fBs (\-\-connect\-timeout)\fR
 The first connection is still being tried after a second; said once, with the reason of
-the last failed attempt, and the tool goes on trying. A broker that answers within the
-second costs a script nothing on standard error. \fISECS\fR has one decimal:
-\fB10.0s\fR.
+the last failed attempt (\fBno answer yet\fR while the first attempt goes on), and the tool
+goes on trying. With several brokers: \fBstill trying to reach any of the \fR\fIN\fB
+brokers: last: \fR\fIURL\fB: \fR\fIREASON\fR... A broker that answers within the second,
+or a \fB\-\-connect\-timeout\fR of 2 seconds or less, costs a script nothing on standard
+error. \fISECS\fR is \fB\-\-connect\-timeout\fR with one decimal: \fB10.0s\fR.
 .TP
 \fBcannot reach the broker at \fR\fIURL\fB within \fR\fISECS\fBs: \fR\fIREASON\fR
-The first connection did not succeed within \fB\-\-connect\-timeout\fR (exit status 3).
+The first connection did not succeed within \fB\-\-connect\-timeout\fR, \fISECS\fR (exit
+status 3).
 With several brokers: \fBcannot reach any of the \fR\fIN\fB brokers within \fR\fISECS\fBs
 (last: \fR\fIURL\fB: \fR\fIREASON\fB)\fR. When the connection was refused, \fIREASON\fR ends
 with
@@ -72,8 +76,9 @@ machines are to reach is started with \fB\-\-listen 0.0.0.0:1883\fR.
 \fBcannot resolve the host name \*(Aq\fR\fIHOST\fB\*(Aq: \fR\fIWHY\fB (\fR\fIURL\fB); check the name given with \-b or CHAT_BROKER\fR
 The name does not exist: said at once, with exit status 3, since waiting would not make
 it exist (names under \fB.invalid\fR never do). With several brokers, such a broker is
-passed over (\fB...; trying the other brokers\fR), and only when no name resolves does the
-run end: \fBcannot resolve the host name of any of the \fR\fIN\fB brokers (last: ...)\fR.
+passed over until a connection is made (\fB...; trying the other brokers\fR), and only
+when no name resolves does the run end: \fBcannot resolve the host name of any of the
+\fR\fIN\fB brokers (last: ...)\fR.
 A resolver that cannot answer for now (no network yet) is retried like a broker that is
 down; so is a name that stops resolving after the first connection.
 "##;

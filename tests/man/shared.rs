@@ -283,7 +283,8 @@ const EXIT_UNREACHABLE: &str = r##".TP
 .B 3
 The broker (with several, none of them) could not be reached within
 \fB\-\-connect\-timeout\fR, it does not accept the MQTT version that \fB\-V\fR insists on
-(at once; the message says what to try), or a certificate did not verify (at once, see
+(at once; the message says what to try), its host name does not exist (at once; with
+several, none of them; see DIAGNOSTICS), or a certificate did not verify (at once, see
 SECURITY).
 "##;
 

@@ -318,8 +318,12 @@ impl DerefMut for Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // SAFETY: as in signal_group; the group may be gone already (ESRCH is fine).
-        unsafe { libc::kill(-(self.pgid as libc::pid_t), libc::SIGKILL) };
+        // Only while the line's leader is not reaped: its pid, and so the group's id, is
+        // still ours. After `finish` it may belong to a process of another test.
+        if self.proc.is_some() {
+            // SAFETY: as in signal_group; the group may be gone already (ESRCH is fine).
+            unsafe { libc::kill(-(self.pgid as libc::pid_t), libc::SIGKILL) };
+        }
     }
 }
 
@@ -332,6 +336,7 @@ fn terminal() -> (File, File) {
     // SAFETY: posix_openpt takes no pointers; a non-negative result is a new descriptor
     // that nothing else owns.
     let master = match unsafe { libc::posix_openpt(flags) } {
+        // SAFETY: fd was just opened and is owned by nothing else.
         fd if fd >= 0 => unsafe { OwnedFd::from_raw_fd(fd) },
         _ => os("posix_openpt"),
     };
@@ -348,6 +353,7 @@ fn terminal() -> (File, File) {
     }
     // SAFETY: name is NUL-terminated by ptsname_r; a non-negative result is ours.
     let slave = match unsafe { libc::open(name.as_ptr(), flags) } {
+        // SAFETY: fd was just opened and is owned by nothing else.
         fd if fd >= 0 => unsafe { OwnedFd::from_raw_fd(fd) },
         _ => os("open the terminal's slave side"),
     };

@@ -1,0 +1,84 @@
+//! The value parsers of the flags: durations in seconds, protocol versions, sizes. Each
+//! error is one line that says what was expected (clap shows it after the flag).
+
+use std::time::Duration;
+
+use super::help;
+use crate::dial::VersionChoice;
+use crate::wire::Version;
+
+/// `SECS`: seconds, fractions allowed, from 0 to 10^9.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(0.0..=1e9).contains(&secs) {
+        return Err(format!(
+            "'{s}' is not a number of seconds between 0 and 10^9"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `-V`: auto, 3 (3.1.1) or 5, and the spellings mosquitto and MQTTX use.
+pub fn parse_version(s: &str) -> Result<VersionChoice, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "auto" => Ok(VersionChoice::Auto),
+        "3" | "4" | "311" | "3.1.1" | "mqttv311" | "v311" => Ok(VersionChoice::Only(Version::V311)),
+        "5" | "mqttv5" | "v5" => Ok(VersionChoice::Only(Version::V5)),
+        _ => Err(format!("'{s}' is not an MQTT version (use auto, 3 or 5)")),
+    }
+}
+
+/// `BYTES`: a size, with K or M (binary) if wanted, from 1 byte to the protocol maximum.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return Err(format!("'{s}' is not a size (BYTES, or with K or M)")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (BYTES, or with K or M)"))?;
+    let bytes = n.saturating_mul(mult);
+    if bytes == 0 || bytes > crate::wire::MAX_PACKET as u64 {
+        return Err(format!(
+            "'{s}' must be between 1 byte and {}",
+            help::mib(crate::wire::MAX_PACKET)
+        ));
+    }
+    Ok(bytes as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1G").is_err());
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("3"), Ok(VersionChoice::Only(Version::V311)));
+        assert_eq!(
+            parse_version("mqttv5"),
+            Ok(VersionChoice::Only(Version::V5))
+        );
+        assert_eq!(parse_version("AUTO"), Ok(VersionChoice::Auto));
+        assert!(parse_version("4.0").is_err());
+    }
+}
