@@ -7,6 +7,9 @@
 //! runs [`publish::run`], [`subscribe::run`] or `broker::run`, and turns the end into
 //! an exit status. ARCHITECTURE.md is the longer map.
 //!
+//! The library is internal: it exists for the three binaries, the integration tests and
+//! the benchmark examples of this package, and makes no semver promise to anyone else.
+//!
 //! Data flows one way:
 //!
 //! ```text
@@ -40,13 +43,11 @@
 //! - [`publish`]: chat-pub — its configuration, state, outbox and driver.
 //! - [`subscribe`]: chat-sub — its configuration, state, inbox, presence view, printer,
 //!   takeover detector and driver; `dedup`: its window of recent ids; `output`: stdout.
-//! - [`seal`]: end-to-end encrypted rooms (format version 1: Argon2id, XChaCha20-Poly1305);
-//!   not yet used by the tools.
+//! - [`seal`]: end-to-end encrypted rooms (format version 1: Argon2id, XChaCha20-Poly1305):
+//!   chat-pub seals on its input thread, chat-sub opens in `subscribe::room`.
 //! - [`render`]: chat-sub's output formats; `presence`: presence topics, payloads, roster.
 //! - `broker` (feature `broker`, on by default): chat-broker's driver (sockets, tasks);
-//!   `engine`: its broker logic, a state machine for MQTT 3.1.1 and 5 clients alike;
-//!   [`procnet`]: which process holds a listening socket (how the tests know their
-//!   brokers listen).
+//!   `engine`: its broker logic, a state machine for MQTT 3.1.1 and 5 clients alike.
 
 #[cfg(feature = "broker")]
 pub mod broker;
@@ -67,7 +68,6 @@ mod json;
 mod options;
 mod output;
 mod presence;
-pub mod procnet;
 pub mod publish;
 pub mod render;
 mod resolve;

@@ -13,7 +13,7 @@ use crate::wire::{self, AckKind, PubFlags, Version};
 pub const WINDOW: usize = 1024;
 /// QoS 2 in flight under 3.1.1: mosquitto's default `max_inflight_messages` silently drops
 /// incoming QoS 2 beyond 20 while still completing the handshake (ARCHITECTURE.md,
-/// "Broker traps").
+/// "Broker and library traps the code depends on").
 pub const WINDOW_QOS2_V311: usize = 20;
 /// Unacknowledged payload bytes kept at most (at least one message is always allowed).
 pub const WINDOW_BYTES: usize = 16 << 20;
