@@ -96,7 +96,7 @@ pub struct Common {
     #[arg(long, help_heading = TLS)]
     pub insecure: bool,
 
-    #[arg(short, long, value_name = "0|1|2", default_value_t = DEFAULT_QOS,
+    #[arg(short, long, value_name = "0|1|2", default_value_t = crate::defaults::QOS,
           help_heading = CONNECTION,
           value_parser = clap::value_parser!(u8).range(0..=2),
           help = help::short(help::qos()), long_help = help::qos())]
@@ -398,12 +398,6 @@ const TLS: &str = "TLS";
 const OTHER: &str = "Other";
 /// The display order of an option that goes after the shared ones of its heading.
 const LAST: usize = 1000;
-
-/// The QoS both tools use unless told otherwise.
-pub const DEFAULT_QOS: u8 = 1;
-
-/// Where chat-broker listens unless told otherwise.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
 
 #[cfg(test)]
 mod tests {

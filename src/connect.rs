@@ -310,7 +310,7 @@ fn hint(attempt: &Attempt, endpoint: &Endpoint, advice: bool) -> String {
                 hint += &format!(
                     "; is a broker running there? (chat-broker listens on {} only, unless \
                      started with --listen)",
-                    crate::cli::DEFAULT_LISTEN
+                    crate::defaults::LISTEN
                 );
             }
             hint

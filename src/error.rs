@@ -3,11 +3,11 @@
 //!
 //! Errors that end a run early (a bad flag, an unreachable broker, refused credentials)
 //! carry their message. Failures of single lines were reported as they happened and only
-//! their [`Tally`] is left; a signal and a closed stdout are ends of their own.
+//! their [`Tally`] is left; a signal and a closed stdout are ends of their own. The
+//! [`Signal`] that ended a run is a value here, below the handler that catches it
+//! (`signals`), so that state machines can speak of it without touching the handler.
 
 use std::fmt;
-
-use crate::signals::Signal;
 
 /// Why a tool stops, when it does not simply finish its work.
 #[derive(Debug)]
@@ -73,6 +73,25 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A signal that asks a tool to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+impl Signal {
+    /// The exit status it calls for: 128 + the signal number.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+}
 
 /// Counts the messages of a run that failed without stopping it, and keeps what is to be
 /// said about each until the driver reports it (state machines do no I/O).

@@ -55,6 +55,7 @@ pub mod cli;
 pub mod coalesce;
 mod connect;
 mod dedup;
+pub mod defaults;
 mod dial;
 pub mod dialect;
 mod endpoint;

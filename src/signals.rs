@@ -3,26 +3,7 @@
 
 use tokio::signal::unix::{self, SignalKind};
 
-use crate::error::Error;
-
-/// A signal that asks a tool to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// SIGINT (Ctrl-C).
-    Interrupt,
-    /// SIGTERM.
-    Terminate,
-}
-
-impl Signal {
-    /// The exit status it calls for: 128 + the signal number.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Signal::Interrupt => 130,
-            Signal::Terminate => 143,
-        }
-    }
-}
+use crate::error::{Error, Signal};
 
 /// Both signals, caught instead of ending the process at once.
 pub struct Signals {

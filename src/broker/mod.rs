@@ -21,13 +21,12 @@ use crate::error::Error;
 use crate::signals::Signals;
 use hub::Shared;
 
-/// Where chat-broker listens unless told otherwise (defined with the option).
-pub use crate::cli::DEFAULT_LISTEN;
+use crate::defaults;
 
 /// Runs the broker until SIGINT or SIGTERM.
 pub fn run(args: BrokerArgs) -> Result<(), Error> {
     let wanted = match args.listen.is_empty() {
-        true => vec![DEFAULT_LISTEN.to_string()],
+        true => vec![defaults::LISTEN.to_string()],
         false => args.listen.clone(),
     };
     let addrs = wanted

@@ -28,7 +28,7 @@ pub fn qos() -> String {
         "Quality of service: 0, 1 or 2\n\n\
          The default is {} (at least once), not mosquitto's 0: chat must not lose \
          lines.",
-        super::DEFAULT_QOS
+        crate::defaults::QOS
     )
 }
 
@@ -65,7 +65,7 @@ pub fn pub_max_size() -> String {
          Also bounds the memory used for one line. Under MQTT 5 the broker's own maximum \
          packet size applies too, when it announces a smaller one. Suffixes K and M \
          (binary) are accepted.",
-        mib(crate::publish::DEFAULT_MAX_SIZE)
+        mib(crate::defaults::PUB_MAX_SIZE)
     )
 }
 
@@ -75,7 +75,7 @@ pub fn who() -> String {
         "Print who is online in the TOPICs, one nick per line, and exit\n\n\
          Reads the retained presence state and exits once nothing new arrived for {} s \
          (MQTT has no end-of-retained marker). With --json, one object per nick.",
-        secs(crate::subscribe::WHO_QUIET)
+        secs(crate::defaults::WHO_QUIET)
     )
 }
 
@@ -88,7 +88,7 @@ pub fn session() -> String {
          (subscribe with -q 1 or 2: QoS 0 messages are not kept). Under MQTT 5 the session \
          expires {} days after the last disconnect. If another client takes the session \
          over, chat-sub says so and exits with status 1. Cannot be combined with -i.",
-        crate::subscribe::SESSION_EXPIRY / (24 * 3600)
+        crate::defaults::SESSION_EXPIRY / (24 * 3600)
     )
 }
 
@@ -100,7 +100,7 @@ pub fn sub_max_size() -> String {
          Under MQTT 5 a broker does not send bigger messages to this subscriber (mosquitto \
          only logs it); MQTT 3.1.1 cannot tell the broker, so chat-sub skips a bigger \
          message itself, with a warning on stderr.",
-        mib(crate::subscribe::DEFAULT_MAX_SIZE)
+        mib(crate::defaults::SUB_MAX_SIZE)
     )
 }
 
@@ -112,7 +112,7 @@ pub fn listen() -> String {
          one; port 0 picks a free port, and the line printed at start says which. Listening \
          on 0.0.0.0 serves the LAN: the broker has no authentication, so only do that on a \
          network you trust.",
-        super::DEFAULT_LISTEN
+        crate::defaults::LISTEN
     )
 }
 
@@ -145,9 +145,9 @@ mod tests {
 
     #[test]
     fn values_are_stated_as_before() {
-        assert_eq!(mib(crate::publish::DEFAULT_MAX_SIZE), "1 MiB");
+        assert_eq!(mib(crate::defaults::PUB_MAX_SIZE), "1 MiB");
         assert_eq!(mib(crate::wire::MAX_PACKET), "256 MiB");
-        assert_eq!(secs(crate::subscribe::WHO_QUIET), "0.5");
+        assert_eq!(secs(crate::defaults::WHO_QUIET), "0.5");
         assert_eq!(secs(crate::dial::MAX_BACKOFF), "2");
         assert!(session().contains("expires 7 days after"));
         assert_eq!(short("a b\n\nc".into()), "a b");

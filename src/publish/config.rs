@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::cli::PubArgs;
 use crate::coalesce::Reads;
+use crate::defaults;
 use crate::dialect::{self, Dialect};
 use crate::envelope::IdSource;
 use crate::error::Error;
@@ -16,9 +17,6 @@ use crate::options::{self, ConnectOptions};
 use crate::presence::Announce;
 use crate::seal::Keyring;
 use crate::topic;
-
-/// Default `--max-size` of chat-pub: 1 MiB.
-pub const DEFAULT_MAX_SIZE: usize = 1 << 20;
 
 /// Everything chat-pub's run needs, resolved from its arguments.
 pub struct PubConfig {
@@ -39,7 +37,7 @@ impl PubConfig {
         if let Some(t) = &args.topic {
             topic::check_publish(t).map_err(Error::Usage)?;
         }
-        let max_size = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
+        let max_size = args.max_size.unwrap_or(defaults::PUB_MAX_SIZE);
         let mut connect = options::resolve(&args.common, "chat-pub", 64 * 1024)?;
         // With a full window, wake for half of it acknowledged, not for each.
         connect.reads = Reads::Told;

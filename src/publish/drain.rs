@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::signals::Signal;
+use crate::error::Signal;
 
 /// The end of the input and the drain that follows it.
 #[derive(Debug)]

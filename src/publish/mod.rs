@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-pub use config::{DEFAULT_MAX_SIZE, PubConfig};
+pub use config::PubConfig;
 pub use outbox::{WINDOW, WINDOW_BYTES, WINDOW_QOS2_V311};
 
 use crate::cli::PubArgs;

@@ -10,11 +10,11 @@ use super::drain::Drain;
 use super::join::Join;
 use super::outbox::{Outbox, SPARE_PKID, encode};
 use super::streak::{GIVE_UP_AFTER, Streak};
+use crate::error::Signal;
 use crate::error::{Error, Tally};
 use crate::input::{LineNo, Message};
 use crate::presence::Announce;
 use crate::session::LinkError;
-use crate::signals::Signal;
 use crate::tx::Tx;
 use crate::wire::{self, AckKind, Inbound};
 

@@ -13,18 +13,13 @@ use super::state::{SubState, Subscriptions};
 use super::view::{Mode, View};
 use crate::cli::{ColorWhen, SubArgs};
 use crate::coalesce::Reads;
+use crate::defaults;
 use crate::dialect::Dialect;
 use crate::error::Error;
 use crate::options::{self, ConnectOptions};
 use crate::render::{Format, Renderer};
 use crate::seal::Keyring;
 use crate::topic;
-use crate::wire;
-
-/// Default `--max-size` of chat-sub: the protocol maximum, so nothing is dropped for size.
-pub const DEFAULT_MAX_SIZE: usize = wire::MAX_PACKET;
-/// How long (seconds) a broker keeps a `--session` after chat-sub disconnects (MQTT 5).
-pub const SESSION_EXPIRY: u32 = 7 * 24 * 3600;
 
 /// Everything chat-sub's run needs, resolved from its arguments.
 pub struct SubConfig {
@@ -43,7 +38,7 @@ impl SubConfig {
             topic::check_filter(t).map_err(Error::Usage)?;
         }
         let format = format(args)?;
-        let max_in = args.max_size.unwrap_or(DEFAULT_MAX_SIZE);
+        let max_in = args.max_size.unwrap_or(defaults::SUB_MAX_SIZE);
         let mut connect = options::resolve(&args.common, "chat-sub", max_in)?;
         // Under load, fewer wake-ups leave the broker more CPU (see crate::coalesce).
         connect.reads = Reads::Stream;
@@ -113,7 +108,7 @@ fn persistent(opts: &mut ConnectOptions, name: &str) -> Result<(), Error> {
     }
     opts.spec.client_id = name.to_string();
     opts.spec.clean_start = false;
-    opts.spec.session_expiry = Some(SESSION_EXPIRY);
+    opts.spec.session_expiry = Some(defaults::SESSION_EXPIRY);
     Ok(())
 }
 

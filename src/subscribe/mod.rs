@@ -22,8 +22,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
 
-pub use config::{DEFAULT_MAX_SIZE, SESSION_EXPIRY, SubConfig};
-pub use view::WHO_QUIET;
+pub use config::SubConfig;
 
 use crate::cli::SubArgs;
 use crate::connect::{Connector, Dialing, dial, io, reconnect};

@@ -9,11 +9,12 @@ use bytes::Bytes;
 use rumqttc::mqttbytes::v4;
 
 use super::*;
+use crate::defaults::WHO_QUIET;
 use crate::render::{Format, Renderer};
 use crate::subscribe::inbox::Inbox;
 use crate::subscribe::printer::Printer;
 use crate::subscribe::takeover::TAKEOVER_AFTER;
-use crate::subscribe::view::{Mode, View, WHO_QUIET};
+use crate::subscribe::view::{Mode, View};
 use crate::tx::Peer;
 
 /// chat-sub on `room/#` at QoS 2, printing JSON lines.

@@ -2,13 +2,10 @@
 //! and leaves to show, and for `--who` when the roster is complete.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::presence::{Change, Roster};
 use crate::seal;
-
-/// `--who`: how long no presence message must arrive before the state counts as complete.
-pub const WHO_QUIET: Duration = Duration::from_millis(500);
 
 /// Encrypted joins remembered at most (without the secret).
 const SEALED_MAX: usize = 4096;
@@ -57,7 +54,7 @@ impl View {
     /// `--who` waits for quiet from `now` on.
     pub fn heard(&mut self, now: Instant) {
         if self.mode == Mode::Who {
-            self.who_until = Some(now + WHO_QUIET);
+            self.who_until = Some(now + crate::defaults::WHO_QUIET);
         }
     }
 
