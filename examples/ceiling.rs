@@ -6,7 +6,7 @@
 //! messages and, at QoS 1, acknowledge each. Both are plain std threads with big buffers,
 //! and both ask the kernel to wake them only for 32 KiB at a time (SO_RCVLOWAT, with a 1 ms
 //! receive timeout for the tail): each wake-up of a sleeping reader costs the broker CPU
-//! time in the write that causes it (see src/coalesce.rs).
+//! time in the write that causes it (see src/mqtt/coalesce.rs).
 //! The time is from the first byte written until the subscriber counted the last message.
 //! The chat pair's throughput is then reported as a fraction of this (BENCHMARKS.md).
 //!
@@ -97,7 +97,7 @@ fn connect(a: &Args, id: &str, v5: bool) -> std::io::Result<TcpStream> {
 /// Lets reads on `s` sleep until 32 KiB are queued, or 1 ms passed.
 fn gulp(s: &TcpStream) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_millis(1)))?;
-    mqttchat::coalesce::set_rcvlowat(s, 32 * 1024)
+    mqttchat::mqtt::coalesce::set_rcvlowat(s, 32 * 1024)
 }
 
 /// A read that returns 0 bytes (not an error) when the receive timeout passed.

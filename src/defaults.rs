@@ -31,6 +31,6 @@ pub const WHO_QUIET: Duration = Duration::from_millis(500);
 mod tests {
     #[test]
     fn chat_sub_takes_the_largest_packet_mqtt_can_express() {
-        assert_eq!(super::SUB_MAX_SIZE, crate::wire::MAX_PACKET);
+        assert_eq!(super::SUB_MAX_SIZE, crate::mqtt::wire::MAX_PACKET);
     }
 }

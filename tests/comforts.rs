@@ -319,7 +319,7 @@ each_broker! {
             let out = on_terminal(broker, args, env);
             let text = String::from_utf8_lossy(&out);
             assert!(text.contains("bob") && text.contains("hi"), "{args:?} {env:?}: {text:?}");
-            let colour = format!("\x1b[{}m", mqttchat::render::nick_color("bob"));
+            let colour = format!("\x1b[{}m", mqttchat::tools::render::nick_color("bob"));
             assert_eq!(
                 out.contains(&0x1b),
                 coloured,

@@ -14,8 +14,8 @@
 
 use crate::common::*;
 use base64::Engine;
-use mqttchat::envelope;
 use mqttchat::escape::push_escaped;
+use mqttchat::room::envelope;
 
 const TS: &str = "2026-01-02T03:04:05.678Z";
 

@@ -36,10 +36,10 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use crate::common::is_terminal_control;
 use serde_json::Value;
 
-use mqttchat::envelope::{self, IdSource};
 use mqttchat::escape::{push_escaped, push_json_str};
-use mqttchat::input::{Mode, Prepared, Preparer};
-use mqttchat::render::{Delivered, Format, Renderer};
+use mqttchat::room::envelope::{self, IdSource};
+use mqttchat::tools::publish::input::{Mode, Prepared, Preparer};
+use mqttchat::tools::render::{Delivered, Format, Renderer};
 
 // ---------------------------------------------------------------------------------------
 // Oracles
@@ -930,7 +930,7 @@ fn preparer(mode: Mode, nick: &str) -> Preparer {
         max_size: 1 << 24,
         ids: IdSource::default(),
         keyring: None,
-        dialect: mqttchat::dialect::Dialect::Envelope,
+        dialect: mqttchat::room::dialect::Dialect::Envelope,
         notice: None,
     }
 }

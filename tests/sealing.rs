@@ -1,4 +1,4 @@
-//! Properties of the encrypted-room format (`mqttchat::seal`), on arbitrary envelopes:
+//! Properties of the encrypted-room format (`mqttchat::room::seal`), on arbitrary envelopes:
 //! what a member seals opens to the same bytes with the room's key and topic, and any
 //! change of a single byte of the payload — or another topic — is rejected, never opened
 //! to something else.
@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 
-use mqttchat::envelope::IdSource;
-use mqttchat::seal::{self, Rejected, RoomKey, RoomSecret};
+use mqttchat::room::envelope::IdSource;
+use mqttchat::room::seal::{self, Rejected, RoomKey, RoomSecret};
 
 const TOPIC: &str = "team/x";
 
@@ -25,7 +25,7 @@ fn key() -> &'static RoomKey {
 fn envelope(from: &str, text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let id = IdSource::default().next_id();
-    mqttchat::envelope::encode(&mut out, &id, from, "2026-11-29T12:00:00.000Z", text);
+    mqttchat::room::envelope::encode(&mut out, &id, from, "2026-11-29T12:00:00.000Z", text);
     out
 }
 

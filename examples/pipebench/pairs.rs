@@ -79,10 +79,11 @@ impl Pair {
         if self != Pair::ChatSealed {
             return payload.to_vec();
         }
-        let secret = mqttchat::seal::RoomSecret::new(ROOM_SECRET.as_bytes().to_vec())
+        let secret = mqttchat::room::seal::RoomSecret::new(ROOM_SECRET.as_bytes().to_vec())
             .expect("a valid secret");
-        let key = mqttchat::seal::RoomKey::derive(&secret, topic);
-        let sealed = mqttchat::seal::seal(&key, topic, payload).expect("the OS random source");
+        let key = mqttchat::room::seal::RoomKey::derive(&secret, topic);
+        let sealed =
+            mqttchat::room::seal::seal(&key, topic, payload).expect("the OS random source");
         // Argon2's 19 MiB, freed, would stay in the harness's heap and be counted in the
         // peak RSS of every child forked from it (see proc.rs): give them back.
         // SAFETY: malloc_trim only returns free memory to the system.

@@ -12,5 +12,5 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let verbose = args.common.verbose;
-    mqttchat::tool::main("chat-pub", verbose, || mqttchat::publish::run(args))
+    mqttchat::tool::main("chat-pub", verbose, || mqttchat::tools::publish::run(args))
 }

@@ -12,5 +12,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let verbose = args.common.verbose;
-    mqttchat::tool::main("chat-sub", verbose, || mqttchat::subscribe::run(args))
+    mqttchat::tool::main("chat-sub", verbose, || {
+        mqttchat::tools::subscribe::run(args)
+    })
 }

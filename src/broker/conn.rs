@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, timeout};
 
 use super::hub::Shared;
-use crate::engine::{ConnId, In, MAX_PACKET, Version, codec};
+use crate::broker::engine::{ConnId, In, MAX_PACKET, Version, codec};
 
 /// How long a new connection may take to send its CONNECT.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);

@@ -16,7 +16,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 
-use crate::engine::{Action, ConnId, Engine, Frame, In};
+use crate::broker::engine::{Action, ConnId, Engine, Frame, In};
 
 /// Most bytes a connection may have waiting to be written before QoS 0 messages to it
 /// are dropped (as mosquitto does for a client that falls behind): a client that stops

@@ -8,6 +8,7 @@
 //! in memory only.
 
 mod conn;
+pub mod engine;
 mod hub;
 
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};

@@ -40,7 +40,7 @@ pub fn connect_timeout() -> String {
          then the tool exits with status 3. With several brokers they are tried in turn, \
          each attempt taking at most its share of this time (but at least a second), and \
          the pause comes after each round. Fractions are allowed (0.5).",
-        secs(crate::dial::MAX_BACKOFF)
+        secs(crate::mqtt::dial::MAX_BACKOFF)
     )
 }
 
@@ -54,7 +54,7 @@ pub fn mqtt_version() -> String {
          and keeps it for the rest of the run; -v says so. 3 means MQTT 3.1.1, as in \
          mosquitto's clients, and 5 MQTT 5: either is strict, and a broker that refuses it \
          ends the run with status 3. Also accepted: 311, 3.1.1, mqttv311, mqttv5.",
-        secs(crate::dial::V5_ANSWER)
+        secs(crate::mqtt::dial::V5_ANSWER)
     )
 }
 
@@ -146,9 +146,9 @@ mod tests {
     #[test]
     fn values_are_stated_as_before() {
         assert_eq!(mib(crate::defaults::PUB_MAX_SIZE), "1 MiB");
-        assert_eq!(mib(crate::wire::MAX_PACKET), "256 MiB");
+        assert_eq!(mib(crate::mqtt::wire::MAX_PACKET), "256 MiB");
         assert_eq!(secs(crate::defaults::WHO_QUIET), "0.5");
-        assert_eq!(secs(crate::dial::MAX_BACKOFF), "2");
+        assert_eq!(secs(crate::mqtt::dial::MAX_BACKOFF), "2");
         assert!(session().contains("expires 7 days after"));
         assert_eq!(short("a b\n\nc".into()), "a b");
         assert_eq!(short("a".into()), "a");

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::help;
-use crate::dial::VersionChoice;
-use crate::wire::Version;
+use crate::mqtt::dial::VersionChoice;
+use crate::mqtt::wire::Version;
 
 /// `SECS`: seconds, fractions allowed, from 0 to 10^9.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -48,10 +48,10 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a size (BYTES, or with K or M)"))?;
     let bytes = n.saturating_mul(mult);
-    if bytes == 0 || bytes > crate::wire::MAX_PACKET as u64 {
+    if bytes == 0 || bytes > crate::mqtt::wire::MAX_PACKET as u64 {
         return Err(format!(
             "'{s}' must be between 1 byte and {}",
-            help::mib(crate::wire::MAX_PACKET)
+            help::mib(crate::mqtt::wire::MAX_PACKET)
         ));
     }
     Ok(bytes as usize)

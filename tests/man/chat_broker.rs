@@ -108,7 +108,7 @@ connect, so chat\-broker asks rather than guesses.
 .TP
 .B RUST_LOG
 What is logged on standard error, in env_logger's syntax; it overrides \fB\-v\fR, for
-example \fBRUST_LOG=mqttchat::engine=debug\fR.
+example \fBRUST_LOG=mqttchat::broker::engine=debug\fR.
 .SH EXAMPLES
 A chat on this machine, in three terminals:
 .PP

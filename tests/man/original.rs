@@ -2,7 +2,7 @@
 //! original MQTTChat (`--dialect`), and the messages met when connecting (DIAGNOSTICS).
 //! Each piece is named in [`super::shared`]'s list; a page refers to it as `@NAME@`.
 
-/// THE ORIGINAL MQTTCHAT: `--dialect mqttchat-py` on both tools (src/dialect.rs).
+/// THE ORIGINAL MQTTCHAT: `--dialect mqttchat-py` on both tools (src/room/dialect.rs).
 pub const DIALECT: &str = r##".SH THE ORIGINAL MQTTCHAT
 mqttchat descends from MQTTChat, a small Python program (paho\-mqtt on the public HiveMQ
 broker) whose rooms still exist. Its payloads are not envelopes: it publishes each line

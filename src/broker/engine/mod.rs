@@ -1,0 +1,344 @@
+//! chat-broker's engine: what an MQTT 3.1.1 and 5 broker decides, as a state machine.
+//!
+//! It does no I/O and reads no clock. The driver (`broker`) gives it each connection's
+//! packets ([`Engine::handle`]), bytes it could not read ([`Engine::bad`]), the end of a
+//! connection ([`Engine::lost`]) and, now and then, the time ([`Engine::tick`]); then it
+//! carries out the [`Action`]s the engine queued: bytes to send on a connection, and
+//! connections to close.
+//!
+//! What it keeps: sessions by client id (subscriptions, messages in flight and queued;
+//! MQTT 3.1.1 sessions without clean session and MQTT 5 ones with an expiry outlive the
+//! connection), the subscription table, retained messages, wills (MQTT 5: with their
+//! delay). Everything lives in memory.
+
+pub mod codec;
+mod route;
+mod session;
+mod table;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::mqtt::topic::check_publish;
+
+pub use codec::{Bad, Frame, In, Version};
+use codec::{Hello, Message, Will};
+use session::Session;
+use table::Table;
+
+/// The largest packet a client may send (announced to MQTT 5 clients): a larger one ends
+/// its connection.
+pub const MAX_PACKET: usize = 16 << 20;
+
+/// A connection, as the driver numbers them.
+pub type ConnId = u64;
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Write this packet on the connection.
+    Send(ConnId, Frame),
+    /// Write what was queued before, then close the connection.
+    Close(ConnId),
+}
+
+/// A connected client.
+struct Conn {
+    client: Arc<str>,
+    version: Version,
+    will: Option<Will>,
+    aliases: HashMap<u16, String>,
+}
+
+#[derive(Default)]
+pub struct Engine {
+    conns: HashMap<ConnId, Conn>,
+    sessions: HashMap<Arc<str>, Session>,
+    table: Table,
+    /// Wills waiting for their delay, by client id.
+    wills: HashMap<Arc<str>, (Instant, Message)>,
+    assigned: u64,
+    out: Vec<Action>,
+}
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine::default()
+    }
+
+    /// The actions queued by the calls so far, in order.
+    pub fn actions(&mut self) -> std::vec::Drain<'_, Action> {
+        self.out.drain(..)
+    }
+
+    /// How many clients are connected.
+    pub fn clients(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// A packet from a connection. The first must be CONNECT.
+    pub fn handle(&mut self, conn: ConnId, packet: In, now: Instant) {
+        if let In::Connect(hello) = packet {
+            match self.conns.contains_key(&conn) {
+                true => self.kick(conn, 0x82, now),
+                false => self.connect(conn, *hello, now),
+            }
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let client = c.client.clone();
+        match packet {
+            In::Connect(_) => {}
+            p @ In::Publish { .. } => self.publish_in(conn, &client, p, now),
+            In::PubAck(pkid) | In::PubComp(pkid) => {
+                if let Some(s) = self.sessions.get_mut(&client) {
+                    s.acked(pkid, now, &mut self.out);
+                }
+            }
+            In::PubRec(pkid) => {
+                if let Some(s) = self.sessions.get_mut(&client) {
+                    s.received(pkid, &mut self.out);
+                }
+            }
+            In::PubRel(pkid) => {
+                if let Some(s) = self.sessions.get_mut(&client) {
+                    s.qos2_in.remove(&pkid);
+                }
+                self.send(conn, codec::ack(codec::PUBCOMP, pkid));
+            }
+            In::Subscribe { pkid, filters, id } => {
+                self.subscribe(conn, &client, pkid, filters, id, now)
+            }
+            In::Unsubscribe { pkid, filters } => {
+                let v = c.version;
+                let mut codes = Vec::with_capacity(filters.len());
+                for f in filters {
+                    let was = self.table.unsubscribe(&f, &client);
+                    if let Some(s) = self.sessions.get_mut(&client) {
+                        s.filters.remove(&f);
+                    }
+                    codes.push(if was { 0 } else { 0x11 });
+                }
+                self.send(conn, codec::suback(0xB0, v, pkid, &codes));
+            }
+            In::PingReq => self.send(conn, codec::pingresp()),
+            In::Disconnect {
+                with_will,
+                session_expiry,
+            } => {
+                if let (Some(e), Some(s)) = (session_expiry, self.sessions.get_mut(&client)) {
+                    s.expiry = e;
+                }
+                self.out.push(Action::Close(conn));
+                self.end(conn, with_will, now);
+            }
+            In::Unexpected(what) => {
+                log::info!("connection {conn}: a client sent {what}; closing");
+                self.kick(conn, 0x82, now)
+            }
+        }
+    }
+
+    /// A PUBLISH: its topic alias (MQTT 5) resolved, its topic checked.
+    fn publish_in(&mut self, conn: ConnId, client: &Arc<str>, p: In, now: Instant) {
+        let In::Publish {
+            pkid,
+            topic,
+            alias,
+            mut msg,
+        } = p
+        else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Some(a) = alias {
+            if a == 0 || a > codec::TOPIC_ALIAS_MAX {
+                return self.kick(conn, 0x94, now);
+            }
+            if topic.is_empty() {
+                match c.aliases.get(&a) {
+                    Some(t) => msg.topic = t.clone(),
+                    None => return self.kick(conn, 0x82, now),
+                }
+            } else {
+                c.aliases.insert(a, topic);
+            }
+        }
+        if check_publish(&msg.topic).is_err() {
+            return self.kick(conn, 0x90, now);
+        }
+        self.inbound(conn, client, pkid, msg, now);
+    }
+
+    /// Bytes from the connection that are not MQTT, or a packet larger than allowed.
+    pub fn bad(&mut self, conn: ConnId, why: &Bad, now: Instant) {
+        let reason = match why {
+            Bad::TooLarge => 0x95,
+            Bad::Malformed(_) | Bad::Level(_) => 0x81,
+        };
+        match self.conns.contains_key(&conn) {
+            true => self.kick(conn, reason, now),
+            false => self.out.push(Action::Close(conn)),
+        }
+    }
+
+    /// The connection ended without DISCONNECT (closed, failed, or silent for longer
+    /// than its keep-alive allows): its will is sent.
+    pub fn lost(&mut self, conn: ConnId, now: Instant) {
+        self.end(conn, true, now);
+    }
+
+    /// Sends the wills whose delay is over and forgets the sessions and retained messages
+    /// that expired.
+    pub fn tick(&mut self, now: Instant) {
+        self.table.forget_expired(now);
+        let due: Vec<Arc<str>> = (self.wills.iter())
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(who, _)| who.clone())
+            .collect();
+        for who in due {
+            if let Some((_, msg)) = self.wills.remove(&who) {
+                self.publish(msg, None, now);
+            }
+        }
+        let expired: Vec<Arc<str>> = (self.sessions.iter())
+            .filter(|(_, s)| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now))
+            .map(|(who, _)| who.clone())
+            .collect();
+        for who in expired {
+            self.forget(&who);
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, bytes: Bytes) {
+        self.out.push(Action::Send(conn, bytes.into()));
+    }
+
+    /// Ends a connection for a protocol error: MQTT 5 clients are told why.
+    fn kick(&mut self, conn: ConnId, reason: u8, now: Instant) {
+        if let Some(b) = (self.conns.get(&conn)).and_then(|c| codec::disconnect(c.version, reason))
+        {
+            self.send(conn, b);
+        }
+        self.out.push(Action::Close(conn));
+        self.end(conn, true, now);
+    }
+
+    fn connect(&mut self, conn: ConnId, h: Hello, now: Instant) {
+        let v = h.version;
+        let refused = match () {
+            _ if h.auth_method => Some(0x8C),
+            _ if h.client_id.is_empty() && v == Version::V4 && !h.clean => Some(0x85),
+            _ if (h.will.as_ref()).is_some_and(|w| check_publish(&w.msg.topic).is_err()) => {
+                Some(0x90)
+            }
+            _ => None,
+        };
+        if let Some(code) = refused {
+            log::info!("connection {conn}: refused with reason {code:#04x}");
+            // MQTT 3.1.1 has no return code for a bad will topic: the connection just ends.
+            if v == Version::V5 || code != 0x90 {
+                self.send(conn, codec::connack(v, false, code, None));
+            }
+            self.out.push(Action::Close(conn));
+            return;
+        }
+        let assigned = h.client_id.is_empty().then(|| self.assign_id());
+        let id: Arc<str> = Arc::from(assigned.as_deref().unwrap_or(&h.client_id));
+        if let Some(old) = self.sessions.get(&id).and_then(|s| s.conn) {
+            log::info!("connection {old}: session taken over by connection {conn}");
+            self.kick(old, 0x8E, now);
+        }
+        // A reconnect cancels a will that waits for its delay, unless it ends the session.
+        if let Some((_, will)) = self.wills.remove(&id).filter(|_| h.clean) {
+            self.publish(will, None, now);
+        }
+        if h.clean {
+            self.forget(&id);
+        }
+        let resumed = self.sessions.contains_key(&id);
+        let s = (self.sessions.entry(id.clone())).or_insert_with(|| Session::new(v));
+        s.expiry = h.session_expiry;
+        let ack = codec::connack(v, resumed, 0, assigned.as_deref());
+        self.out.push(Action::Send(conn, ack.into()));
+        s.attach(conn, v, h.receive_max, h.max_packet, now, &mut self.out);
+        self.conns.insert(
+            conn,
+            Conn {
+                client: id,
+                version: v,
+                will: h.will,
+                aliases: HashMap::new(),
+            },
+        );
+    }
+
+    fn assign_id(&mut self) -> String {
+        loop {
+            self.assigned += 1;
+            let id = format!("chat-broker-{}", self.assigned);
+            if !self.sessions.contains_key(id.as_str()) {
+                return id;
+            }
+        }
+    }
+
+    /// The connection is over: the session stays or ends by its expiry, and the will
+    /// (when `will`) is sent, at once or after its delay.
+    fn end(&mut self, conn: ConnId, will: bool, now: Instant) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        // The session's expiry, if it was this connection's (not yet taken over).
+        let mut expiry = None;
+        if let Some(s) = (self.sessions.get_mut(&c.client)).filter(|s| s.conn == Some(conn)) {
+            s.conn = None;
+            expiry = Some(s.expiry);
+            if s.dropped > 0 {
+                let n = std::mem::take(&mut s.dropped);
+                log::warn!("{}: {n} messages dropped, its queue was full", c.client);
+            }
+            if s.expiry != 0 && s.expiry != u32::MAX {
+                s.expires_at = Some(now + Duration::from_secs(s.expiry.into()));
+            }
+        }
+        if expiry == Some(0) {
+            self.forget(&c.client);
+        }
+        let expiry = expiry.unwrap_or(0);
+        let Some(w) = c.will.filter(|_| will) else {
+            return;
+        };
+        match w.delay_secs.min(expiry) {
+            0 => self.publish(w.msg, None, now),
+            secs => {
+                let at = now + Duration::from_secs(secs.into());
+                self.wills.insert(c.client, (at, w.msg));
+            }
+        }
+    }
+
+    /// Ends a session and its subscriptions.
+    fn forget(&mut self, who: &Arc<str>) {
+        if let Some(s) = self.sessions.remove(who) {
+            for f in &s.filters {
+                self.table.unsubscribe(f, who);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod session_tests;
+#[cfg(test)]
+mod tests;

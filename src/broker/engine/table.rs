@@ -1,0 +1,251 @@
+//! Who is subscribed to what, and the retained messages: the engine's routing tables.
+//!
+//! Filters without wildcards are found by the topic itself, in one hash lookup; only
+//! wildcard filters are matched level by level. A member of a room is one entry under
+//! the room's filter, so a message to a crowd costs one lookup and one pass over it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::codec::Message;
+
+/// How a session subscribed to one filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubOpts {
+    pub qos: u8,
+    pub no_local: bool,
+    pub keep_retain: bool,
+    pub id: Option<usize>,
+}
+
+/// The subscribers of one filter, by session.
+pub type Members = HashMap<Arc<str>, SubOpts>;
+
+#[derive(Default)]
+pub struct Table {
+    exact: HashMap<String, Members>,
+    wild: HashMap<String, Members>,
+    retained: HashMap<String, Arc<Message>>,
+}
+
+impl Table {
+    /// Adds or replaces a subscription; true when it is new.
+    pub fn subscribe(&mut self, filter: &str, who: &Arc<str>, opts: SubOpts) -> bool {
+        let map = match has_wildcard(filter) {
+            true => &mut self.wild,
+            false => &mut self.exact,
+        };
+        let members = match map.get_mut(filter) {
+            Some(m) => m,
+            None => map.entry(filter.to_string()).or_default(),
+        };
+        members.insert(who.clone(), opts).is_none()
+    }
+
+    /// Removes a subscription; true when there was one.
+    pub fn unsubscribe(&mut self, filter: &str, who: &str) -> bool {
+        let map = match has_wildcard(filter) {
+            true => &mut self.wild,
+            false => &mut self.exact,
+        };
+        let Some(members) = map.get_mut(filter) else {
+            return false;
+        };
+        let was = members.remove(who).is_some();
+        if members.is_empty() {
+            map.remove(filter);
+        }
+        was
+    }
+
+    /// Calls `each` with every subscription whose filter matches `topic`.
+    /// `exact` is called for the subscribers of the filter that is the topic itself (each
+    /// once), `wild` for those of every matching wildcard filter.
+    pub fn matching(
+        &self,
+        topic: &str,
+        mut exact: impl FnMut(&Arc<str>, &SubOpts),
+        mut wild: impl FnMut(&Arc<str>, &SubOpts),
+    ) {
+        if let Some(members) = self.exact.get(topic) {
+            members.iter().for_each(|(w, o)| exact(w, o));
+        }
+        for (filter, members) in &self.wild {
+            if matches(filter, topic) {
+                members.iter().for_each(|(w, o)| wild(w, o));
+            }
+        }
+    }
+
+    /// Forgets the retained messages whose MQTT 5 expiry interval ended.
+    pub fn forget_expired(&mut self, now: Instant) {
+        self.retained
+            .retain(|_, m| m.expires.is_none_or(|at| at > now));
+    }
+
+    /// Keeps a retained message, or forgets the topic's when the payload is empty.
+    pub fn retain(&mut self, msg: &Message) {
+        if msg.payload.is_empty() {
+            self.retained.remove(&msg.topic);
+        } else {
+            // A copy of its own: the payload as read shares a buffer with whatever else
+            // came in the same read, which a retained message would keep alive.
+            let kept = Message {
+                payload: Bytes::copy_from_slice(&msg.payload),
+                ..msg.clone()
+            };
+            self.retained.insert(msg.topic.clone(), Arc::new(kept));
+        }
+    }
+
+    /// The retained messages a new subscription to `filter` gets (not those whose MQTT 5
+    /// expiry interval ended).
+    pub fn retained_for(&self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
+        let live = |m: &&Arc<Message>| m.expires.is_none_or(|at| at > now);
+        if !has_wildcard(filter) {
+            return self
+                .retained
+                .get(filter)
+                .filter(live)
+                .cloned()
+                .into_iter()
+                .collect();
+        }
+        let mut found: Vec<_> = self
+            .retained
+            .values()
+            .filter(|m| matches(filter, &m.topic))
+            .filter(live)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| a.topic.cmp(&b.topic));
+        found
+    }
+}
+
+fn has_wildcard(filter: &str) -> bool {
+    crate::mqtt::topic::has_wildcard(filter)
+}
+
+/// Whether a (valid) filter matches a topic. Wildcards at the first level do not match
+/// topics that start with `$`.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut t = topic.split('/');
+    for f in filter.split('/') {
+        match (f, t.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (f, Some(level)) if f == level => {}
+            _ => return false,
+        }
+    }
+    t.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_match_as_mqtt_says() {
+        let yes = [
+            ("a/b", "a/b"),
+            ("a/+", "a/b"),
+            ("+/+", "a/b"),
+            ("#", "a/b/c"),
+            ("a/#", "a"),
+            ("a/#", "a/b/c"),
+            ("+", ""),
+            ("a/+/c", "a//c"),
+            ("$SYS/#", "$SYS/x"),
+        ];
+        for (f, t) in yes {
+            assert!(matches(f, t), "{f} should match {t}");
+        }
+        let no = [
+            ("a/b", "a/c"),
+            ("a/+", "a/b/c"),
+            ("a/+", "a"),
+            ("+", "a/b"),
+            ("#", "$SYS/x"),
+            ("+/x", "$SYS/x"),
+            ("a/b/c", "a/b"),
+        ];
+        for (f, t) in no {
+            assert!(!matches(f, t), "{f} should not match {t}");
+        }
+    }
+
+    fn who(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
+    fn opts(qos: u8) -> SubOpts {
+        SubOpts {
+            qos,
+            no_local: false,
+            keep_retain: false,
+            id: None,
+        }
+    }
+
+    #[test]
+    fn exact_and_wildcard_subscribers_are_both_found() {
+        let mut t = Table::default();
+        assert!(t.subscribe("room", &who("a"), opts(0)));
+        assert!(!t.subscribe("room", &who("a"), opts(1)));
+        assert!(t.subscribe("r/+", &who("x"), opts(0)));
+        assert!(t.subscribe("#", &who("b"), opts(2)));
+        let mut seen = Vec::new();
+        let mut wild = Vec::new();
+        t.matching(
+            "room",
+            |w, o| seen.push((w.to_string(), o.qos)),
+            |w, o| wild.push((w.to_string(), o.qos)),
+        );
+        seen.extend(wild);
+        seen.sort();
+        assert_eq!(seen, [("a".to_string(), 1), ("b".to_string(), 2)]);
+        assert!(t.unsubscribe("room", "a"));
+        assert!(!t.unsubscribe("room", "a"));
+        seen.clear();
+        t.matching("room", |w, _| seen.push((w.to_string(), 0)), |_, _| {});
+        assert_eq!(seen, []);
+    }
+
+    #[test]
+    fn an_empty_payload_or_the_expiry_forgets_the_retained_message() {
+        let mut t = Table::default();
+        let now = Instant::now();
+        let mut m = Message {
+            topic: "a/b".into(),
+            payload: "x".into(),
+            qos: 1,
+            retain: true,
+            props: None,
+            expires: None,
+        };
+        t.retain(&m);
+        assert_eq!(t.retained_for("a/b", now).len(), 1);
+        assert_eq!(t.retained_for("a/#", now).len(), 1);
+        assert_eq!(t.retained_for("b/#", now).len(), 0);
+        m.payload = bytes::Bytes::new();
+        t.retain(&m);
+        assert!(t.retained_for("#", now).is_empty());
+        m.payload = "y".into();
+        m.expires = Some(now + std::time::Duration::from_secs(10));
+        t.retain(&m);
+        assert_eq!(t.retained_for("a/b", now).len(), 1);
+        let later = now + std::time::Duration::from_secs(10);
+        assert!(t.retained_for("a/b", later).is_empty());
+        assert!(t.retained_for("#", later).is_empty());
+        t.forget_expired(later);
+        assert!(t.retained.is_empty());
+    }
+}

@@ -1,0 +1,23 @@
+//! The connection layer: reaching a broker and keeping the link, for chat-pub and
+//! chat-sub. Nothing here knows what a room's payloads are (`room`) or what the tools
+//! print.
+//!
+//! - `wire`: MQTT 3.1.1 and 5 packets behind one vocabulary (rumqttc's codecs); `topic`:
+//!   topic and filter checks.
+//! - `endpoint`: broker URLs; `resolve`: host names, a name that does not exist told from
+//!   a resolver that is down; `transport`: TCP, TLS, WebSocket.
+//! - `dial`: **the connection policy, a state machine** (which node, which version, the
+//!   will, pauses); `connect`: its driver and the connection options it needs.
+//! - `link`: one connection (CONNECT/CONNACK, keep-alive, buffered I/O); `tx`: its
+//!   sending side as state machines see it; [`coalesce`]: fewer wake-ups under load.
+
+pub mod coalesce;
+pub mod connect;
+pub mod dial;
+pub mod endpoint;
+pub mod link;
+pub mod resolve;
+pub mod topic;
+pub mod transport;
+pub mod tx;
+pub mod wire;

@@ -1,0 +1,16 @@
+//! chat-pub and chat-sub: their options resolved, their state machines and drivers, and
+//! what they print.
+//!
+//! - `options`: the shared flags resolved into connection options (brokers, client id,
+//!   login, password, TLS) and the room secret.
+//! - [`publish`]: chat-pub — its input thread (`publish::input`), configuration, state,
+//!   outbox and driver.
+//! - [`subscribe`]: chat-sub — its configuration, state, inbox, presence view, printer,
+//!   takeover detector and driver.
+//! - [`render`]: chat-sub's output formats; `output`: stdout, written once per batch.
+
+pub mod options;
+pub mod output;
+pub mod publish;
+pub mod render;
+pub mod subscribe;

@@ -1,0 +1,120 @@
+//! chat-pub's options resolved once into a [`PubConfig`]: what the input thread needs,
+//! what the connection needs, and the presence to announce. Every problem is a usage
+//! error, found before anything is sent.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::cli::PubArgs;
+use crate::defaults;
+use crate::error::Error;
+use crate::mqtt::coalesce::Reads;
+use crate::mqtt::topic;
+use crate::room::dialect::{self, Dialect};
+use crate::room::envelope::IdSource;
+use crate::room::presence::Announce;
+use crate::room::seal::Keyring;
+use crate::tools::options::{self, ConnectOptions};
+use crate::tools::publish::input::{LineRules, Mode, Preparer, Source};
+
+/// Everything chat-pub's run needs, resolved from its arguments.
+pub struct PubConfig {
+    pub connect: ConnectOptions,
+    pub connect_timeout: Duration,
+    pub drain_timeout: Duration,
+    /// Where lines come from, how they are split, and what each becomes.
+    pub source: Source,
+    pub rules: LineRules,
+    pub prep: Preparer,
+    /// Where the nick is announced as online, if it is (the will is in `connect`).
+    pub presence: Option<Announce>,
+}
+
+impl PubConfig {
+    /// Checks and resolves the arguments.
+    pub fn new(args: &PubArgs) -> Result<PubConfig, Error> {
+        if let Some(t) = &args.topic {
+            topic::check_publish(t).map_err(Error::Usage)?;
+        }
+        let max_size = args.max_size.unwrap_or(defaults::PUB_MAX_SIZE);
+        let mut connect = options::resolve(&args.common, "chat-pub", 64 * 1024)?;
+        // With a full window, wake for half of it acknowledged, not for each.
+        connect.reads = Reads::Told;
+        let mode = match (args.raw, args.json) {
+            (true, _) => Mode::Raw,
+            (_, true) => Mode::Json,
+            _ => Mode::Envelope,
+        };
+        let nick = nick(args.nick.as_deref());
+        let dialect = Dialect::from(args.dialect);
+        if dialect == Dialect::MqttchatPy {
+            if options::has_room_secret(&args.common) {
+                return Err(Error::Usage(dialect::WITH_SECRET.into()));
+            }
+            if args.raw {
+                return Err(Error::Usage(dialect::WITH_RAW.into()));
+            }
+            dialect::check_nick(&nick).map_err(Error::Usage)?;
+        }
+        let mut keyring = options::room_secret(&args.common)?.map(Keyring::new);
+        // The original's notice, sent whenever chat-pub starts, as the original does when
+        // it starts (with -m and --json too), to TOPIC (none without one), unless
+        // --no-presence; at the QoS of the lines, not retained.
+        let notice = match (&args.topic, dialect, args.no_presence) {
+            (Some(_), Dialect::MqttchatPy, false) => Some(dialect::start_notice(&nick).into()),
+            _ => None,
+        };
+        let presence = match (
+            &args.topic,
+            mode,
+            args.messages.is_empty(),
+            args.no_presence,
+        ) {
+            (Some(room), Mode::Envelope, true, false) => {
+                let mut announce = Announce::new(room, &connect.spec.client_id, &nick);
+                if let Some(keyring) = &mut keyring {
+                    announce.seal_join(keyring, room).map_err(Error::Failed)?;
+                }
+                connect.spec.will = Some(announce.will());
+                Some(announce)
+            }
+            _ => None,
+        };
+        Ok(PubConfig {
+            connect_timeout: args.common.connect_timeout,
+            drain_timeout: args.drain_timeout,
+            source: match args.messages.is_empty() {
+                true => Source::Stdin,
+                false => Source::Args(args.messages.clone()),
+            },
+            rules: LineRules {
+                keep_cr: args.raw,
+                keep_empty: args.keep_empty,
+                max_line: max_size,
+            },
+            prep: Preparer {
+                mode,
+                topic: args
+                    .topic
+                    .as_ref()
+                    .map(|t| Bytes::copy_from_slice(t.as_bytes())),
+                qos: args.common.qos,
+                retain: args.retain,
+                nick,
+                max_size,
+                ids: IdSource::default(),
+                keyring,
+                dialect,
+                notice,
+            },
+            presence,
+            connect,
+        })
+    }
+}
+
+/// The envelope's `from`: `--nick`/`$CHAT_NICK`, else `$USER`, else `anonymous`.
+fn nick(flag: Option<&str>) -> String {
+    options::own_nick(flag).unwrap_or_else(|| "anonymous".to_owned())
+}

@@ -1,0 +1,87 @@
+//! chat-pub's presence on a connection, without I/O: the retained join sent first on
+//! every connection, at QoS 1 with the packet id the outbox never uses. Nothing else is
+//! sent until its PUBACK: a broker that refuses it (an MQTT 5 reason code) or closes the
+//! connection meanwhile refused the announcement — a strict broker's topic rules, an ACL
+//! — not a line, and chat goes on without presence.
+
+use super::outbox::SPARE_PKID;
+use crate::mqtt::link::LinkError;
+use crate::mqtt::tx::Tx;
+use crate::mqtt::wire;
+use crate::room::presence::Announce;
+
+/// The announcement, while the broker accepts it.
+pub struct Join {
+    announce: Option<Announce>,
+    /// The join was sent on this connection and not acknowledged yet.
+    waiting: bool,
+}
+
+impl Join {
+    pub fn new(announce: Option<Announce>) -> Join {
+        Join {
+            announce,
+            waiting: false,
+        }
+    }
+
+    /// A connection was accepted; `has_will` false when the broker refused the will (then
+    /// the join goes too). Sends the join, if there is one.
+    pub fn connected(&mut self, tx: &mut Tx, has_will: bool) {
+        if !has_will {
+            self.announce = None;
+        }
+        if let Some(a) = &self.announce {
+            a.join(tx, SPARE_PKID);
+            self.waiting = true;
+        }
+    }
+
+    /// Whether lines must wait for the join's PUBACK.
+    pub fn waiting(&self) -> bool {
+        self.waiting
+    }
+
+    /// The PUBACK of the join: lines may go out now. A refusal (MQTT 5) leaves chat
+    /// without presence.
+    pub fn acknowledged(&mut self, reason: u8) {
+        self.waiting = false;
+        if reason >= 0x80 && self.announce.take().is_some() {
+            log::warn!(
+                "the broker refused the presence announcement: {} ({reason:#04x}); going on \
+                 without presence",
+                wire::reason_text(reason)
+            );
+        }
+    }
+
+    /// The connection was lost; true when nothing but the join was sent on it (so the
+    /// broker refused the join, and it is dropped).
+    pub fn lost(&mut self, why: &LinkError) -> bool {
+        if !std::mem::take(&mut self.waiting) || self.announce.take().is_none() {
+            return false;
+        }
+        log::warn!(
+            "connection lost right after the presence announcement ({why}): the broker \
+             refuses it (topic or authorization); going on without presence"
+        );
+        true
+    }
+
+    /// Before the next connection: in an encrypted room, a new join and will (later than
+    /// the ones a reader may have taken); returns the will's payload.
+    pub fn renew(&mut self) -> Option<Vec<u8>> {
+        let a = self.announce.as_mut()?;
+        if let Err(e) = a.renew() {
+            log::warn!("presence not renewed: {e}");
+        }
+        a.sealed_will()
+    }
+
+    /// The goodbye before DISCONNECT, if the nick is online.
+    pub fn leave(&self, tx: &mut Tx) {
+        if let Some(a) = &self.announce {
+            a.leave(tx);
+        }
+    }
+}

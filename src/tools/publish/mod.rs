@@ -1,0 +1,222 @@
+//! chat-pub: read lines, publish, track acknowledgements, drain, disconnect.
+//!
+//! The protocol is decided in [`state::PubState`] (no I/O, time passed in); this driver
+//! only waits — for input, the connection, a connection attempt, a signal, the drain
+//! deadline — and moves bytes. Every message at QoS 1 or 2 stays in the outbox until the
+//! broker acknowledged it; chat-pub picks the packet ids itself, so each acknowledgement
+//! names its line, and after a reconnect the outbox sends again, in order, before any
+//! newer line.
+
+mod config;
+mod drain;
+pub mod input;
+mod join;
+mod outbox;
+mod state;
+mod streak;
+#[cfg(test)]
+mod testing;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+pub use config::PubConfig;
+pub use outbox::{WINDOW, WINDOW_BYTES, WINDOW_QOS2_V311};
+
+use crate::cli::PubArgs;
+use crate::error::Error;
+use crate::mqtt::connect::{Connector, Dialing, dial, io, reconnect};
+use crate::mqtt::link::{Link, LinkError};
+use crate::signals::Signals;
+use crate::tool;
+use input::{Control, Message};
+use state::{PubState, Stop};
+
+/// Input batches buffered between the stdin thread and the publisher.
+const INPUT_BATCHES: usize = 4;
+
+/// Runs chat-pub to completion.
+pub fn run(args: PubArgs) -> Result<(), Error> {
+    let config = PubConfig::new(&args)?;
+    let rt = tool::runtime()?;
+    let (tx, rx) = mpsc::channel(INPUT_BATCHES);
+    let control = Arc::new(Control::default());
+    input::spawn(
+        config.source,
+        config.prep,
+        config.rules,
+        tx,
+        control.clone(),
+    )
+    .map_err(|e| Error::Failed(format!("cannot start the input thread: {e}")))?;
+    let client_id = config.connect.spec.client_id.clone();
+    let mut driver = Driver {
+        state: PubState::new(client_id, config.presence, config.drain_timeout),
+        input: Input { rx, control },
+        connector: Connector::new(config.connect),
+    };
+    let result = rt.block_on(async {
+        let mut signals = Signals::install()?;
+        let r = driver.run(config.connect_timeout, &mut signals).await;
+        tool::say_all(driver.state.take_notes());
+        r
+    });
+    let input_failures = driver.input.control.failures.load(Ordering::Relaxed);
+    driver.state.outcome(result, input_failures)
+}
+
+/// The input thread as the publisher sees it.
+struct Input {
+    rx: mpsc::Receiver<Vec<Message>>,
+    control: Arc<Control>,
+}
+
+struct Driver {
+    state: PubState,
+    input: Input,
+    connector: Connector,
+}
+
+impl Driver {
+    /// The loop: reads input and publishes it while connected, keeps reading (within the
+    /// memory bound) while (re)connecting, so that end of input always starts the drain.
+    async fn run(&mut self, connect_timeout: Duration, signals: &mut Signals) -> Result<(), Error> {
+        let Driver {
+            state,
+            input,
+            connector,
+        } = self;
+        let mut link: Option<Link> = None;
+        let first = Instant::now() + connect_timeout;
+        let mut dialing: Option<Dialing> = Some(Box::pin(connector.establish(Some(first))));
+        while !ready_to_wait(state, &mut link)? {
+            let drain = state.drain_deadline().map(Instant::from_std);
+            let want_input = state.wants_input(link.as_ref().map(Link::unsent));
+            tokio::select! {
+                biased;
+                signal = signals.recv() => {
+                    if state.signal(signal)? == Stop::StopInput {
+                        take_the_rest(state, input).await;
+                    }
+                    state.end_of_input(now());
+                }
+                r = io(&mut link) => {
+                    let Some(lost) = after_io(state, &mut link, r) else { continue };
+                    let pause = state.connection_lost(&lost, now())?;
+                    // No connection is being made while one is up; assigning None tells
+                    // the borrow checker that `connector` is free again.
+                    #[allow(unused_assignments)]
+                    {
+                        dialing = None;
+                    }
+                    if let Some(will) = state.renew_presence() {
+                        connector.set_will_payload(will);
+                    }
+                    dialing = Some(Box::pin(reconnect(connector, pause)));
+                }
+                r = dial(&mut dialing) => {
+                    dialing = None;
+                    let mut l = r.map_err(|e| state.cannot_reconnect(e))?;
+                    let endpoint = connector.endpoint().to_string();
+                    state.connected(&mut l.tx(), connector.has_will(), &endpoint, now());
+                    link = Some(l);
+                }
+                batch = input.rx.recv(), if want_input => match batch {
+                    Some(b) => state.take(b),
+                    None => state.end_of_input(now()),
+                },
+                _ = sleep_until(drain.unwrap_or_else(Instant::now)), if drain.is_some() => {
+                    return Err(state.drain_expired());
+                }
+            }
+        }
+        if let Some(l) = link {
+            finish(state, l, signals).await;
+        }
+        Ok(())
+    }
+}
+
+/// Sends what the window allows and says what there is to say before the loop waits
+/// again; true when the run is over, an error when the drain timed out.
+fn ready_to_wait(state: &mut PubState, link: &mut Option<Link>) -> Result<bool, Error> {
+    if let Some(l) = link.as_mut() {
+        let mark = state.fill(&mut l.tx());
+        l.wake_at(mark);
+    }
+    tool::say_all(state.take_notes());
+    if state.done() {
+        return Ok(true);
+    }
+    match state.drain_deadline() {
+        Some(d) if now() >= d => Err(state.drain_expired()),
+        _ => Ok(false),
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Hands what the connection brought to the state; on a loss, the link is gone and the
+/// reason is returned.
+fn after_io(
+    state: &mut PubState,
+    link: &mut Option<Link>,
+    io: Result<(), LinkError>,
+) -> Option<LinkError> {
+    let l = link.as_mut()?;
+    let handled = io.and_then(|()| {
+        while let Some(p) = l.next_packet()? {
+            state.on_packet(p, &mut l.tx());
+        }
+        Ok(())
+    });
+    let lost = handled.err()?;
+    *link = None;
+    Some(lost)
+}
+
+/// The first signal: stop the input thread and take every batch it has read, until it
+/// waits in read(2) or has ended (at most a second).
+async fn take_the_rest(state: &mut PubState, input: &mut Input) {
+    log::warn!(
+        "interrupted: sending what was read, then exiting; waiting up to {}s for the \
+         broker's acknowledgements (--drain-timeout); interrupt again to quit now",
+        state.drain_timeout().as_secs_f64()
+    );
+    input.control.stop.store(true, Ordering::Release);
+    let give_up = Instant::now() + Duration::from_secs(1);
+    loop {
+        match input.rx.try_recv() {
+            Ok(b) => state.take(b),
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty)
+                if input.control.idle.load(Ordering::Acquire) || Instant::now() > give_up =>
+            {
+                break;
+            }
+            Err(mpsc::error::TryRecvError::Empty) => {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
+
+/// Everything is acknowledged: say goodbye (presence), disconnect, and make sure the
+/// broker read it all (which is how QoS 0 messages count as delivered).
+async fn finish(state: &mut PubState, mut link: Link, signals: &mut Signals) {
+    log::info!("every message acknowledged; disconnecting");
+    state.leave(&mut link.tx());
+    let deadline = Instant::from_std(state.disconnect_deadline(now()));
+    state.disconnected(link.disconnect(deadline).await);
+    tokio::select! {
+        biased;
+        signal = signals.recv() => state.late_signal(signal),
+        () = std::future::ready(()) => {}
+    }
+}

@@ -1,0 +1,473 @@
+//! chat-sub's output: text lines, `--format` templates, JSON lines and raw bytes.
+//!
+//! Text output is safe on a terminal: topic, nick and text go through the terminal-safe
+//! escapes of the `escape` module (`\n`, `\x1b`, `\u{202e}`), so one message is exactly
+//! one line; JSON output escapes the same characters as `\uXXXX`. Nothing here knows
+//! about sockets.
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use chrono::TimeZone;
+
+use crate::room::envelope::{self, Decoded};
+use crate::room::json::Object;
+
+use crate::escape::push_escaped;
+
+/// A message as delivered, before decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivered<'a> {
+    pub topic: &'a [u8],
+    pub payload: &'a [u8],
+    pub qos: u8,
+    pub retain: bool,
+    pub received: SystemTime,
+}
+
+/// One `{placeholder}` of a `--format` template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Topic,
+    From,
+    Text,
+    Time,
+    Ts,
+    Received,
+    Id,
+    Qos,
+    Retain,
+}
+
+const FIELDS: [(&str, Field); 9] = [
+    ("topic", Field::Topic),
+    ("from", Field::From),
+    ("text", Field::Text),
+    ("time", Field::Time),
+    ("ts", Field::Ts),
+    ("received", Field::Received),
+    ("id", Field::Id),
+    ("qos", Field::Qos),
+    ("retain", Field::Retain),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Literal(String),
+    Field(Field),
+}
+
+/// How chat-sub prints a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// `HH:MM:SS from: text`, with `[topic] ` in front when `topic_prefix`.
+    Text { topic_prefix: bool },
+    /// A parsed `--format` template.
+    Template(Vec<Piece>),
+    /// One JSON object per line.
+    Json,
+    /// The payload's bytes, then `\n`.
+    Raw,
+}
+
+impl Format {
+    /// Parses a `--format` template; the error names the problem.
+    pub fn template(t: &str) -> Result<Format, String> {
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut chars = t.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    lit.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    lit.push('}');
+                }
+                '}' => return Err("a single '}' in --format (write '}}' for a brace)".into()),
+                '\\' => match chars.peek() {
+                    Some('t') => push_and_skip(&mut lit, &mut chars, '\t'),
+                    Some('n') => push_and_skip(&mut lit, &mut chars, '\n'),
+                    Some('\\') => push_and_skip(&mut lit, &mut chars, '\\'),
+                    _ => lit.push('\\'),
+                },
+                '{' => {
+                    let field = placeholder(&mut chars)?;
+                    if !lit.is_empty() {
+                        pieces.push(Piece::Literal(std::mem::take(&mut lit)));
+                    }
+                    pieces.push(Piece::Field(field));
+                }
+                c => lit.push(c),
+            }
+        }
+        if !lit.is_empty() {
+            pieces.push(Piece::Literal(lit));
+        }
+        Ok(Format::Template(pieces))
+    }
+}
+
+fn push_and_skip(lit: &mut String, chars: &mut std::iter::Peekable<std::str::Chars>, c: char) {
+    chars.next();
+    lit.push(c);
+}
+
+/// The field of a `{placeholder}` whose `{` was just read: reads up to its `}`.
+fn placeholder(chars: &mut std::iter::Peekable<std::str::Chars>) -> Result<Field, String> {
+    let mut name = String::new();
+    loop {
+        match chars.next() {
+            Some('}') => break,
+            Some(c) => name.push(c),
+            None => {
+                return Err(format!(
+                    "unclosed '{{{name}' in --format (write '{{{{' for a brace)"
+                ));
+            }
+        }
+    }
+    let field = FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
+    field.ok_or_else(|| {
+        let known: Vec<String> = FIELDS.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+        format!(
+            "unknown placeholder {{{name}}} in --format (known: {}; write {{{{ for a brace)",
+            known.join(" ")
+        )
+    })
+}
+
+/// Renders messages into a byte buffer.
+pub struct Renderer {
+    format: Format,
+    clock: LocalClock,
+    /// Colour nicks in text output (SGR sequences; the nick itself is escaped first).
+    color: bool,
+}
+
+/// A join or a leave, as chat-sub shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceLine<'a> {
+    /// The room (the topic of the chat, not of the presence state).
+    pub room: &'a str,
+    pub nick: &'a str,
+    pub joined: bool,
+    /// When it happened, as the join said (RFC 3339); else `received` is used.
+    pub ts: Option<&'a str>,
+    pub received: SystemTime,
+}
+
+impl Renderer {
+    pub fn new(format: Format, color: bool) -> Renderer {
+        Renderer {
+            format,
+            clock: LocalClock::default(),
+            color,
+        }
+    }
+
+    /// Appends a join or leave line; false (nothing written) for formats that show only
+    /// messages (`--raw`, `--format`).
+    pub fn render_presence(&mut self, out: &mut Vec<u8>, p: &PresenceLine) -> bool {
+        let ts =
+            p.ts.map(str::to_owned)
+                .unwrap_or_else(|| envelope::system_rfc3339(p.received));
+        match &self.format {
+            Format::Json => Object::start(out)
+                .str("event", if p.joined { "join" } else { "leave" })
+                .str("from", p.nick)
+                .str("topic", p.room)
+                .str("ts", &ts)
+                .end(),
+            Format::Text { topic_prefix } => {
+                if *topic_prefix {
+                    push_topic_prefix(out, p.room);
+                }
+                let secs = envelope::parse_rfc3339(&ts).unwrap_or(0);
+                out.extend_from_slice(&self.clock.hms(secs));
+                out.extend_from_slice(b" * ");
+                self.push_nick(out, p.nick);
+                out.extend_from_slice(if p.joined { b" joined" } else { b" left" });
+            }
+            Format::Template(_) | Format::Raw => return false,
+        }
+        out.push(b'\n');
+        true
+    }
+
+    /// Appends a notice of the original MQTTChat (`--dialect mqttchat-py`), shown as a
+    /// join is: `HH:MM:SS * TEXT` (received time), or `{"event":"notice",…}`; false
+    /// (nothing written) for formats that show only messages (`--raw`, `--format`).
+    pub fn render_notice(&mut self, out: &mut Vec<u8>, m: &Delivered, text: &str) -> bool {
+        let topic = String::from_utf8_lossy(m.topic);
+        match &self.format {
+            Format::Json => Object::start(out)
+                .str("event", "notice")
+                .str("topic", &topic)
+                .str("text", text)
+                .str("ts", &received_rfc3339(m))
+                .end(),
+            Format::Text { topic_prefix } => {
+                if *topic_prefix {
+                    push_topic_prefix(out, &topic);
+                }
+                out.extend_from_slice(&self.clock.hms(received_secs(m)));
+                out.extend_from_slice(b" * ");
+                push_escaped(out, text);
+            }
+            Format::Template(_) | Format::Raw => return false,
+        }
+        out.push(b'\n');
+        true
+    }
+
+    /// Appends the mark of a payload of an encrypted room that did not open, and why
+    /// (`--json` only: other formats print nothing, the message is reported on stderr).
+    pub fn render_rejected(&mut self, out: &mut Vec<u8>, m: &Delivered, reason: &str) {
+        if self.format == Format::Json {
+            Object::start(out)
+                .str("event", "rejected")
+                .str("topic", &String::from_utf8_lossy(m.topic))
+                .str("reason", reason)
+                .uint("qos", m.qos.into())
+                .bool("retain", m.retain)
+                .str("received", &received_rfc3339(m))
+                .end();
+            out.push(b'\n');
+        }
+    }
+
+    /// Appends one line of `--who`: the nick (with `[room] ` when the topic is shown), or
+    /// a JSON object.
+    pub fn render_who(&mut self, out: &mut Vec<u8>, room: &str, nick: &str, ts: Option<&str>) {
+        match &self.format {
+            Format::Json => Object::start(out)
+                .str("event", "online")
+                .str("from", nick)
+                .str("topic", room)
+                .opt_str("ts", ts)
+                .end(),
+            Format::Text { topic_prefix: true } => {
+                push_topic_prefix(out, room);
+                self.push_nick(out, nick);
+            }
+            _ => self.push_nick(out, nick),
+        }
+        out.push(b'\n');
+    }
+
+    /// The nick, escaped, in its colour when colours are on.
+    fn push_nick(&self, out: &mut Vec<u8>, nick: &str) {
+        if self.color {
+            let _ = write!(out, "\x1b[{}m", nick_color(nick));
+            push_escaped(out, nick);
+            out.extend_from_slice(b"\x1b[0m");
+        } else {
+            push_escaped(out, nick);
+        }
+    }
+
+    /// Appends one message, ending with `\n`.
+    pub fn render(&mut self, out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
+        match &self.format {
+            Format::Raw => out.extend_from_slice(m.payload),
+            Format::Json => render_json(out, m, d),
+            Format::Text { topic_prefix } => {
+                if *topic_prefix {
+                    push_topic_prefix(out, &String::from_utf8_lossy(m.topic));
+                }
+                out.extend_from_slice(&self.clock.hms(message_secs(m, d)));
+                out.push(b' ');
+                if let Some(from) = &d.from {
+                    self.push_nick(out, from);
+                    out.extend_from_slice(b": ");
+                }
+                push_escaped(out, &d.text);
+            }
+            Format::Template(pieces) => {
+                for p in pieces {
+                    match p {
+                        Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                        Piece::Field(f) => self.clock.field(out, *f, m, d),
+                    }
+                }
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+/// The `[topic] ` in front of a text line (messages, joins and leaves, `--who`), the topic
+/// escaped.
+fn push_topic_prefix(out: &mut Vec<u8>, topic: &str) {
+    out.push(b'[');
+    push_escaped(out, topic);
+    out.extend_from_slice(b"] ");
+}
+
+/// A JSON line. An encrypted message (without the secret) has no text: `text` is null,
+/// `encrypted` true, and `payload_base64` holds it exactly, so that a relay passes it on.
+fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
+    let line = Object::start(out)
+        .str("topic", &String::from_utf8_lossy(m.topic))
+        .opt_str("from", d.from.as_deref())
+        .opt_str("text", (!d.encrypted).then_some(&d.text))
+        .opt_str("ts", d.ts.as_deref())
+        .opt_str("id", d.id.as_deref())
+        .uint("qos", m.qos.into())
+        .bool("retain", m.retain)
+        .str("received", &received_rfc3339(m));
+    let line = match d.encrypted {
+        true => line.bool("encrypted", true),
+        false => line,
+    };
+    if d.utf8 && !d.encrypted {
+        line.end();
+    } else {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(m.payload);
+        line.str("payload_base64", &b64).end();
+    }
+}
+
+fn received_rfc3339(m: &Delivered) -> String {
+    envelope::system_rfc3339(m.received)
+}
+
+/// A nick's colour: one of twelve readable SGR foreground colours (31–36, 91–96), the
+/// same for the same nick in every run (FNV-1a of its bytes).
+pub fn nick_color(nick: &str) -> u8 {
+    const PALETTE: [u8; 12] = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
+    let hash = nick.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    PALETTE[(hash % PALETTE.len() as u64) as usize]
+}
+
+/// The message's time in Unix seconds: its envelope `ts`, else when it was received.
+fn message_secs(m: &Delivered, d: &Decoded) -> i64 {
+    d.ts.as_deref()
+        .and_then(envelope::parse_rfc3339)
+        .unwrap_or_else(|| received_secs(m))
+}
+
+/// When `m` was received, in seconds since the epoch.
+fn received_secs(m: &Delivered) -> i64 {
+    m.received
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Local `HH:MM:SS`, computed once per distinct second.
+#[derive(Default)]
+struct LocalClock {
+    last: Option<(i64, [u8; 8])>,
+}
+
+impl LocalClock {
+    fn hms(&mut self, secs: i64) -> [u8; 8] {
+        if let Some((s, v)) = self.last
+            && s == secs
+        {
+            return v;
+        }
+        let mut v = *b"00:00:00";
+        if let Some(t) = chrono::Local.timestamp_opt(secs, 0).earliest() {
+            let s = t.format("%H:%M:%S").to_string();
+            if s.len() == 8 {
+                v.copy_from_slice(s.as_bytes());
+            }
+        }
+        self.last = Some((secs, v));
+        v
+    }
+
+    fn field(&mut self, out: &mut Vec<u8>, f: Field, m: &Delivered, d: &Decoded) {
+        let esc_opt = |out: &mut Vec<u8>, v: &Option<Cow<str>>| {
+            if let Some(s) = v {
+                push_escaped(out, s);
+            }
+        };
+        match f {
+            Field::Topic => push_escaped(out, &String::from_utf8_lossy(m.topic)),
+            Field::From => esc_opt(out, &d.from),
+            Field::Text => push_escaped(out, &d.text),
+            Field::Time => out.extend_from_slice(&self.hms(message_secs(m, d))),
+            Field::Ts => esc_opt(out, &d.ts),
+            Field::Received => out.extend_from_slice(received_rfc3339(m).as_bytes()),
+            Field::Id => esc_opt(out, &d.id),
+            Field::Qos => out.push(b'0' + m.qos),
+            Field::Retain => out.extend_from_slice(if m.retain { b"true" } else { b"false" }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(payload: &[u8]) -> Delivered<'_> {
+        Delivered {
+            topic: b"room/1",
+            payload,
+            qos: 1,
+            retain: false,
+            received: UNIX_EPOCH + std::time::Duration::from_millis(1_795_694_462_123),
+        }
+    }
+
+    fn render(format: Format, payload: &[u8]) -> String {
+        let mut r = Renderer::new(format, false);
+        let mut out = Vec::new();
+        let m = msg(payload);
+        r.render(&mut out, &m, &envelope::decode(payload));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn text_with_and_without_sender() {
+        let env = br#"{"id":"1","from":"al\u001bice","ts":"2026-11-26T12:01:02.123Z","text":"hi\nthere"}"#;
+        let line = render(Format::Text { topic_prefix: true }, env);
+        assert!(line.starts_with("[room/1] "), "{line}");
+        assert!(line.ends_with(" al\\x1bice: hi\\nthere\n"), "{line}");
+        let raw = render(
+            Format::Text {
+                topic_prefix: false,
+            },
+            b"plain",
+        );
+        assert_eq!(raw.len(), "HH:MM:SS plain\n".len(), "{raw}");
+        assert!(raw.ends_with(" plain\n"));
+    }
+
+    #[test]
+    fn json_lines_are_valid_and_complete() {
+        let line = render(Format::Json, b"\xffbin\x1b");
+        assert_eq!(line.matches('\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["from"], serde_json::Value::Null);
+        assert_eq!(v["text"], "\u{fffd}bin\u{1b}");
+        assert_eq!(v["payload_base64"], "/2Jpbhs=");
+        assert_eq!(v["received"], "2026-11-26T12:01:02.123Z");
+        assert!(!line.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn templates() {
+        let env = br#"{"id":"x1","from":"bob","ts":"2026-11-26T12:01:02.123Z","text":"yo"}"#;
+        let t = Format::template("{{{topic}}}\\t{from}|{text}|{id}|{qos}|{retain}|{ts}").unwrap();
+        assert_eq!(
+            render(t, env),
+            "{room/1}\tbob|yo|x1|1|false|2026-11-26T12:01:02.123Z\n"
+        );
+        let t = Format::template("{from}:{text}:{id}").unwrap();
+        assert_eq!(render(t, b"raw"), ":raw:\n");
+        assert!(Format::template("{nope}").unwrap_err().contains("{nope}"));
+        assert!(Format::template("a}b").is_err());
+        assert!(Format::template("{text").unwrap_err().contains("unclosed"));
+    }
+}

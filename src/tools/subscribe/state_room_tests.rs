@@ -1,0 +1,141 @@
+//! Socket-free tests of chat-sub in an encrypted room: what opens is shown, what does not
+//! is marked and counted; replays; presence records; and a reader without the secret.
+
+use super::*;
+
+/// chat-sub on `room/#` in a room encrypted with `secret`, printing JSON lines.
+fn member(secret: &str, hidden: &[&str]) -> (SubState, Peer) {
+    let secret = crate::room::seal::RoomSecret::new(secret.as_bytes().to_vec()).expect("secret");
+    let room = super::room::Room::new(crate::room::seal::Keyring::new(secret), &[]);
+    connected(sub(Mode::Shown, hidden, false, None).with_room(Some(room)))
+}
+
+fn sealed(secret: &str, room: &str, topic: &str, payload: &str) -> String {
+    let secret = crate::room::seal::RoomSecret::new(secret.as_bytes().to_vec()).expect("secret");
+    let key = crate::room::seal::RoomKey::derive(&secret, room);
+    let out = crate::room::seal::seal(&key, topic, payload.as_bytes()).expect("seal");
+    String::from_utf8(out).expect("ASCII")
+}
+
+const SECRET: &str = "the room's secret, 32 bytes long";
+
+#[test]
+fn in_an_encrypted_room_only_what_opens_is_shown_and_the_rest_is_marked_and_counted() {
+    let (mut s, mut peer) = member(SECRET, &["mallory"]);
+    let hi = sealed(SECRET, "room/a", "room/a", &envelope("1", "bob", "hi"));
+    feed(&mut s, &mut peer, publish("room/a", &hi, 1, 1, false));
+    // The same ciphertext again (a replay) is a repeat of envelope id 1.
+    feed(&mut s, &mut peer, publish("room/a", &hi, 1, 2, false));
+    let plain = envelope("2", "bob", "plain");
+    feed(&mut s, &mut peer, publish("room/a", &plain, 1, 3, false));
+    let other = sealed("another secret, also long", "room/a", "room/a", "x");
+    feed(&mut s, &mut peer, publish("room/a", &other, 1, 4, false));
+    // Copied to another topic of the room's wildcard.
+    feed(&mut s, &mut peer, publish("room/b", &hi, 1, 5, false));
+    let hidden = sealed(SECRET, "room/a", "room/a", &envelope("3", "mallory", "x"));
+    feed(&mut s, &mut peer, publish("room/a", &hidden, 1, 6, false));
+    assert_eq!(
+        printed(&mut s),
+        ["hi", "rejected ", "rejected ", "rejected "]
+    );
+    assert_eq!(acks(&mut peer).len(), 6, "everything is acknowledged");
+    assert_eq!(
+        s.summary().as_deref(),
+        Some("3 payload(s) not shown: not sealed with the room's secret (1 plain, 2 forged)")
+    );
+}
+
+#[test]
+fn without_the_secret_an_encrypted_message_is_marked_never_shown_as_text() {
+    let (mut s, mut peer) = connected(sub(Mode::Shown, &[], false, None));
+    let hi = sealed(SECRET, "room/a", "room/a", &envelope("1", "bob", "hi"));
+    feed(&mut s, &mut peer, publish("room/a", &hi, 1, 1, false));
+    let out = String::from_utf8(std::mem::take(s.output())).expect("UTF-8");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(
+        (v["text"].is_null(), v["encrypted"].as_bool()),
+        (true, Some(true))
+    );
+    let b64 = v["payload_base64"].as_str().expect("payload_base64");
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64");
+    assert_eq!(bytes, hi.as_bytes(), "exactly the payload, for relays");
+    assert_eq!(s.summary(), None);
+}
+
+#[test]
+fn encrypted_presence_opens_with_the_room_key_and_a_stranger_leave_is_ignored() {
+    let (mut s, mut peer) = member(SECRET, &[]);
+    let t = presence::topic("room/a", "c1");
+    let join = r#"{"event":"join","from":"bob","ts":"2026-11-29T10:00:00.000Z"}"#;
+    let sealed_join = sealed(SECRET, "room/a", &t, join);
+    feed(&mut s, &mut peer, publish(&t, &sealed_join, 1, 1, false));
+    // Anybody can publish an empty leave: it cannot be sealed, so it is not trusted.
+    feed(&mut s, &mut peer, publish(&t, "", 1, 2, false));
+    // A plain join is not shown; nor a sealed join copied to another client's topic.
+    let t2 = presence::topic("room/a", "c2");
+    feed(&mut s, &mut peer, publish(&t2, join, 1, 3, false));
+    feed(&mut s, &mut peer, publish(&t2, &sealed_join, 1, 4, false));
+    let leave = r#"{"event":"leave","from":"bob","ts":"2026-11-29T10:00:00.000Z"}"#;
+    let sealed_leave = sealed(SECRET, "room/a", &t, leave);
+    feed(&mut s, &mut peer, publish(&t, &sealed_leave, 0, 0, false));
+    // The captured join published again after the will is old news; after a reconnect
+    // chat-pub sends a join with a later time.
+    feed(&mut s, &mut peer, publish(&t, &sealed_join, 1, 5, false));
+    let rejoin = r#"{"event":"join","from":"bob","ts":"2026-11-29T10:30:00.000Z"}"#;
+    let sealed_rejoin = sealed(SECRET, "room/a", &t, rejoin);
+    feed(&mut s, &mut peer, publish(&t, &sealed_rejoin, 1, 6, false));
+    feed(&mut s, &mut peer, publish(&t, &sealed_leave, 1, 9, false));
+    // The goodbye, later; then the captured join published again is old news.
+    let bye = r#"{"event":"leave","from":"bob","ts":"2026-11-29T11:00:00.000Z"}"#;
+    feed(
+        &mut s,
+        &mut peer,
+        publish(&t, &sealed(SECRET, "room/a", &t, bye), 0, 0, false),
+    );
+    feed(&mut s, &mut peer, publish(&t, &sealed_join, 1, 7, false));
+    // A record from the far future (a member's trick to block a client) is ignored.
+    let future = r#"{"event":"join","from":"bob","ts":"2999-01-01T00:00:00.000Z"}"#;
+    feed(
+        &mut s,
+        &mut peer,
+        publish(&t, &sealed(SECRET, "room/a", &t, future), 1, 8, false),
+    );
+    assert_eq!(
+        printed(&mut s),
+        ["join bob", "leave bob", "join bob", "leave bob"]
+    );
+    assert_eq!(
+        s.summary().as_deref(),
+        Some("2 payload(s) not shown: not sealed with the room's secret (1 plain, 1 forged)")
+    );
+}
+
+#[test]
+fn without_the_secret_encrypted_presence_shows_neither_join_nor_leave() {
+    let (mut s, mut peer) = connected(sub(Mode::Shown, &[], false, None));
+    let t = presence::topic("room/a", "c1");
+    let join = String::from_utf8(presence::join_payload("bob")).expect("UTF-8");
+    feed(
+        &mut s,
+        &mut peer,
+        publish(&t, &sealed(SECRET, "room/a", &t, &join), 1, 1, false),
+    );
+    feed(&mut s, &mut peer, publish(&t, "", 1, 2, false));
+    assert!(printed(&mut s).is_empty());
+}
+
+#[test]
+fn a_replayed_raw_message_is_printed_once_and_a_decrypted_one_is_never_marked_encrypted() {
+    let (mut s, mut peer) = member(SECRET, &[]);
+    let raw = sealed(SECRET, "room/a", "room/a", "deploy");
+    feed(&mut s, &mut peer, publish("room/a", &raw, 1, 1, false));
+    feed(&mut s, &mut peer, publish("room/a", &raw, 0, 0, false));
+    // A member's raw line that looks like a sealed payload is shown as the text it is.
+    let inner = sealed(SECRET, "room/a", "room/a", "x");
+    let looks = sealed(SECRET, "room/a", "room/a", &inner);
+    feed(&mut s, &mut peer, publish("room/a", &looks, 1, 2, false));
+    assert_eq!(printed(&mut s), ["deploy", inner.as_str()]);
+}
