@@ -16,7 +16,7 @@ pub const PUB_MAX_SIZE: usize = 1 << 20;
 
 /// chat-sub's `--max-size`: the protocol's largest packet, so that nothing is dropped for
 /// size. Written out rather than taken from the wire codec, so that this module imports
-/// nothing; a test checks that the two agree.
+/// nothing; a test of the codec checks that the two agree.
 pub const SUB_MAX_SIZE: usize = 268_435_455 + 5;
 
 /// chat-sub `--session`: how long (seconds) a broker keeps the session after chat-sub
@@ -26,11 +26,3 @@ pub const SESSION_EXPIRY: u32 = 7 * 24 * 3600;
 /// `--who`: how long no presence message must arrive before the roster counts as
 /// complete (MQTT has no end-of-retained marker).
 pub const WHO_QUIET: Duration = Duration::from_millis(500);
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn chat_sub_takes_the_largest_packet_mqtt_can_express() {
-        assert_eq!(super::SUB_MAX_SIZE, crate::mqtt::wire::MAX_PACKET);
-    }
-}

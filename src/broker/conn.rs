@@ -54,7 +54,7 @@ pub async fn client(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let started = Instant::now();
     shared.feed(id, &mut vec![hello], started.into_std());
     let name = match version {
-        Version::V4 => "3.1.1",
+        Version::V311 => "3.1.1",
         Version::V5 => "5",
     };
     log::info!("{peer} connected (MQTT {name})");

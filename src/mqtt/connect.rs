@@ -1,4 +1,5 @@
-//! From the resolved connection options ([`crate::tools::options`]) to an established [`Link`]:
+//! From the connection options ([`ConnectOptions`], which the tools resolve from their
+//! flags) to an established [`Link`]:
 //! the [`Connector`] makes connection attempts as [`crate::mqtt::dial`] decides —
 //! several brokers in turn, `-V auto` falling back to MQTT 3.1.1, the will left out when
 //! a broker refuses it — until one is accepted or a deadline passes.
@@ -11,11 +12,30 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
 use crate::error::Error;
+use crate::mqtt::coalesce::Reads;
 use crate::mqtt::dial::{Dial, Fatal, Note, Outcome, Step, Try, VersionChoice};
 use crate::mqtt::endpoint::Endpoint;
-use crate::mqtt::link::{Attempt, Link, LinkError, connect_once};
+use crate::mqtt::link::{Attempt, Link, connect_once};
+use crate::mqtt::transport::Dialer;
+use crate::mqtt::tx::LinkError;
 use crate::mqtt::wire::{ConnectSpec, Version};
-use crate::tools::options::ConnectOptions;
+
+/// Everything needed to (re)connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// The brokers, in the order they are tried (at least one).
+    pub nodes: Vec<Dialer>,
+    pub version: VersionChoice,
+    pub spec: ConnectSpec,
+    /// Largest packet accepted from the broker.
+    pub max_in: usize,
+    /// How long one attempt (TCP connect + CONNECT/CONNACK) may take.
+    pub attempt_timeout: Duration,
+    /// `--connect-timeout`: how long the first connection may take, retries included.
+    pub connect_timeout: Duration,
+    /// How eagerly to read; see [`crate::mqtt::coalesce`].
+    pub reads: Reads,
+}
 
 /// How many failed attempts a note cites: the ones a trial made (MQTT 5, then 3.1.1).
 const NOTED_ATTEMPTS: usize = 2;

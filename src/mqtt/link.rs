@@ -18,45 +18,8 @@ use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use crate::mqtt::coalesce::{Coalesce, Reads};
 use crate::mqtt::endpoint::Transport;
 use crate::mqtt::transport::{self, Dialer};
-use crate::mqtt::tx::Tx;
-use crate::mqtt::wire::{
-    self, ConnAckInfo, ConnectSpec, Inbound, Peek, Refusal, Version, WireError,
-};
-
-/// Why a connection ended.
-#[derive(Debug)]
-pub enum LinkError {
-    /// The broker closed the connection.
-    Closed,
-    /// The broker sent DISCONNECT (MQTT 5 reason code, 0 under 3.1.1).
-    Disconnected(u8),
-    Io(io::Error),
-    /// No PINGRESP within a keep-alive interval.
-    NoPingResp,
-    Wire(WireError),
-}
-
-impl std::fmt::Display for LinkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LinkError::Closed => f.write_str("the broker closed the connection"),
-            LinkError::Disconnected(r) => write!(
-                f,
-                "the broker disconnected: {} ({r:#04x})",
-                wire::reason_text(*r)
-            ),
-            LinkError::Io(e) => write!(f, "{e}"),
-            LinkError::NoPingResp => f.write_str("the broker stopped answering keep-alive pings"),
-            LinkError::Wire(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl From<io::Error> for LinkError {
-    fn from(e: io::Error) -> Self {
-        LinkError::Io(e)
-    }
-}
+use crate::mqtt::tx::{LinkError, Tx};
+use crate::mqtt::wire::{self, ConnAckInfo, ConnectSpec, Inbound, Peek, Refusal, Version};
 
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
 type Writer = Box<dyn AsyncWrite + Unpin + Send>;

@@ -19,8 +19,6 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::mqtt::tx::Tx;
-use crate::mqtt::wire::{self, PubFlags, Will};
 use crate::room::envelope;
 use crate::room::seal::{self, Keyring, RoomKey};
 
@@ -168,49 +166,41 @@ impl Announce {
         self.sealed.as_ref().map(|_| self.will.to_vec())
     }
 
-    /// The will: dying without DISCONNECT publishes the goodbye, retained (offline, and
-    /// without a secret no state left behind).
-    pub fn will(&self) -> Will {
-        Will {
-            topic: String::from_utf8_lossy(&self.topic).into_owned(),
-            payload: self.will.to_vec(),
-            qos: 1,
-            retain: true,
-        }
+    /// The presence topic, where the join, the will and the goodbye go.
+    pub fn topic(&self) -> &Bytes {
+        &self.topic
     }
 
-    /// Appends the retained join, at QoS 1 with packet id `pkid` (after every
-    /// connection: a broker may have lost it).
-    pub fn join(&self, tx: &mut Tx, pkid: u16) {
-        self.publish(tx, &self.join.clone(), 1, pkid, true);
+    /// The join record, published retained at QoS 1 on every connection (a broker may
+    /// have lost it).
+    pub fn join_record(&self) -> &Bytes {
+        &self.join
     }
 
-    /// Appends the goodbye: in an encrypted room a leave record sealed now (newer than
+    /// The will's payload: dying without DISCONNECT publishes it, retained (offline; in
+    /// an encrypted room a sealed leave, else empty: no state left behind).
+    pub fn will_payload(&self) -> Vec<u8> {
+        self.will.to_vec()
+    }
+
+    /// The goodbye, in order, as (payload, retain), each at QoS 0 (the DISCONNECT
+    /// handshake that ends every run makes sure the broker read them, and a goodbye is
+    /// never a failed line): in an encrypted room a leave record sealed now (newer than
     /// the join, so that the join published again by anybody is old news), then always
     /// the retained empty message that means offline and clears the state.
-    pub fn leave(&self, tx: &mut Tx) {
-        // QoS 0: the DISCONNECT handshake that ends every run makes sure the broker read
-        // it, and a goodbye is never a failed line.
+    pub fn goodbye(&self) -> Vec<(Bytes, bool)> {
+        let mut out = Vec::with_capacity(2);
         if let Some((key, last)) = &self.sealed {
             let topic = String::from_utf8_lossy(&self.topic);
             let ms = chrono::Utc::now().timestamp_millis().max(*last + 1);
             let ts = envelope::rfc3339(ms.div_euclid(1000), ms.rem_euclid(1000) as u32);
             match seal::seal(key, &topic, &record("leave", &self.nick, &ts)) {
-                Ok(sealed) => self.publish(tx, &sealed.into(), 0, 0, false),
+                Ok(sealed) => out.push((sealed.into(), false)),
                 Err(e) => log::warn!("no encrypted goodbye: {e}"),
             }
         }
-        self.publish(tx, &Bytes::new(), 0, 0, true);
-    }
-
-    fn publish(&self, tx: &mut Tx, payload: &Bytes, qos: u8, pkid: u16, retain: bool) {
-        let flags = PubFlags {
-            qos,
-            retain,
-            dup: false,
-            pkid,
-        };
-        wire::encode_publish(tx.version, tx.buf, &self.topic, payload, flags);
+        out.push((Bytes::new(), true));
+        out
     }
 }
 
@@ -422,7 +412,7 @@ mod tests {
             let plain = ring.open("r", &t, p).expect("opens");
             decode_record(&plain).expect("a record")
         };
-        let (join1, leave1) = (open(&mut ring, &a.join), open(&mut ring, &a.will().payload));
+        let (join1, leave1) = (open(&mut ring, &a.join), open(&mut ring, &a.will_payload()));
         assert_eq!(
             (join1.0.clone(), join1.1, leave1.1),
             (leave1.0.clone(), false, true)

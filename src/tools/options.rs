@@ -11,29 +11,12 @@ use zeroize::Zeroizing;
 use crate::cli::Common;
 use crate::error::Error;
 use crate::mqtt::coalesce::Reads;
-use crate::mqtt::dial::VersionChoice;
+use crate::mqtt::connect::ConnectOptions;
 use crate::mqtt::endpoint::Endpoint;
 use crate::mqtt::transport::{Dialer, TlsOptions};
 use crate::mqtt::wire::{ConnectSpec, Login, Secret};
 use crate::room::envelope::IdSource;
 use crate::room::seal::{MAX_SECRET, RoomSecret};
-
-/// Everything needed to (re)connect.
-#[derive(Debug, Clone)]
-pub struct ConnectOptions {
-    /// The brokers, in the order they are tried (at least one).
-    pub nodes: Vec<Dialer>,
-    pub version: VersionChoice,
-    pub spec: ConnectSpec,
-    /// Largest packet accepted from the broker.
-    pub max_in: usize,
-    /// How long one attempt (TCP connect + CONNECT/CONNACK) may take.
-    pub attempt_timeout: Duration,
-    /// `--connect-timeout`: how long the first connection may take, retries included.
-    pub connect_timeout: Duration,
-    /// How eagerly to read; see [`crate::mqtt::coalesce`].
-    pub reads: Reads,
-}
 
 /// Resolves the shared options into connection options; every problem is a usage error.
 pub fn resolve(common: &Common, tool: &str, max_in: usize) -> Result<ConnectOptions, Error> {

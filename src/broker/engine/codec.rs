@@ -12,12 +12,9 @@ use rumqttc::v5::mqttbytes::v5;
 pub use super::write::*;
 pub use v5::PublishProperties as Props;
 
-/// The protocol version of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
-    V4,
-    V5,
-}
+/// The protocol version of a connection: the clients' vocabulary (MQTT 3.1.1 is
+/// protocol level 4 on the wire).
+pub use crate::mqtt::wire::Version;
 
 /// An application message as it is routed: the same for every subscriber.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,9 +29,10 @@ pub struct Message {
     pub expires: Option<Instant>,
 }
 
-/// A will: the message, and (MQTT 5) how long to wait before sending it.
+/// A will as the broker keeps it: the message, and (MQTT 5) how long to wait before
+/// sending it. (A client's will, as it asks for one in CONNECT, is `mqtt::wire::Will`.)
 #[derive(Debug, Clone, PartialEq)]
-pub struct Will {
+pub struct StoredWill {
     pub msg: Message,
     pub delay_secs: u32,
 }
@@ -52,7 +50,7 @@ pub struct Hello {
     pub receive_max: u16,
     /// The largest packet the client takes (MQTT 5).
     pub max_packet: Option<u32>,
-    pub will: Option<Will>,
+    pub will: Option<StoredWill>,
     /// An MQTT 5 authentication method, which this broker does not offer.
     pub auth_method: bool,
 }
@@ -128,7 +126,7 @@ pub fn read(buf: &mut BytesMut, version: Option<Version>, max: usize) -> Result<
         // The protocol level follows the fixed header and the name "MQTT".
         None => match buf.get(header_len(buf) + 6) {
             Some(5) => Version::V5,
-            Some(4) => Version::V4,
+            Some(4) => Version::V311,
             Some(&level) => return Err(Bad::Level(level)),
             None => return Err(Bad::Malformed("CONNECT without a protocol level".into())),
         },
@@ -136,7 +134,7 @@ pub fn read(buf: &mut BytesMut, version: Option<Version>, max: usize) -> Result<
     let mut frame = buf.split_to(len);
     let bad = |e: &dyn std::fmt::Display| Bad::Malformed(e.to_string());
     match version {
-        Version::V4 => v4::Packet::read(&mut frame, max)
+        Version::V311 => v4::Packet::read(&mut frame, max)
             .map(from_v4)
             .map_err(|e| bad(&e)),
         // rumqttc wants a reason code in every MQTT 5 DISCONNECT; it may be left out.
@@ -159,14 +157,14 @@ pub fn read(buf: &mut BytesMut, version: Option<Version>, max: usize) -> Result<
 /// What the engine needs from a 3.1.1 CONNECT.
 fn hello_v4(c: v4::Connect) -> Hello {
     Hello {
-        version: Version::V4,
+        version: Version::V311,
         client_id: c.client_id,
         clean: c.clean_session,
         keep_alive: c.keep_alive,
         session_expiry: if c.clean_session { 0 } else { u32::MAX },
         receive_max: u16::MAX,
         max_packet: None,
-        will: c.last_will.map(|w| Will {
+        will: c.last_will.map(|w| StoredWill {
             msg: Message {
                 topic: w.topic,
                 payload: Bytes::copy_from_slice(&w.message),
@@ -260,7 +258,7 @@ fn hello_v5(c: v5::Connect, will: Option<v5::LastWill>) -> Result<Hello, Bad> {
                     ..Props::default()
                 })
             });
-            Some(Will {
+            Some(StoredWill {
                 delay_secs: delay_secs.unwrap_or(0),
                 msg: Message {
                     topic: utf8(w.topic)?,
@@ -360,7 +358,7 @@ mod tests {
     #[test]
     fn packets_are_read_whole_for_either_version() {
         use crate::mqtt::wire::{ConnectSpec, Version as W, encode_connect};
-        for (w, v) in [(W::V311, Version::V4), (W::V5, Version::V5)] {
+        for (w, v) in [(W::V311, Version::V311), (W::V5, Version::V5)] {
             let spec = ConnectSpec {
                 client_id: "a/b".into(),
                 keepalive: 30,
@@ -404,7 +402,7 @@ mod tests {
         }
         let mut big = BytesMut::from(&[0x30, 0xff, 0xff, 0x7f][..]);
         assert_eq!(
-            read(&mut big, Some(Version::V4), 1 << 20),
+            read(&mut big, Some(Version::V311), 1 << 20),
             Err(Bad::TooLarge)
         );
         let mqisdp = b"\x10\x0f\0\x06MQIsdp\x03\x02\0\x3c\0\x01x";

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use crate::mqtt::topic::check_publish;
 
 pub use codec::{Bad, Frame, In, Version};
-use codec::{Hello, Message, Will};
+use codec::{Hello, Message, StoredWill};
 use session::Session;
 use table::Table;
 
@@ -50,7 +50,7 @@ pub enum Action {
 struct Conn {
     client: Arc<str>,
     version: Version,
-    will: Option<Will>,
+    will: Option<StoredWill>,
     aliases: HashMap<u16, String>,
 }
 
@@ -236,7 +236,7 @@ impl Engine {
         let v = h.version;
         let refused = match () {
             _ if h.auth_method => Some(0x8C),
-            _ if h.client_id.is_empty() && v == Version::V4 && !h.clean => Some(0x85),
+            _ if h.client_id.is_empty() && v == Version::V311 && !h.clean => Some(0x85),
             _ if (h.will.as_ref()).is_some_and(|w| check_publish(&w.msg.topic).is_err()) => {
                 Some(0x90)
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::{self, Form, Frame, Message, Version};
-use super::session::Delivery;
+use super::session::Routed;
 use super::table::SubOpts;
 use super::{ConnId, Engine};
 
@@ -57,7 +57,7 @@ impl Engine {
         id: Option<usize>,
         now: Instant,
     ) {
-        let v = self.conns.get(&conn).map_or(Version::V4, |c| c.version);
+        let v = self.conns.get(&conn).map_or(Version::V311, |c| c.version);
         let failed = |mqtt5: u8| if v == Version::V5 { mqtt5 } else { 0x80 };
         let mut codes = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
@@ -89,7 +89,7 @@ impl Engine {
             }
             if r.retain_handling == 0 || (r.retain_handling == 1 && new) {
                 let kept = self.table.retained_for(&r.filter, now);
-                retained.extend(kept.into_iter().map(|msg| Delivery {
+                retained.extend(kept.into_iter().map(|msg| Routed {
                     qos: msg.qos.min(qos),
                     retain: true,
                     sub_ids: id.into_iter().collect(),
@@ -122,7 +122,7 @@ impl Engine {
             let Some(s) = self.sessions.get_mut(&t.who) else {
                 continue;
             };
-            let d = Delivery {
+            let d = Routed {
                 msg: msg.clone(),
                 qos: msg.qos.min(t.qos),
                 retain: t.keep_retain && msg.retain,

@@ -14,9 +14,10 @@ pub const WINDOW_MAX: usize = 1000;
 /// Most messages queued for one session; beyond, new ones are dropped (and logged).
 pub const QUEUE_MAX: usize = 1_000_000;
 
-/// A message for one session, at the QoS and with the flags it gets.
+/// A message routed to one session, at the QoS and with the flags it gets. (A message a
+/// client receives, as it reads it, is `mqtt::wire::Delivery`.)
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub struct Routed {
     pub msg: Arc<Message>,
     pub qos: u8,
     pub retain: bool,
@@ -26,7 +27,7 @@ pub struct Delivery {
 #[derive(Debug)]
 struct Flight {
     pkid: u16,
-    d: Delivery,
+    d: Routed,
     /// PUBREC came (QoS 2): PUBREL was sent, PUBCOMP is awaited.
     released: bool,
 }
@@ -47,7 +48,7 @@ pub struct Session {
     next_pkid: u16,
     in_use: HashSet<u16>,
     inflight: VecDeque<Flight>,
-    queue: VecDeque<Delivery>,
+    queue: VecDeque<Routed>,
     /// Messages dropped because the queue was full, not yet logged.
     pub dropped: u64,
 }
@@ -104,7 +105,7 @@ impl Session {
     /// QoS 0 delivery without subscription ids, when the caller has it.
     pub fn deliver(
         &mut self,
-        d: Delivery,
+        d: Routed,
         shared: Option<&Frame>,
         now: Instant,
         out: &mut Vec<Action>,
@@ -138,7 +139,7 @@ impl Session {
         self.max_packet.is_none_or(|m| bytes.len() <= m as usize)
     }
 
-    fn enqueue(&mut self, d: Delivery) {
+    fn enqueue(&mut self, d: Routed) {
         if self.queue.len() >= QUEUE_MAX {
             if self.dropped == 0 {
                 log::warn!("a session holds {QUEUE_MAX} queued messages: new ones are dropped");
@@ -150,7 +151,7 @@ impl Session {
     }
 
     /// Sends a QoS 1 or 2 message, unless it expired (MQTT 5) or is too large.
-    fn launch(&mut self, conn: ConnId, d: Delivery, now: Instant, out: &mut Vec<Action>) {
+    fn launch(&mut self, conn: ConnId, d: Routed, now: Instant, out: &mut Vec<Action>) {
         let pkid = self.take_pkid();
         let Some(bytes) = encode(self.version, &d, pkid, false, now).filter(|b| self.fits(b))
         else {
@@ -211,7 +212,7 @@ impl Session {
 
 /// The PUBLISH of a delivery; `None` when it expired before it could be sent (a resend,
 /// `dup`, goes out all the same: its delivery had begun).
-fn encode(v: Version, d: &Delivery, pkid: u16, dup: bool, now: Instant) -> Option<Frame> {
+fn encode(v: Version, d: &Routed, pkid: u16, dup: bool, now: Instant) -> Option<Frame> {
     let form = Form {
         qos: d.qos,
         retain: d.retain,

@@ -1,13 +1,13 @@
 //! Sessions, wills and takeovers in the engine: packets in, actions out, time passed in.
 
-use super::codec::{In, Will};
+use super::codec::{In, StoredWill};
 use super::tests::*;
 use super::{Action, Engine};
 use bytes::Bytes;
 use std::time::Duration;
 
-pub(super) fn will(topic: &str, delay_secs: u32) -> Option<Will> {
-    Some(Will {
+pub(super) fn will(topic: &str, delay_secs: u32) -> Option<StoredWill> {
+    Some(StoredWill {
         msg: msg(topic, "bye", 0, true),
         delay_secs,
     })
@@ -19,7 +19,7 @@ fn a_persistent_session_keeps_messages_and_resends_what_was_unacknowledged() {
     member(&mut e, 9, V5, "pub", &[]);
     e.handle(
         1,
-        In::Connect(Box::new(hello(V4, "s", false, u32::MAX))),
+        In::Connect(Box::new(hello(V311, "s", false, u32::MAX))),
         t0(),
     );
     subscribe(&mut e, 1, vec![sub("t", 1)], None);
@@ -30,10 +30,10 @@ fn a_persistent_session_keeps_messages_and_resends_what_was_unacknowledged() {
     e.actions().for_each(drop);
     e.handle(
         2,
-        In::Connect(Box::new(hello(V4, "s", false, u32::MAX))),
+        In::Connect(Box::new(hello(V311, "s", false, u32::MAX))),
         t0(),
     );
-    let got = sent(&mut e, 2, V4);
+    let got = sent(&mut e, 2, V311);
     assert_eq!(
         got[0],
         Got::ConnAck {
@@ -53,9 +53,9 @@ fn a_persistent_session_keeps_messages_and_resends_what_was_unacknowledged() {
         "QoS 0 is not kept for an absent client: {got:?}"
     );
     // A clean session starts over.
-    e.handle(3, In::Connect(Box::new(hello(V4, "s", true, 0))), t0());
+    e.handle(3, In::Connect(Box::new(hello(V311, "s", true, 0))), t0());
     assert_eq!(
-        sent(&mut e, 3, V4)[0],
+        sent(&mut e, 3, V311)[0],
         Got::ConnAck {
             present: false,
             code: 0
@@ -68,7 +68,7 @@ fn a_will_is_sent_when_the_connection_is_lost_not_after_disconnect() {
     let mut e = Engine::new();
     member(&mut e, 1, V5, "w", &[("will/#", 0)]);
     for (conn, end) in [(2, "lost"), (3, "disconnect"), (4, "disconnect with will")] {
-        let mut h = hello(V4, &format!("c{conn}"), true, 0);
+        let mut h = hello(V311, &format!("c{conn}"), true, 0);
         h.will = will(&format!("will/{conn}"), 0);
         e.handle(conn, In::Connect(Box::new(h)), t0());
         match end {
@@ -163,9 +163,9 @@ fn sessions_expire_and_ids_are_assigned() {
         b.to_bytes().windows(13).any(|w| w == b"chat-broker-1"),
         "{b:?}"
     );
-    e.handle(4, In::Connect(Box::new(hello(V4, "", false, 0))), t0());
+    e.handle(4, In::Connect(Box::new(hello(V311, "", false, 0))), t0());
     assert_eq!(
-        sent(&mut e, 4, V4),
+        sent(&mut e, 4, V311),
         [
             Got::ConnAck {
                 present: false,
@@ -180,7 +180,7 @@ fn sessions_expire_and_ids_are_assigned() {
 #[test]
 fn a_will_with_a_bad_topic_is_refused_and_a_clean_start_sends_a_waiting_will() {
     let mut e = Engine::new();
-    for (conn, v, topic) in [(1, V5, "a/+"), (2, V4, "#"), (3, V5, "")] {
+    for (conn, v, topic) in [(1, V5, "a/+"), (2, V311, "#"), (3, V5, "")] {
         let mut h = hello(v, &format!("c{conn}"), true, 0);
         h.will = will(topic, 0);
         e.handle(conn, In::Connect(Box::new(h)), t0());

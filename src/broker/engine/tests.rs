@@ -104,7 +104,7 @@ pub(super) fn read_back(f: Frame, v: Version) -> Got {
     let b = f.to_bytes();
     let mut buf = BytesMut::from(&b[..]);
     match (b[0] >> 4, v) {
-        (2, Version::V4) => {
+        (2, Version::V311) => {
             let Ok(v4::Packet::ConnAck(a)) = v4::Packet::read(&mut buf, 1 << 20) else {
                 panic!()
             };
@@ -117,7 +117,7 @@ pub(super) fn read_back(f: Frame, v: Version) -> Got {
             present: b[2] == 1,
             code: b[3],
         },
-        (3, Version::V4) => {
+        (3, Version::V311) => {
             let Ok(v4::Packet::Publish(p)) = v4::Packet::read(&mut buf, 1 << 20) else {
                 panic!()
             };
@@ -161,7 +161,7 @@ pub(super) fn text(got: &[Got]) -> Vec<String> {
         .collect()
 }
 
-pub(super) const V4: Version = Version::V4;
+pub(super) const V311: Version = Version::V311;
 pub(super) const V5: Version = Version::V5;
 
 /// A connected client with subscriptions, its actions so far cleared.
@@ -175,7 +175,7 @@ pub(super) fn member(e: &mut Engine, conn: ConnId, v: Version, id: &str, filters
 #[test]
 fn a_message_reaches_both_versions_at_the_lower_qos() {
     let mut e = Engine::new();
-    member(&mut e, 1, V4, "a", &[("room", 0)]);
+    member(&mut e, 1, V311, "a", &[("room", 0)]);
     member(&mut e, 2, V5, "b", &[("room", 2)]);
     member(&mut e, 3, V5, "pub", &[]);
     e.handle(3, publish(7, msg("room", "hi", 1, false)), t0());
@@ -188,7 +188,7 @@ fn a_message_reaches_both_versions_at_the_lower_qos() {
         panic!("{all:?}")
     };
     assert_eq!(
-        read_back(b.clone(), V4),
+        read_back(b.clone(), V311),
         Got::Publish {
             topic: "room".into(),
             payload: "hi".into(),
@@ -223,9 +223,9 @@ fn retained_messages_come_after_the_suback_and_an_empty_one_clears() {
     e.handle(1, publish(1, msg("a/b", "kept", 1, true)), t0());
     e.handle(1, publish(0, msg("a/c", "gone", 0, true)), t0());
     e.handle(1, publish(0, msg("a/c", "", 0, true)), t0());
-    e.handle(2, In::Connect(Box::new(hello(V4, "s", true, 0))), t0());
+    e.handle(2, In::Connect(Box::new(hello(V311, "s", true, 0))), t0());
     subscribe(&mut e, 2, vec![sub("a/#", 0)], None);
-    let got = sent(&mut e, 2, V4);
+    let got = sent(&mut e, 2, V311);
     assert_eq!(got[1], Got::Other(9), "SUBACK first: {got:?}");
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(matches!(&got[2], Got::Publish { payload, retain: true, .. } if payload == "kept"));
@@ -241,7 +241,7 @@ fn retained_messages_come_after_the_suback_and_an_empty_one_clears() {
     let all: Vec<Action> = e.actions().collect();
     for a in all {
         if let Action::Send(c @ (2 | 3), b) = a {
-            let v = if c == 2 { V4 } else { V5 };
+            let v = if c == 2 { V311 } else { V5 };
             let Got::Publish { retain, .. } = read_back(b, v) else {
                 continue;
             };
@@ -321,7 +321,7 @@ fn no_local_qos_2_once_aliases_and_merged_subscriptions() {
 #[test]
 fn bad_topics_and_filters_are_refused() {
     let mut e = Engine::new();
-    e.handle(1, In::Connect(Box::new(hello(V4, "c", true, 0))), t0());
+    e.handle(1, In::Connect(Box::new(hello(V311, "c", true, 0))), t0());
     subscribe(
         &mut e,
         1,

@@ -17,7 +17,7 @@ pub const TOPIC_ALIAS_MAX: u16 = 64;
 /// CONNACK: `code` is the MQTT 5 reason code (0 accepts), written as the nearest 3.1.1
 /// return code for a 3.1.1 client.
 pub fn connack(v: Version, session_present: bool, code: u8, assigned: Option<&str>) -> Bytes {
-    if v == Version::V4 {
+    if v == Version::V311 {
         let rc = match code {
             0 => 0,
             0x84 => 1,
@@ -89,7 +89,7 @@ pub const PUBCOMP: u8 = 0x70;
 /// under MQTT 5 only).
 pub fn suback(kind: u8, v: Version, pkid: u16, codes: &[u8]) -> Bytes {
     let codes = match (kind, v) {
-        (0xB0, Version::V4) => &[][..],
+        (0xB0, Version::V311) => &[][..],
         _ => codes,
     };
     let props = (v == Version::V5) as usize;
@@ -181,7 +181,7 @@ pub fn publish(v: Version, msg: &Message, f: Form) -> Option<Frame> {
     };
     let mut b = BytesMut::with_capacity(msg.topic.len() + 16);
     match v {
-        Version::V4 => {
+        Version::V311 => {
             let p = v4::Publish {
                 dup: f.dup,
                 qos: qos4(f.qos),

@@ -297,6 +297,11 @@ impl std::fmt::Display for WireError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn chat_sub_takes_the_largest_packet_mqtt_can_express() {
+        assert_eq!(crate::defaults::SUB_MAX_SIZE, super::MAX_PACKET);
+    }
+
     use super::*;
     use bytes::BytesMut;
 

@@ -10,12 +10,14 @@ use crate::cli::PubArgs;
 use crate::defaults;
 use crate::error::Error;
 use crate::mqtt::coalesce::Reads;
+use crate::mqtt::connect::ConnectOptions;
 use crate::mqtt::topic;
+use crate::mqtt::wire::Will;
 use crate::room::dialect::{self, Dialect};
 use crate::room::envelope::IdSource;
 use crate::room::presence::Announce;
 use crate::room::seal::Keyring;
-use crate::tools::options::{self, ConnectOptions};
+use crate::tools::options;
 use crate::tools::publish::input::{LineRules, Mode, Preparer, Source};
 
 /// Everything chat-pub's run needs, resolved from its arguments.
@@ -76,7 +78,12 @@ impl PubConfig {
                 if let Some(keyring) = &mut keyring {
                     announce.seal_join(keyring, room).map_err(Error::Failed)?;
                 }
-                connect.spec.will = Some(announce.will());
+                connect.spec.will = Some(Will {
+                    topic: String::from_utf8_lossy(announce.topic()).into_owned(),
+                    payload: announce.will_payload(),
+                    qos: 1,
+                    retain: true,
+                });
                 Some(announce)
             }
             _ => None,

@@ -17,6 +17,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 use tokio::sync::mpsc;
 
+use super::outgoing::Outgoing;
 use crate::mqtt::topic;
 use crate::room::dialect::{self, Dialect};
 use crate::room::envelope::{self, IdSource};
@@ -25,17 +26,6 @@ use crate::room::seal::{self, Keyring};
 mod lines;
 
 use lines::read_lines;
-
-/// One message ready to publish.
-#[derive(Debug, Clone)]
-pub struct Message {
-    /// Its line number on stdin (or position among `-m` messages), for error reports.
-    pub line: u64,
-    pub topic: Bytes,
-    pub payload: Bytes,
-    pub qos: u8,
-    pub retain: bool,
-}
 
 /// How lines become payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,23 +57,9 @@ pub struct Preparer {
     pub notice: Option<Bytes>,
 }
 
-/// Which line a message came from, as reports name it: `line N` (or `message N` for
-/// `-m`), and line 0 is the dialect's notice at start, sent before any.
-#[derive(Debug, Clone, Copy)]
-pub struct LineNo(pub u64);
-
-impl std::fmt::Display for LineNo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            0 => f.write_str("the notice at start"),
-            n => write!(f, "line {n}"),
-        }
-    }
-}
-
 /// What becomes of one line.
 pub enum Prepared {
-    Message(Message),
+    Message(Outgoing),
     /// Nothing to publish and nothing wrong (a presence event in `--json` input).
     Skip,
 }
@@ -138,14 +114,14 @@ impl Preparer {
     }
 
     /// The notice to send before any line, if there is one (numbered 0).
-    fn notice(&self) -> Option<Message> {
+    fn notice(&self) -> Option<Outgoing> {
         let payload = self.notice.clone()?;
         self.message(0, None, payload, None, Some(false)).ok()
     }
 
     /// With a room secret, `m`'s payload encrypted for its topic (the key is derived on
     /// this thread, the first time a topic is met: never on the publisher's).
-    fn seal(&mut self, mut m: Message) -> Result<Message, String> {
+    fn seal(&mut self, mut m: Outgoing) -> Result<Outgoing, String> {
         let Some(keyring) = &mut self.keyring else {
             return Ok(m);
         };
@@ -157,7 +133,7 @@ impl Preparer {
     /// A payload to pass on as encrypted must be one: with the room's secret, it must
     /// open with the key of its topic (nothing goes out in clear that the user believes
     /// encrypted); without, it must be well-formed.
-    fn check_sealed(&mut self, m: &Message) -> Result<(), String> {
+    fn check_sealed(&mut self, m: &Outgoing) -> Result<(), String> {
         let topic = std::str::from_utf8(&m.topic).map_err(|_| "the topic is not UTF-8")?;
         match &mut self.keyring {
             Some(keyring) => keyring
@@ -180,7 +156,7 @@ impl Preparer {
         payload: Bytes,
         qos: Option<u8>,
         retain: Option<bool>,
-    ) -> Result<Message, String> {
+    ) -> Result<Outgoing, String> {
         let topic = match topic {
             Some(t) => {
                 topic::check_publish(t)?;
@@ -195,7 +171,7 @@ impl Preparer {
         if qos > 2 {
             return Err(format!("\"qos\" must be 0, 1 or 2, not {qos}"));
         }
-        Ok(Message {
+        Ok(Outgoing {
             line,
             topic,
             payload,
@@ -206,7 +182,7 @@ impl Preparer {
 
     /// A `--json` line: the message, and whether its payload is encrypted already (an
     /// encrypted message relayed as it is); None for a line to skip.
-    fn json_line(&mut self, line: u64, bytes: &[u8]) -> Result<Option<(Message, bool)>, String> {
+    fn json_line(&mut self, line: u64, bytes: &[u8]) -> Result<Option<(Outgoing, bool)>, String> {
         let j: JsonLine =
             serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
         if j.event.is_some() {
@@ -321,7 +297,7 @@ pub fn spawn(
     source: Source,
     mut prep: Preparer,
     rules: LineRules,
-    tx: mpsc::Sender<Vec<Message>>,
+    tx: mpsc::Sender<Vec<Outgoing>>,
     control: Arc<Control>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -357,7 +333,7 @@ pub fn spawn(
 
 struct Sink<'a> {
     prep: &'a mut Preparer,
-    batch: Vec<Message>,
+    batch: Vec<Outgoing>,
     control: &'a Control,
     label: &'static str,
 }
@@ -542,7 +518,7 @@ mod tests {
     fn with_a_room_secret_every_payload_is_sealed_for_its_topic_and_sealed_ones_pass() {
         let secret = || seal::RoomSecret::new(b"sixteen bytes at least".to_vec()).expect("s");
         let mut ring = Keyring::new(secret());
-        let open = |ring: &mut Keyring, m: &Message| {
+        let open = |ring: &mut Keyring, m: &Outgoing| {
             let topic = std::str::from_utf8(&m.topic).expect("UTF-8");
             ring.open(topic, topic, &m.payload).expect("opens")
         };

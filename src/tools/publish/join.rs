@@ -4,10 +4,12 @@
 //! connection meanwhile refused the announcement — a strict broker's topic rules, an ACL
 //! — not a line, and chat goes on without presence.
 
+use bytes::Bytes;
+
 use super::outbox::SPARE_PKID;
-use crate::mqtt::link::LinkError;
+use crate::mqtt::tx::LinkError;
 use crate::mqtt::tx::Tx;
-use crate::mqtt::wire;
+use crate::mqtt::wire::{self, PubFlags};
 use crate::room::presence::Announce;
 
 /// The announcement, while the broker accepts it.
@@ -32,7 +34,7 @@ impl Join {
             self.announce = None;
         }
         if let Some(a) = &self.announce {
-            a.join(tx, SPARE_PKID);
+            publish(tx, a.topic(), a.join_record(), 1, SPARE_PKID, true);
             self.waiting = true;
         }
     }
@@ -81,7 +83,20 @@ impl Join {
     /// The goodbye before DISCONNECT, if the nick is online.
     pub fn leave(&self, tx: &mut Tx) {
         if let Some(a) = &self.announce {
-            a.leave(tx);
+            for (payload, retain) in a.goodbye() {
+                publish(tx, a.topic(), &payload, 0, 0, retain);
+            }
         }
     }
+}
+
+/// Appends a PUBLISH of `payload` on the presence `topic`.
+fn publish(tx: &mut Tx, topic: &Bytes, payload: &Bytes, qos: u8, pkid: u16, retain: bool) {
+    let flags = PubFlags {
+        qos,
+        retain,
+        dup: false,
+        pkid,
+    };
+    wire::encode_publish(tx.version, tx.buf, topic, payload, flags);
 }

@@ -12,6 +12,7 @@ mod drain;
 pub mod input;
 mod join;
 mod outbox;
+mod outgoing;
 mod state;
 mod streak;
 #[cfg(test)]
@@ -30,10 +31,12 @@ pub use outbox::{WINDOW, WINDOW_BYTES, WINDOW_QOS2_V311};
 use crate::cli::PubArgs;
 use crate::error::Error;
 use crate::mqtt::connect::{Connector, Dialing, dial, io, reconnect};
-use crate::mqtt::link::{Link, LinkError};
+use crate::mqtt::link::Link;
+use crate::mqtt::tx::LinkError;
 use crate::signals::Signals;
 use crate::tool;
-use input::{Control, Message};
+use input::Control;
+use outgoing::Outgoing;
 use state::{PubState, Stop};
 
 /// Input batches buffered between the stdin thread and the publisher.
@@ -71,7 +74,7 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
 
 /// The input thread as the publisher sees it.
 struct Input {
-    rx: mpsc::Receiver<Vec<Message>>,
+    rx: mpsc::Receiver<Vec<Outgoing>>,
     control: Arc<Control>,
 }
 

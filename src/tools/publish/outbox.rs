@@ -5,9 +5,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::outgoing::Outgoing;
 use crate::mqtt::tx::Tx;
 use crate::mqtt::wire::{self, AckKind, PubFlags, Version};
-use crate::tools::publish::input::Message;
 
 /// Most messages in flight at once under MQTT 3.1.1 (MQTT 5 brokers say their own).
 pub const WINDOW: usize = 1024;
@@ -36,7 +36,7 @@ enum Stage {
 }
 
 struct Entry {
-    msg: Message,
+    msg: Outgoing,
     pkid: u16,
     stage: Stage,
 }
@@ -75,7 +75,7 @@ impl Outbox {
     }
 
     /// Whether `m` may be sent now: the window has room, and nothing older waits for it.
-    pub fn has_room(&self, tx: &Tx, m: &Message) -> bool {
+    pub fn has_room(&self, tx: &Tx, m: &Outgoing) -> bool {
         self.queued == 0
             && self.in_flight() < window(tx, m.qos)
             && (self.is_empty() || self.bytes + m.payload.len() <= WINDOW_BYTES)
@@ -95,7 +95,7 @@ impl Outbox {
         }
     }
 
-    pub fn push(&mut self, msg: Message, pkid: u16) {
+    pub fn push(&mut self, msg: Outgoing, pkid: u16) {
         let seq = self.base + self.entries.len() as u64;
         self.bytes += msg.payload.len();
         self.by_pkid.insert(pkid, seq);
@@ -221,7 +221,7 @@ fn window(tx: &Tx, qos: u8) -> usize {
 }
 
 /// Appends the PUBLISH of `m` with this packet id.
-pub fn encode(tx: &mut Tx, m: &Message, pkid: u16, dup: bool) {
+pub fn encode(tx: &mut Tx, m: &Outgoing, pkid: u16, dup: bool) {
     let flags = PubFlags {
         qos: m.qos,
         retain: m.retain,

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use super::drain::Drain;
 use super::join::Join;
 use super::outbox::{Outbox, SPARE_PKID, encode};
+use super::outgoing::{LineNo, Outgoing};
 use super::streak::{GIVE_UP_AFTER, Streak};
 use crate::error::Signal;
 use crate::error::{Error, Tally};
-use crate::mqtt::link::LinkError;
+use crate::mqtt::tx::LinkError;
 use crate::mqtt::tx::Tx;
 use crate::mqtt::wire::{self, AckKind, Inbound};
 use crate::room::presence::Announce;
-use crate::tools::publish::input::{LineNo, Message};
 
 /// Stop taking input while this much waits for the socket (unconnected: read, not sent).
 pub const UNSENT_HIGH: usize = 256 << 10;
@@ -42,7 +42,7 @@ pub struct PubState {
     outbox: Outbox,
     /// Messages taken from the input but not yet sent (waiting for the window, or for a
     /// connection).
-    pending: VecDeque<Message>,
+    pending: VecDeque<Outgoing>,
     /// Payload bytes in `pending`: what may be read while no broker is connected.
     pending_bytes: usize,
     tally: Tally,
@@ -111,7 +111,7 @@ impl PubState {
     }
 
     /// Takes a batch of messages from the input.
-    pub fn take(&mut self, batch: Vec<Message>) {
+    pub fn take(&mut self, batch: Vec<Outgoing>) {
         self.pending_bytes += batch.iter().map(|m| m.payload.len()).sum::<usize>();
         self.pending.extend(batch);
     }
@@ -211,7 +211,7 @@ impl PubState {
     }
 
     /// `m` as the broker accepts it: at its highest QoS, or not at all when too large.
-    fn fit(&mut self, tx: &Tx, mut m: Message) -> Option<Message> {
+    fn fit(&mut self, tx: &Tx, mut m: Outgoing) -> Option<Outgoing> {
         if let Some(max_qos) = tx.connack.max_qos.filter(|&q| m.qos > q) {
             if !std::mem::replace(&mut self.warned_qos, true) {
                 log::warn!(
@@ -238,7 +238,7 @@ impl PubState {
         }
     }
 
-    fn send(&mut self, tx: &mut Tx, m: Message) {
+    fn send(&mut self, tx: &mut Tx, m: Outgoing) {
         let pkid = match m.qos {
             0 => {
                 self.qos0_unconfirmed += 1;

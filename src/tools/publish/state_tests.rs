@@ -12,7 +12,7 @@ use crate::tools::publish::testing::{message, received};
 
 const DRAIN: Duration = Duration::from_secs(5);
 
-fn batch(lines: std::ops::RangeInclusive<u64>, qos: u8) -> Vec<Message> {
+fn batch(lines: std::ops::RangeInclusive<u64>, qos: u8) -> Vec<Outgoing> {
     lines.map(|l| message(l, qos)).collect()
 }
 

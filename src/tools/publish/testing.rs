@@ -3,13 +3,13 @@
 
 use bytes::Bytes;
 
+use super::outgoing::Outgoing;
 use crate::mqtt::tx::Peer;
 use crate::mqtt::wire::{AckKind, Inbound};
-use crate::tools::publish::input::Message;
 
 /// Line `line` of the room, at `qos`: its payload is `line N`.
-pub fn message(line: u64, qos: u8) -> Message {
-    Message {
+pub fn message(line: u64, qos: u8) -> Outgoing {
+    Outgoing {
         line,
         topic: Bytes::from_static(b"room"),
         payload: Bytes::from(format!("line {line}")),

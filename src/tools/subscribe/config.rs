@@ -15,10 +15,11 @@ use crate::cli::{ColorWhen, SubArgs};
 use crate::defaults;
 use crate::error::Error;
 use crate::mqtt::coalesce::Reads;
+use crate::mqtt::connect::ConnectOptions;
 use crate::mqtt::topic;
 use crate::room::dialect::Dialect;
 use crate::room::seal::Keyring;
-use crate::tools::options::{self, ConnectOptions};
+use crate::tools::options;
 use crate::tools::render::{Format, Renderer};
 
 /// Everything chat-sub's run needs, resolved from its arguments.

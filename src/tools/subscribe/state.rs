@@ -14,7 +14,7 @@ use super::view::{Mode, View};
 use crate::error::Error;
 use crate::escape::escaped;
 use crate::mqtt::dial::Backoff;
-use crate::mqtt::link::LinkError;
+use crate::mqtt::tx::LinkError;
 use crate::mqtt::tx::Tx;
 use crate::mqtt::wire::{self, AckKind, Delivery, Inbound, Version};
 use crate::room::presence;

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::mqtt::link::LinkError;
+use crate::mqtt::tx::LinkError;
 
 /// Quiet closes of a resumed `--session` in a row that count as a takeover.
 pub const TAKEOVER_AFTER: u32 = 3;

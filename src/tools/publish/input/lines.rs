@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-use super::{Control, LineRules, Message, Sink};
+use super::{Control, LineRules, Outgoing, Sink};
 
 /// Reads `r` to the end, splitting lines by the rules and flushing a batch after every
 /// read: a line typed in a terminal goes out at once, a fast pipe goes out in blocks.
@@ -15,7 +15,7 @@ pub(super) fn read_lines(
     mut r: impl Read,
     rules: LineRules,
     sink: &mut Sink,
-    tx: &mpsc::Sender<Vec<Message>>,
+    tx: &mpsc::Sender<Vec<Outgoing>>,
 ) {
     let mut chunk = vec![0u8; 64 * 1024];
     let mut lines = Lines::new(rules);
