@@ -28,11 +28,11 @@
 #[cfg(feature = "broker")]
 pub mod broker;
 pub mod cli;
-pub mod defaults;
+mod defaults;
 pub mod error;
 pub mod escape;
 pub mod mqtt;
 pub mod room;
-pub mod signals;
+mod signals;
 pub mod tool;
 pub mod tools;

@@ -8,7 +8,7 @@
 //! in memory only.
 
 mod conn;
-pub mod engine;
+mod engine;
 mod hub;
 
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};

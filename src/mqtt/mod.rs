@@ -12,12 +12,12 @@
 //!   sending side as state machines see it; [`coalesce`]: fewer wake-ups under load.
 
 pub mod coalesce;
-pub mod connect;
+pub(crate) mod connect;
 pub mod dial;
-pub mod endpoint;
-pub mod link;
-pub mod resolve;
-pub mod topic;
-pub mod transport;
-pub mod tx;
+pub(crate) mod endpoint;
+pub(crate) mod link;
+pub(crate) mod resolve;
+pub(crate) mod topic;
+pub(crate) mod transport;
+pub(crate) mod tx;
 pub mod wire;

@@ -10,9 +10,9 @@
 //!   XChaCha20-Poly1305).
 //! - `dedup`: the window of recently printed message ids.
 
-pub mod dedup;
+pub(crate) mod dedup;
 pub mod dialect;
 pub mod envelope;
-pub mod json;
-pub mod presence;
+pub(crate) mod json;
+pub(crate) mod presence;
 pub mod seal;

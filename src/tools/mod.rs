@@ -9,8 +9,8 @@
 //!   takeover detector and driver.
 //! - [`render`]: chat-sub's output formats; `output`: stdout, written once per batch.
 
-pub mod options;
-pub mod output;
+pub(crate) mod options;
+pub(crate) mod output;
 pub mod publish;
 pub mod render;
 pub mod subscribe;

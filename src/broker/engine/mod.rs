@@ -75,7 +75,8 @@ impl Engine {
         self.out.drain(..)
     }
 
-    /// How many clients are connected.
+    /// How many clients are connected (for the tests).
+    #[cfg(test)]
     pub fn clients(&self) -> usize {
         self.conns.len()
     }

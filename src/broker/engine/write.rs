@@ -138,16 +138,13 @@ impl Frame {
         self.head.len() + self.body.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Whether it is a PUBLISH at QoS 0 (type 3, QoS bits 0): one that may be dropped.
     pub fn is_qos0_publish(&self) -> bool {
         self.head.first().is_some_and(|b| b & 0xF6 == 0x30)
     }
 
-    /// The whole packet in one buffer.
+    /// The whole packet in one buffer (for the tests).
+    #[cfg(test)]
     pub fn to_bytes(&self) -> Bytes {
         [&self.head[..], &self.body[..]].concat().into()
     }
