@@ -13,6 +13,7 @@
 #[macro_use]
 mod common;
 
+mod architecture;
 mod authorization;
 mod broker;
 mod cli;
