@@ -9,6 +9,11 @@ use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::{self, v4};
 use rumqttc::v5::mqttbytes::v5;
 
+use super::codes::Packet;
+
+/// The first byte of a DISCONNECT, read by hand where rumqttc would refuse it.
+const DISCONNECT: u8 = Packet::Disconnect as u8;
+
 pub use super::write::*;
 pub use v5::PublishProperties as Props;
 
@@ -139,11 +144,11 @@ pub fn read(buf: &mut BytesMut, version: Option<Version>, max: usize) -> Result<
             .map_err(|e| bad(&e)),
         // rumqttc wants a reason code in every MQTT 5 DISCONNECT; it may be left out.
         // Nor a property length after the reason code, which rumqttc wants too.
-        Version::V5 if frame[..] == [0xE0, 0] => Ok(In::Disconnect {
+        Version::V5 if frame[..] == [DISCONNECT, 0] => Ok(In::Disconnect {
             with_will: false,
             session_expiry: None,
         }),
-        Version::V5 if frame.len() == 3 && frame[..2] == [0xE0, 1] => Ok(In::Disconnect {
+        Version::V5 if frame.len() == 3 && frame[..2] == [DISCONNECT, 1] => Ok(In::Disconnect {
             with_will: frame[2] != 0,
             session_expiry: None,
         }),

@@ -12,6 +12,7 @@
 //! delay). Everything lives in memory.
 
 pub mod codec;
+mod codes;
 mod route;
 mod session;
 mod table;
@@ -27,6 +28,8 @@ use crate::mqtt::topic::check_publish;
 
 pub use codec::{Bad, Frame, In, Version};
 use codec::{Hello, Message, StoredWill};
+use codes::{Packet, Refusal};
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Reason;
 use session::Session;
 use table::Table;
 
@@ -85,7 +88,7 @@ impl Engine {
     pub fn handle(&mut self, conn: ConnId, packet: In, now: Instant) {
         if let In::Connect(hello) = packet {
             match self.conns.contains_key(&conn) {
-                true => self.kick(conn, 0x82, now),
+                true => self.kick(conn, Reason::ProtocolError, now),
                 false => self.connect(conn, *hello, now),
             }
             return;
@@ -111,23 +114,12 @@ impl Engine {
                 if let Some(s) = self.sessions.get_mut(&client) {
                     s.qos2_in.remove(&pkid);
                 }
-                self.send(conn, codec::ack(codec::PUBCOMP, pkid));
+                self.send(conn, codec::ack(Packet::PubComp, pkid));
             }
             In::Subscribe { pkid, filters, id } => {
                 self.subscribe(conn, &client, pkid, filters, id, now)
             }
-            In::Unsubscribe { pkid, filters } => {
-                let v = c.version;
-                let mut codes = Vec::with_capacity(filters.len());
-                for f in filters {
-                    let was = self.table.unsubscribe(&f, &client);
-                    if let Some(s) = self.sessions.get_mut(&client) {
-                        s.filters.remove(&f);
-                    }
-                    codes.push(if was { 0 } else { 0x11 });
-                }
-                self.send(conn, codec::suback(0xB0, v, pkid, &codes));
-            }
+            In::Unsubscribe { pkid, filters } => self.unsubscribe(conn, &client, pkid, filters),
             In::PingReq => self.send(conn, codec::pingresp()),
             In::Disconnect {
                 with_will,
@@ -141,7 +133,7 @@ impl Engine {
             }
             In::Unexpected(what) => {
                 log::info!("connection {conn}: a client sent {what}; closing");
-                self.kick(conn, 0x82, now)
+                self.kick(conn, Reason::ProtocolError, now)
             }
         }
     }
@@ -162,19 +154,19 @@ impl Engine {
         };
         if let Some(a) = alias {
             if a == 0 || a > codec::TOPIC_ALIAS_MAX {
-                return self.kick(conn, 0x94, now);
+                return self.kick(conn, Reason::TopicAliasInvalid, now);
             }
             if topic.is_empty() {
                 match c.aliases.get(&a) {
                     Some(t) => msg.topic = t.clone(),
-                    None => return self.kick(conn, 0x82, now),
+                    None => return self.kick(conn, Reason::ProtocolError, now),
                 }
             } else {
                 c.aliases.insert(a, topic);
             }
         }
         if check_publish(&msg.topic).is_err() {
-            return self.kick(conn, 0x90, now);
+            return self.kick(conn, Reason::TopicNameInvalid, now);
         }
         self.inbound(conn, client, pkid, msg, now);
     }
@@ -182,8 +174,8 @@ impl Engine {
     /// Bytes from the connection that are not MQTT, or a packet larger than allowed.
     pub fn bad(&mut self, conn: ConnId, why: &Bad, now: Instant) {
         let reason = match why {
-            Bad::TooLarge => 0x95,
-            Bad::Malformed(_) | Bad::Level(_) => 0x81,
+            Bad::TooLarge => Reason::PacketTooLarge,
+            Bad::Malformed(_) | Bad::Level(_) => Reason::MalformedPacket,
         };
         match self.conns.contains_key(&conn) {
             true => self.kick(conn, reason, now),
@@ -224,7 +216,7 @@ impl Engine {
     }
 
     /// Ends a connection for a protocol error: MQTT 5 clients are told why.
-    fn kick(&mut self, conn: ConnId, reason: u8, now: Instant) {
+    fn kick(&mut self, conn: ConnId, reason: Reason, now: Instant) {
         if let Some(b) = (self.conns.get(&conn)).and_then(|c| codec::disconnect(c.version, reason))
         {
             self.send(conn, b);
@@ -236,18 +228,19 @@ impl Engine {
     fn connect(&mut self, conn: ConnId, h: Hello, now: Instant) {
         let v = h.version;
         let refused = match () {
-            _ if h.auth_method => Some(0x8C),
-            _ if h.client_id.is_empty() && v == Version::V311 && !h.clean => Some(0x85),
+            _ if h.auth_method => Some(Refusal::BadAuthenticationMethod),
+            _ if h.client_id.is_empty() && v == Version::V311 && !h.clean => {
+                Some(Refusal::ClientIdNotValid)
+            }
             _ if (h.will.as_ref()).is_some_and(|w| check_publish(&w.msg.topic).is_err()) => {
-                Some(0x90)
+                Some(Refusal::WillTopicInvalid)
             }
             _ => None,
         };
-        if let Some(code) = refused {
-            log::info!("connection {conn}: refused with reason {code:#04x}");
-            // MQTT 3.1.1 has no return code for a bad will topic: the connection just ends.
-            if v == Version::V5 || code != 0x90 {
-                self.send(conn, codec::connack(v, false, code, None));
+        if let Some(why) = refused {
+            log::info!("connection {conn}: refused with reason {:#04x}", why.code());
+            if let Some(b) = codec::connack(v, false, Some(why), None) {
+                self.send(conn, b);
             }
             self.out.push(Action::Close(conn));
             return;
@@ -256,7 +249,7 @@ impl Engine {
         let id: Arc<str> = Arc::from(assigned.as_deref().unwrap_or(&h.client_id));
         if let Some(old) = self.sessions.get(&id).and_then(|s| s.conn) {
             log::info!("connection {old}: session taken over by connection {conn}");
-            self.kick(old, 0x8E, now);
+            self.kick(old, Reason::SessionTakenOver, now);
         }
         // A reconnect cancels a will that waits for its delay, unless it ends the session.
         if let Some((_, will)) = self.wills.remove(&id).filter(|_| h.clean) {
@@ -268,8 +261,9 @@ impl Engine {
         let resumed = self.sessions.contains_key(&id);
         let s = (self.sessions.entry(id.clone())).or_insert_with(|| Session::new(v));
         s.expiry = h.session_expiry;
-        let ack = codec::connack(v, resumed, 0, assigned.as_deref());
-        self.out.push(Action::Send(conn, ack.into()));
+        if let Some(ack) = codec::connack(v, resumed, None, assigned.as_deref()) {
+            self.out.push(Action::Send(conn, ack.into()));
+        }
         s.attach(conn, v, h.receive_max, h.max_packet, now, &mut self.out);
         self.conns.insert(
             conn,

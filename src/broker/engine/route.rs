@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::{self, Form, Frame, Message, Version};
+use super::codes::{Packet, SubRefusal, Unsubscribed};
 use super::session::Routed;
 use super::table::SubOpts;
 use super::{ConnId, Engine};
@@ -36,16 +37,39 @@ impl Engine {
             0 => self.publish(msg, Some(client), now),
             1 => {
                 self.publish(msg, Some(client), now);
-                self.send(conn, codec::ack(codec::PUBACK, pkid));
+                self.send(conn, codec::ack(Packet::PubAck, pkid));
             }
             _ => {
                 let fresh = (self.sessions.get_mut(client)).is_some_and(|s| s.qos2_in.insert(pkid));
                 if fresh {
                     self.publish(msg, Some(client), now);
                 }
-                self.send(conn, codec::ack(codec::PUBREC, pkid));
+                self.send(conn, codec::ack(Packet::PubRec, pkid));
             }
         }
+    }
+
+    /// UNSUBSCRIBE: each filter dropped, and whether it was there, in the UNSUBACK.
+    pub(super) fn unsubscribe(
+        &mut self,
+        conn: ConnId,
+        client: &Arc<str>,
+        pkid: u16,
+        filters: Vec<String>,
+    ) {
+        let v = self.conns.get(&conn).map_or(Version::V311, |c| c.version);
+        let mut codes = Vec::with_capacity(filters.len());
+        for f in filters {
+            let was = self.table.unsubscribe(&f, client);
+            if let Some(s) = self.sessions.get_mut(client) {
+                s.filters.remove(&f);
+            }
+            codes.push(match was {
+                true => Unsubscribed::Success,
+                false => Unsubscribed::NoSubscriptionExisted,
+            });
+        }
+        self.send(conn, codec::unsuback(v, pkid, &codes));
     }
 
     pub(super) fn subscribe(
@@ -58,22 +82,25 @@ impl Engine {
         now: Instant,
     ) {
         let v = self.conns.get(&conn).map_or(Version::V311, |c| c.version);
-        let failed = |mqtt5: u8| if v == Version::V5 { mqtt5 } else { 0x80 };
+        let failed = |why: SubRefusal| match v {
+            Version::V5 => why as u8,
+            Version::V311 => SubRefusal::Unspecified as u8,
+        };
         let mut codes = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
         for r in filters {
             if crate::mqtt::topic::check_filter(&r.filter).is_err() {
-                codes.push(failed(0x8F));
+                codes.push(failed(SubRefusal::TopicFilterInvalid));
                 continue;
             }
             if r.filter.starts_with("$share/") {
-                codes.push(failed(0x9E));
+                codes.push(failed(SubRefusal::SharedSubscriptionsNotSupported));
                 continue;
             }
             let full = (self.sessions.get(client))
                 .is_some_and(|s| s.filters.len() >= MAX_FILTERS && !s.filters.contains(&r.filter));
             if full {
-                codes.push(failed(0x97));
+                codes.push(failed(SubRefusal::QuotaExceeded));
                 continue;
             }
             let qos = r.qos.min(2);
@@ -98,7 +125,7 @@ impl Engine {
             }
             codes.push(qos);
         }
-        self.send(conn, codec::suback(0x90, v, pkid, &codes));
+        self.send(conn, codec::suback(v, pkid, &codes));
         if let Some(s) = self.sessions.get_mut(client) {
             for d in retained {
                 s.deliver(d, None, now, &mut self.out);

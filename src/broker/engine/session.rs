@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::codec::{self, Form, Frame, Message, Version};
+use super::codes::Packet;
 use super::{Action, ConnId};
 
 /// Most messages in flight to one client, whatever receive maximum it asks for.
@@ -90,7 +91,7 @@ impl Session {
         self.expires_at = None;
         for f in &self.inflight {
             let bytes = match f.released {
-                true => Some(codec::ack(codec::PUBREL, f.pkid).into()),
+                true => Some(codec::ack(Packet::PubRel, f.pkid).into()),
                 false => encode(version, &f.d, f.pkid, true, now),
             };
             // A message now larger than the client takes stays unsent, as a new one would.
@@ -205,7 +206,7 @@ impl Session {
             self.inflight[i].released = true;
         }
         if let Some(conn) = self.conn {
-            out.push(Action::Send(conn, codec::ack(codec::PUBREL, pkid).into()));
+            out.push(Action::Send(conn, codec::ack(Packet::PubRel, pkid).into()));
         }
     }
 }

@@ -6,30 +6,37 @@ use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rumqttc::mqttbytes::{QoS as Qos4, v4};
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use rumqttc::v5::mqttbytes::{QoS as Qos5, v5};
 
 use super::codec::{Message, Props, Version};
+use super::codes::{Packet, Refusal, Unsubscribed};
 use crate::mqtt::wire::put_remaining_length;
 
 /// How many topic aliases an MQTT 5 client may set up.
 pub const TOPIC_ALIAS_MAX: u16 = 64;
 
-/// CONNACK: `code` is the MQTT 5 reason code (0 accepts), written as the nearest 3.1.1
-/// return code for a 3.1.1 client.
-pub fn connack(v: Version, session_present: bool, code: u8, assigned: Option<&str>) -> Bytes {
+/// CONNACK: accepted (`refused` None, with the session present or not, and an assigned
+/// client id), or refused, in the client's version; None for a refusal that MQTT 3.1.1
+/// has no return code for (the connection just closes).
+pub fn connack(
+    v: Version,
+    session_present: bool,
+    refused: Option<Refusal>,
+    assigned: Option<&str>,
+) -> Option<Bytes> {
     if v == Version::V311 {
-        let rc = match code {
-            0 => 0,
-            0x84 => 1,
-            0x85 => 2,
-            0x86 => 4,
-            0x87 => 5,
-            _ => 3,
-        };
-        return Bytes::copy_from_slice(&[0x20, 2, session_present as u8, rc]);
+        let rc = refused.map_or(Some(0), Refusal::v311)?;
+        let head = Packet::ConnAck as u8;
+        return Some(Bytes::copy_from_slice(&[
+            head,
+            2,
+            session_present as u8,
+            rc,
+        ]));
     }
-    let props = match code {
-        0 => Some(v5::ConnAckProperties {
+    let props = match refused {
+        None => Some(v5::ConnAckProperties {
             session_expiry_interval: None,
             receive_max: None,
             max_qos: None,
@@ -48,53 +55,43 @@ pub fn connack(v: Version, session_present: bool, code: u8, assigned: Option<&st
             authentication_method: None,
             authentication_data: None,
         }),
-        _ => None,
+        Some(_) => None,
     };
     let mut b = BytesMut::new();
     let ack = v5::ConnAck {
         session_present,
-        code: connect_code(code),
+        code: refused.map_or(v5::ConnectReturnCode::Success, Refusal::v5),
         properties: props,
     };
     // Writing into a growable buffer cannot fail.
     let _ = ack.write(&mut b);
-    b.freeze()
+    Some(b.freeze())
 }
 
-fn connect_code(code: u8) -> v5::ConnectReturnCode {
-    use v5::ConnectReturnCode as C;
-    match code {
-        0 => C::Success,
-        0x82 => C::ProtocolError,
-        0x84 => C::UnsupportedProtocolVersion,
-        0x85 => C::ClientIdentifierNotValid,
-        0x8C => C::BadAuthenticationMethod,
-        0x90 => C::TopicNameInvalid,
-        _ => C::UnspecifiedError,
-    }
-}
-
-/// PUBACK (0x40), PUBREC (0x50), PUBREL (0x62) or PUBCOMP (0x70), reason code success.
-pub fn ack(kind: u8, pkid: u16) -> Bytes {
+/// PUBACK, PUBREC, PUBREL or PUBCOMP (`kind`), reason code success.
+pub fn ack(kind: Packet, pkid: u16) -> Bytes {
     let [hi, lo] = pkid.to_be_bytes();
-    Bytes::copy_from_slice(&[kind, 2, hi, lo])
+    Bytes::copy_from_slice(&[kind as u8, 2, hi, lo])
 }
 
-pub const PUBACK: u8 = 0x40;
-pub const PUBREC: u8 = 0x50;
-pub const PUBREL: u8 = 0x62;
-pub const PUBCOMP: u8 = 0x70;
+/// SUBACK with one code per filter: the granted QoS, or a [`SubRefusal`] as a number.
+pub fn suback(v: Version, pkid: u16, codes: &[u8]) -> Bytes {
+    acks_per_filter(Packet::SubAck, v, pkid, codes)
+}
 
-/// SUBACK (0x90) or UNSUBACK (0xB0) with one reason code per filter (UNSUBACK has them
-/// under MQTT 5 only).
-pub fn suback(kind: u8, v: Version, pkid: u16, codes: &[u8]) -> Bytes {
-    let codes = match (kind, v) {
-        (0xB0, Version::V311) => &[][..],
-        _ => codes,
+/// UNSUBACK, with one code per filter under MQTT 5 (3.1.1's has none).
+pub fn unsuback(v: Version, pkid: u16, codes: &[Unsubscribed]) -> Bytes {
+    let codes: Vec<u8> = match v {
+        Version::V311 => Vec::new(),
+        Version::V5 => codes.iter().map(|&c| c as u8).collect(),
     };
+    acks_per_filter(Packet::UnsubAck, v, pkid, &codes)
+}
+
+fn acks_per_filter(kind: Packet, v: Version, pkid: u16, codes: &[u8]) -> Bytes {
     let props = (v == Version::V5) as usize;
     let mut b = BytesMut::with_capacity(8 + codes.len());
-    b.put_u8(kind);
+    b.put_u8(kind as u8);
     put_remaining_length(&mut b, 2 + props + codes.len());
     b.put_u16(pkid);
     if props == 1 {
@@ -105,12 +102,13 @@ pub fn suback(kind: u8, v: Version, pkid: u16, codes: &[u8]) -> Bytes {
 }
 
 pub fn pingresp() -> Bytes {
-    Bytes::from_static(&[0xD0, 0])
+    Bytes::from_static(&[Packet::PingResp as u8, 0])
 }
 
 /// An MQTT 5 DISCONNECT with a reason code (3.1.1 has none: the connection just closes).
-pub fn disconnect(v: Version, reason: u8) -> Option<Bytes> {
-    (v == Version::V5).then(|| Bytes::copy_from_slice(&[0xE0, 1, reason]))
+pub fn disconnect(v: Version, reason: DisconnectReasonCode) -> Option<Bytes> {
+    let head = Packet::Disconnect as u8;
+    (v == Version::V5).then(|| Bytes::copy_from_slice(&[head, 1, reason as u8]))
 }
 
 /// How one subscriber gets a message.
@@ -140,7 +138,9 @@ impl Frame {
 
     /// Whether it is a PUBLISH at QoS 0 (type 3, QoS bits 0): one that may be dropped.
     pub fn is_qos0_publish(&self) -> bool {
-        self.head.first().is_some_and(|b| b & 0xF6 == 0x30)
+        // The type and QoS bits: DUP (0x08) and RETAIN (0x01) do not matter.
+        const TYPE_AND_QOS: u8 = 0xF6;
+        (self.head.first()).is_some_and(|b| b & TYPE_AND_QOS == Packet::Publish as u8)
     }
 
     /// The whole packet in one buffer (for the tests).
