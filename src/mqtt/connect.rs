@@ -5,8 +5,7 @@
 //! a broker refuses it — until one is accepted or a deadline passes.
 
 use std::borrow::Cow;
-use std::future::{Future, pending};
-use std::pin::Pin;
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
@@ -17,7 +16,6 @@ use crate::mqtt::dial::{Dial, Fatal, Note, Outcome, Step, Try, VersionChoice};
 use crate::mqtt::endpoint::Endpoint;
 use crate::mqtt::link::{Attempt, Link, connect_once};
 use crate::mqtt::transport::Dialer;
-use crate::mqtt::tx::LinkError;
 use crate::mqtt::wire::{ConnectSpec, Version};
 
 /// Everything needed to (re)connect.
@@ -348,32 +346,5 @@ fn outcome(attempt: &Attempt) -> Outcome {
         Attempt::Unanswered => Outcome::Unanswered,
         Attempt::Certificate(_) => Outcome::Certificate,
         Attempt::Io(_) | Attempt::Protocol(_) | Attempt::TimedOut => Outcome::Failed,
-    }
-}
-
-/// A connection being made, kept across turns of a driver's loop (so that input, a
-/// signal or a deadline does not start it over).
-pub type Dialing<'a> = Pin<Box<dyn Future<Output = Result<Link, Error>> + 'a>>;
-
-/// After a lost connection: the next broker of the list, after `pause`.
-pub async fn reconnect(connector: &mut Connector, pause: Duration) -> Result<Link, Error> {
-    connector.lost();
-    sleep(pause).await;
-    connector.establish(None).await
-}
-
-/// The connection being made; never ready without one.
-pub async fn dial(dialing: &mut Option<Dialing<'_>>) -> Result<Link, Error> {
-    match dialing {
-        Some(d) => d.await,
-        None => pending().await,
-    }
-}
-
-/// The current connection's next I/O; never ready without one.
-pub async fn io(link: &mut Option<Link>) -> Result<(), LinkError> {
-    match link {
-        Some(l) => l.io().await,
-        None => pending().await,
     }
 }

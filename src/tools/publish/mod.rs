@@ -30,7 +30,8 @@ pub use outbox::{WINDOW, WINDOW_BYTES, WINDOW_QOS2_V311};
 
 use crate::cli::PubArgs;
 use crate::error::Error;
-use crate::mqtt::connect::{Connector, Dialing, dial, io, reconnect};
+use crate::mqtt::connect::Connector;
+use crate::mqtt::connection::{Connection, Event};
 use crate::mqtt::link::Link;
 use crate::mqtt::tx::LinkError;
 use crate::signals::Signals;
@@ -57,14 +58,16 @@ pub fn run(args: PubArgs) -> Result<(), Error> {
     )
     .map_err(|e| Error::Failed(format!("cannot start the input thread: {e}")))?;
     let client_id = config.connect.spec.client_id.clone();
+    let first = Instant::now() + config.connect_timeout;
     let mut driver = Driver {
         state: PubState::new(client_id, config.presence, config.drain_timeout),
         input: Input { rx, control },
-        connector: Connector::new(config.connect),
+        conn: Connection::start(Connector::new(config.connect), first),
     };
     let result = rt.block_on(async {
         let mut signals = Signals::install()?;
-        let r = driver.run(config.connect_timeout, &mut signals).await;
+        let Driver { state, input, conn } = &mut driver;
+        let r = publish(state, input, conn, &mut signals).await;
         tool::say_all(driver.state.take_notes());
         r
     });
@@ -81,73 +84,61 @@ struct Input {
 struct Driver {
     state: PubState,
     input: Input,
-    connector: Connector,
+    conn: Connection,
 }
 
-impl Driver {
-    /// The loop: reads input and publishes it while connected, keeps reading (within the
-    /// memory bound) while (re)connecting, so that end of input always starts the drain.
-    async fn run(&mut self, connect_timeout: Duration, signals: &mut Signals) -> Result<(), Error> {
-        let Driver {
-            state,
-            input,
-            connector,
-        } = self;
-        let mut link: Option<Link> = None;
-        let first = Instant::now() + connect_timeout;
-        let mut dialing: Option<Dialing> = Some(Box::pin(connector.establish(Some(first))));
-        while !ready_to_wait(state, &mut link)? {
-            let drain = state.drain_deadline().map(Instant::from_std);
-            let want_input = state.wants_input(link.as_ref().map(Link::unsent));
-            tokio::select! {
-                biased;
-                signal = signals.recv() => {
-                    if state.signal(signal)? == Stop::StopInput {
-                        take_the_rest(state, input).await;
+/// The loop: reads input and publishes it while connected, keeps reading (within the
+/// memory bound) while (re)connecting, so that end of input always starts the drain.
+async fn publish(
+    state: &mut PubState,
+    input: &mut Input,
+    conn: &mut Connection,
+    signals: &mut Signals,
+) -> Result<(), Error> {
+    while !ready_to_wait(state, conn.link())? {
+        let drain = state.drain_deadline().map(Instant::from_std);
+        let want_input = state.wants_input(conn.link().map(|l| l.unsent()));
+        tokio::select! {
+            biased;
+            signal = signals.recv() => {
+                if state.signal(signal)? == Stop::StopInput {
+                    take_the_rest(state, input).await;
+                }
+                state.end_of_input(now());
+            }
+            event = conn.next_event() => match event.map_err(|e| state.cannot_reconnect(e))? {
+                Event::Io => {
+                    if let Err(lost) = on_packets(state, conn) {
+                        lost_connection(state, conn, &lost)?;
                     }
-                    state.end_of_input(now());
                 }
-                r = io(&mut link) => {
-                    let Some(lost) = after_io(state, &mut link, r) else { continue };
-                    let pause = state.connection_lost(&lost, now())?;
-                    // No connection is being made while one is up; assigning None tells
-                    // the borrow checker that `connector` is free again.
-                    #[allow(unused_assignments)]
-                    {
-                        dialing = None;
+                Event::Lost(lost) => lost_connection(state, conn, &lost)?,
+                Event::Connected { .. } => {
+                    let has_will = conn.connector().is_some_and(|c| c.has_will());
+                    if let Some(l) = conn.link() {
+                        state.connected(&mut l.tx(), has_will, now());
                     }
-                    if let Some(will) = state.renew_presence() {
-                        connector.set_will_payload(will);
-                    }
-                    dialing = Some(Box::pin(reconnect(connector, pause)));
                 }
-                r = dial(&mut dialing) => {
-                    dialing = None;
-                    let mut l = r.map_err(|e| state.cannot_reconnect(e))?;
-                    let endpoint = connector.endpoint().to_string();
-                    state.connected(&mut l.tx(), connector.has_will(), &endpoint, now());
-                    link = Some(l);
-                }
-                batch = input.rx.recv(), if want_input => match batch {
-                    Some(b) => state.take(b),
-                    None => state.end_of_input(now()),
-                },
-                _ = sleep_until(drain.unwrap_or_else(Instant::now)), if drain.is_some() => {
-                    return Err(state.drain_expired());
-                }
+            },
+            batch = input.rx.recv(), if want_input => match batch {
+                Some(b) => state.take(b),
+                None => state.end_of_input(now()),
+            },
+            _ = sleep_until(drain.unwrap_or_else(Instant::now)), if drain.is_some() => {
+                return Err(state.drain_expired());
             }
         }
-        if let Some(l) = link {
-            finish(state, l, signals).await;
-        }
-        Ok(())
     }
+    if let Some(l) = conn.take_link() {
+        finish(state, l, signals).await;
+    }
+    Ok(())
 }
 
 /// Sends what the window allows and says what there is to say before the loop waits
 /// again; true when the run is over, an error when the drain timed out.
-fn ready_to_wait(state: &mut PubState, link: &mut Option<Link>) -> Result<bool, Error> {
-    if let Some(l) = link.as_mut() {
+fn ready_to_wait(state: &mut PubState, link: Option<&mut Link>) -> Result<bool, Error> {
+    if let Some(l) = link {
         let mark = state.fill(&mut l.tx());
         l.wake_at(mark);
     }
@@ -162,26 +153,33 @@ fn ready_to_wait(state: &mut PubState, link: &mut Option<Link>) -> Result<bool, 
 }
 
 fn now() -> std::time::Instant {
-    Instant::now().into_std()
+    std::time::Instant::now()
 }
 
-/// Hands what the connection brought to the state; on a loss, the link is gone and the
-/// reason is returned.
-fn after_io(
-    state: &mut PubState,
-    link: &mut Option<Link>,
-    io: Result<(), LinkError>,
-) -> Option<LinkError> {
-    let l = link.as_mut()?;
-    let handled = io.and_then(|()| {
+/// Hands every packet the connection brought to the state.
+fn on_packets(state: &mut PubState, conn: &mut Connection) -> Result<(), LinkError> {
+    if let Some(l) = conn.link() {
         while let Some(p) = l.next_packet()? {
             state.on_packet(p, &mut l.tx());
         }
-        Ok(())
-    });
-    let lost = handled.err()?;
-    *link = None;
-    Some(lost)
+    }
+    Ok(())
+}
+
+/// The connection was lost (or its bytes made no sense): the state decides the pause,
+/// presence renews the will, and the next connection is made.
+fn lost_connection(
+    state: &mut PubState,
+    conn: &mut Connection,
+    lost: &LinkError,
+) -> Result<(), Error> {
+    conn.take_link();
+    let (pause, explained) = state.connection_lost(lost, now())?;
+    if let (Some(will), Some(c)) = (state.renew_presence(), conn.connector()) {
+        c.set_will_payload(will);
+    }
+    conn.reconnect(lost, pause, explained);
+    Ok(())
 }
 
 /// The first signal: stop the input thread and take every batch it has read, until it

@@ -144,12 +144,14 @@ impl PubState {
 
     /// A connection was accepted: announce presence (unless the broker refused the will,
     /// `has_will` false), then send the outbox again.
-    pub fn connected(&mut self, tx: &mut Tx, has_will: bool, endpoint: &str, now: Instant) {
+    pub fn connected(&mut self, tx: &mut Tx, has_will: bool, now: Instant) {
         match self.streak.connected_once() {
-            true => log::warn!(
-                "reconnected to {endpoint}; sending {} unacknowledged message(s) again",
+            // (The connection says that it reconnected; this, what it means here.)
+            true if !self.outbox.is_empty() => log::warn!(
+                "sending {} unacknowledged message(s) again",
                 self.outbox.len()
             ),
+            true => {}
             // Input that ended before the first connection starts the drain now.
             false => self.drain.connected(now),
         }
@@ -301,7 +303,11 @@ impl PubState {
 
     /// The connection was lost: reports it, decides what to give up, and returns the
     /// pause before the next attempt.
-    pub fn connection_lost(&mut self, why: &LinkError, now: Instant) -> Result<Duration, Error> {
+    pub fn connection_lost(
+        &mut self,
+        why: &LinkError,
+        now: Instant,
+    ) -> Result<(Duration, bool), Error> {
         if matches!(why, LinkError::Disconnected(0x8E)) {
             // Another client connected with our client id: reconnecting would knock it off
             // in turn, and so on for ever.
@@ -313,9 +319,8 @@ impl PubState {
             )));
         }
         if self.join.lost(why) {
-            return Ok(self.streak.pause());
+            return Ok((self.streak.pause(), true));
         }
-        log::warn!("connection lost: {why}; reconnecting");
         if self.qos0_unconfirmed > 0 {
             let n = std::mem::take(&mut self.qos0_unconfirmed);
             let note =
@@ -325,7 +330,7 @@ impl PubState {
         if self.streak.lost(now) {
             self.give_up_oldest();
         }
-        Ok(self.streak.pause())
+        Ok((self.streak.pause(), false))
     }
 
     /// The oldest message ended every connection of a streak: it is given up.

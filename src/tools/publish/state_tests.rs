@@ -27,7 +27,7 @@ fn ack(kind: AckKind, pkid: u16, reason: u8) -> Inbound {
 /// A state without presence, connected at `t0` to `peer`.
 fn connected(peer: &mut Peer, t0: Instant) -> PubState {
     let mut s = PubState::new("c1".into(), None, DRAIN);
-    s.connected(&mut peer.tx(), true, "mqtt://b:1883", t0);
+    s.connected(&mut peer.tx(), true, t0);
     s
 }
 
@@ -101,7 +101,7 @@ fn after_a_reconnect_the_unacknowledged_go_first_within_the_new_window_then_newe
         .expect("reconnect");
     // A standby that allows 3 in flight and kept no session.
     let mut next = Peer::new(Version::V5, Some(3), false);
-    s.connected(&mut next.tx(), true, "mqtt://standby:1883", later);
+    s.connected(&mut next.tx(), true, later);
     s.fill(&mut next.tx());
     let resent = received(&mut next);
     assert_eq!(
@@ -188,7 +188,7 @@ fn the_drain_starts_at_the_first_connection_and_its_expiry_counts_what_is_missin
     );
     let t1 = t0 + Duration::from_secs(2);
     let mut peer = Peer::new(Version::V5, None, false);
-    s.connected(&mut peer.tx(), true, "mqtt://b:1883", t1);
+    s.connected(&mut peer.tx(), true, t1);
     assert_eq!(s.drain_deadline(), Some(t1 + DRAIN));
     s.fill(&mut peer.tx());
     let sent = received(&mut peer);
@@ -234,7 +234,7 @@ fn nothing_is_sent_before_the_presence_join_is_acknowledged_and_a_refusal_drops_
     let announce = Announce::new("room", "c1", "alice");
     let mut s = PubState::new("c1".into(), Some(announce), DRAIN);
     let mut peer = Peer::new(Version::V5, None, false);
-    s.connected(&mut peer.tx(), true, "mqtt://b:1883", t0);
+    s.connected(&mut peer.tx(), true, t0);
     s.take(batch(1..=2, 1));
     s.fill(&mut peer.tx());
     assert_eq!(
@@ -260,7 +260,7 @@ fn a_close_right_after_the_join_drops_presence_and_is_not_blamed_on_a_line() {
     let mut peer = Peer::new(Version::V311, None, false);
     s.take(batch(1..=1, 1));
     for round in 0..GIVE_UP_AFTER + 1 {
-        s.connected(&mut peer.tx(), true, "mqtt://b:1883", t0);
+        s.connected(&mut peer.tx(), true, t0);
         s.fill(&mut peer.tx());
         let sent = received(&mut peer);
         match round {
@@ -286,7 +286,7 @@ fn a_message_the_broker_closes_the_connection_for_three_times_is_given_up() {
             "line 1 goes first every time"
         );
         s.connection_lost(&LinkError::Closed, t0).expect("goes on");
-        s.connected(&mut peer.tx(), true, "mqtt://b:1883", t0);
+        s.connected(&mut peer.tx(), true, t0);
     }
     s.fill(&mut peer.tx());
     assert_eq!(lines(&received(&mut peer)), [2], "line 1 was given up");
@@ -311,7 +311,7 @@ fn qos_0_counts_as_delivered_only_when_the_broker_closes_after_disconnect() {
         s.take_notes(),
         ["2 message(s) sent at QoS 0 on the lost connection may not have arrived"]
     );
-    s.connected(&mut peer.tx(), true, "mqtt://b:1883", t0);
+    s.connected(&mut peer.tx(), true, t0);
     s.take(batch(3..=3, 0));
     s.end_of_input(t0);
     s.fill(&mut peer.tx());

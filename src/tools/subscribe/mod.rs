@@ -26,7 +26,8 @@ pub use config::SubConfig;
 
 use crate::cli::SubArgs;
 use crate::error::Error;
-use crate::mqtt::connect::{Connector, Dialing, dial, io, reconnect};
+use crate::mqtt::connect::Connector;
+use crate::mqtt::connection::{Connection, Event};
 use crate::mqtt::link::Link;
 use crate::mqtt::tx::LinkError;
 use crate::signals::Signals;
@@ -39,20 +40,19 @@ use state::{Step, SubState};
 pub fn run(args: SubArgs) -> Result<(), Error> {
     let config = SubConfig::new(&args)?;
     let rt = tool::runtime()?;
+    let first = Instant::now() + config.connect_timeout;
     let mut driver = Driver {
         client_id: config.connect.spec.client_id.clone(),
         state: config.state,
+        conn: Connection::start(Connector::new(config.connect), first),
         out: Output::stdout(),
         stdout_closed: watch_stdout(),
         run_for: config.run_for,
         stop_at: None,
-        connected_once: false,
     };
-    let mut connector = Connector::new(config.connect);
-    let first = Instant::now() + config.connect_timeout;
     let result = rt.block_on(async {
         let mut signals = Signals::install()?;
-        driver.run(&mut connector, first, &mut signals).await
+        driver.run(&mut signals).await
     });
     if let Some(summary) = driver.state.summary() {
         tool::say(summary);
@@ -60,42 +60,26 @@ pub fn run(args: SubArgs) -> Result<(), Error> {
     result
 }
 
-/// What a connection's I/O led to.
-enum After {
-    Continue,
-    /// `--count` reached.
-    Done,
-    /// The connection was lost: the next attempt after this pause.
-    Lost(Duration),
-}
-
-/// The state, stdout, and when the run ends.
+/// The state, the connection, stdout, and when the run ends.
 struct Driver {
     /// The session's name, for a takeover.
     client_id: String,
     state: SubState,
+    conn: Connection,
     out: Output,
     stdout_closed: oneshot::Receiver<()>,
     /// `--timeout`, counted from the first connection.
     run_for: Option<Duration>,
     /// When `--timeout` ends the run, once connected.
     stop_at: Option<Instant>,
-    connected_once: bool,
 }
 
 impl Driver {
     /// The loop: a connection, or one being made, until the run ends.
-    async fn run(
-        &mut self,
-        connector: &mut Connector,
-        first: Instant,
-        signals: &mut Signals,
-    ) -> Result<(), Error> {
+    async fn run(&mut self, signals: &mut Signals) -> Result<(), Error> {
         if self.state.wants_none() {
             return Ok(());
         }
-        let mut dialing: Option<Dialing> = Some(Box::pin(connector.establish(Some(first))));
-        let mut link: Option<Link> = None;
         loop {
             let who = self.state.who_deadline().map(Instant::from_std);
             let stop = self.stop_at;
@@ -103,7 +87,7 @@ impl Driver {
                 biased;
                 signal = signals.recv() => {
                     // Everything printed is written already; leave the broker politely.
-                    goodbye(&mut link).await;
+                    goodbye(self.conn.take_link()).await;
                     return Err(Error::Interrupted(signal));
                 }
                 _ = &mut self.stdout_closed => return Ok(()),
@@ -115,91 +99,68 @@ impl Driver {
                     if let Some(note) = self.state.print_roster() {
                         tool::say(note);
                     }
-                    return self.end(&mut link).await;
+                    return self.end().await;
                 }
-                r = io(&mut link) => match self.after_io(&mut link, r)? {
-                    After::Continue => {}
-                    After::Done => return self.end(&mut link).await,
-                    After::Lost(pause) => {
-                        // No connection is being made while one is up; assigning None
-                        // tells the borrow checker that `connector` is free again.
-                        #[allow(unused_assignments)]
-                        {
-                            dialing = None;
+                event = self.conn.next_event() => match event? {
+                    Event::Io => {
+                        if self.after_io()? == Step::Done {
+                            return self.end().await;
                         }
-                        dialing = Some(Box::pin(reconnect(connector, pause)));
                     }
+                    Event::Lost(lost) => self.lost(&lost)?,
+                    Event::Connected { first } => self.connected(first),
                 },
-                r = dial(&mut dialing) => {
-                    dialing = None;
-                    let endpoint = connector.endpoint().to_string();
-                    link = Some(self.connected(r?, &endpoint));
-                }
             }
         }
     }
 
-    /// Hands what the connection brought to the state and writes what it printed. A
-    /// lost connection is gone then.
-    fn after_io(
-        &mut self,
-        link: &mut Option<Link>,
-        io: Result<(), LinkError>,
-    ) -> Result<After, Error> {
-        let Some(l) = link.as_mut() else {
-            return Ok(After::Continue);
+    /// Hands what the connection brought to the state and writes what it printed: the
+    /// step the state took (`Done`: `--count` reached).
+    fn after_io(&mut self) -> Result<Step, Error> {
+        let Some(link) = self.conn.link() else {
+            return Ok(Step::Continue);
         };
-        match io.and_then(|()| self.handle(l)) {
-            Ok(Step::Continue) => self.flush().map(|()| After::Continue),
-            Ok(Step::Done) => Ok(After::Done),
+        match handle(&mut self.state, link) {
+            Ok(Step::Continue) => self.flush().map(|()| Step::Continue),
+            Ok(Step::Done) => Ok(Step::Done),
             Ok(Step::Refused(why)) => Err(Error::Refused(why)),
-            Err(lost) => {
-                *link = None;
-                self.flush()?;
-                let pause = self.state.lost(&lost, &self.client_id, now())?;
-                log::warn!("connection lost: {lost}; reconnecting");
-                Ok(After::Lost(pause))
-            }
+            Err(lost) => self.lost(&lost).map(|()| Step::Continue),
         }
     }
 
-    /// Hands every complete packet received to the state, until `--count` is reached.
-    fn handle(&mut self, link: &mut Link) -> Result<Step, LinkError> {
-        while let Some(p) = link.next_packet()? {
-            match self
-                .state
-                .on_packet(p, &mut link.tx(), now(), SystemTime::now())
-            {
-                Step::Continue => {}
-                step => return Ok(step),
-            }
-        }
-        Ok(Step::Continue)
+    /// The connection was lost (or its bytes made no sense): what was printed is
+    /// written, the state decides the pause (or that the session was taken over), and
+    /// the next connection is made.
+    fn lost(&mut self, lost: &LinkError) -> Result<(), Error> {
+        self.conn.take_link();
+        self.flush()?;
+        let pause = self.state.lost(lost, &self.client_id, now())?;
+        self.conn.reconnect(lost, pause, false);
+        Ok(())
     }
 
     /// A connection was accepted: subscribe, or resume a kept session.
-    fn connected(&mut self, mut link: Link, endpoint: &str) -> Link {
-        if !std::mem::replace(&mut self.connected_once, true) {
+    fn connected(&mut self, first: bool) {
+        let Some(link) = self.conn.link() else {
+            return;
+        };
+        if first {
             self.stop_at = self.run_for.map(|d| Instant::now() + d);
             self.state.connected(&mut link.tx(), now());
-            return link;
+            return;
         }
         if link.connack().session_present {
-            log::warn!("reconnected to {endpoint}; session resumed");
             // Some brokers (rumqttd) resume sending a session's messages only once the
             // client sends something: a ping at once instead of at the next keep-alive.
             link.ping();
-        } else {
-            log::warn!("reconnected to {endpoint}");
         }
         self.state.reconnected(&mut link.tx(), now());
-        link
     }
 
     /// The run is over (`--count`, `--who`): write the rest, leave the broker.
-    async fn end(&mut self, link: &mut Option<Link>) -> Result<(), Error> {
+    async fn end(&mut self) -> Result<(), Error> {
         self.flush()?;
-        goodbye(link).await;
+        goodbye(self.conn.take_link()).await;
         Ok(())
     }
 
@@ -217,13 +178,24 @@ impl Driver {
 }
 
 fn now() -> std::time::Instant {
-    Instant::now().into_std()
+    std::time::Instant::now()
+}
+
+/// Hands every complete packet received to the state, until `--count` is reached.
+fn handle(state: &mut SubState, link: &mut Link) -> Result<Step, LinkError> {
+    while let Some(p) = link.next_packet()? {
+        match state.on_packet(p, &mut link.tx(), now(), SystemTime::now()) {
+            Step::Continue => {}
+            step => return Ok(step),
+        }
+    }
+    Ok(Step::Continue)
 }
 
 /// Leaves the broker politely, if connected: DISCONNECT, and a second for the broker to
 /// close the connection.
-async fn goodbye(link: &mut Option<Link>) {
-    if let Some(l) = link {
+async fn goodbye(link: Option<Link>) {
+    if let Some(mut l) = link {
         l.disconnect(Instant::now() + Duration::from_secs(1)).await;
     }
 }
