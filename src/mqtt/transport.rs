@@ -6,7 +6,7 @@
 //! [`is_certificate_error`] lets the connection layer stop at once instead of retrying.
 //! TLS is rustls with the ring provider; the default trust store is the system's.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -97,12 +97,12 @@ impl Dialer {
     }
 
     /// Connects: TCP (with TCP_NODELAY), then TLS and/or the WebSocket handshake. Also
-    /// returns the TCP socket's descriptor (for socket options; it lives as long as the
-    /// stream).
-    pub async fn connect(&self) -> std::io::Result<(Box<dyn Stream>, RawFd)> {
+    /// returns a descriptor of the TCP socket of its own (a duplicate, for socket
+    /// options: valid as long as it is kept, whatever becomes of the stream).
+    pub async fn connect(&self) -> std::io::Result<(Box<dyn Stream>, OwnedFd)> {
         let addrs = crate::mqtt::resolve::lookup(&self.endpoint.host, self.endpoint.port).await?;
         let tcp = connect_any(&addrs).await?;
-        let fd = tcp.as_raw_fd();
+        let fd = tcp.as_fd().try_clone_to_owned()?;
         // Nagle's algorithm would hold a line back until the previous one is acknowledged
         // (~40 ms with delayed ACKs): chat wants every line on the wire at once.
         tcp.set_nodelay(true)?;
