@@ -17,6 +17,7 @@ use crate::mqtt::dial::VersionChoice;
 mod help;
 mod parse;
 
+pub use parse::{ColorWhen, DialectChoice};
 use parse::{parse_secs, parse_size, parse_version};
 
 /// Options shared by chat-pub and chat-sub.
@@ -359,33 +360,6 @@ pub struct BrokerArgs {
 
     #[command(flatten)]
     pub about: About,
-}
-
-/// `--dialect`: the payloads of a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DialectChoice {
-    /// This project's JSON envelope.
-    Mqttchat,
-    /// The original MQTTChat's NAME,TEXT and noticia,TEXT.
-    MqttchatPy,
-}
-
-impl From<DialectChoice> for crate::room::dialect::Dialect {
-    fn from(c: DialectChoice) -> Self {
-        match c {
-            DialectChoice::Mqttchat => crate::room::dialect::Dialect::Envelope,
-            DialectChoice::MqttchatPy => crate::room::dialect::Dialect::MqttchatPy,
-        }
-    }
-}
-
-/// When to colour nicks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorWhen {
-    /// On a terminal, unless NO_COLOR is set.
-    Auto,
-    Always,
-    Never,
 }
 
 /// The headings that group the options in the help and the man pages, everyday ones

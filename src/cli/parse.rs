@@ -1,5 +1,6 @@
-//! The value parsers of the flags: durations in seconds, protocol versions, sizes. Each
-//! error is one line that says what was expected (clap shows it after the flag).
+//! The values of the flags: parsers of durations in seconds, protocol versions and sizes
+//! (each error is one line that says what was expected; clap shows it after the flag),
+//! and the enums of `--dialect` and `--color`.
 
 use std::time::Duration;
 
@@ -55,6 +56,33 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         ));
     }
     Ok(bytes as usize)
+}
+
+/// `--dialect`: the payloads of a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DialectChoice {
+    /// This project's JSON envelope.
+    Mqttchat,
+    /// The original MQTTChat's NAME,TEXT and noticia,TEXT.
+    MqttchatPy,
+}
+
+impl From<DialectChoice> for crate::room::dialect::Dialect {
+    fn from(c: DialectChoice) -> Self {
+        match c {
+            DialectChoice::Mqttchat => crate::room::dialect::Dialect::Envelope,
+            DialectChoice::MqttchatPy => crate::room::dialect::Dialect::MqttchatPy,
+        }
+    }
+}
+
+/// When to colour nicks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    Always,
+    Never,
 }
 
 #[cfg(test)]

@@ -313,13 +313,17 @@ impl Dial {
             | Outcome::Unresolved
             | Outcome::Failed => {}
         }
-        // An ordinary failure: whatever was on trial did not help (put it back), and the
-        // next node is tried, at once until a whole round failed.
+        self.ordinary_failure()
+    }
+
+    /// An ordinary failure: whatever was on trial did not help (put it back), and the
+    /// next node is tried, at once until a whole round failed.
+    fn ordinary_failure(&mut self) -> Step {
         self.trial = Trial::default();
         self.failures += 1;
         self.step();
         if !self.failures.is_multiple_of(self.live_nodes()) {
-            return now;
+            return Step::Retry(Duration::ZERO);
         }
         self.backoff.failed();
         Step::Retry(self.backoff.pause())

@@ -49,45 +49,10 @@ impl PubConfig {
             _ => Mode::Envelope,
         };
         let nick = nick(args.nick.as_deref());
-        let dialect = Dialect::from(args.dialect);
-        if dialect == Dialect::MqttchatPy {
-            if options::has_room_secret(&args.common) {
-                return Err(Error::Usage(dialect::WITH_SECRET.into()));
-            }
-            if args.raw {
-                return Err(Error::Usage(dialect::WITH_RAW.into()));
-            }
-            dialect::check_nick(&nick).map_err(Error::Usage)?;
-        }
+        let dialect = dialect_of(args, &nick)?;
         let mut keyring = options::room_secret(&args.common)?.map(Keyring::new);
-        // The original's notice, sent whenever chat-pub starts, as the original does when
-        // it starts (with -m and --json too), to TOPIC (none without one), unless
-        // --no-presence; at the QoS of the lines, not retained.
-        let notice = match (&args.topic, dialect, args.no_presence) {
-            (Some(_), Dialect::MqttchatPy, false) => Some(dialect::start_notice(&nick).into()),
-            _ => None,
-        };
-        let presence = match (
-            &args.topic,
-            mode,
-            args.messages.is_empty(),
-            args.no_presence,
-        ) {
-            (Some(room), Mode::Envelope, true, false) => {
-                let mut announce = Announce::new(room, &connect.spec.client_id, &nick);
-                if let Some(keyring) = &mut keyring {
-                    announce.seal_join(keyring, room).map_err(Error::Failed)?;
-                }
-                connect.spec.will = Some(Will {
-                    topic: String::from_utf8_lossy(announce.topic()).into_owned(),
-                    payload: announce.will_payload(),
-                    qos: 1,
-                    retain: true,
-                });
-                Some(announce)
-            }
-            _ => None,
-        };
+        let (notice, presence) =
+            announcements(args, mode, &nick, dialect, &mut connect, keyring.as_mut())?;
         Ok(PubConfig {
             connect_timeout: args.common.connect_timeout,
             drain_timeout: args.drain_timeout,
@@ -119,6 +84,67 @@ impl PubConfig {
             connect,
         })
     }
+}
+
+/// `--dialect`, checked against what the original MQTTChat cannot carry: a room secret,
+/// `--raw`, a nick with a comma.
+fn dialect_of(args: &PubArgs, nick: &str) -> Result<Dialect, Error> {
+    let dialect = Dialect::from(args.dialect);
+    if dialect == Dialect::MqttchatPy {
+        if options::has_room_secret(&args.common) {
+            return Err(Error::Usage(dialect::WITH_SECRET.into()));
+        }
+        if args.raw {
+            return Err(Error::Usage(dialect::WITH_RAW.into()));
+        }
+        dialect::check_nick(nick).map_err(Error::Usage)?;
+    }
+    Ok(dialect)
+}
+
+/// What chat-pub announces: the original MQTTChat's notice (sent whenever chat-pub
+/// starts, as the original does when it starts, with -m and --json too, to TOPIC, unless
+/// --no-presence; at the QoS of the lines, not retained), and the nick's presence while
+/// it reads a room from stdin.
+fn announcements(
+    args: &PubArgs,
+    mode: Mode,
+    nick: &str,
+    dialect: Dialect,
+    connect: &mut ConnectOptions,
+    keyring: Option<&mut Keyring>,
+) -> Result<(Option<Bytes>, Option<Announce>), Error> {
+    let notice = match (&args.topic, dialect, args.no_presence) {
+        (Some(_), Dialect::MqttchatPy, false) => Some(dialect::start_notice(nick).into()),
+        _ => None,
+    };
+    let reading = args.messages.is_empty() && mode == Mode::Envelope && !args.no_presence;
+    let presence = match &args.topic {
+        Some(room) if reading => Some(announce(room, nick, connect, keyring)?),
+        _ => None,
+    };
+    Ok((notice, presence))
+}
+
+/// The nick's presence in `room`: the join to announce (sealed in an encrypted room), and
+/// as the connection's will, the goodbye.
+fn announce(
+    room: &str,
+    nick: &str,
+    connect: &mut ConnectOptions,
+    keyring: Option<&mut Keyring>,
+) -> Result<Announce, Error> {
+    let mut announce = Announce::new(room, &connect.spec.client_id, nick);
+    if let Some(keyring) = keyring {
+        announce.seal_join(keyring, room).map_err(Error::Failed)?;
+    }
+    connect.spec.will = Some(Will {
+        topic: String::from_utf8_lossy(announce.topic()).into_owned(),
+        payload: announce.will_payload(),
+        qos: 1,
+        retain: true,
+    });
+    Ok(announce)
 }
 
 /// The envelope's `from`: `--nick`/`$CHAT_NICK`, else `$USER`, else `anonymous`.

@@ -33,6 +33,15 @@ impl Drain {
         self.input_open
     }
 
+    /// What is said when the drain timeout passed with `missing` messages unacknowledged.
+    pub fn expired(&self, missing: u64) -> String {
+        format!(
+            "{missing} message(s) not acknowledged by the broker within the drain timeout \
+             ({}s)",
+            self.timeout.as_secs_f64()
+        )
+    }
+
     pub fn timeout(&self) -> Duration {
         self.timeout
     }

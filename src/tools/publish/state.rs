@@ -10,7 +10,7 @@ use super::drain::Drain;
 use super::join::Join;
 use super::outbox::{Outbox, SPARE_PKID, encode};
 use super::outgoing::{LineNo, Outgoing};
-use super::streak::{GIVE_UP_AFTER, Streak};
+use super::streak::{self, Streak};
 use crate::error::Signal;
 use crate::error::{Error, Tally};
 use crate::mqtt::tx::LinkError;
@@ -336,16 +336,7 @@ impl PubState {
     /// The oldest message ended every connection of a streak: it is given up.
     fn give_up_oldest(&mut self) {
         if let Some(line) = self.outbox.give_up_oldest() {
-            self.tally.fail(
-                1,
-                format!(
-                    "{}: not sent: the broker closed the connection each of the \
-                     {GIVE_UP_AFTER} times this message was sent; it may be too large for the \
-                     broker, at a QoS it does not support, on a topic it refuses, or not \
-                     authorized",
-                    LineNo(line)
-                ),
-            );
+            self.tally.fail(1, streak::given_up(LineNo(line)));
         }
     }
 
@@ -364,12 +355,10 @@ impl PubState {
     pub fn disconnected(&mut self, confirmed: bool) {
         let n = self.qos0_unconfirmed;
         if !confirmed && n > 0 {
+            let note = "the connection ended before the broker confirmed it";
             self.tally.fail(
                 n,
-                format!(
-                    "the connection ended before the broker confirmed it; {n} message(s) sent \
-                     at QoS 0 may not have arrived"
-                ),
+                format!("{note}; {n} message(s) sent at QoS 0 may not have arrived"),
             );
         }
     }
@@ -387,12 +376,7 @@ impl PubState {
     /// The drain timeout passed with messages unacknowledged.
     pub fn drain_expired(&mut self) -> Error {
         let missing = self.unfinished() as u64;
-        let secs = self.drain.timeout().as_secs_f64();
-        let note = format!(
-            "{missing} message(s) not acknowledged by the broker within the drain timeout \
-             ({secs}s)"
-        );
-        self.tally.fail(missing.max(1), note);
+        self.tally.fail(missing.max(1), self.drain.expired(missing));
         Error::Undelivered(self.tally.clone())
     }
 

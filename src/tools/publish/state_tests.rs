@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::*;
 use crate::mqtt::tx::Peer;
 use crate::mqtt::wire::Version;
+use crate::tools::publish::streak::GIVE_UP_AFTER;
 use crate::tools::publish::testing::{message, received};
 
 const DRAIN: Duration = Duration::from_secs(5);

@@ -61,6 +61,15 @@ impl Streak {
     }
 }
 
+/// What is said of the message on `line` when it is given up.
+pub fn given_up(line: impl std::fmt::Display) -> String {
+    format!(
+        "{line}: not sent: the broker closed the connection each of the {GIVE_UP_AFTER} times \
+         this message was sent; it may be too large for the broker, at a QoS it does not \
+         support, on a topic it refuses, or not authorized"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
