@@ -118,7 +118,11 @@ impl Connection {
 /// Makes a connection after `pause`, until `deadline` (None: for ever).
 fn dial(mut connector: Connector, deadline: Option<Instant>, pause: Duration) -> Dialing {
     Box::pin(async move {
-        sleep(pause).await;
+        // Not even a zero sleep: tokio's timer would hold the first attempt for up to a
+        // tick (a millisecond), which a one-shot publish pays in full.
+        if !pause.is_zero() {
+            sleep(pause).await;
+        }
         let made = connector.establish(deadline).await;
         (connector, made)
     })
