@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, timeout};
 
 use super::hub::Shared;
-use crate::broker::engine::{ConnId, In, MAX_PACKET, Version, codec};
+use crate::broker::engine::{BROKER_MAX_PACKET, ConnId, In, Version, codec};
 
 /// How long a new connection may take to send its CONNECT.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
@@ -112,7 +112,7 @@ async fn read_loop(
         // What is buffered first: packets may have come with the CONNECT.
         let now = Instant::now().into_std();
         loop {
-            match codec::read(&mut buf, Some(version), MAX_PACKET) {
+            match codec::read(&mut buf, Some(version), BROKER_MAX_PACKET) {
                 Ok(Some(p)) => batch.push(p),
                 Ok(None) => break,
                 Err(why) => {

@@ -13,7 +13,7 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
 
 /// How many recent messages are remembered.
-pub const WINDOW: usize = 10_000;
+pub const RECENT_IDS: usize = 10_000;
 
 /// A bounded window of recently printed messages.
 pub struct Recent {
@@ -25,7 +25,7 @@ pub struct Recent {
 
 impl Default for Recent {
     fn default() -> Self {
-        Recent::with_capacity(WINDOW)
+        Recent::with_capacity(RECENT_IDS)
     }
 }
 
@@ -43,8 +43,8 @@ pub enum Key<'a> {
 impl Recent {
     pub fn with_capacity(cap: usize) -> Recent {
         Recent {
-            seen: HashSet::with_capacity(cap.min(WINDOW)),
-            order: VecDeque::with_capacity(cap.min(WINDOW)),
+            seen: HashSet::with_capacity(cap.min(RECENT_IDS)),
+            order: VecDeque::with_capacity(cap.min(RECENT_IDS)),
             hasher: RandomState::new(),
             cap: cap.max(1),
         }

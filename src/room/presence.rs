@@ -23,31 +23,31 @@ use crate::room::envelope;
 use crate::room::seal::{self, Keyring, RoomKey};
 
 /// The first topic level of every presence topic.
-pub const PREFIX: &str = "mqttchat-presence";
+pub const TOPIC_PREFIX: &str = "mqttchat-presence";
 
 /// The presence topic of a client in a room.
 pub fn topic(room: &str, client_id: &str) -> String {
-    format!("{PREFIX}/{room}/{}", encode_level(client_id))
+    format!("{TOPIC_PREFIX}/{room}/{}", encode_level(client_id))
 }
 
 /// The presence filter that matches the presence topics of the rooms `filter` matches.
 pub fn filter(filter: &str) -> String {
     if filter == "#" || filter.ends_with("/#") {
         // `#` already matches one more level (the client id).
-        format!("{PREFIX}/{filter}")
+        format!("{TOPIC_PREFIX}/{filter}")
     } else {
-        format!("{PREFIX}/{filter}/+")
+        format!("{TOPIC_PREFIX}/{filter}/+")
     }
 }
 
 /// Whether a topic is a presence topic.
 pub fn is_presence(topic: &[u8]) -> bool {
-    topic.starts_with(PREFIX.as_bytes()) && topic.get(PREFIX.len()) == Some(&b'/')
+    topic.starts_with(TOPIC_PREFIX.as_bytes()) && topic.get(TOPIC_PREFIX.len()) == Some(&b'/')
 }
 
 /// Splits a presence topic into the room and the (decoded) client id.
 pub fn parse(topic: &str) -> Option<(&str, String)> {
-    let rest = topic.strip_prefix(PREFIX)?.strip_prefix('/')?;
+    let rest = topic.strip_prefix(TOPIC_PREFIX)?.strip_prefix('/')?;
     let (room, id) = rest.rsplit_once('/')?;
     Some((room, decode_level(id)))
 }

@@ -36,7 +36,7 @@ use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, Zeroizing};
 
 /// What every payload of format version 1 starts with.
-pub const PREFIX: &[u8] = b"mqttchat:e1:";
+pub const PAYLOAD_PREFIX: &[u8] = b"mqttchat:e1:";
 /// What every encrypted payload starts with, whatever its version.
 const FAMILY: &[u8] = b"mqttchat:e";
 /// The shortest secret accepted, in bytes.
@@ -161,7 +161,7 @@ pub fn is_sealed(payload: &[u8]) -> bool {
 
 /// The additional data of a message on `topic`.
 fn aad(topic: &str) -> Vec<u8> {
-    [PREFIX, topic.as_bytes()].concat()
+    [PAYLOAD_PREFIX, topic.as_bytes()].concat()
 }
 
 /// Encrypts `plaintext` for `topic` with this nonce (which must never repeat).
@@ -174,8 +174,8 @@ fn seal_with(key: &RoomKey, topic: &str, plaintext: &[u8], nonce: [u8; NONCE]) -
         .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad(topic), &mut body[NONCE..])
         .expect("XChaCha20-Poly1305 encrypts any message a packet can hold");
     body.extend_from_slice(&tag);
-    let mut out = Vec::with_capacity(PREFIX.len() + body.len().div_ceil(3) * 4);
-    out.extend_from_slice(PREFIX);
+    let mut out = Vec::with_capacity(PAYLOAD_PREFIX.len() + body.len().div_ceil(3) * 4);
+    out.extend_from_slice(PAYLOAD_PREFIX);
     let start = out.len();
     out.resize(start + body.len().div_ceil(3) * 4, 0);
     let n = STANDARD_NO_PAD
@@ -205,7 +205,7 @@ pub fn open(key: &RoomKey, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejec
 /// What identifies a sealed payload: its prefix and nonce as sent (every message has its
 /// own nonce), for the de-duplication of what was opened.
 pub fn nonce_of(payload: &[u8]) -> &[u8] {
-    &payload[..payload.len().min(PREFIX.len() + NONCE * 4 / 3)]
+    &payload[..payload.len().min(PAYLOAD_PREFIX.len() + NONCE * 4 / 3)]
 }
 
 /// Whether `payload` is a well-formed payload of this version (what a member sends, or a
@@ -218,7 +218,7 @@ pub fn well_formed(payload: &[u8]) -> bool {
 fn body(payload: &[u8]) -> Result<Vec<u8>, Rejected> {
     precheck(payload)?;
     let body = STANDARD_NO_PAD
-        .decode(&payload[PREFIX.len()..])
+        .decode(&payload[PAYLOAD_PREFIX.len()..])
         .map_err(|_| Rejected::Malformed)?;
     match body.len() < NONCE + TAG {
         true => Err(Rejected::Malformed),
@@ -352,7 +352,7 @@ impl Keyring {
 
 /// What can be told of a payload without a key.
 fn precheck(payload: &[u8]) -> Result<(), Rejected> {
-    let Some(encoded) = payload.strip_prefix(PREFIX) else {
+    let Some(encoded) = payload.strip_prefix(PAYLOAD_PREFIX) else {
         return Err(match is_sealed(payload) {
             true => Rejected::UnknownVersion,
             false => Rejected::Plain,
@@ -378,7 +378,7 @@ mod tests {
     fn a_sealed_message_opens_with_the_key_of_its_room_only() {
         let k = key("team/x");
         let sealed = seal(&k, "team/x", b"{\"text\":\"hi\"}").expect("seal");
-        assert!(sealed.starts_with(PREFIX) && sealed.is_ascii());
+        assert!(sealed.starts_with(PAYLOAD_PREFIX) && sealed.is_ascii());
         assert_eq!(
             open(&k, "team/x", &sealed).as_deref(),
             Ok(&b"{\"text\":\"hi\"}"[..])
@@ -495,7 +495,7 @@ mod tests {
         ring.cap = 4;
         ring.pin("mine");
         // Junk with the right prefix and enough length, but not base64: no derivation.
-        let junk = [PREFIX, &[b'!'; 60][..]].concat();
+        let junk = [PAYLOAD_PREFIX, &[b'!'; 60][..]].concat();
         assert_eq!(ring.open("new", "new", &junk), Err(Rejected::Malformed));
         assert!(!ring.has("new") && !well_formed(&junk));
         for i in 0..4 {

@@ -35,7 +35,7 @@ use table::Table;
 
 /// The largest packet a client may send (announced to MQTT 5 clients): a larger one ends
 /// its connection.
-pub const MAX_PACKET: usize = 16 << 20;
+pub const BROKER_MAX_PACKET: usize = 16 << 20;
 
 /// A connection, as the driver numbers them.
 pub type ConnId = u64;

@@ -41,7 +41,7 @@ pub fn connack(
             receive_max: None,
             max_qos: None,
             retain_available: None,
-            max_packet_size: Some(super::MAX_PACKET as u32),
+            max_packet_size: Some(super::BROKER_MAX_PACKET as u32),
             assigned_client_identifier: assigned.map(str::to_string),
             topic_alias_max: Some(TOPIC_ALIAS_MAX),
             reason_string: None,
