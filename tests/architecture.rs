@@ -1,6 +1,7 @@
 //! ARCHITECTURE.md kept true, as tests/man.rs keeps the man pages true: its code map names
 //! every module of `src/` and nothing else, the folders are layers whose imports only go
-//! down, and the state machines it marks (in bold) import no module that does I/O.
+//! down, no two modules import each other (through any path), and the state machines it
+//! marks (in bold) import no module that does I/O.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -176,5 +177,83 @@ fn state_machines_import_no_module_that_does_io() {
         wrong.is_empty(),
         "state machines that import a module doing I/O:\n{}",
         wrong.join("\n")
+    );
+}
+
+/// The modules `module` imports (code outside its tests: `crate::…` and `super::…`
+/// paths), resolved to the longest module path that exists.
+fn module_deps(module: &str, all: &BTreeSet<String>) -> BTreeSet<String> {
+    let path = root().join("src").join(format!("{module}.rs"));
+    let (path, is_mod) = match path.exists() {
+        true => (path, false),
+        false => (root().join("src").join(module).join("mod.rs"), true),
+    };
+    let text = std::fs::read_to_string(&path).expect("module source");
+    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    let parent = match (is_mod, module.rsplit_once('/')) {
+        (true, _) => module.to_string(),
+        (false, Some((p, _))) => p.to_string(),
+        (false, None) => String::new(),
+    };
+    let mut out = BTreeSet::new();
+    for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        for (prefix, base) in [("crate::", ""), ("super::", parent.as_str())] {
+            for (i, _) in line.match_indices(prefix) {
+                let rest = &line[i + prefix.len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .unwrap_or(rest.len());
+                let parts: Vec<&str> = rest[..end].split("::").filter(|p| !p.is_empty()).collect();
+                let found = (1..=parts.len()).rev().map(|k| {
+                    let tail = parts[..k].join("/");
+                    match base {
+                        "" => tail,
+                        b => format!("{b}/{tail}"),
+                    }
+                });
+                if let Some(m) = found.into_iter().find(|m| all.contains(m)) {
+                    out.insert(m);
+                }
+            }
+        }
+    }
+    out.remove(module);
+    out
+}
+
+#[test]
+fn no_two_modules_import_each_other() {
+    let all = modules();
+    let related =
+        |a: &str, b: &str| a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"));
+    let deps: Vec<(String, BTreeSet<String>)> = all
+        .iter()
+        .map(|m| (m.clone(), module_deps(m, &all)))
+        .collect();
+    let find = |m: &str| deps.iter().find(|(n, _)| n == m).map(|(_, d)| d);
+    let mut circles = BTreeSet::new();
+    for (a, direct) in &deps {
+        for b in direct.iter().filter(|b| !related(a, b)) {
+            // Is `a` reachable from `b`, not through a folder's own declarations?
+            let mut seen = BTreeSet::new();
+            let mut stack = vec![b.clone()];
+            while let Some(x) = stack.pop() {
+                if &x == a {
+                    let pair = [a.clone(), b.clone()];
+                    circles.insert(format!("src/{} <-> src/{}", pair[0], pair[1]));
+                    break;
+                }
+                if !seen.insert(x.clone()) {
+                    continue;
+                }
+                let next = find(&x).into_iter().flatten();
+                stack.extend(next.filter(|y| !related(&x, y)).cloned());
+            }
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "modules that import each other (through any path):\n{}",
+        circles.into_iter().collect::<Vec<_>>().join("\n")
     );
 }

@@ -14,7 +14,6 @@ use super::codes::Packet;
 /// The first byte of a DISCONNECT, read by hand where rumqttc would refuse it.
 const DISCONNECT: u8 = Packet::Disconnect as u8;
 
-pub use super::write::*;
 pub use v5::PublishProperties as Props;
 
 /// The protocol version of a connection: the clients' vocabulary (MQTT 3.1.1 is

@@ -26,12 +26,13 @@ use bytes::Bytes;
 
 use crate::mqtt::topic::check_publish;
 
-pub use codec::{Bad, Frame, In, Version};
+pub use codec::{Bad, In, Version};
 use codec::{Hello, Message, StoredWill};
 use codes::{Packet, Refusal};
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Reason;
 use session::Session;
 use table::Table;
+pub use write::Frame;
 
 /// The largest packet a client may send (announced to MQTT 5 clients): a larger one ends
 /// its connection.
@@ -114,13 +115,13 @@ impl Engine {
                 if let Some(s) = self.sessions.get_mut(&client) {
                     s.qos2_in.remove(&pkid);
                 }
-                self.send(conn, codec::ack(Packet::PubComp, pkid));
+                self.send(conn, write::ack(Packet::PubComp, pkid));
             }
             In::Subscribe { pkid, filters, id } => {
                 self.subscribe(conn, &client, pkid, filters, id, now)
             }
             In::Unsubscribe { pkid, filters } => self.unsubscribe(conn, &client, pkid, filters),
-            In::PingReq => self.send(conn, codec::pingresp()),
+            In::PingReq => self.send(conn, write::pingresp()),
             In::Disconnect {
                 with_will,
                 session_expiry,
@@ -153,7 +154,7 @@ impl Engine {
             return;
         };
         if let Some(a) = alias {
-            if a == 0 || a > codec::TOPIC_ALIAS_MAX {
+            if a == 0 || a > write::TOPIC_ALIAS_MAX {
                 return self.kick(conn, Reason::TopicAliasInvalid, now);
             }
             if topic.is_empty() {
@@ -217,7 +218,7 @@ impl Engine {
 
     /// Ends a connection for a protocol error: MQTT 5 clients are told why.
     fn kick(&mut self, conn: ConnId, reason: Reason, now: Instant) {
-        if let Some(b) = (self.conns.get(&conn)).and_then(|c| codec::disconnect(c.version, reason))
+        if let Some(b) = (self.conns.get(&conn)).and_then(|c| write::disconnect(c.version, reason))
         {
             self.send(conn, b);
         }
@@ -239,7 +240,7 @@ impl Engine {
         };
         if let Some(why) = refused {
             log::info!("connection {conn}: refused with reason {:#04x}", why.code());
-            if let Some(b) = codec::connack(v, false, Some(why), None) {
+            if let Some(b) = write::connack(v, false, Some(why), None) {
                 self.send(conn, b);
             }
             self.out.push(Action::Close(conn));
@@ -261,7 +262,7 @@ impl Engine {
         let resumed = self.sessions.contains_key(&id);
         let s = (self.sessions.entry(id.clone())).or_insert_with(|| Session::new(v));
         s.expiry = h.session_expiry;
-        if let Some(ack) = codec::connack(v, resumed, None, assigned.as_deref()) {
+        if let Some(ack) = write::connack(v, resumed, None, assigned.as_deref()) {
             self.out.push(Action::Send(conn, ack.into()));
         }
         s.attach(conn, v, h.receive_max, h.max_packet, now, &mut self.out);

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::codec::{self, Form, Frame, Message, Version};
+use super::codec::{self, Message, Version};
 use super::codes::{Packet, SubRefusal, Unsubscribed};
 use super::session::Routed;
 use super::table::SubOpts;
+use super::write::{self, Form, Frame};
 use super::{ConnId, Engine};
 
 /// Most filters one session may subscribe to (beyond, SUBACK says "quota exceeded").
@@ -37,14 +38,14 @@ impl Engine {
             0 => self.publish(msg, Some(client), now),
             1 => {
                 self.publish(msg, Some(client), now);
-                self.send(conn, codec::ack(Packet::PubAck, pkid));
+                self.send(conn, write::ack(Packet::PubAck, pkid));
             }
             _ => {
                 let fresh = (self.sessions.get_mut(client)).is_some_and(|s| s.qos2_in.insert(pkid));
                 if fresh {
                     self.publish(msg, Some(client), now);
                 }
-                self.send(conn, codec::ack(Packet::PubRec, pkid));
+                self.send(conn, write::ack(Packet::PubRec, pkid));
             }
         }
     }
@@ -69,7 +70,7 @@ impl Engine {
                 false => Unsubscribed::NoSubscriptionExisted,
             });
         }
-        self.send(conn, codec::unsuback(v, pkid, &codes));
+        self.send(conn, write::unsuback(v, pkid, &codes));
     }
 
     pub(super) fn subscribe(
@@ -125,7 +126,7 @@ impl Engine {
             }
             codes.push(qos);
         }
-        self.send(conn, codec::suback(v, pkid, &codes));
+        self.send(conn, write::suback(v, pkid, &codes));
         if let Some(s) = self.sessions.get_mut(client) {
             for d in retained {
                 s.deliver(d, None, now, &mut self.out);
@@ -166,7 +167,7 @@ impl Engine {
                     sub_ids: &[],
                     now,
                 };
-                (slot.get_or_insert_with(|| codec::publish(s.version, &msg, form))).clone()
+                (slot.get_or_insert_with(|| write::publish(s.version, &msg, form))).clone()
             });
             s.deliver(d, share.flatten().as_ref(), now, &mut self.out);
         }

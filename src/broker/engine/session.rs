@@ -6,8 +6,9 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::codec::{self, Form, Frame, Message, Version};
+use super::codec::{Message, Version};
 use super::codes::Packet;
+use super::write::{self, Form, Frame};
 use super::{Action, ConnId};
 
 /// Most messages in flight to one client, whatever receive maximum it asks for.
@@ -91,7 +92,7 @@ impl Session {
         self.expires_at = None;
         for f in &self.inflight {
             let bytes = match f.released {
-                true => Some(codec::ack(Packet::PubRel, f.pkid).into()),
+                true => Some(write::ack(Packet::PubRel, f.pkid).into()),
                 false => encode(version, &f.d, f.pkid, true, now),
             };
             // A message now larger than the client takes stays unsent, as a new one would.
@@ -206,7 +207,7 @@ impl Session {
             self.inflight[i].released = true;
         }
         if let Some(conn) = self.conn {
-            out.push(Action::Send(conn, codec::ack(Packet::PubRel, pkid).into()));
+            out.push(Action::Send(conn, write::ack(Packet::PubRel, pkid).into()));
         }
     }
 }
@@ -222,5 +223,5 @@ fn encode(v: Version, d: &Routed, pkid: u16, dup: bool, now: Instant) -> Option<
         sub_ids: &d.sub_ids,
         now,
     };
-    codec::publish(v, &d.msg, form)
+    write::publish(v, &d.msg, form)
 }
