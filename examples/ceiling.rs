@@ -6,7 +6,7 @@
 //! messages and, at QoS 1, acknowledge each. Both are plain std threads with big buffers,
 //! and both ask the kernel to wake them only for 32 KiB at a time (SO_RCVLOWAT, with a 1 ms
 //! receive timeout for the tail): each wake-up of a sleeping reader costs the broker CPU
-//! time in the write that causes it (see src/mqtt/coalesce.rs).
+//! time in the write that causes it (see src/mqtt/coalesce/).
 //! The time is from the first byte written until the subscriber counted the last message.
 //! The chat pair's throughput is then reported as a fraction of this (BENCHMARKS.md).
 //!

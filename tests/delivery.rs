@@ -88,12 +88,12 @@ each_broker! {
 
 each_broker! {
     /// Under a stream of messages chat-sub lets the kernel wake it only for several
-    /// kilobytes at a time (src/mqtt/coalesce.rs). The end of a burst, and a lone line after
+    /// kilobytes at a time (src/mqtt/coalesce/). The end of a burst, and a lone line after
     /// it, must still be printed with no further traffic to push them out — also when the
     /// broker sends only a small window before it wants acknowledgements (QoS 1 to an
     /// MQTT 3.1.1 subscriber: 20 at a time at mosquitto, about 5 KB with these 100-byte
     /// lines, below the first mark). This checks that nothing is stranded; that the mark
-    /// is raised and lowered at all is checked on sockets in src/mqtt/coalesce.rs (1,000-byte
+    /// is raised and lowered at all is checked by the unit tests of src/mqtt/coalesce/ (1,000-byte
     /// lines make it likely here: 8 KiB within a millisecond is 8 lines).
     fn the_end_of_a_burst_and_a_lone_line_after_it_are_printed(broker) {
         for (qos, version, len) in [("0", "5", 1000), ("1", "3", 100), ("1", "5", 1000)] {

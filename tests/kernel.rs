@@ -1,4 +1,4 @@
-//! The kernel behaviour the read marks of chat-sub and chat-pub rest on (src/mqtt/coalesce.rs),
+//! The kernel behaviour the read marks of chat-sub and chat-pub rest on (src/mqtt/coalesce/),
 //! checked on the machine the tests run on. It needs Linux 4.18 or later: a socket's
 //! SO_RCVLOWAT keeps it from being readable until that many bytes are queued, and
 //! lowering the mark wakes a reader asleep on the socket if bytes are queued below the
@@ -41,7 +41,7 @@ fn lowering_the_read_mark_wakes_a_reader_asleep_on_bytes_below_it() {
     assert!(
         supported(),
         "this kernel ({}) is not Linux 4.18 or later: chat-pub and chat-sub read without \
-         marks here (src/mqtt/coalesce.rs), and what they rely on cannot be checked",
+         marks here (src/mqtt/coalesce/), and what they rely on cannot be checked",
         release.trim()
     );
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

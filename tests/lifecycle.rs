@@ -556,7 +556,7 @@ fn session_with_a_client_id_is_a_usage_error() {
 /// mosquitto 2.0.11 and chat-broker under 3.1.1 just close the old connection, so the
 /// first chat-sub recognises the takeover
 /// when the broker closes its resumed session three times in a row before any message
-/// arrives (src/tools/subscribe/mod.rs `check_takeover`): the two may trade the session a few times
+/// arrives (src/tools/subscribe/takeover.rs): the two may trade the session a few times
 /// before that, within a second or so.
 ///
 /// Fails if the first keeps fighting (never exits), exits otherwise than 1 with "taken

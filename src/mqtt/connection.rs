@@ -7,7 +7,7 @@
 //! protocol version, the will, the next node) and hands it back when it is done, so the
 //! driver's loop can keep it across turns of `select!` without borrowing.
 
-use std::future::{Future, pending};
+use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ type Dialing = Pin<Box<dyn Future<Output = (Connector, Result<Link, Error>)>>>;
 
 /// What happened to the connection.
 #[derive(Debug)]
-pub enum Event {
+pub enum LinkEvent {
     /// A connection was accepted (`first`: the first of the run).
     Connected { first: bool },
     /// The link read or wrote: what it received is in [`Connection::link`].
@@ -56,18 +56,20 @@ impl Connection {
     /// Waits for what happens next: the link's I/O, or the connection being made. Safe
     /// to cancel (in `select!`): a connection being made goes on at the next call. An
     /// error ends the run: no broker could be reached, or one refused for good.
-    pub async fn next_event(&mut self) -> Result<Event, Error> {
+    pub async fn next_event(&mut self) -> Result<LinkEvent, Error> {
         if let Some(l) = self.link.as_mut() {
             return Ok(match l.io().await {
-                Ok(()) => Event::Io,
+                Ok(()) => LinkEvent::Io,
                 Err(lost) => {
                     self.link = None;
-                    Event::Lost(lost)
+                    LinkEvent::Lost(lost)
                 }
             });
         }
         let Some(d) = self.dialing.as_mut() else {
-            return pending().await;
+            // Lost, and no next connection asked for: the driver ends the run rather
+            // than wait for ever.
+            return Err(Error::Failed("no connection is being made".into()));
         };
         let (connector, made) = d.await;
         self.dialing = None;
@@ -83,7 +85,7 @@ impl Connection {
         }
         self.idle = Some(connector);
         self.link = Some(link);
-        Ok(Event::Connected { first })
+        Ok(LinkEvent::Connected { first })
     }
 
     /// The link, while connected.
@@ -102,12 +104,15 @@ impl Connection {
         self.idle.as_mut()
     }
 
-    /// After [`Event::Lost`]: the next connection, to the next broker of the list, after
-    /// `pause`; says why the last one ended unless `quiet` (a loss already explained).
-    pub fn reconnect(&mut self, lost: &LinkError, pause: Duration, quiet: bool) {
-        if !quiet {
-            log::warn!("connection lost: {lost}; reconnecting");
-        }
+    /// After [`LinkEvent::Lost`]: says why the connection ended (the one place that
+    /// does), unless the tool explained it itself.
+    pub fn say_lost(&self, lost: &LinkError) {
+        log::warn!("connection lost: {lost}; reconnecting");
+    }
+
+    /// After [`LinkEvent::Lost`]: the next connection, to the next broker of the list,
+    /// after `pause`.
+    pub fn reconnect(&mut self, pause: Duration) {
         if let Some(mut connector) = self.idle.take() {
             connector.lost();
             self.dialing = Some(dial(connector, None, pause));

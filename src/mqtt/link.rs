@@ -269,7 +269,17 @@ pub(crate) async fn connect_once(
     reads: Reads,
     answer_within: Option<Duration>,
 ) -> Result<Link, Attempt> {
-    let (stream, fd) = dialer.connect().await?;
+    // Read marks (see coalesce): a subscriber tunes its mark by comparing reads with it,
+    // and over TLS or WebSocket a read is one record or frame, not what the kernel had
+    // queued.
+    let marks = match reads {
+        _ if !crate::mqtt::coalesce::supported() => None,
+        Reads::Eager => None,
+        Reads::Stream if dialer.endpoint().transport != Transport::Tcp => None,
+        Reads::Stream => Some(true),
+        Reads::Told => Some(false),
+    };
+    let (stream, fd) = dialer.connect(marks.is_some()).await?;
     let (rd, wr) = tokio::io::split(stream);
     let mut link = Link {
         rd: Box::new(rd),
@@ -283,15 +293,7 @@ pub(crate) async fn connect_once(
         ping_sent: None,
         skip: 0,
         connack: ConnAckInfo::default(),
-        coalesce: match reads {
-            _ if !crate::mqtt::coalesce::supported() => None,
-            Reads::Eager => None,
-            // A subscriber tunes its mark by comparing reads with it, and over TLS or
-            // WebSocket a read is one record or frame, not what the kernel had queued.
-            Reads::Stream if dialer.endpoint().transport != Transport::Tcp => None,
-            Reads::Stream => Some(Coalesce::new(fd, true)),
-            Reads::Told => Some(Coalesce::new(fd, false)),
-        },
+        coalesce: fd.zip(marks).map(|(fd, follow)| Coalesce::new(fd, follow)),
     };
     wire::encode_connect(version, spec, &mut link.wbuf);
     link.flush().await?;

@@ -16,11 +16,11 @@
 pub mod coalesce;
 pub(crate) mod connect;
 pub(crate) mod connection;
-pub mod dial;
+pub(crate) mod dial;
 pub(crate) mod endpoint;
 pub(crate) mod link;
 pub(crate) mod resolve;
 pub(crate) mod topic;
 pub(crate) mod transport;
 pub(crate) mod tx;
-pub mod wire;
+pub(crate) mod wire;

@@ -96,13 +96,22 @@ impl Dialer {
         &self.endpoint
     }
 
-    /// Connects: TCP (with TCP_NODELAY), then TLS and/or the WebSocket handshake. Also
-    /// returns a descriptor of the TCP socket of its own (a duplicate, for socket
-    /// options: valid as long as it is kept, whatever becomes of the stream).
-    pub async fn connect(&self) -> std::io::Result<(Box<dyn Stream>, OwnedFd)> {
+    /// Connects: TCP (with TCP_NODELAY), then TLS and/or the WebSocket handshake. With
+    /// `socket`, also a descriptor of the TCP socket of its own (a duplicate, for socket
+    /// options: valid as long as it is kept, whatever becomes of the stream), if the
+    /// system gives one.
+    pub async fn connect(
+        &self,
+        socket: bool,
+    ) -> std::io::Result<(Box<dyn Stream>, Option<OwnedFd>)> {
         let addrs = crate::mqtt::resolve::lookup(&self.endpoint.host, self.endpoint.port).await?;
         let tcp = connect_any(&addrs).await?;
-        let fd = tcp.as_fd().try_clone_to_owned()?;
+        let fd = match socket {
+            true => (tcp.as_fd().try_clone_to_owned())
+                .inspect_err(|e| log::debug!("no read marks on this connection: {e}"))
+                .ok(),
+            false => None,
+        };
         // Nagle's algorithm would hold a line back until the previous one is acknowledged
         // (~40 ms with delayed ACKs): chat wants every line on the wire at once.
         tcp.set_nodelay(true)?;

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -140,19 +141,24 @@ impl Announce {
     /// presence topic, so a record cannot pass for another client's or room's): the join,
     /// and as the will a leave record with the join's time. An empty payload cannot be
     /// sealed, so members trust only sealed records.
-    pub fn seal_join(&mut self, keyring: &mut Keyring, room: &str) -> Result<(), String> {
+    pub fn seal_join(
+        &mut self,
+        keyring: &mut Keyring,
+        room: &str,
+        now: SystemTime,
+    ) -> Result<(), String> {
         self.sealed = Some((Box::new(keyring.key(room).clone()), 0));
-        self.renew()
+        self.renew(now)
     }
 
     /// In an encrypted room, a new join and will for the next connection, with a time
     /// later than any before: a reader takes a record only if it is later than the last
     /// one it took, so a captured join or will published again is old news.
-    pub fn renew(&mut self) -> Result<(), String> {
+    pub fn renew(&mut self, now: SystemTime) -> Result<(), String> {
         let Some((key, last)) = &mut self.sealed else {
             return Ok(());
         };
-        let ms = chrono::Utc::now().timestamp_millis().max(*last + 1);
+        let ms = unix_ms(now).max(*last + 1);
         *last = ms;
         let ts = envelope::rfc3339(ms.div_euclid(1000), ms.rem_euclid(1000) as u32);
         let topic = std::str::from_utf8(&self.topic).map_err(|_| "the topic is not UTF-8")?;
@@ -188,11 +194,11 @@ impl Announce {
     /// never a failed line): in an encrypted room a leave record sealed now (newer than
     /// the join, so that the join published again by anybody is old news), then always
     /// the retained empty message that means offline and clears the state.
-    pub fn goodbye(&self) -> Vec<(Bytes, bool)> {
+    pub fn goodbye(&self, now: SystemTime) -> Vec<(Bytes, bool)> {
         let mut out = Vec::with_capacity(2);
         if let Some((key, last)) = &self.sealed {
             let topic = String::from_utf8_lossy(&self.topic);
-            let ms = chrono::Utc::now().timestamp_millis().max(*last + 1);
+            let ms = unix_ms(now).max(*last + 1);
             let ts = envelope::rfc3339(ms.div_euclid(1000), ms.rem_euclid(1000) as u32);
             match seal::seal(key, &topic, &record("leave", &self.nick, &ts)) {
                 Ok(sealed) => out.push((sealed.into(), false)),
@@ -202,6 +208,12 @@ impl Announce {
         out.push((Bytes::new(), true));
         out
     }
+}
+
+/// `t` in Unix milliseconds (0 before 1970).
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A presence message as received.
@@ -406,7 +418,8 @@ mod tests {
         let secret = seal::RoomSecret::new(b"a room secret, long enough".to_vec()).expect("s");
         let mut ring = Keyring::new(secret);
         let mut a = Announce::new("r", "c1", "bob");
-        a.seal_join(&mut ring, "r").expect("sealed");
+        a.seal_join(&mut ring, "r", SystemTime::now())
+            .expect("sealed");
         let t = topic("r", "c1");
         let open = |ring: &mut Keyring, p: &[u8]| {
             let plain = ring.open("r", &t, p).expect("opens");
@@ -417,7 +430,7 @@ mod tests {
             (join1.0.clone(), join1.1, leave1.1),
             (leave1.0.clone(), false, true)
         );
-        a.renew().expect("renewed");
+        a.renew(SystemTime::now()).expect("renewed");
         let join2 = open(&mut ring, &a.join);
         let will2 = a.sealed_will().expect("sealed");
         assert!(join2.0 > join1.0, "{join2:?} after {join1:?}");

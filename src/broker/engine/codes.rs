@@ -8,6 +8,8 @@
 
 use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
 
+use crate::mqtt::wire::Version;
+
 /// The first byte (type and required flags) of a packet the engine writes or reads by hand.
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +30,7 @@ pub enum Packet {
 
 /// Why the engine refuses a CONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum ConnectRefusal {
     /// MQTT 3.1.1: an empty client id that asks for a session.
     ClientIdNotValid,
     /// MQTT 5: an authentication method, which this broker does not offer.
@@ -37,13 +39,13 @@ pub enum Refusal {
     WillTopicInvalid,
 }
 
-impl Refusal {
+impl ConnectRefusal {
     /// The MQTT 5 CONNACK reason code.
     pub fn v5(self) -> ConnectReturnCode {
         match self {
-            Refusal::ClientIdNotValid => ConnectReturnCode::ClientIdentifierNotValid,
-            Refusal::BadAuthenticationMethod => ConnectReturnCode::BadAuthenticationMethod,
-            Refusal::WillTopicInvalid => ConnectReturnCode::TopicNameInvalid,
+            ConnectRefusal::ClientIdNotValid => ConnectReturnCode::ClientIdentifierNotValid,
+            ConnectRefusal::BadAuthenticationMethod => ConnectReturnCode::BadAuthenticationMethod,
+            ConnectRefusal::WillTopicInvalid => ConnectReturnCode::TopicNameInvalid,
         }
     }
 
@@ -51,25 +53,43 @@ impl Refusal {
     /// topic (the connection just closes).
     pub fn v311(self) -> Option<u8> {
         match self {
-            Refusal::ClientIdNotValid => Some(2),
-            // 3.1.1 clients cannot send an authentication method.
-            Refusal::BadAuthenticationMethod => Some(5),
-            Refusal::WillTopicInvalid => None,
+            ConnectRefusal::ClientIdNotValid => Some(2),
+            // Only MQTT 5 has authentication methods, and 3.1.1 no code for either.
+            ConnectRefusal::BadAuthenticationMethod | ConnectRefusal::WillTopicInvalid => None,
         }
     }
 
     /// The code as a number, for the log.
     pub fn code(self) -> u8 {
         match self {
-            Refusal::ClientIdNotValid => 0x85,
-            Refusal::BadAuthenticationMethod => 0x8C,
-            Refusal::WillTopicInvalid => 0x90,
+            ConnectRefusal::ClientIdNotValid => 0x85,
+            ConnectRefusal::BadAuthenticationMethod => 0x8C,
+            ConnectRefusal::WillTopicInvalid => 0x90,
         }
     }
 }
 
-/// A SUBACK code that refuses a filter (MQTT 3.1.1 knows only 0x80, `Unspecified`); a
-/// granted one is the QoS, 0 to 2.
+/// A SUBACK code: the QoS granted, or why a filter is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubAckCode {
+    /// QoS 0, 1 or 2 (higher asks are granted 2).
+    Granted(u8),
+    Refused(SubRefusal),
+}
+
+impl SubAckCode {
+    /// The code on the wire for a client of `v` (MQTT 3.1.1 knows only 0x80 for a
+    /// refusal).
+    pub fn byte(self, v: Version) -> u8 {
+        match (self, v) {
+            (SubAckCode::Granted(qos), _) => qos.min(2),
+            (SubAckCode::Refused(why), Version::V5) => why as u8,
+            (SubAckCode::Refused(_), Version::V311) => SubRefusal::Unspecified as u8,
+        }
+    }
+}
+
+/// Why a SUBACK refuses a filter.
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubRefusal {
@@ -94,9 +114,9 @@ mod tests {
     #[test]
     fn every_refusal_has_its_code_in_both_versions() {
         for r in [
-            Refusal::ClientIdNotValid,
-            Refusal::BadAuthenticationMethod,
-            Refusal::WillTopicInvalid,
+            ConnectRefusal::ClientIdNotValid,
+            ConnectRefusal::BadAuthenticationMethod,
+            ConnectRefusal::WillTopicInvalid,
         ] {
             let mut b = bytes::BytesMut::new();
             let ack = rumqttc::v5::mqttbytes::v5::ConnAck {
@@ -107,6 +127,11 @@ mod tests {
             ack.write(&mut b).expect("a CONNACK");
             assert_eq!(b[3], r.code(), "{r:?}");
         }
-        assert_eq!(Refusal::ClientIdNotValid.v311(), Some(2));
+        assert_eq!(ConnectRefusal::ClientIdNotValid.v311(), Some(2));
+        assert_eq!(
+            ConnectRefusal::WillTopicInvalid.v311(),
+            None,
+            "the connection just closes"
+        );
     }
 }

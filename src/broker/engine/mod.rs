@@ -28,7 +28,7 @@ use crate::mqtt::topic::check_publish;
 
 pub use codec::{Bad, In, Version};
 use codec::{Hello, Message, StoredWill};
-use codes::{Packet, Refusal};
+use codes::{ConnectRefusal, Packet};
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Reason;
 use session::Session;
 use table::Table;
@@ -229,12 +229,12 @@ impl Engine {
     fn connect(&mut self, conn: ConnId, h: Hello, now: Instant) {
         let v = h.version;
         let refused = match () {
-            _ if h.auth_method => Some(Refusal::BadAuthenticationMethod),
+            _ if h.auth_method => Some(ConnectRefusal::BadAuthenticationMethod),
             _ if h.client_id.is_empty() && v == Version::V311 && !h.clean => {
-                Some(Refusal::ClientIdNotValid)
+                Some(ConnectRefusal::ClientIdNotValid)
             }
             _ if (h.will.as_ref()).is_some_and(|w| check_publish(&w.msg.topic).is_err()) => {
-                Some(Refusal::WillTopicInvalid)
+                Some(ConnectRefusal::WillTopicInvalid)
             }
             _ => None,
         };

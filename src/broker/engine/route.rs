@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::{self, Message, Version};
-use super::codes::{Packet, SubRefusal, Unsubscribed};
+use super::codes::{Packet, SubAckCode, SubRefusal, Unsubscribed};
 use super::session::Routed;
 use super::table::SubOpts;
 use super::write::{self, Form, Frame};
@@ -83,10 +83,7 @@ impl Engine {
         now: Instant,
     ) {
         let v = self.conns.get(&conn).map_or(Version::V311, |c| c.version);
-        let failed = |why: SubRefusal| match v {
-            Version::V5 => why as u8,
-            Version::V311 => SubRefusal::Unspecified as u8,
-        };
+        let failed = SubAckCode::Refused;
         let mut codes = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
         for r in filters {
@@ -124,7 +121,7 @@ impl Engine {
                     msg,
                 }));
             }
-            codes.push(qos);
+            codes.push(SubAckCode::Granted(qos));
         }
         self.send(conn, write::suback(v, pkid, &codes));
         if let Some(s) = self.sessions.get_mut(client) {

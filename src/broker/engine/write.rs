@@ -10,7 +10,7 @@ use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use rumqttc::v5::mqttbytes::{QoS as Qos5, v5};
 
 use super::codec::{Message, Props, Version};
-use super::codes::{Packet, Refusal, Unsubscribed};
+use super::codes::{ConnectRefusal, Packet, SubAckCode, Unsubscribed};
 use crate::mqtt::wire::put_remaining_length;
 
 /// How many topic aliases an MQTT 5 client may set up.
@@ -22,11 +22,11 @@ pub const TOPIC_ALIAS_MAX: u16 = 64;
 pub fn connack(
     v: Version,
     session_present: bool,
-    refused: Option<Refusal>,
+    refused: Option<ConnectRefusal>,
     assigned: Option<&str>,
 ) -> Option<Bytes> {
     if v == Version::V311 {
-        let rc = refused.map_or(Some(0), Refusal::v311)?;
+        let rc = refused.map_or(Some(0), ConnectRefusal::v311)?;
         let head = Packet::ConnAck as u8;
         return Some(Bytes::copy_from_slice(&[
             head,
@@ -60,7 +60,7 @@ pub fn connack(
     let mut b = BytesMut::new();
     let ack = v5::ConnAck {
         session_present,
-        code: refused.map_or(v5::ConnectReturnCode::Success, Refusal::v5),
+        code: refused.map_or(v5::ConnectReturnCode::Success, ConnectRefusal::v5),
         properties: props,
     };
     // Writing into a growable buffer cannot fail.
@@ -74,9 +74,10 @@ pub fn ack(kind: Packet, pkid: u16) -> Bytes {
     Bytes::copy_from_slice(&[kind as u8, 2, hi, lo])
 }
 
-/// SUBACK with one code per filter: the granted QoS, or a [`SubRefusal`] as a number.
-pub fn suback(v: Version, pkid: u16, codes: &[u8]) -> Bytes {
-    acks_per_filter(Packet::SubAck, v, pkid, codes)
+/// SUBACK with one code per filter.
+pub fn suback(v: Version, pkid: u16, codes: &[SubAckCode]) -> Bytes {
+    let codes: Vec<u8> = codes.iter().map(|c| c.byte(v)).collect();
+    acks_per_filter(Packet::SubAck, v, pkid, &codes)
 }
 
 /// UNSUBACK, with one code per filter under MQTT 5 (3.1.1's has none).

@@ -103,7 +103,7 @@ impl Coalesce {
     /// queued, or the hold passed; 1 to wake for every byte again.
     pub fn wake_at(&mut self, bytes: usize) {
         let fd = self.socket.as_fd();
-        (self.marks).wake_at(bytes, std::time::Instant::now(), &mut |b| set(fd, b));
+        (self.marks).wake_at(bytes, std::time::Instant::now, &mut |b| set(fd, b));
     }
 
     /// After a read of `n` bytes.
@@ -120,7 +120,7 @@ impl Coalesce {
     /// The deadline passed: back to waking for every byte (see [`Marks::expire`]).
     pub fn expire(&mut self) {
         let fd = self.socket.as_fd();
-        let queued = queued(fd);
+        let queued = || queued(fd);
         (self.marks).expire(queued, std::time::Instant::now(), &mut |b| set(fd, b));
     }
 }

@@ -1,8 +1,9 @@
 //! When a connection's reader should wake, without I/O: the low-water mark's policy of
 //! [`super`] (see there why). The time is passed in; the kernel's side — setting
 //! SO_RCVLOWAT, and how many bytes are queued — is passed in too, as a `set` function
-//! that says whether the mark was taken and as a byte count, so the policy is tested
-//! without sockets.
+//! that says whether the mark was taken and a function that counts the bytes, so the
+//! policy is tested without sockets. The clock and the count are asked for only when a
+//! decision needs them: chat-pub calls [`Marks::wake_at`] on every turn of its loop.
 
 use std::time::{Duration, Instant};
 
@@ -57,7 +58,12 @@ impl Marks {
 
     /// A publisher with a full window: wake when `bytes` (of acknowledgements) are
     /// queued, or [`HOLD`] passed; 1 to wake for every byte again.
-    pub fn wake_at(&mut self, bytes: usize, now: Instant, set: &mut impl FnMut(usize) -> bool) {
+    pub fn wake_at(
+        &mut self,
+        bytes: usize,
+        now: impl FnOnce() -> Instant,
+        set: &mut impl FnMut(usize) -> bool,
+    ) {
         if bytes != self.lowat && set(bytes) {
             self.lowat = bytes;
             self.until = None;
@@ -67,7 +73,7 @@ impl Marks {
         if self.lowat == 1 {
             self.until = None;
         } else if self.until.is_none() {
-            self.until = Some(now + HOLD);
+            self.until = Some(now() + HOLD);
         }
     }
 
@@ -119,9 +125,15 @@ impl Marks {
     /// every byte, and a smaller mark next time if bytes were waiting below this one.
     /// Lowering SO_RCVLOWAT makes the kernel report the socket readable at once if
     /// anything is queued (tcp_set_rcvlowat).
-    pub fn expire(&mut self, queued: usize, now: Instant, set: &mut impl FnMut(usize) -> bool) {
+    pub fn expire(
+        &mut self,
+        queued: impl FnOnce() -> usize,
+        now: Instant,
+        set: &mut impl FnMut(usize) -> bool,
+    ) {
         self.until = None;
         if self.follow {
+            let queued = queued();
             // Bytes at or above the mark: the reader was woken in the same instant (no
             // starvation). Below it: the broker stopped short of the mark; twice in a row
             // with no wake-up at the mark between means it will keep doing so (it waits
@@ -193,7 +205,7 @@ mod tests {
         m.after_read(ENTER, now, &mut s.set());
         assert_eq!((s.0, m.deadline()), (FIRST_MARK, Some(now + HOLD)));
         // Nothing was waiting below the mark: the burst just ended, the mark is kept.
-        m.expire(0, now + HOLD, &mut s.set());
+        m.expire(|| 0, now + HOLD, &mut s.set());
         assert_eq!((s.0, m.mark(), m.deadline()), (1, FIRST_MARK, None));
     }
 
@@ -205,7 +217,7 @@ mod tests {
         while m.mark() > 0 {
             m.after_read(ENTER, now, &mut s.set());
             marks.push(s.0);
-            m.expire(10, now, &mut s.set());
+            m.expire(|| 10, now, &mut s.set());
             assert_eq!(s.0, 1);
         }
         assert_eq!(marks, [8192, 8192, 4096, 4096, 2048, 2048, 1024, 1024]);
@@ -220,7 +232,7 @@ mod tests {
         for _ in 0..4 {
             m.after_read(ENTER, now, &mut s.set());
             m.after_read(FIRST_MARK, now, &mut s.set());
-            m.expire(10, now, &mut s.set());
+            m.expire(|| 10, now, &mut s.set());
         }
         assert_eq!(m.mark(), FIRST_MARK);
     }
@@ -231,7 +243,7 @@ mod tests {
         let mut m = Marks::new(true, now);
         for _ in 0..4 {
             m.after_read(ENTER, now, &mut s.set());
-            m.expire(FIRST_MARK, now, &mut s.set());
+            m.expire(|| FIRST_MARK, now, &mut s.set());
         }
         assert_eq!(m.mark(), FIRST_MARK);
     }
@@ -257,20 +269,20 @@ mod tests {
         let mut m = Marks::new(false, now);
         m.after_read(ENTER, now, &mut s.set());
         assert_eq!((s.0, m.deadline()), (1, None), "no mark of its own");
-        m.wake_at(40, now, &mut s.set());
+        m.wake_at(40, || now, &mut s.set());
         assert_eq!((s.0, m.deadline()), (40, Some(now + HOLD)));
         // Asked again (after a partial write): the deadline stays where it was.
         let later = now + Duration::from_micros(500);
-        m.wake_at(40, later, &mut s.set());
+        m.wake_at(40, || later, &mut s.set());
         assert_eq!(m.deadline(), Some(now + HOLD));
         // A read at or below the mark counts the hold from then.
         m.after_read(8, later, &mut s.set());
         assert_eq!(m.deadline(), Some(later + HOLD));
         // The window's tail below the mark: the deadline lowers the mark.
-        m.expire(8, later + HOLD, &mut s.set());
+        m.expire(|| 8, later + HOLD, &mut s.set());
         assert_eq!((s.0, m.deadline()), (1, None));
-        m.wake_at(40, later, &mut s.set());
-        m.wake_at(1, later, &mut s.set());
+        m.wake_at(40, || later, &mut s.set());
+        m.wake_at(1, || later, &mut s.set());
         assert_eq!((s.0, m.deadline()), (1, None));
     }
 
@@ -280,7 +292,7 @@ mod tests {
         let mut m = Marks::new(true, now);
         m.after_read(ENTER, now, &mut |_| false);
         // Refused: the socket still wakes for every byte; the hold ends at once anyway.
-        m.expire(0, now + HOLD, &mut |_| false);
+        m.expire(|| 0, now + HOLD, &mut |_| false);
         assert_eq!(m.deadline(), Some(now + 2 * HOLD), "tried again shortly");
     }
 }

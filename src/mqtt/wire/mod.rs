@@ -125,6 +125,9 @@ impl std::fmt::Display for ConnAckInfo {
         if let Some(q) = self.max_qos {
             write!(f, ", maximum QoS {q}")?;
         }
+        if let Some(id) = &self.assigned_client_id {
+            write!(f, ", assigned client id {}", crate::escape::escaped(id))?;
+        }
         Ok(())
     }
 }
@@ -237,7 +240,13 @@ pub enum Inbound {
         size: usize,
     },
     /// A packet a client does not expect (e.g. CONNECT, AUTH); names its type.
-    Unexpected(&'static str),
+    Unexpected(
+        #[expect(
+            dead_code,
+            reason = "read through Debug, in the log of what is ignored"
+        )]
+        &'static str,
+    ),
 }
 
 /// The MQTT 5 reason code text (spec §2.4), short and lower case.

@@ -136,7 +136,7 @@ fn announce(
 ) -> Result<Announce, Error> {
     let mut announce = Announce::new(room, &connect.spec.client_id, nick);
     if let Some(keyring) = keyring {
-        announce.seal_join(keyring, room).map_err(Error::Failed)?;
+        (announce.seal_join(keyring, room, std::time::SystemTime::now())).map_err(Error::Failed)?;
     }
     connect.spec.will = Some(Will {
         topic: String::from_utf8_lossy(announce.topic()).into_owned(),

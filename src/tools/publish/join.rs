@@ -4,6 +4,8 @@
 //! connection meanwhile refused the announcement — a strict broker's topic rules, an ACL
 //! — not a line, and chat goes on without presence.
 
+use std::time::SystemTime;
+
 use bytes::Bytes;
 
 use super::outbox::SPARE_PKID;
@@ -70,20 +72,20 @@ impl Join {
         true
     }
 
-    /// Before the next connection: in an encrypted room, a new join and will (later than
-    /// the ones a reader may have taken); returns the will's payload.
-    pub fn renew(&mut self) -> Option<Vec<u8>> {
+    /// Before the next connection, at `now`: in an encrypted room, a new join and will
+    /// (later than the ones a reader may have taken); returns the will's payload.
+    pub fn renew(&mut self, now: SystemTime) -> Option<Vec<u8>> {
         let a = self.announce.as_mut()?;
-        if let Err(e) = a.renew() {
+        if let Err(e) = a.renew(now) {
             log::warn!("presence not renewed: {e}");
         }
         a.sealed_will()
     }
 
-    /// The goodbye before DISCONNECT, if the nick is online.
-    pub fn leave(&self, tx: &mut Tx) {
+    /// The goodbye before DISCONNECT, at `now`, if the nick is online.
+    pub fn leave(&self, tx: &mut Tx, now: SystemTime) {
         if let Some(a) = &self.announce {
-            for (payload, retain) in a.goodbye() {
+            for (payload, retain) in a.goodbye(now) {
                 publish(tx, a.topic(), &payload, 0, 0, retain);
             }
         }

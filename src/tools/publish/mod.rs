@@ -20,18 +20,17 @@ mod testing;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-pub use config::PubConfig;
-pub use outbox::{WINDOW, WINDOW_BYTES, WINDOW_QOS2_V311};
+use config::PubConfig;
 
 use crate::cli::PubArgs;
 use crate::error::Error;
 use crate::mqtt::connect::Connector;
-use crate::mqtt::connection::{Connection, Event};
+use crate::mqtt::connection::{Connection, LinkEvent};
 use crate::mqtt::link::Link;
 use crate::mqtt::tx::LinkError;
 use crate::signals::Signals;
@@ -104,25 +103,25 @@ async fn publish(
                 if state.signal(signal)? == Stop::StopInput {
                     take_the_rest(state, input).await;
                 }
-                state.end_of_input(now());
+                state.end_of_input(std::time::Instant::now());
             }
             event = conn.next_event() => match event.map_err(|e| state.cannot_reconnect(e))? {
-                Event::Io => {
+                LinkEvent::Io => {
                     if let Err(lost) = on_packets(state, conn) {
                         lost_connection(state, conn, &lost)?;
                     }
                 }
-                Event::Lost(lost) => lost_connection(state, conn, &lost)?,
-                Event::Connected { .. } => {
+                LinkEvent::Lost(lost) => lost_connection(state, conn, &lost)?,
+                LinkEvent::Connected { .. } => {
                     let has_will = conn.connector().is_some_and(|c| c.has_will());
                     if let Some(l) = conn.link() {
-                        state.connected(&mut l.tx(), has_will, now());
+                        state.connected(&mut l.tx(), has_will, std::time::Instant::now());
                     }
                 }
             },
             batch = input.rx.recv(), if want_input => match batch {
                 Some(b) => state.take(b),
-                None => state.end_of_input(now()),
+                None => state.end_of_input(std::time::Instant::now()),
             },
             _ = sleep_until(drain.unwrap_or_else(Instant::now)), if drain.is_some() => {
                 return Err(state.drain_expired());
@@ -147,13 +146,9 @@ fn ready_to_wait(state: &mut PubState, link: Option<&mut Link>) -> Result<bool, 
         return Ok(true);
     }
     match state.drain_deadline() {
-        Some(d) if now() >= d => Err(state.drain_expired()),
+        Some(d) if std::time::Instant::now() >= d => Err(state.drain_expired()),
         _ => Ok(false),
     }
-}
-
-fn now() -> std::time::Instant {
-    std::time::Instant::now()
 }
 
 /// Hands every packet the connection brought to the state.
@@ -174,11 +169,14 @@ fn lost_connection(
     lost: &LinkError,
 ) -> Result<(), Error> {
     conn.take_link();
-    let (pause, explained) = state.connection_lost(lost, now())?;
-    if let (Some(will), Some(c)) = (state.renew_presence(), conn.connector()) {
+    let (pause, explained) = state.connection_lost(lost, std::time::Instant::now())?;
+    if !explained {
+        conn.say_lost(lost);
+    }
+    if let (Some(will), Some(c)) = (state.renew_presence(SystemTime::now()), conn.connector()) {
         c.set_will_payload(will);
     }
-    conn.reconnect(lost, pause, explained);
+    conn.reconnect(pause);
     Ok(())
 }
 
@@ -212,8 +210,8 @@ async fn take_the_rest(state: &mut PubState, input: &mut Input) {
 /// broker read it all (which is how QoS 0 messages count as delivered).
 async fn finish(state: &mut PubState, mut link: Link, signals: &mut Signals) {
     log::info!("every message acknowledged; disconnecting");
-    state.leave(&mut link.tx());
-    let deadline = Instant::from_std(state.disconnect_deadline(now()));
+    state.leave(&mut link.tx(), SystemTime::now());
+    let deadline = Instant::from_std(state.disconnect_deadline(std::time::Instant::now()));
     state.disconnected(link.disconnect(deadline).await);
     tokio::select! {
         biased;

@@ -4,7 +4,7 @@
 //! packets go out into a [`Tx`]; what the user is to be told waits in the [`Tally`].
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::drain::Drain;
 use super::join::Join;
@@ -340,14 +340,14 @@ impl PubState {
         }
     }
 
-    /// Before a reconnect: the next connection's will, if it changes (encrypted rooms).
-    pub fn renew_presence(&mut self) -> Option<Vec<u8>> {
-        self.join.renew()
+    /// Before a reconnect, at `wall`: the next will, if it changes (encrypted rooms).
+    pub fn renew_presence(&mut self, wall: SystemTime) -> Option<Vec<u8>> {
+        self.join.renew(wall)
     }
 
-    /// Everything is acknowledged: the goodbye (presence) to send before DISCONNECT.
-    pub fn leave(&mut self, tx: &mut Tx) {
-        self.join.leave(tx);
+    /// Everything is acknowledged, at `wall`: the goodbye to send before DISCONNECT.
+    pub fn leave(&mut self, tx: &mut Tx, wall: SystemTime) {
+        self.join.leave(tx, wall);
     }
 
     /// The DISCONNECT handshake ended; `confirmed` when the broker closed the connection,

@@ -246,7 +246,7 @@ fn nothing_is_sent_before_the_presence_join_is_acknowledged_and_a_refusal_drops_
     s.on_packet(ack(AckKind::PubAck, SPARE_PKID, 0x87), &mut peer.tx());
     s.fill(&mut peer.tx());
     assert_eq!(lines(&received(&mut peer)), [1, 2]);
-    s.leave(&mut peer.tx());
+    s.leave(&mut peer.tx(), std::time::SystemTime::now());
     assert!(
         received(&mut peer).is_empty(),
         "no goodbye without presence"

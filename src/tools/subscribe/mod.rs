@@ -22,12 +22,12 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
 
-pub use config::SubConfig;
+use config::SubConfig;
 
 use crate::cli::SubArgs;
 use crate::error::Error;
 use crate::mqtt::connect::Connector;
-use crate::mqtt::connection::{Connection, Event};
+use crate::mqtt::connection::{Connection, LinkEvent};
 use crate::mqtt::link::Link;
 use crate::mqtt::tx::LinkError;
 use crate::signals::Signals;
@@ -102,13 +102,13 @@ impl Driver {
                     return self.end().await;
                 }
                 event = self.conn.next_event() => match event? {
-                    Event::Io => {
+                    LinkEvent::Io => {
                         if self.after_io()? == Step::Done {
                             return self.end().await;
                         }
                     }
-                    Event::Lost(lost) => self.lost(&lost)?,
-                    Event::Connected { first } => self.connected(first),
+                    LinkEvent::Lost(lost) => self.lost(&lost)?,
+                    LinkEvent::Connected { first } => self.connected(first),
                 },
             }
         }
@@ -134,8 +134,11 @@ impl Driver {
     fn lost(&mut self, lost: &LinkError) -> Result<(), Error> {
         self.conn.take_link();
         self.flush()?;
-        let pause = self.state.lost(lost, &self.client_id, now())?;
-        self.conn.reconnect(lost, pause, false);
+        let pause = self
+            .state
+            .lost(lost, &self.client_id, std::time::Instant::now())?;
+        self.conn.say_lost(lost);
+        self.conn.reconnect(pause);
         Ok(())
     }
 
@@ -146,7 +149,8 @@ impl Driver {
         };
         if first {
             self.stop_at = self.run_for.map(|d| Instant::now() + d);
-            self.state.connected(&mut link.tx(), now());
+            self.state
+                .connected(&mut link.tx(), std::time::Instant::now());
             return;
         }
         if link.connack().session_present {
@@ -154,7 +158,8 @@ impl Driver {
             // client sends something: a ping at once instead of at the next keep-alive.
             link.ping();
         }
-        self.state.reconnected(&mut link.tx(), now());
+        self.state
+            .reconnected(&mut link.tx(), std::time::Instant::now());
     }
 
     /// The run is over (`--count`, `--who`): write the rest, leave the broker.
@@ -177,14 +182,15 @@ impl Driver {
     }
 }
 
-fn now() -> std::time::Instant {
-    std::time::Instant::now()
-}
-
 /// Hands every complete packet received to the state, until `--count` is reached.
 fn handle(state: &mut SubState, link: &mut Link) -> Result<Step, LinkError> {
     while let Some(p) = link.next_packet()? {
-        match state.on_packet(p, &mut link.tx(), now(), SystemTime::now()) {
+        match state.on_packet(
+            p,
+            &mut link.tx(),
+            std::time::Instant::now(),
+            SystemTime::now(),
+        ) {
             Step::Continue => {}
             step => return Ok(step),
         }
