@@ -32,8 +32,11 @@ const LAYERS: [(&str, u8); 10] = [
 
 /// The state machines, as the code map marks them (in bold): a map that loses its marks
 /// does not make the check below pass by checking nothing.
-const STATE_MACHINES: [&str; 20] = [
+const STATE_MACHINES: [&str; 23] = [
     "mqtt/dial",
+    "mqtt/proxy/handshake",
+    "mqtt/proxy/socks",
+    "mqtt/proxy/http",
     "mqtt/coalesce/policy",
     "tools/publish/state",
     "tools/publish/outbox",
@@ -57,8 +60,9 @@ const STATE_MACHINES: [&str; 20] = [
 
 /// Modules that do I/O (sockets, stdin, stdout, signals, the resolver, stderr, the
 /// drivers that own them).
-const DOES_IO: [&str; 16] = [
+const DOES_IO: [&str; 17] = [
     "mqtt/link",
+    "mqtt/proxy",
     "mqtt/transport",
     "mqtt/resolve",
     "mqtt/connect",

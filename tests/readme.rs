@@ -28,6 +28,7 @@ mod docs;
 mod markdown;
 mod output;
 mod pipes;
+mod profiles;
 mod sandbox;
 
 /// `test_fn "NAME" on [ADDRESS…] needs [PROGRAM…] => body;`: a `#[test]` per scenario,
@@ -60,6 +61,8 @@ scenarios! {
     envelope "envelope" on [] needs ["chat-broker"] => docs::envelope;
     encrypted "encrypted" on [] needs ["chat-broker", "openssl"] => chat::encrypted;
     man_pages "man-pages" on [] needs ["man"] => docs::man_pages;
+    config_file "config-file" on [] needs [] => profiles::config_file;
+    profiles "profiles" on ["192.168.1.10"] needs ["chat-broker"] => profiles::profiles;
 }
 
 #[test]

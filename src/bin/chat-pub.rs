@@ -2,15 +2,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use mqttchat::cli::PubArgs;
 
 fn main() -> ExitCode {
-    let args = PubArgs::parse();
+    let (args, given) = mqttchat::cli::parse::<PubArgs>();
     if let Some(shell) = args.common.about.completions {
         mqttchat::tool::print_completions::<PubArgs>(shell, "chat-pub");
         return ExitCode::SUCCESS;
     }
     let verbose = args.common.verbose;
-    mqttchat::tool::main("chat-pub", verbose, || mqttchat::tools::publish::run(args))
+    mqttchat::tool::main("chat-pub", verbose, || {
+        mqttchat::tools::publish::run(args, &given)
+    })
 }

@@ -2,17 +2,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use mqttchat::cli::SubArgs;
 
 fn main() -> ExitCode {
-    let args = SubArgs::parse();
+    let (args, given) = mqttchat::cli::parse::<SubArgs>();
     if let Some(shell) = args.common.about.completions {
         mqttchat::tool::print_completions::<SubArgs>(shell, "chat-sub");
         return ExitCode::SUCCESS;
     }
     let verbose = args.common.verbose;
     mqttchat::tool::main("chat-sub", verbose, || {
-        mqttchat::tools::subscribe::run(args)
+        mqttchat::tools::subscribe::run(args, &given)
     })
 }

@@ -17,8 +17,9 @@ use crate::mqtt::dial::VersionChoice;
 mod help;
 mod parse;
 
+use parse::parse_size;
 pub use parse::{ColorWhen, DialectChoice};
-use parse::{parse_secs, parse_size, parse_version};
+pub(crate) use parse::{parse_secs, parse_version};
 
 /// Options shared by chat-pub and chat-sub.
 #[derive(Args, Debug, Clone)]
@@ -46,6 +47,24 @@ pub struct Common {
         help_heading = CONNECTION
     )]
     pub broker: Vec<String>,
+
+    /// Reach the broker through a proxy: socks5://, socks5h:// or http:// (CONNECT)
+    ///
+    /// URL is SCHEME://[USER:PASSWORD@]HOST[:PORT]. socks5:// resolves the broker's name
+    /// here; socks5h:// lets the proxy resolve it (what ssh -D and Tor want); http:// asks
+    /// an HTTP proxy for a CONNECT tunnel, with basic authentication when a user is given.
+    /// The default port is 1080 for SOCKS and 8080 for HTTP; %-escapes in the user name
+    /// and password are decoded. Every broker of -b, and every transport, goes through
+    /// it; TLS runs end to end with the broker, checked against the broker's name. A
+    /// password given here can be read by every user of the machine: prefer CHAT_PROXY or
+    /// the proxy key of the config file. An empty URL means no proxy.
+    #[arg(long, value_name = "URL", env = "CHAT_PROXY", hide_env_values = true,
+          help_heading = CONNECTION)]
+    pub proxy: Option<String>,
+
+    /// Where `proxy` came from, as messages name it (`--proxy`, `CHAT_PROXY`, the key).
+    #[arg(skip)]
+    pub proxy_from: String,
 
     /// User name to log in with
     #[arg(
@@ -126,12 +145,68 @@ pub struct Common {
           help = help::short(help::mqtt_version()), long_help = help::mqtt_version())]
     pub mqtt_version: VersionChoice,
 
+    /// Use the settings of profile NAME of the config file
+    ///
+    /// The config file is $XDG_CONFIG_HOME/mqttchat/config.toml (by default
+    /// ~/.config/mqttchat/config.toml), in TOML: its top-level keys apply to every run, a
+    /// [profile.NAME] table on top of them with this option. Flags and the environment win
+    /// over both. See FILES.
+    #[arg(long, value_name = "NAME", env = "CHAT_PROFILE", hide_env_values = true,
+          help_heading = PROFILES)]
+    pub profile: Option<String>,
+
+    /// Read the config file FILE instead of the default one
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config", help_heading = PROFILES)]
+    pub config: Option<PathBuf>,
+
+    /// Read no config file
+    #[arg(long, help_heading = PROFILES)]
+    pub no_config: bool,
+
+    /// Print the settings in effect, and where each comes from, and exit
+    ///
+    /// Secrets are never printed: a password shows as set or not.
+    #[arg(long, help_heading = PROFILES)]
+    pub show_config: bool,
+
+    /// The password of the config file (`password`), when no flag or variable gives one.
+    #[arg(skip)]
+    pub password_from_config: Option<String>,
+
     /// More log output on stderr (repeat for more; RUST_LOG overrides)
     #[arg(short, long, action = ArgAction::Count, help_heading = OTHER)]
     pub verbose: u8,
 
     #[command(flatten)]
     pub about: About,
+}
+
+/// Which options of a run were given, on the command line or in the environment, rather
+/// than left at their defaults: what the config file may not override.
+pub struct Given(clap::ArgMatches);
+
+impl Given {
+    /// Whether the option `id` (its field name) was given.
+    pub fn explicit(&self, id: &str) -> bool {
+        use clap::parser::ValueSource;
+        matches!(
+            self.0.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    }
+
+    /// Whether the option `id` was given on the command line (not in the environment).
+    pub fn on_command_line(&self, id: &str) -> bool {
+        self.0.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    }
+}
+
+/// Parses a tool's command line (exiting on errors and for `--help`, as clap does), and
+/// keeps where each value came from.
+pub fn parse<T: Parser>() -> (T, Given) {
+    let matches = T::command().get_matches();
+    let args = T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    (args, Given(matches))
 }
 
 /// `--version`, `--completions` and `--help`, in every tool, last in the help.
@@ -163,7 +238,7 @@ pub struct About {
           after_help = help::pub_examples())]
 pub struct PubArgs {
     /// The topic to publish to (no wildcards); optional with --json
-    #[arg(value_name = "TOPIC", required_unless_present_any = ["json", "completions"])]
+    #[arg(value_name = "TOPIC", required_unless_present_any = ["json", "completions", "show_config"])]
     pub topic: Option<String>,
 
     /// The sender's nick, the envelope's "from" [default: $USER, else anonymous]
@@ -248,7 +323,7 @@ pub struct PubArgs {
           after_help = help::sub_examples())]
 pub struct SubArgs {
     /// Topics to subscribe to; the wildcards + and # are allowed
-    #[arg(value_name = "TOPIC", required_unless_present = "completions")]
+    #[arg(value_name = "TOPIC", required_unless_present_any = ["completions", "show_config"])]
     pub topics: Vec<String>,
 
     /// Your nick, for --hide-own [default: $CHAT_NICK, else $USER]
@@ -369,6 +444,7 @@ const INPUT: &str = "Input";
 const OUTPUT: &str = "Output";
 const CONNECTION: &str = "Connection";
 const TLS: &str = "TLS";
+const PROFILES: &str = "Profiles";
 const OTHER: &str = "Other";
 /// The display order of an option that goes after the shared ones of its heading.
 const LAST: usize = 1000;

@@ -15,6 +15,7 @@ use crate::mqtt::coalesce::Reads;
 use crate::mqtt::dial::{Dial, Fatal, Note, Outcome, Step, Try, VersionChoice};
 use crate::mqtt::endpoint::Endpoint;
 use crate::mqtt::link::{Attempt, Link, connect_once};
+use crate::mqtt::proxy::{ErrorKind as ProxyErrorKind, FailureKind};
 use crate::mqtt::transport::Dialer;
 use crate::mqtt::wire::{ConnectSpec, Version};
 
@@ -203,10 +204,12 @@ impl Connector {
             1 if self.opts.nodes.len() > 1 => log::Level::Warn,
             _ => log::Level::Info,
         };
+        let through = (self.opts.nodes[node].proxy()).map(|p| format!(" through the proxy {p}"));
         log::log!(
             level,
-            "connected to {} (MQTT {}{})",
+            "connected to {}{} (MQTT {}{})",
             self.endpoint(),
+            through.unwrap_or_default(),
             link.version(),
             link.connack()
         );
@@ -236,6 +239,10 @@ impl Connector {
         match why {
             Fatal::Certificate => {
                 Error::Unreachable(format!("cannot connect to {endpoint}: {reason}"))
+            }
+            Fatal::Proxy => Error::Unreachable(format!("cannot connect to {endpoint} {reason}")),
+            Fatal::ProxyCredentials => {
+                Error::Refused(format!("cannot connect to {endpoint} {reason}"))
             }
             Fatal::Credentials => {
                 let hint = match &self.opts.spec.login {
@@ -345,6 +352,15 @@ fn outcome(attempt: &Attempt) -> Outcome {
         Attempt::Closed => Outcome::Closed,
         Attempt::Unanswered => Outcome::Unanswered,
         Attempt::Certificate(_) => Outcome::Certificate,
+        Attempt::Proxy(p) => match p.kind {
+            ProxyErrorKind::Said(FailureKind::Credentials) => Outcome::ProxyCredentials,
+            ProxyErrorKind::Said(FailureKind::Denied) | ProxyErrorKind::Unresolved => {
+                Outcome::ProxyDenied
+            }
+            ProxyErrorKind::Said(FailureKind::Refused) | ProxyErrorKind::Unreachable => {
+                Outcome::Failed
+            }
+        },
         Attempt::Io(_) | Attempt::Protocol(_) | Attempt::TimedOut => Outcome::Failed,
     }
 }

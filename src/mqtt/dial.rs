@@ -94,6 +94,10 @@ pub enum Outcome {
     Certificate,
     /// The broker's host name does not exist (not a resolver that is down).
     Unresolved,
+    /// The proxy refused the credentials, or wants some.
+    ProxyCredentials,
+    /// The proxy will never carry the connection: its rules, its name, its protocol.
+    ProxyDenied,
     /// Anything else: nobody listening, a reset, a timeout, not an MQTT broker.
     Failed,
 }
@@ -120,6 +124,10 @@ pub enum Fatal {
     Version(Version),
     /// No broker's host name resolves, and none ever connected (exit 3).
     Unresolved,
+    /// The proxy refused the credentials (exit 4).
+    ProxyCredentials,
+    /// The proxy will not carry the connection (exit 3).
+    Proxy,
 }
 
 /// Something the user is told once.
@@ -264,6 +272,9 @@ impl Dial {
         let auto = self.choice == VersionChoice::Auto;
         match outcome {
             Outcome::Certificate => return Step::Fatal(Fatal::Certificate),
+            // The same proxy carries every node and every attempt.
+            Outcome::ProxyCredentials => return Step::Fatal(Fatal::ProxyCredentials),
+            Outcome::ProxyDenied => return Step::Fatal(Fatal::Proxy),
             // Said outright: MQTT 3.1.1 for good (the broker does not speak 5), or no hope.
             // An answer in 3.1.1 to an MQTT 5 CONNECT says so whatever its return code.
             Outcome::Refused(r) if r.is_version() || r.version != attempt.version => {
@@ -552,6 +563,22 @@ mod tests {
             d.failed(&Outcome::Certificate),
             Step::Fatal(Fatal::Certificate)
         );
+    }
+
+    #[test]
+    fn a_proxy_that_refuses_credentials_or_the_connection_is_fatal_for_every_node() {
+        // With three nodes and none tried yet: the proxy carries them all.
+        let mut d = Dial::new(3, VersionChoice::Auto, true);
+        assert_eq!(
+            d.failed(&Outcome::ProxyCredentials),
+            Step::Fatal(Fatal::ProxyCredentials)
+        );
+        let mut d = Dial::new(3, VersionChoice::Auto, true);
+        assert_eq!(d.failed(&Outcome::ProxyDenied), Step::Fatal(Fatal::Proxy));
+        // A broker the proxy cannot reach is an ordinary failure: the next node, at once.
+        let mut d = Dial::new(3, VersionChoice::Auto, false);
+        assert_eq!(d.failed(&Outcome::Failed), Step::Retry(Duration::ZERO));
+        assert_eq!(d.next().node, 1);
     }
 
     #[test]

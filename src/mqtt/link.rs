@@ -213,6 +213,8 @@ pub(crate) enum Attempt {
     Certificate(String),
     /// The host name does not exist.
     Unresolved(crate::mqtt::resolve::Unresolved),
+    /// The proxy failed or said no.
+    Proxy(crate::mqtt::proxy::ProxyError),
     Refused(Refusal),
     /// The broker closed the connection after our CONNECT, before any CONNACK.
     Closed,
@@ -228,6 +230,7 @@ impl std::fmt::Display for Attempt {
             Attempt::Io(e) => write!(f, "{e}"),
             Attempt::Certificate(why) => f.write_str(why),
             Attempt::Unresolved(u) => write!(f, "{u}"),
+            Attempt::Proxy(p) => write!(f, "{p}"),
             Attempt::Refused(r) => write!(f, "connection refused by the broker: {}", r.describe()),
             Attempt::Closed => f.write_str("the broker closed the connection before CONNACK"),
             Attempt::Unanswered => f.write_str("the broker did not answer the CONNECT"),
@@ -251,6 +254,9 @@ impl From<io::Error> for Attempt {
     fn from(e: io::Error) -> Self {
         if let Some(u) = crate::mqtt::resolve::unresolved(&e) {
             return Attempt::Unresolved(u.clone());
+        }
+        if let Some(p) = crate::mqtt::proxy::proxy_error(&e) {
+            return Attempt::Proxy(p.clone());
         }
         match transport::is_certificate_error(&e) {
             Some(why) => Attempt::Certificate(why),

@@ -19,6 +19,7 @@ pub(crate) mod connection;
 pub(crate) mod dial;
 pub(crate) mod endpoint;
 pub(crate) mod link;
+pub(crate) mod proxy;
 pub(crate) mod resolve;
 pub(crate) mod topic;
 pub(crate) mod transport;

@@ -55,6 +55,19 @@ pub async fn lookup(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         .map_err(io::Error::other)?
 }
 
+/// A TCP connection to `host` at `port`: to the first of its addresses that accepts one,
+/// in the resolver's order; the last error when none does.
+pub async fn connect(host: &str, port: u16) -> io::Result<tokio::net::TcpStream> {
+    let mut last = None;
+    for addr in lookup(host, port).await? {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("the host name has no address")))
+}
+
 /// Whether `host` is in the special-use domain `invalid` (RFC 6761, §6.4).
 fn is_invalid_domain(host: &str) -> bool {
     let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
@@ -23,6 +22,7 @@ use tokio_rustls::rustls::{
 
 use crate::error::Error;
 use crate::mqtt::endpoint::{Endpoint, Transport};
+use crate::mqtt::proxy::Proxy;
 
 /// The TLS options (`--cafile`, `--cert`, `--key`, `--insecure`).
 #[derive(Debug, Clone, Default)]
@@ -52,11 +52,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 pub struct Dialer {
     endpoint: Endpoint,
     tls: Option<Arc<ClientConfig>>,
+    proxy: Option<Arc<Proxy>>,
 }
 
 impl std::fmt::Debug for Dialer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Dialer({}, tls: {})", self.endpoint, self.tls.is_some())
+        write!(f, "Dialer({}, tls: {}", self.endpoint, self.tls.is_some())?;
+        match &self.proxy {
+            Some(p) => write!(f, ", proxy: {p})"),
+            None => write!(f, ")"),
+        }
     }
 }
 
@@ -64,8 +69,12 @@ impl Dialer {
     /// Dialers for every broker URL. The TLS options apply to each encrypted URL (and are
     /// loaded once); given with no encrypted URL at all, they are a usage error, like
     /// every other problem here (unreadable or malformed PEM files), found before
-    /// anything is sent.
-    pub fn for_each(endpoints: Vec<Endpoint>, tls: &TlsOptions) -> Result<Vec<Dialer>, Error> {
+    /// anything is sent. With a proxy, every node is reached through it.
+    pub fn for_each(
+        endpoints: Vec<Endpoint>,
+        tls: &TlsOptions,
+        proxy: Option<Proxy>,
+    ) -> Result<Vec<Dialer>, Error> {
         let encrypted = endpoints.iter().any(|e| e.transport.is_tls());
         if tls.any() && !encrypted {
             let mut given: Vec<String> = endpoints
@@ -83,10 +92,12 @@ impl Dialer {
             true => Some(Arc::new(client_config(tls)?)),
             false => None,
         };
+        let proxy = proxy.map(Arc::new);
         Ok(endpoints
             .into_iter()
             .map(|endpoint| Dialer {
                 tls: config.clone().filter(|_| endpoint.transport.is_tls()),
+                proxy: proxy.clone(),
                 endpoint,
             })
             .collect())
@@ -96,7 +107,12 @@ impl Dialer {
         &self.endpoint
     }
 
-    /// Connects: TCP (with TCP_NODELAY), then TLS and/or the WebSocket handshake. With
+    /// The proxy every connection goes through, if any.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_deref()
+    }
+
+    /// Connects: TCP (with TCP_NODELAY; through the proxy, if any), then TLS and/or the WebSocket handshake. With
     /// `socket`, also a descriptor of the TCP socket of its own (a duplicate, for socket
     /// options: valid as long as it is kept, whatever becomes of the stream), if the
     /// system gives one.
@@ -104,8 +120,11 @@ impl Dialer {
         &self,
         socket: bool,
     ) -> std::io::Result<(Box<dyn Stream>, Option<OwnedFd>)> {
-        let addrs = crate::mqtt::resolve::lookup(&self.endpoint.host, self.endpoint.port).await?;
-        let tcp = connect_any(&addrs).await?;
+        let (host, port) = (&self.endpoint.host, self.endpoint.port);
+        let tcp = match &self.proxy {
+            None => crate::mqtt::resolve::connect(host, port).await?,
+            Some(proxy) => proxy.open(host, port).await?,
+        };
         let fd = match socket {
             true => (tcp.as_fd().try_clone_to_owned())
                 .inspect_err(|e| log::debug!("no read marks on this connection: {e}"))
@@ -131,19 +150,6 @@ impl Dialer {
         };
         Ok((stream, fd))
     }
-}
-
-/// A TCP connection to the first of `addrs` that accepts one, in order (as the resolver
-/// sorted them); the last error when none does.
-async fn connect_any(addrs: &[std::net::SocketAddr]) -> std::io::Result<TcpStream> {
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(tcp) => return Ok(tcp),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("the host name has no address")))
 }
 
 /// rustls's provider on *ring*. rustls 0.23.48 deprecated it ("no support for

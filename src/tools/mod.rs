@@ -8,9 +8,11 @@
 //! - [`subscribe`]: chat-sub — its configuration, state, inbox, presence view, printer,
 //!   takeover detector and driver.
 //! - [`render`]: chat-sub's output formats; `output`: stdout, written once per batch.
+//! - `profile`: the config file and its profiles, applied to the options.
 
 pub(crate) mod options;
 pub(crate) mod output;
+pub(crate) mod profile;
 pub mod publish;
 pub mod render;
 pub mod subscribe;

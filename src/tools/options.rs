@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::mqtt::coalesce::Reads;
 use crate::mqtt::connect::ConnectOptions;
 use crate::mqtt::endpoint::Endpoint;
+use crate::mqtt::proxy::Proxy;
 use crate::mqtt::transport::{Dialer, TlsOptions};
 use crate::mqtt::wire::{ConnectSpec, Login, Secret};
 use crate::room::envelope::IdSource;
@@ -38,9 +39,10 @@ pub fn resolve(common: &Common, tool: &str, max_in: usize) -> Result<ConnectOpti
         insecure: common.insecure,
     };
     let login = login(common)?;
+    let proxy = proxy(common)?;
     let attempt_timeout = attempt_timeout(common.connect_timeout, endpoints.len());
     Ok(ConnectOptions {
-        nodes: Dialer::for_each(endpoints, &tls)?,
+        nodes: Dialer::for_each(endpoints, &tls, proxy)?,
         version: common.mqtt_version,
         spec: ConnectSpec {
             client_id,
@@ -56,6 +58,27 @@ pub fn resolve(common: &Common, tool: &str, max_in: usize) -> Result<ConnectOpti
         connect_timeout: common.connect_timeout,
         reads: Reads::Eager,
     })
+}
+
+/// `--proxy` (or `CHAT_PROXY`, or the `proxy` key), checked; empty means none.
+fn proxy(common: &Common) -> Result<Option<Proxy>, Error> {
+    let url = match common.proxy.as_deref() {
+        None | Some("") => return Ok(None),
+        Some(url) => url,
+    };
+    let from = match common.proxy_from.as_str() {
+        "" => "--proxy",
+        from => from,
+    };
+    let proxy = Proxy::parse(url, from)?;
+    if proxy.has_password() && from == "--proxy" {
+        log::warn!(
+            "the proxy password given with --proxy can be read by every user of this machine \
+             (ps); give the URL in CHAT_PROXY or in the proxy key of the config file"
+        );
+    }
+    log::info!("reaching the broker through the proxy {proxy}");
+    Ok(Some(proxy))
 }
 
 /// Every `-b` value (and `CHAT_BROKER`) may hold several URLs, separated by commas or
@@ -87,7 +110,9 @@ fn attempt_timeout(connect_timeout: Duration, nodes: usize) -> Duration {
 fn login(common: &Common) -> Result<Option<Login>, Error> {
     let password = match &common.password_file {
         Some(path) => Some(read_password(path)?),
-        None => std::env::var("CHAT_PASSWORD").ok(),
+        None => std::env::var("CHAT_PASSWORD")
+            .ok()
+            .or_else(|| common.password_from_config.clone()),
     };
     match (&common.username, password) {
         (None, None) => Ok(None),

@@ -15,6 +15,7 @@ mod nats;
 mod pki;
 mod procnet;
 mod proxy;
+mod proxy_servers;
 mod room;
 mod secure;
 
@@ -26,6 +27,7 @@ pub use nats::*;
 pub use pki::*;
 pub use procnet::*;
 pub use proxy::*;
+pub use proxy_servers::*;
 pub use room::*;
 pub use secure::*;
 
@@ -166,7 +168,12 @@ pub fn bin(name: &str) -> PathBuf {
     }
 }
 
-/// A command for one of our tools with a clean environment (no CHAT_* from the caller).
+/// Where the tests say the config file is: nowhere, so that no test reads the
+/// developer's own (~/.config/mqttchat/config.toml). tests/profiles.rs writes its own.
+pub const NO_CONFIG_HOME: &str = "/nonexistent/mqttchat-tests";
+
+/// A command for one of our tools with a clean environment (no CHAT_* from the caller,
+/// and no config file).
 pub fn tool(name: &str) -> Command {
     let mut c = Command::new(bin(name));
     for var in [
@@ -174,12 +181,14 @@ pub fn tool(name: &str) -> Command {
         "CHAT_NICK",
         "CHAT_USERNAME",
         "CHAT_PASSWORD",
+        "CHAT_PROFILE",
+        "CHAT_ROOM_SECRET",
         "RUST_LOG",
         "NO_COLOR",
     ] {
         c.env_remove(var);
     }
-    c.env("TZ", "UTC");
+    c.env("TZ", "UTC").env("XDG_CONFIG_HOME", NO_CONFIG_HOME);
     c
 }
 

@@ -41,6 +41,23 @@ pub fn listens(pid: u32, addr: SocketAddr) -> bool {
     owns_any(pid, &inodes)
 }
 
+/// Whether process `pid` holds an established TCP connection to 127.0.0.1:`port`.
+pub fn connected_to(pid: u32, port: u16) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true; // no /proc: nothing to check against
+    };
+    let wanted = hex_addr(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    let inodes: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 9 && f[3] == "01" && f[2].eq_ignore_ascii_case(&wanted)).then(|| f[9])
+        })
+        .collect();
+    owns_any(pid, &inodes)
+}
+
 /// Whether one of `pid`'s file descriptors is one of these socket inodes.
 fn owns_any(pid: u32, inodes: &[impl AsRef<str>]) -> bool {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {

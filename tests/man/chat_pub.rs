@@ -217,7 +217,7 @@ short (see ENCRYPTION). Nothing was sent.
 @EXIT_UNREACHABLE@
 .TP
 .B 4
-The broker refused: the connection (credentials, not authorized, or the client id), or,
+The broker or the proxy refused: the proxy the credentials; the broker the connection (credentials, not authorized, or the client id), or,
 under MQTT 5, a message
 (reason code 0x87, not authorized).
 .TP
@@ -248,7 +248,9 @@ The nick when \fB\-\-nick\fR is not given.
 .TP
 .B USER
 The nick when neither \fB\-\-nick\fR nor \fBCHAT_NICK\fR is given.
+@ENV_PROFILE@
 @ENV_RUST_LOG@
+@FILES@
 .SH EXAMPLES
 @EXAMPLE_CHAT@
 .PP

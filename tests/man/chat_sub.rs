@@ -255,7 +255,7 @@ cannot be read or is too short (see ENCRYPTION). Nothing was received.
 @EXIT_UNREACHABLE@
 .TP
 .B 4
-The broker refused: the connection (credentials, not authorized, or the client id), or a
+The broker or the proxy refused: the proxy the credentials; the broker the connection (credentials, not authorized, or the client id), or a
 subscription.
 .TP
 .B 130, 143
@@ -279,6 +279,8 @@ When set and not empty, \fB\-\-color auto\fR (the default) colours nothing.
 .TP
 .B CHAT_NICK, USER
 Your nick for \fB\-\-hide\-own\fR when \fB\-\-nick\fR is not given (in this order).
+@ENV_PROFILE@
+@FILES@
 .SH COLOUR
 With \fB\-\-color always\fR, or \fB\-\-color auto\fR when standard output is a terminal and
 \fBNO_COLOR\fR is not set, nicks in text output are coloured: each nick always gets the same

@@ -29,6 +29,40 @@ reconnected to. chat\-pub sends what was not acknowledged again there, in order;
 subscribes again, or with \fB\-\-session\fR resumes its session on whichever node has it
 (a clustered broker such as NATS keeps sessions on every node). A message that arrives
 twice this way is printed once (see De\-duplication in chat\-sub(1)).
+.SS Through a proxy
+\fB\-\-proxy \fR\fIURL\fR (or \fBCHAT_PROXY\fR, or the \fBproxy\fR key of the config file)
+reaches every broker of the list through a proxy, as mosquitto's \fB\-\-proxy\fR does:
+a corporate proxy, \fBssh \-D\fR, or Tor. \fIURL\fR is
+\fISCHEME\fB://\fR[\fIUSER\fB:\fIPASSWORD\fB@\fR]\fIHOST\fR[\fB:\fIPORT\fR]:
+.TP
+.B socks5://
+SOCKS5 (RFC 1928); the broker's name is resolved here and the proxy is given its
+address. Port 1080 by default.
+.TP
+.B socks5h://
+SOCKS5; the proxy resolves the broker's name (what \fBssh \-D\fR and Tor want, so that
+no name is looked up outside the tunnel). Port 1080 by default.
+.TP
+.B http://
+An HTTP proxy's CONNECT tunnel (RFC 9110), with basic authentication when a user is
+given. Port 8080 by default.
+.PP
+A user name and password in the URL are the SOCKS5 login (RFC 1929) or the basic
+authentication; \fB%\fR\fIXX\fR escapes in them are decoded, for a \fB@\fR or \fB:\fR.
+Every transport goes through the tunnel: \fBmqtts://\fR and \fBwss://\fR run TLS end to
+end with the broker, and its certificate is checked against the broker's name, not the
+proxy's. An empty \fIURL\fR means no proxy (to override a profile). The password is never
+printed: messages show the URL without it. Given with \fB\-\-proxy\fR, a password can be
+read by every user of the machine in the process list, and the tool says so: put it in
+\fBCHAT_PROXY\fR or in the config file (see FILES).
+.PP
+When the proxy says no, the tool exits with the proxy's own reason: the SOCKS5 reply by
+its name and number (for example \fBconnection refused (SOCKS5 reply 5)\fR) or the HTTP
+status line. A broker the proxy cannot reach is tried again until
+\fB\-\-connect\-timeout\fR, as a broker that is down is (exit status 3); a proxy whose
+rules forbid the broker (SOCKS5 reply 2, HTTP 403), a proxy host that does not exist or
+something that is not a proxy ends the run at once (exit status 3); a proxy that refuses
+the credentials, or wants some and none were given, ends it at once with exit status 4.
 .SS Protocol version
 \fB\-V auto\fR (the default) offers MQTT 5. A broker that does not speak it answers with
 an MQTT 3.1.1 CONNACK "unacceptable protocol version" (NATS, aedes), an MQTT 5 CONNACK
@@ -284,8 +318,8 @@ const EXIT_UNREACHABLE: &str = r##".TP
 The broker (with several, none of them) could not be reached within
 \fB\-\-connect\-timeout\fR, it does not accept the MQTT version that \fB\-V\fR insists on
 (at once; the message says what to try), its host name does not exist (at once; with
-several, none of them; see DIAGNOSTICS), or a certificate did not verify (at once, see
-SECURITY).
+several, none of them; see DIAGNOSTICS), a certificate did not verify (at once, see
+SECURITY), or the proxy refused the connection (see Through a proxy in BROKERS).
 "##;
 
 /// The ENVIRONMENT entries of CHAT_BROKER and the credentials.
@@ -293,6 +327,10 @@ const ENV_BROKER: &str = r##".TP
 .B CHAT_BROKER
 The broker URL when \fB\-b\fR is not given, or several, separated by commas or spaces
 (see BROKERS).
+.TP
+.B CHAT_PROXY
+The proxy URL when \fB\-\-proxy\fR is not given (see Through a proxy in BROKERS); the
+place for one with a password.
 .TP
 .B CHAT_USERNAME
 The user name when \fB\-u\fR is not given.
@@ -303,6 +341,91 @@ The password when \fB\-\-password\-file\fR is not given (see SECURITY).
 .B CHAT_ROOM_SECRET
 The room secret itself when \fB\-\-room\-secret\-file\fR is not given (see
 ENCRYPTION). Set but empty, it is a usage error.
+"##;
+
+/// The FILES section: the config file and its profiles.
+const FILES: &str = r##".SH FILES
+.TP
+.I $XDG_CONFIG_HOME/mqttchat/config.toml
+The config file (\fI~/.config/mqttchat/config.toml\fR when \fBXDG_CONFIG_HOME\fR is
+not set), in TOML. It is optional: without it nothing changes. \fB\-\-config \fR\fIFILE\fR
+reads another file instead, \fB\-\-no\-config\fR none.
+.PP
+Keys at the top of the file apply to every run. A \fB[profile.\fR\fINAME\fR\fB]\fR table
+applies over them with \fB\-\-profile \fR\fINAME\fR or \fBCHAT_PROFILE=\fR\fINAME\fR. A
+flag wins over the environment, the environment over the profile, the profile over the
+top level, and the top level over the built\-in default.
+.PP
+The keys, with the flag each stands for:
+.RS 4
+.TP
+\fBbroker\fR (\fB\-b\fR)
+One URL, or a list of them, the nodes of a cluster tried in turn as with \fB\-b\fR given
+several times: \fBbroker = ["mqtt://n1:1883", "mqtt://n2:1883"]\fR.
+.TP
+\fBversion\fR (\fB\-V\fR), \fBqos\fR (\fB\-q\fR), \fBconnect_timeout\fR (seconds), \fBkeep_alive\fR (seconds)
+As the flags take them: \fBversion = "5"\fR or \fBversion = 5\fR.
+.TP
+\fBnick\fR, \fBdialect\fR
+Your nick, and the \fB\-\-dialect\fR.
+.TP
+\fBusername\fR (\fB\-u\fR), \fBpassword_file\fR, \fBpassword\fR
+The login. \fBpassword\fR holds the password itself; a file that holds one and that the
+group or others can read gets a warning, as ssh gives for a private key: \fBchmod 600\fR
+it. \fBpassword_file\fR is the better choice.
+.TP
+\fBcafile\fR, \fBcert\fR, \fBkey\fR, \fBinsecure\fR
+TLS, as \fB\-\-cafile\fR, \fB\-\-cert\fR, \fB\-\-key\fR and \fB\-\-insecure\fR.
+.TP
+\fBproxy\fR (\fB\-\-proxy\fR)
+The proxy URL, with its login if it wants one (the file then holds a password, as
+above); \fBproxy = ""\fR in a profile turns off a proxy of the top level.
+.TP
+\fBroom_secret_file\fR
+The file of the room secret (see ENCRYPTION).
+.RE
+.PP
+A path may start with \fI~/\fR, the home directory; a relative path is relative to the
+directory of the config file. A file with a syntax error, a key that is not one of these,
+a value a flag would not take, or a \fB\-\-profile\fR that the file does not have, is a
+usage error (exit status 2): the message names the file, the line and the key, or lists
+the profiles there are. Every profile is checked, not only the one in use.
+\fB\-v\fR says which file and profile a run used; \fB\-\-show\-config\fR prints the
+effective settings and where each came from, and never a secret.
+.PP
+A file with three profiles: a broker on the home LAN, a work cluster with TLS and a
+password, and a public broker with a room secret.
+.PP
+.RS 4
+.nf
+nick = "alice"
+
+[profile.home]
+broker = "mqtt://192.168.1.10:1883"
+
+[profile.work]
+broker = ["mqtts://mq1.corp.example:8883", "mqtts://mq2.corp.example:8883"]
+cafile = "corp\-ca.pem"
+username = "alice"
+password_file = "~/.config/mqttchat/work.pass"
+qos = 1
+
+[profile.public]
+broker = "mqtts://broker.hivemq.com:8883"
+room_secret_file = "~/.config/mqttchat/friends.secret"
+.fi
+.RE
+.PP
+Then \fBchat\-sub \-\-profile work ops\fR, or \fBexport CHAT_PROFILE=work\fR once.
+"##;
+
+/// The ENVIRONMENT entries of the config file.
+const ENV_PROFILE: &str = r##".TP
+.B CHAT_PROFILE
+The profile of the config file when \fB\-\-profile\fR is not given (see FILES).
+.TP
+.B XDG_CONFIG_HOME
+The directory of \fImqttchat/config.toml\fR; \fI~/.config\fR when not set or empty.
 "##;
 
 /// The ENVIRONMENT entry of RUST_LOG.
@@ -362,7 +485,9 @@ const SEE_ALSO: &str = r##".BR mosquitto_pub (1),
 "##;
 
 /// The pieces by name.
-const PIECES: [(&str, &str); 14] = [
+const PIECES: [(&str, &str); 16] = [
+    ("FILES", FILES),
+    ("ENV_PROFILE", ENV_PROFILE),
     ("DIALECT", super::original::DIALECT),
     ("DIAGNOSTICS", super::original::DIAGNOSTICS),
     ("ENCRYPTION", ENCRYPTION),

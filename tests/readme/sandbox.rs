@@ -139,7 +139,11 @@ impl Sandbox {
                 cmd.env_remove(var);
             }
         }
-        cmd.env_remove("NO_COLOR").env_remove("RUST_LOG");
+        // The config file is the fresh HOME's (~/.config/mqttchat/config.toml), never the
+        // developer's.
+        cmd.env_remove("NO_COLOR")
+            .env_remove("RUST_LOG")
+            .env_remove("XDG_CONFIG_HOME");
         cmd.env("HOME", self.home()).env("USER", "tester");
         cmd.env("PATH", &self.path).current_dir(dir);
     }

@@ -27,7 +27,7 @@ use tokio::time::{Instant, sleep_until};
 
 use config::PubConfig;
 
-use crate::cli::PubArgs;
+use crate::cli::{Given, PubArgs};
 use crate::error::Error;
 use crate::mqtt::connect::Connector;
 use crate::mqtt::connection::{Connection, LinkEvent};
@@ -35,6 +35,7 @@ use crate::mqtt::link::Link;
 use crate::mqtt::tx::LinkError;
 use crate::signals::Signals;
 use crate::tool;
+use crate::tools::profile;
 use input::Control;
 use outgoing::Outgoing;
 use state::{PubState, Stop};
@@ -43,7 +44,11 @@ use state::{PubState, Stop};
 const INPUT_BATCHES: usize = 4;
 
 /// Runs chat-pub to completion.
-pub fn run(args: PubArgs) -> Result<(), Error> {
+pub fn run(mut args: PubArgs, given: &Given) -> Result<(), Error> {
+    let (common, nick, dialect) = (&mut args.common, &mut args.nick, &mut args.dialect);
+    if let Some(settings) = profile::configure(common, nick, dialect, given)? {
+        return profile::print(&settings);
+    }
     let config = PubConfig::new(&args)?;
     let rt = tool::runtime()?;
     let (tx, rx) = mpsc::channel(INPUT_BATCHES);

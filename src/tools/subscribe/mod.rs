@@ -24,7 +24,7 @@ use tokio::time::{Instant, sleep_until};
 
 use config::SubConfig;
 
-use crate::cli::SubArgs;
+use crate::cli::{Given, SubArgs};
 use crate::error::Error;
 use crate::mqtt::connect::Connector;
 use crate::mqtt::connection::{Connection, LinkEvent};
@@ -33,11 +33,16 @@ use crate::mqtt::tx::LinkError;
 use crate::signals::Signals;
 use crate::tool;
 use crate::tools::output::{Output, watch_stdout};
+use crate::tools::profile;
 use state::{Step, SubState};
 
 /// Runs chat-sub until `--count`, `--timeout`, `--who`, a closed stdout or a fatal
 /// error.
-pub fn run(args: SubArgs) -> Result<(), Error> {
+pub fn run(mut args: SubArgs, given: &Given) -> Result<(), Error> {
+    let (common, nick, dialect) = (&mut args.common, &mut args.nick, &mut args.dialect);
+    if let Some(settings) = profile::configure(common, nick, dialect, given)? {
+        return profile::print(&settings);
+    }
     let config = SubConfig::new(&args)?;
     let rt = tool::runtime()?;
     let first = Instant::now() + config.connect_timeout;
