@@ -253,6 +253,44 @@ fn a_password_is_warned_about_and_never_shown() {
     assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
 }
 
+/// A mistake on a line that holds a secret never shows the secret: a password written
+/// without its `=`, unquoted, or a proxy URL whose host was forgotten.
+#[test]
+fn a_mistake_in_the_file_never_shows_a_secret() {
+    for (tag, text) in [
+        ("colon", "password: \"hunter2-secret\"\n"),
+        ("unquoted", "password = 20242024\n"),
+        ("proxy", "proxy = \"socks5://alice:hunter2-secret\"\n"),
+        ("no-equals", "proxy \"http://u:hunter2-secret@h\"\n"),
+    ] {
+        let home = config_home(&format!("profile-secret-{tag}"), text, 0o600);
+        let out = run(
+            &mut with_config("chat-pub", home.path(), &["-m", "x", "r"]),
+            b"",
+        );
+        out.expect_code(2);
+        assert!(out.stderr.contains("line 1"), "{tag}: {}", out.stderr);
+        for secret in ["hunter2", "20242024"] {
+            assert!(!out.stderr.contains(secret), "{tag}: {}", out.stderr);
+        }
+    }
+}
+
+/// Without a config file, --show-config still tells a flag or variable from a default.
+#[test]
+fn without_a_file_show_config_tells_given_from_default() {
+    let out = run(
+        &mut tool("chat-pub").args(["--no-config", "--qos", "2", "--show-config"]),
+        b"",
+    );
+    out.expect_code(0);
+    assert_eq!(
+        shown(&out, "qos"),
+        ("2".into(), "flag or environment".into())
+    );
+    assert_eq!(shown(&out, "keep_alive"), ("30".into(), "default".into()));
+}
+
 /// -v says which file and profile a run used.
 #[test]
 fn verbose_names_the_file_and_the_profile() {

@@ -754,6 +754,7 @@ fn render(
         qos,
         retain,
         received: at,
+        properties: None,
     };
     let mut out = Vec::new();
     Renderer::new(format, false).render(&mut out, &m, &envelope::decode(payload));
@@ -932,6 +933,8 @@ fn preparer(mode: Mode, nick: &str) -> Preparer {
         keyring: None,
         dialect: mqttchat::room::dialect::Dialect::Envelope,
         notice: None,
+        properties: Default::default(),
+        encoded: Default::default(),
     }
 }
 

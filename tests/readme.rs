@@ -51,6 +51,7 @@ scenarios! {
     lan "lan" on ["192.168.1.10"] needs ["chat-broker"] => chat::lan;
     make_secret "make-secret" on [] needs ["openssl"] => chat::make_secret;
     pipes "pipes" on [] needs ["chat-broker", "jq"] => pipes::pipes;
+    properties "properties" on [] needs ["chat-broker", "jq"] => pipes::properties;
     relay "relay" on ["192.168.1.10", "192.168.1.20"] needs ["chat-broker"] => pipes::relay;
     dialect "dialect" on [] needs ["chat-broker", "paho-mqtt"] => dialect::dialect;
     two_panes "two-panes" on [] needs ["chat-broker"] => chat::two_panes;

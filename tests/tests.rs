@@ -30,6 +30,7 @@ mod interop;
 mod kernel;
 mod lifecycle;
 mod man;
+mod message_properties;
 mod output;
 mod presence;
 mod profiles;

@@ -17,9 +17,9 @@ use crate::mqtt::dial::VersionChoice;
 mod help;
 mod parse;
 
-use parse::parse_size;
 pub use parse::{ColorWhen, DialectChoice};
 pub(crate) use parse::{parse_secs, parse_version};
+use parse::{parse_size, parse_user_property};
 
 /// Options shared by chat-pub and chat-sub.
 #[derive(Args, Debug, Clone)]
@@ -59,8 +59,8 @@ pub struct Common {
     /// password given here can be read by every user of the machine: prefer CHAT_PROXY or
     /// the proxy key of the config file. An empty URL means no proxy.
     #[arg(long, value_name = "URL", env = "CHAT_PROXY", hide_env_values = true,
-          help_heading = CONNECTION)]
-    pub proxy: Option<String>,
+          help_heading = CONNECTION, value_parser = |s: &str| Ok::<_, String>(ProxyUrl(s.into())))]
+    pub proxy: Option<ProxyUrl>,
 
     /// Where `proxy` came from, as messages name it (`--proxy`, `CHAT_PROXY`, the key).
     #[arg(skip)]
@@ -171,7 +171,7 @@ pub struct Common {
 
     /// The password of the config file (`password`), when no flag or variable gives one.
     #[arg(skip)]
-    pub password_from_config: Option<String>,
+    pub password_from_config: Option<crate::mqtt::wire::Secret>,
 
     /// More log output on stderr (repeat for more; RUST_LOG overrides)
     #[arg(short, long, action = ArgAction::Count, help_heading = OTHER)]
@@ -198,6 +198,16 @@ impl Given {
     /// Whether the option `id` was given on the command line (not in the environment).
     pub fn on_command_line(&self, id: &str) -> bool {
         self.0.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    }
+}
+
+/// `--proxy`'s URL as given: it may hold a password, so `Debug` shows it without.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl(pub String);
+
+impl std::fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", crate::mqtt::proxy::redact(&self.0))
     }
 }
 
@@ -267,7 +277,7 @@ pub struct PubArgs {
     /// Each input line is a JSON object, as chat-sub --json prints them
     ///
     /// Keys: text (required), and optionally topic, from, ts, id, qos, retain,
-    /// payload_base64. topic, qos and retain override TOPIC, -q and -r for that line;
+    /// payload_base64, properties (MQTT 5, as chat-sub --json prints them). topic, qos and retain override TOPIC, -q and -r for that line;
     /// from, ts and id are kept as given (absent ones are filled in); a line whose from,
     /// ts and id are all null is published raw (payload_base64's bytes, else text).
     /// Lines with an "event" key are skipped. Other keys are ignored.
@@ -286,6 +296,37 @@ pub struct PubArgs {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs,
           help_heading = CONNECTION, display_order = LAST)]
     pub drain_timeout: Duration,
+
+    /// Add the MQTT 5 user property KEY=VALUE to every message (repeatable)
+    ///
+    /// Properties travel beside the payload: in clear, even in an encrypted room. They
+    /// need MQTT 5: with -V 3 they are a usage error, and a broker that speaks MQTT 3.1.1
+    /// only ends the run (exit status 3) before anything is sent. With --json, a line's
+    /// own "properties" are sent too: its user properties first, then these; its other
+    /// properties win over the flags.
+    #[arg(long = "user-property", value_name = "KEY=VALUE", value_parser = parse_user_property,
+          help_heading = PROPERTIES)]
+    pub user_properties: Vec<(String, String)>,
+
+    /// The MQTT 5 content type of every message, e.g. text/plain
+    #[arg(long, value_name = "TYPE", help_heading = PROPERTIES)]
+    pub content_type: Option<String>,
+
+    /// How long the broker keeps each message for subscribers that did not get it yet
+    ///
+    /// The MQTT 5 message expiry interval, in whole seconds: a retained message or one
+    /// queued for an offline session is dropped once it has waited this long.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32),
+          help_heading = PROPERTIES)]
+    pub message_expiry: Option<u32>,
+
+    /// The MQTT 5 response topic of every message: where its reader should answer
+    #[arg(long, value_name = "TOPIC", help_heading = PROPERTIES)]
+    pub response_topic: Option<String>,
+
+    /// The MQTT 5 correlation data of every message, as TEXT, to pair answers with it
+    #[arg(long, value_name = "TEXT", help_heading = PROPERTIES)]
+    pub correlation_data: Option<String>,
 
     /// Do not announce the nick as online in TOPIC
     ///
@@ -376,8 +417,9 @@ pub struct SubArgs {
 
     /// Print each message with a template
     ///
-    /// Placeholders: {topic} {from} {text} {time} {ts} {received} {id} {qos} {retain};
-    /// {{ and }} are literal braces; \t, \n and \\ are a tab, a newline and a backslash.
+    /// Placeholders: {topic} {from} {text} {time} {ts} {received} {id} {qos} {retain},
+    /// and of MQTT 5 properties {content_type} and {user:KEY} (the user property KEY; its
+    /// values joined by ", " when it repeats); {{ and }} are literal braces; \t, \n and \\ are a tab, a newline and a backslash.
     /// A newline ends each message.
     #[arg(short = 'F', long, value_name = "TEMPLATE", conflicts_with = "raw",
           help_heading = OUTPUT)]
@@ -445,6 +487,7 @@ const OUTPUT: &str = "Output";
 const CONNECTION: &str = "Connection";
 const TLS: &str = "TLS";
 const PROFILES: &str = "Profiles";
+const PROPERTIES: &str = "Message properties (MQTT 5)";
 const OTHER: &str = "Other";
 /// The display order of an option that goes after the shared ones of its heading.
 const LAST: usize = 1000;

@@ -8,6 +8,14 @@ use super::help;
 use crate::mqtt::dial::VersionChoice;
 use crate::mqtt::wire::Version;
 
+/// `KEY=VALUE` of `--user-property`: split at the first `=` (the value may hold more).
+pub fn parse_user_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) => Ok((k.to_string(), v.to_string())),
+        None => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
 /// `SECS`: seconds, fractions allowed, from 0 to 10^9.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s

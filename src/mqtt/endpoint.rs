@@ -99,6 +99,9 @@ impl Endpoint {
         if host.is_empty() {
             return Err(bad("no host"));
         }
+        if host.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(bad("white space or control characters in the host"));
+        }
         let port = match port {
             Some(p) => p
                 .parse::<u16>()

@@ -78,6 +78,14 @@ impl<'a> Object<'a> {
         self
     }
 
+    /// A member whose value is JSON already written by `write` (a nested object or array).
+    #[inline]
+    pub fn with(mut self, key: &str, write: impl FnOnce(&mut Vec<u8>)) -> Self {
+        self.key(key);
+        write(self.out);
+        self
+    }
+
     /// Closes the object.
     #[inline]
     pub fn end(self) {

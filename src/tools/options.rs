@@ -62,7 +62,7 @@ pub fn resolve(common: &Common, tool: &str, max_in: usize) -> Result<ConnectOpti
 
 /// `--proxy` (or `CHAT_PROXY`, or the `proxy` key), checked; empty means none.
 fn proxy(common: &Common) -> Result<Option<Proxy>, Error> {
-    let url = match common.proxy.as_deref() {
+    let url = match common.proxy.as_ref().map(|u| u.0.as_str()) {
         None | Some("") => return Ok(None),
         Some(url) => url,
     };
@@ -112,7 +112,7 @@ fn login(common: &Common) -> Result<Option<Login>, Error> {
         Some(path) => Some(read_password(path)?),
         None => std::env::var("CHAT_PASSWORD")
             .ok()
-            .or_else(|| common.password_from_config.clone()),
+            .or_else(|| (common.password_from_config.as_ref()).map(|s| s.expose().to_string())),
     };
     match (&common.username, password) {
         (None, None) => Ok(None),

@@ -111,6 +111,13 @@ The exact bytes of a raw message (below).
 .B encrypted
 \fBtrue\fR: an encrypted message that \fBchat\-sub \-\-json\fR could not open; the bytes of
 \fBpayload_base64\fR are published unchanged (see ENCRYPTION), and \fBtext\fR may be null.
+.TP
+.B properties
+MQTT 5 properties of this message, as \fBchat\-sub \-\-json\fR prints them: \fBuser\fR
+([key, value] pairs, in order), \fBcontent_type\fR, \fBmessage_expiry\fR,
+\fBresponse_topic\fR, \fBcorrelation_data\fR or \fBcorrelation_data_base64\fR. They are
+sent with those of the flags (see MESSAGE PROPERTIES): the line's user properties first,
+then the flags'; the line's other properties win over the flags'.
 .PP
 Other keys are ignored. Every line that \fBchat\-sub \-\-json\fR prints is valid input.
 Objects with an \fBevent\fR key are skipped silently. A raw message stays raw: a line
@@ -118,6 +125,25 @@ whose \fBfrom\fR, \fBts\fR and \fBid\fR are all null is published as its bytes (
 decoded \fBpayload_base64\fR when present, else \fBtext\fR), not wrapped in an envelope.
 A line that is not a JSON object with a string \fBtext\fR, or whose \fBqos\fR is not 0, 1
 or 2, is reported by its line number and skipped.
+.SH MESSAGE PROPERTIES
+\fB\-\-user\-property\fR, \fB\-\-content\-type\fR, \fB\-\-message\-expiry\fR,
+\fB\-\-response\-topic\fR and \fB\-\-correlation\-data\fR set MQTT 5 properties on every
+message, as mosquitto_pub's \fB\-D publish\fR does; \fBchat\-sub \-\-json\fR shows them,
+and a relay (\fBchat\-sub \-\-json | chat\-pub \-\-json\fR) carries them over. They travel
+beside the payload, so they are not encrypted in an encrypted room, and the presence
+announcements do not carry them.
+.PP
+MQTT 3.1.1 has no properties, and chat\-pub never sends a message without the properties
+it was given:
+.IP \(bu 2
+with \fB\-V 3\fR, a property flag is a usage error (exit status 2);
+.IP \(bu 2
+with \fB\-V auto\fR, a broker that speaks MQTT 3.1.1 only (NATS, RabbitMQ, aedes, amqtt)
+ends the run when it answers, before anything is sent (exit status 3);
+.IP \(bu 2
+a \fB\-\-json\fR line whose own \fBproperties\fR cannot be sent there is reported by its
+line number and not sent; to relay such lines to an MQTT 3.1.1 broker, take the
+properties out first, for example with \fBjq \-c \-\-unbuffered \(aqdel(.properties)\(aq\fR.
 .SH DELIVERY
 At QoS 1 and 2 (1 is the default) every message is kept until the broker acknowledged
 it: PUBACK at QoS 1, PUBREC then PUBCOMP at QoS 2. When input ends, chat\-pub waits for

@@ -92,11 +92,28 @@ When chat\-sub received it: RFC 3339, UTC, with milliseconds.
 Present only when the payload is not valid UTF\-8, or is encrypted: its exact bytes in
 base64, so nothing is lost.
 .TP
+.B properties
+Present only when the message has MQTT 5 properties (only an MQTT 5 connection carries
+them), after \fBreceived\fR:
+.RS 4
+.nf
+"properties":{"user":[["app","ci"],["tag","a"],["tag","b"]],
+ "content_type":"text/plain","message_expiry":60,
+ "response_topic":"replies/alice","correlation_data":"req\-7"}
+.fi
+.RE
+.IP
+each member only when the message has it: \fBuser\fR, the user properties as
+[key, value] pairs in the order sent, repeats kept; \fBcontent_type\fR;
+\fBmessage_expiry\fR, the seconds left as the broker forwarded it; \fBresponse_topic\fR;
+\fBcorrelation_data\fR, or \fBcorrelation_data_base64\fR (its exact bytes in base64)
+when the data is not UTF\-8. \fBchat\-pub \-\-json\fR sends them on.
+.TP
 .B encrypted
 Present (\fBtrue\fR) only for an encrypted message chat\-sub has no secret for; its
 \fBtext\fR is \fBnull\fR (see ENCRYPTION).
 .PP
-Every line is valid JSON. Strings escape the control characters as JSON requires
+Text output never shows properties. Every line is valid JSON. Strings escape the control characters as JSON requires
 (\fB\en\fR, \fB\er\fR, \fB\et\fR, the others as \fB\eu\fR\fIXXXX\fR), and also DEL,
 the C1 controls, the bidi controls and U+2028/U+2029 as \fB\eu\fR\fIXXXX\fR: the same
 JSON value, but safe to print on a terminal. Each line is valid input for
@@ -131,11 +148,19 @@ the envelope's id (empty for a raw message)
 .TP
 .B {retain}
 \fBtrue\fR or \fBfalse\fR
+.TP
+.B {content_type}
+the MQTT 5 content type (empty when there is none)
+.TP
+.BI {user: KEY }
+the MQTT 5 user property \fIKEY\fR (empty when there is none); when the key is repeated,
+its values in order, joined by \fB, \fR
 .PP
 \fB{{\fR and \fB}}\fR are literal braces; \fB\et\fR, \fB\en\fR and \fB\e\e\fR are a tab,
 a newline and a backslash; any other backslash is printed as it is. An unknown
 placeholder or a lone \fB}\fR is a usage error. The values of \fB{topic}\fR,
-\fB{from}\fR, \fB{text}\fR, \fB{ts}\fR and \fB{id}\fR are escaped as in text output.
+\fB{from}\fR, \fB{text}\fR, \fB{ts}\fR, \fB{id}\fR and of the properties are escaped as
+in text output.
 .SH BUFFERING
 Standard output is written in blocks, not line by line: chat\-sub writes once per batch
 of messages that arrived together. A single message reaches a pipe at once, so

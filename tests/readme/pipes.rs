@@ -198,3 +198,52 @@ pub fn cluster(sb: &Sandbox, block: &Block) {
         );
     }
 }
+
+/// A reader through jq and one with a template see the properties chat-pub set, in the
+/// order given; a message without properties (the probes) has `null`.
+pub fn properties(sb: &Sandbox, block: &Block) {
+    let [json, publish, template] = block.lines();
+    let _broker = sb.broker("127.0.0.1:1883");
+    let json = sb.start_on_terminal(json);
+    let template = sb.start(template);
+    sb.probe(&[(&json, "probe-"), (&template, "probe-")], |n| {
+        sb.chat_pub_m(&format!("probe-{n}"), &["ops/deploys"])
+    });
+    sb.run(publish, b"").expect_code(0);
+    json.wait_stdout("v1.4 is out");
+    template.wait_stdout("v1.4 is out");
+    // On a terminal jq colours its output: the colours taken out.
+    let plain = without_colours(&stdout(&json));
+    let line = plain
+        .lines()
+        .find(|l| l.contains("v1.4"))
+        .unwrap_or_default();
+    assert_eq!(
+        line,
+        r#"["v1.4 is out",{"user":[["env","prod"],["by","ci"]],"content_type":"text/plain"}]"#
+    );
+    assert!(
+        plain.contains(r#"["probe-"#) && plain.contains("null]"),
+        "{plain}"
+    );
+    let out = stdout(&template);
+    assert!(out.contains("prod text/plain: v1.4 is out\n"), "{out}");
+}
+
+/// `text` without its SGR sequences (`ESC [ … m`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -50,7 +50,7 @@ fn mangled_packets_never_panic_the_engine() {
                 dup: false,
                 pkid: 7,
             };
-            encode_publish(w, &mut b, b"t/x", b"payload", f);
+            encode_publish(w, &mut b, b"t/x", b"payload", &[], f);
         }
         for kind in [
             AckKind::PubAck,

@@ -13,8 +13,7 @@ use super::socks::Login;
 /// The longest response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
 
-/// One CONNECT.
-#[derive(Debug)]
+/// One CONNECT. Not `Debug`: its request holds the login.
 pub struct Connect {
     request: Vec<u8>,
     login: bool,

@@ -63,7 +63,7 @@ impl Proxy {
     /// Parses `SCHEME://[USER[:PASSWORD]@]HOST[:PORT]`; every problem is a usage error
     /// that names `given` (the flag, variable or key) and never echoes a password.
     pub fn parse(url: &str, given: &str) -> Result<Proxy, Error> {
-        let shown = redact(url);
+        let shown = crate::escape::escaped(&redact(url));
         let bad = |why: &str| Error::Usage(format!("invalid {given} '{shown}': {why}"));
         let (scheme, rest) = url
             .split_once("://")
@@ -92,7 +92,25 @@ impl Proxy {
         if host.is_empty() {
             return Err(bad("no host"));
         }
+        if host.chars().any(char::is_control) {
+            return Err(bad("control characters in the host"));
+        }
+        if let Some(l) = &login {
+            // RFC 7617: a user-id with a colon cannot be told from the password.
+            if scheme == Scheme::Http && l.user.contains(':') {
+                return Err(bad("basic authentication allows no ':' in the user name"));
+            }
+            // RFC 1929: a password of 1 to 255 bytes.
+            if scheme != Scheme::Http && l.password.is_empty() {
+                return Err(bad("SOCKS5 needs a password with the user name"));
+            }
+        }
         let port = match port {
+            // Digits only (no `+`); other text is not echoed: it may be a password
+            // whose user forgot the host.
+            Some(p) if !p.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(bad("the port is not a number"));
+            }
             Some(p) => (p.parse::<u16>().ok())
                 .filter(|&p| p != 0)
                 .ok_or_else(|| bad(&format!("invalid port '{p}'")))?,
@@ -127,6 +145,8 @@ impl Proxy {
                         .await
                     {
                         Ok(tcp) => return Ok(tcp),
+                        // Refused credentials or rules: the next address changes nothing.
+                        Err(e) if proxy_error(&e).is_some_and(|p| p.is_final()) => return Err(e),
                         Err(e) => last = Some(e),
                     }
                 }
@@ -256,6 +276,16 @@ impl fmt::Display for ProxyError {
 
 impl std::error::Error for ProxyError {}
 
+impl ProxyError {
+    /// Whether no other attempt through this proxy can succeed.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Unresolved | ErrorKind::Said(FailureKind::Credentials | FailureKind::Denied)
+        )
+    }
+}
+
 /// The [`ProxyError`] inside an I/O error, if that is what it is.
 pub fn proxy_error(e: &io::Error) -> Option<&ProxyError> {
     e.get_ref()?.downcast_ref::<ProxyError>()
@@ -263,21 +293,26 @@ pub fn proxy_error(e: &io::Error) -> Option<&ProxyError> {
 
 /// The URL as messages show it: `USER:PASSWORD@` becomes `USER:…@`.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return match url.rsplit_once('@') {
-            Some((_, host)) => format!("…@{host}"),
-            None => url.to_string(),
-        };
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) if !scheme.contains([':', '@']) => (format!("{scheme}://"), rest),
+        _ => (String::new(), url),
     };
     match rest.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
             match userinfo.contains(':') {
-                true => format!("{scheme}://{user}:…@{host}"),
-                false => format!("{scheme}://{user}@{host}"),
+                true => format!("{scheme}{user}:…@{host}"),
+                false => format!("{scheme}{user}@{host}"),
             }
         }
-        None => url.to_string(),
+        // No login, or one whose host was forgotten (`socks5://alice:PASSWORD`): what
+        // follows a colon is shown only when it is a port.
+        None => match rest.split_once(':') {
+            Some((host, port)) if !port.bytes().all(|b| b.is_ascii_digit() || b == b'/') => {
+                format!("{scheme}{host}:…")
+            }
+            _ => url.to_string(),
+        },
     }
 }
 
@@ -302,8 +337,11 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -367,24 +405,45 @@ mod tests {
     }
 
     #[test]
+    fn redaction_hides_what_may_be_a_password_in_every_shape() {
+        for (url, shown) in [
+            ("socks5://u:p@h:1", "socks5://u:…@h:1"),
+            ("socks5://u:p@ss@h", "socks5://u:…@h"),
+            ("socks5://u@h", "socks5://u@h"),
+            ("socks5://alice:hunter2", "socks5://alice:…"),
+            ("socks5://h:1080/", "socks5://h:1080/"),
+            ("u:p@h", "u:…@h"),
+            ("u:a://hunter2@h", "u:…@h"),
+            ("alice:hunter2", "alice:…"),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+        }
+    }
+
+    #[test]
     fn errors_are_usage_errors_without_the_password() {
         for (url, says) in [
             ("ftp://h", "unknown scheme 'ftp'"),
             ("h:1080", "give the scheme"),
             ("socks5://", "no host"),
             ("socks5://h:0", "invalid port '0'"),
-            ("socks5://h:x", "invalid port 'x'"),
+            ("socks5://h:x", "the port is not a number"),
             ("socks4://h", "SOCKS4 is not supported"),
             ("https://u:hunter2@h", "TLS to the proxy itself"),
             ("http://u:hunter2@h/path", "no path"),
             ("socks5://::1", "brackets"),
             ("socks5://:hunter2@h", "an empty user name"),
             ("socks5://u:%zz@h", "bad %-escape in the password"),
+            ("socks5://alice:hunter2", "the port is not a number"),
+            ("http://al%3Aice:hunter2@h", "no ':' in the user name"),
+            ("socks5://alice@h", "SOCKS5 needs a password"),
+            ("socks5://h\r\nX: y", "control characters"),
         ] {
             match Proxy::parse(url, "--proxy") {
                 Err(Error::Usage(m)) => {
                     assert!(m.contains(says), "{url}: {m}");
                     assert!(!m.contains("hunter2") && !m.contains("%zz"), "{url}: {m}");
+                    assert!(!m.contains('\r'), "{url}: {m}");
                 }
                 other => panic!("{url}: {other:?}"),
             }

@@ -50,6 +50,7 @@ pub fn peek_oversized(buf: &[u8], max: usize) -> Peek {
         retain: first & 1 == 1,
         dup: first & 8 == 8,
         pkid,
+        properties: None,
     };
     Peek::Oversized(delivery, size)
 }
@@ -139,6 +140,7 @@ fn from_v4(p: v4::Packet) -> Inbound {
             retain: p.retain,
             dup: p.dup,
             pkid: p.pkid,
+            properties: None,
         }),
         P::PubAck(a) => ack(AckKind::PubAck, a.pkid),
         P::PubRec(a) => ack(AckKind::PubRec, a.pkid),
@@ -176,6 +178,7 @@ fn from_v5(p: v5::Packet) -> Inbound {
             retain: p.retain,
             dup: p.dup,
             pkid: p.pkid,
+            properties: p.properties.and_then(super::Properties::received),
         }),
         P::PubAck(a) => Inbound::Ack {
             kind: AckKind::PubAck,
@@ -355,7 +358,7 @@ mod tests {
         for payload_len in [0, 100, 127, 20_000, 3_000_000] {
             let mut buf = BytesMut::new();
             let f = PubFlags::default();
-            encode_publish(Version::V5, &mut buf, b"t", &vec![0; payload_len], f);
+            encode_publish(Version::V5, &mut buf, b"t", &vec![0; payload_len], &[], f);
             let header = rumqttc::mqttbytes::check(buf.iter(), usize::MAX).unwrap();
             let (at, len) = fixed_header(&buf).unwrap();
             assert_eq!(at + len, header.frame_length());
@@ -371,7 +374,7 @@ mod tests {
             dup: true,
             pkid: 9,
         };
-        encode_publish(Version::V311, &mut buf, b"a/b", &[b'x'; 5000], f);
+        encode_publish(Version::V311, &mut buf, b"a/b", &[b'x'; 5000], &[], f);
         let size = buf.len();
         // Type, 2 bytes of remaining length, topic length, topic, packet id: 10 bytes.
         assert!(matches!(peek_oversized(&buf[..1], 1000), Peek::NeedMore));

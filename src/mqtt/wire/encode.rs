@@ -120,13 +120,20 @@ pub fn encode_subscribe(
 }
 
 /// The size of a PUBLISH packet with this topic and payload (to check against limits).
-pub fn publish_size(version: Version, topic_len: usize, payload_len: usize, qos: u8) -> usize {
+/// `props_len` is the length of the encoded properties (0 for none; always 0 under 3.1.1).
+pub fn publish_size(
+    version: Version,
+    topic_len: usize,
+    payload_len: usize,
+    props_len: usize,
+    qos: u8,
+) -> usize {
     let mut len = 2 + topic_len + payload_len;
     if qos > 0 {
         len += 2;
     }
     if version == Version::V5 {
-        len += 1; // empty property list
+        len += remaining_length_len(props_len) + props_len;
     }
     1 + remaining_length_len(len) + len
 }
@@ -142,14 +149,18 @@ pub struct PubFlags {
     pub pkid: u16,
 }
 
-/// Appends a PUBLISH packet.
+/// Appends a PUBLISH packet. `props` is the encoded property list without its length
+/// ([`Properties::encode`](super::Properties::encode)); MQTT 3.1.1 has none, so it must
+/// then be empty.
 pub fn encode_publish(
     version: Version,
     out: &mut BytesMut,
     topic: &[u8],
     payload: &[u8],
+    props: &[u8],
     f: PubFlags,
 ) {
+    debug_assert!(version == Version::V5 || props.is_empty());
     let PubFlags {
         qos,
         retain,
@@ -161,7 +172,7 @@ pub fn encode_publish(
         len += 2;
     }
     if version == Version::V5 {
-        len += 1;
+        len += remaining_length_len(props.len()) + props.len();
     }
     out.reserve(len + 5);
     out.put_u8(0x30 | (u8::from(dup) << 3) | (qos << 1) | u8::from(retain));
@@ -172,7 +183,8 @@ pub fn encode_publish(
         out.put_u16(pkid);
     }
     if version == Version::V5 {
-        out.put_u8(0);
+        put_remaining_length(out, props.len());
+        out.put_slice(props);
     }
     out.put_slice(payload);
 }

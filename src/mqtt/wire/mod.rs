@@ -10,6 +10,7 @@
 
 mod decode;
 mod encode;
+mod properties;
 
 pub use decode::{Peek, decode, peek_oversized};
 // chat-broker's engine frames its answers with these too.
@@ -18,6 +19,7 @@ pub(crate) use decode::fixed_header;
 #[cfg(feature = "broker")]
 pub(crate) use encode::put_remaining_length;
 pub use encode::*;
+pub use properties::Properties;
 
 use bytes::Bytes;
 
@@ -210,6 +212,8 @@ pub struct Delivery {
     pub retain: bool,
     pub dup: bool,
     pub pkid: u16,
+    /// Its MQTT 5 properties, when it has any the tools show.
+    pub properties: Option<Box<Properties>>,
 }
 
 /// A packet from the broker, in either protocol version.
@@ -326,8 +330,8 @@ mod tests {
                     dup: false,
                     pkid: 7,
                 };
-                encode_publish(version, &mut buf, b"a/b", &payload, f);
-                assert_eq!(buf.len(), publish_size(version, 3, payload_len, qos));
+                encode_publish(version, &mut buf, b"a/b", &payload, &[], f);
+                assert_eq!(buf.len(), publish_size(version, 3, payload_len, 0, qos));
                 match decode(version, &mut buf, MAX_PACKET).unwrap() {
                     Some(Inbound::Publish(d)) => {
                         assert_eq!(&d.topic[..], b"a/b");
@@ -350,7 +354,7 @@ mod tests {
             pkid: 1,
             ..PubFlags::default()
         };
-        encode_publish(Version::V5, &mut full, b"t", b"hello", f);
+        encode_publish(Version::V5, &mut full, b"t", b"hello", &[], f);
         let mut part = BytesMut::from(&full[..full.len() - 1]);
         assert!(
             decode(Version::V5, &mut part, MAX_PACKET)

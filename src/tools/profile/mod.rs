@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::cli::{Common, DialectChoice, Given};
+use crate::cli::{Common, DialectChoice, Given, ProxyUrl};
 use crate::error::Error;
+use crate::mqtt::wire::Secret;
 
 mod show;
 
@@ -39,6 +40,9 @@ macro_rules! keys {
             profile: BTreeMap<String, Keys>,
         }
 
+        /// The names of the keys.
+        const KEY_NAMES: &[&str] = &[$(stringify!($key)),*];
+
         impl FileKeys {
             fn split(self) -> (Keys, BTreeMap<String, Keys>) {
                 (Keys { $($key: self.$key,)* }, self.profile)
@@ -60,15 +64,27 @@ keys! {
     username: String,
     password_file: String,
     /// The password itself (a file others can read gets a warning).
-    password: String,
+    password: Hidden,
     cafile: String,
     cert: String,
     key: String,
     insecure: bool,
     /// `--proxy`: socks5://, socks5h:// or http://, with a login if it wants one.
-    proxy: String,
+    proxy: Hidden,
     room_secret_file: String,
     dialect: String,
+}
+
+/// A string that may hold a secret (`password`, a `proxy` URL with its login): `Debug`
+/// does not show it.
+#[derive(Deserialize, Clone, Default)]
+#[serde(transparent)]
+struct Hidden(String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
 }
 
 /// `broker`: one URL or several.
@@ -136,7 +152,7 @@ pub fn read(path: &Path, named: bool) -> Result<Option<ConfigFile>, Error> {
     };
     let parsed: FileKeys = toml::from_str(&text).map_err(|e| {
         let line = e.span().map(|s| line_of(&text, s.start));
-        let what = e.message().replace("unknown field", "unknown key");
+        let what = without_value(e.message()).replace("unknown field", "unknown key");
         usage_at(path, line, &text, &what)
     })?;
     let (top, profiles) = parsed.split();
@@ -148,6 +164,19 @@ pub fn read(path: &Path, named: bool) -> Result<Option<ConfigFile>, Error> {
     };
     file.check()?;
     Ok(Some(file))
+}
+
+/// serde's "invalid type: integer `12345678`, expected a string" without the value, which
+/// may be a password written unquoted: "invalid type: integer, expected a string".
+fn without_value(message: &str) -> String {
+    for lead in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(lead) {
+            let kind = rest.split([' ', ',']).next().unwrap_or_default();
+            let expected = rest.find(", expected").map_or("", |i| &rest[i..]);
+            return format!("{lead}{kind}{expected}");
+        }
+    }
+    message.to_string()
 }
 
 /// The 1-based line of byte `at` of `text`.
@@ -165,7 +194,19 @@ fn usage_at(path: &Path, line: Option<usize>, text: &str, what: &str) -> Error {
         .nth(n - 1)
         .and_then(|l| l.split('=').next())
         .map(str::trim);
-    let key = key.filter(|k| !k.is_empty() && !k.starts_with('['));
+    // Only a key's name, never other text of the line: it may be a password written
+    // without its `=`, or hold control characters.
+    let is_name = |k: &&str| {
+        !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    };
+    // A name the file may use, or the one the message itself names.
+    let named = |k: &&str| {
+        let last = k.rsplit('.').next().unwrap_or_default();
+        KEY_NAMES.contains(&last) || what.contains(&format!("`{k}`"))
+    };
+    let key = key.filter(is_name).filter(named);
     let key = key.map_or(String::new(), |k| format!(", key '{k}'"));
     Error::Usage(format!(
         "config file {}, line {n}{key}: {what}",
@@ -238,8 +279,8 @@ impl ConfigFile {
             if let Some(v) = &keys.dialect {
                 self.dialect(v)?;
             }
-            if let Some(v) = keys.proxy.as_ref().filter(|v| !v.get_ref().is_empty()) {
-                crate::mqtt::proxy::Proxy::parse(v.get_ref(), "proxy URL")
+            if let Some(v) = keys.proxy.as_ref().filter(|v| !v.get_ref().0.is_empty()) {
+                crate::mqtt::proxy::Proxy::parse(&v.get_ref().0, "proxy URL")
                     .map_err(|e| self.bad(v, "proxy", &e.to_string()))?;
             }
         }
@@ -344,7 +385,9 @@ pub fn apply(
     set!("cert", "cert", cert, |v| Some(file.path_of(v.get_ref())));
     set!("key", "key", key, |v| Some(file.path_of(v.get_ref())));
     set!("insecure", "insecure", insecure, |v| *v.get_ref());
-    set!("proxy", "proxy", proxy, |v| Some(v.get_ref().clone()));
+    set!("proxy", "proxy", proxy, |v| Some(ProxyUrl(
+        v.get_ref().0.clone()
+    )));
     set!("dialect", "dialect", dialect, |v| file.dialect(v)?);
     secrets(levels, common, given, &mut sources);
     Ok(sources)
@@ -367,7 +410,9 @@ fn secrets(
     {
         match (&keys.password_file, &keys.password) {
             (Some(f), _) => common.password_file = Some(file.path_of(f.get_ref())),
-            (None, Some(p)) => common.password_from_config = Some(p.get_ref().clone()),
+            (None, Some(p)) => {
+                common.password_from_config = Some(Secret::new(p.get_ref().0.clone()))
+            }
             (None, None) => {}
         }
         sources.insert("password", source.clone());
@@ -384,7 +429,7 @@ fn secrets(
 /// is then warned about).
 pub fn holds_password(file: &ConfigFile) -> bool {
     let holds = |k: &Keys| {
-        let proxy = k.proxy.as_ref().map(|v| v.get_ref().as_str());
+        let proxy = k.proxy.as_ref().map(|v| v.get_ref().0.as_str());
         let in_proxy = proxy.and_then(|u| crate::mqtt::proxy::Proxy::parse(u, "").ok());
         k.password.is_some() || in_proxy.is_some_and(|p| p.has_password())
     };
@@ -436,7 +481,21 @@ pub fn configure(
                 looked.map_or(String::new(), |p| format!(" (looked for {p})"))
             )));
         }
-        None => BTreeMap::new(),
+        // No file: what flags and the environment gave is still told apart from the
+        // defaults (an empty file has no level to apply).
+        None => {
+            let empty = ConfigFile {
+                path: PathBuf::new(),
+                text: String::new(),
+                top: Keys::default(),
+                profiles: BTreeMap::new(),
+            };
+            let levels = Levels {
+                file: &empty,
+                levels: Vec::new(),
+            };
+            apply(&levels, common, nick, dialect, given)?
+        }
     };
     Ok(common
         .show_config

@@ -38,9 +38,13 @@ pub fn show(
     };
     let dialect = <DialectChoice as clap::ValueEnum>::to_possible_value(dialect)
         .map_or_else(String::new, |v| quoted(v.get_name()));
-    let proxy = (common.proxy.as_deref())
+    // As the tools show it: without its password (and not at all when it does not parse).
+    let proxy = (common.proxy.as_ref().map(|u| u.0.as_str()))
         .filter(|u| !u.is_empty())
-        .map(|u| quoted(&crate::mqtt::proxy::redact(u)));
+        .map(|u| match crate::mqtt::proxy::Proxy::parse(u, "--proxy") {
+            Ok(_) => quoted(&crate::mqtt::proxy::redact(u)),
+            Err(_) => quoted("(invalid)"),
+        });
     let rows: [(&str, Option<String>); 15] = [
         ("broker", Some(format!("[{}]", brokers.join(", ")))),
         ("version", Some(version)),

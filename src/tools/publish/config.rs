@@ -11,8 +11,9 @@ use crate::defaults;
 use crate::error::Error;
 use crate::mqtt::coalesce::Reads;
 use crate::mqtt::connect::ConnectOptions;
+use crate::mqtt::dial::VersionChoice;
 use crate::mqtt::topic;
-use crate::mqtt::wire::Will;
+use crate::mqtt::wire::{Properties, Version, Will};
 use crate::room::dialect::{self, Dialect};
 use crate::room::envelope::IdSource;
 use crate::room::presence::Announce;
@@ -31,6 +32,8 @@ pub struct PubConfig {
     pub prep: Preparer,
     /// Where the nick is announced as online, if it is (the will is in `connect`).
     pub presence: Option<Announce>,
+    /// Whether the flags set MQTT 5 properties (a 3.1.1 connection then ends the run).
+    pub needs_v5: bool,
 }
 
 impl PubConfig {
@@ -50,6 +53,8 @@ impl PubConfig {
         };
         let nick = nick(args.nick.as_deref());
         let dialect = dialect_of(args, &nick)?;
+        let properties = properties(args)?;
+        let needs_v5 = !properties.is_empty();
         let mut keyring = options::room_secret(&args.common)?.map(Keyring::new);
         let (notice, presence) =
             announcements(args, mode, &nick, dialect, &mut connect, keyring.as_mut())?;
@@ -79,12 +84,40 @@ impl PubConfig {
                 keyring,
                 dialect,
                 notice,
+                encoded: properties.encode(),
+                properties,
             },
             presence,
+            needs_v5,
             connect,
         })
     }
 }
+
+/// The MQTT 5 properties of the flags, checked: they cannot go over MQTT 3.1.1, so `-V 3`
+/// with any of them is a usage error.
+fn properties(args: &PubArgs) -> Result<Properties, Error> {
+    let props = Properties {
+        user: args.user_properties.clone(),
+        content_type: args.content_type.clone(),
+        message_expiry: args.message_expiry,
+        response_topic: args.response_topic.clone(),
+        correlation_data: (args.correlation_data.clone()).map(Bytes::from),
+    };
+    props.check().map_err(Error::Usage)?;
+    if !props.is_empty() && args.common.mqtt_version == VersionChoice::Only(Version::V311) {
+        return Err(Error::Usage(format!(
+            "{} need MQTT 5, and -V 3 asks for MQTT 3.1.1, which has no message properties: \
+             use -V 5 or -V auto",
+            PROPERTY_FLAGS
+        )));
+    }
+    Ok(props)
+}
+
+/// The flags that set properties, as messages name them.
+pub const PROPERTY_FLAGS: &str =
+    "--user-property, --content-type, --message-expiry, --response-topic and --correlation-data";
 
 /// `--dialect`, checked against what the original MQTTChat cannot carry: a room secret,
 /// `--raw`, a nick with a comma.

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::outgoing::Outgoing;
 use crate::mqtt::topic;
+use crate::mqtt::wire::Properties;
 use crate::room::dialect::{self, Dialect};
 use crate::room::envelope::{self, IdSource};
 use crate::room::seal::{self, Keyring};
@@ -55,6 +56,10 @@ pub struct Preparer {
     pub dialect: Dialect,
     /// Sent to TOPIC before any line (the original MQTTChat's notice at start).
     pub notice: Option<Bytes>,
+    /// The MQTT 5 properties of the flags, for every message.
+    pub properties: Properties,
+    /// The same, encoded once.
+    pub encoded: Bytes,
 }
 
 /// What becomes of one line.
@@ -177,6 +182,7 @@ impl Preparer {
             payload,
             qos,
             retain: retain.unwrap_or(self.retain),
+            properties: self.encoded.clone(),
         })
     }
 
@@ -196,8 +202,9 @@ impl Preparer {
         if j.encrypted == Some(true) {
             // As chat-sub --json prints a message it cannot decrypt: passed on unchanged.
             let payload = b64(j.payload_base64.as_deref().unwrap_or_default())?;
-            let m = self.message(line, j.topic.as_deref(), payload.into(), j.qos, j.retain)?;
+            let mut m = self.message(line, j.topic.as_deref(), payload.into(), j.qos, j.retain)?;
             self.check_sealed(&m)?;
+            self.line_properties(&mut m, j.properties)?;
             return Ok(Some((m, true)));
         }
         let text = j.text.ok_or("the JSON object has no \"text\" string")?;
@@ -227,8 +234,49 @@ impl Preparer {
             envelope::encode(&mut payload, &id, &from, &ts, &text);
             payload.into()
         };
-        let m = self.message(line, j.topic.as_deref(), payload, j.qos, j.retain)?;
+        let mut m = self.message(line, j.topic.as_deref(), payload, j.qos, j.retain)?;
+        self.line_properties(&mut m, j.properties)?;
         Ok(Some((m, false)))
+    }
+
+    /// A `--json` line's own `properties` (as chat-sub `--json` prints them), with the
+    /// flags': its user properties first, then the flags'; its other properties win.
+    fn line_properties(
+        &self,
+        m: &mut Outgoing,
+        given: Option<JsonProperties>,
+    ) -> Result<(), String> {
+        let Some(j) = given else {
+            return Ok(());
+        };
+        let data = match (j.correlation_data, j.correlation_data_base64) {
+            (Some(_), Some(_)) => {
+                return Err("\"properties\" has both correlation_data and \
+                            correlation_data_base64"
+                    .into());
+            }
+            (Some(text), None) => Some(Bytes::from(text)),
+            (None, Some(b64)) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.as_bytes())
+                    .map_err(|e| format!("invalid correlation_data_base64: {e}"))?
+                    .into(),
+            ),
+            (None, None) => None,
+        };
+        let flags = &self.properties;
+        let mut user = j.user;
+        user.extend(flags.user.iter().cloned());
+        let props = Properties {
+            user,
+            content_type: j.content_type.or_else(|| flags.content_type.clone()),
+            message_expiry: j.message_expiry.or(flags.message_expiry),
+            response_topic: j.response_topic.or_else(|| flags.response_topic.clone()),
+            correlation_data: data.or_else(|| flags.correlation_data.clone()),
+        };
+        props.check()?;
+        m.properties = props.encode();
+        Ok(())
     }
 }
 
@@ -256,6 +304,26 @@ struct JsonLine<'a> {
     event: Option<IgnoredAny>,
     #[serde(default)]
     encrypted: Option<bool>,
+    #[serde(default)]
+    properties: Option<JsonProperties>,
+}
+
+/// The `properties` of a `--json` line, as chat-sub `--json` prints them; other keys are
+/// ignored.
+#[derive(Deserialize)]
+struct JsonProperties {
+    #[serde(default)]
+    user: Vec<(String, String)>,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    message_expiry: Option<u32>,
+    #[serde(default)]
+    response_topic: Option<String>,
+    #[serde(default)]
+    correlation_data: Option<String>,
+    #[serde(default)]
+    correlation_data_base64: Option<String>,
 }
 
 /// A key that is present: `null` → `Some(None)`, a string → `Some(Some(s))`.
@@ -369,6 +437,8 @@ mod tests {
             keyring: None,
             dialect: Dialect::Envelope,
             notice: None,
+            properties: Properties::default(),
+            encoded: Bytes::new(),
         }
     }
 
@@ -467,6 +537,51 @@ mod tests {
         let (got, failed) = lines(b"ok\n\xff\xfe\nok2\n", RULES, Mode::Envelope);
         assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![1, 3]);
         assert_eq!(failed, 1);
+    }
+
+    #[test]
+    fn a_json_lines_properties_go_with_the_flags() {
+        let flags = Properties {
+            user: vec![("via".into(), "relay".into())],
+            content_type: Some("text/plain".into()),
+            message_expiry: Some(60),
+            ..Properties::default()
+        };
+        let mut p = Preparer {
+            encoded: flags.encode(),
+            properties: flags.clone(),
+            ..prep(Mode::Json)
+        };
+        let line = br#"{"text":"t","properties":{"user":[["k","1"],["k","2"]],"content_type":"a/b","correlation_data_base64":"/wA=","other":1}}"#;
+        let Ok(Prepared::Message(m)) = p.prepare(1, line) else {
+            panic!("not a message")
+        };
+        let want = Properties {
+            user: vec![
+                ("k".into(), "1".into()),
+                ("k".into(), "2".into()),
+                ("via".into(), "relay".into()),
+            ],
+            content_type: Some("a/b".into()),
+            message_expiry: Some(60),
+            correlation_data: Some(Bytes::from_static(b"\xff\x00")),
+            ..Properties::default()
+        };
+        assert_eq!(m.properties, want.encode());
+        // Without its own: the flags'.
+        let Ok(Prepared::Message(m)) = p.prepare(2, br#"{"text":"t"}"#) else {
+            panic!("not a message")
+        };
+        assert_eq!(m.properties, flags.encode());
+        for bad in [
+            r#"{"text":"t","properties":{"correlation_data":"a","correlation_data_base64":"YQ=="}}"#,
+            r#"{"text":"t","properties":{"correlation_data_base64":"!"}}"#,
+            r#"{"text":"t","properties":{"user":[["only-key"]]}}"#,
+            r#"{"text":"t","properties":{"response_topic":"a/+"}}"#,
+            r#"{"text":"t","properties":{"message_expiry":-1}}"#,
+        ] {
+            assert!(p.prepare(3, bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -100,5 +100,5 @@ fn publish(tx: &mut Tx, topic: &Bytes, payload: &Bytes, qos: u8, pkid: u16, reta
         dup: false,
         pkid,
     };
-    wire::encode_publish(tx.version, tx.buf, topic, payload, flags);
+    wire::encode_publish(tx.version, tx.buf, topic, payload, &[], flags);
 }

@@ -33,6 +33,7 @@ use crate::mqtt::connect::Connector;
 use crate::mqtt::connection::{Connection, LinkEvent};
 use crate::mqtt::link::Link;
 use crate::mqtt::tx::LinkError;
+use crate::mqtt::wire::Version;
 use crate::signals::Signals;
 use crate::tool;
 use crate::tools::profile;
@@ -67,11 +68,17 @@ pub fn run(mut args: PubArgs, given: &Given) -> Result<(), Error> {
         state: PubState::new(client_id, config.presence, config.drain_timeout),
         input: Input { rx, control },
         conn: Connection::start(Connector::new(config.connect), first),
+        needs_v5: config.needs_v5,
     };
     let result = rt.block_on(async {
         let mut signals = Signals::install()?;
-        let Driver { state, input, conn } = &mut driver;
-        let r = publish(state, input, conn, &mut signals).await;
+        let Driver {
+            state,
+            input,
+            conn,
+            needs_v5,
+        } = &mut driver;
+        let r = publish(state, input, conn, *needs_v5, &mut signals).await;
         tool::say_all(driver.state.take_notes());
         r
     });
@@ -89,6 +96,8 @@ struct Driver {
     state: PubState,
     input: Input,
     conn: Connection,
+    /// The flags set MQTT 5 properties.
+    needs_v5: bool,
 }
 
 /// The loop: reads input and publishes it while connected, keeps reading (within the
@@ -97,6 +106,7 @@ async fn publish(
     state: &mut PubState,
     input: &mut Input,
     conn: &mut Connection,
+    needs_v5: bool,
     signals: &mut Signals,
 ) -> Result<(), Error> {
     while !ready_to_wait(state, conn.link())? {
@@ -118,6 +128,9 @@ async fn publish(
                 }
                 LinkEvent::Lost(lost) => lost_connection(state, conn, &lost)?,
                 LinkEvent::Connected { .. } => {
+                    if needs_v5 {
+                        mqtt5_only(state, conn)?;
+                    }
                     let has_will = conn.connector().is_some_and(|c| c.has_will());
                     if let Some(l) = conn.link() {
                         state.connected(&mut l.tx(), has_will, std::time::Instant::now());
@@ -137,6 +150,25 @@ async fn publish(
         finish(state, l, signals).await;
     }
     Ok(())
+}
+
+/// The flags' properties cannot go over MQTT 3.1.1: a broker that speaks only that (found
+/// by `-V auto`) ends the run before anything is sent there (exit 3), never a message
+/// without them.
+fn mqtt5_only(state: &PubState, conn: &mut Connection) -> Result<(), Error> {
+    let version = conn.link().map(|l| l.version());
+    if version != Some(Version::V311) {
+        return Ok(());
+    }
+    let broker = conn
+        .connector()
+        .map(|c| c.endpoint().to_string())
+        .unwrap_or_default();
+    Err(state.cannot_reconnect(Error::Unreachable(format!(
+        "the broker at {broker} speaks MQTT 3.1.1 only, which cannot carry message \
+         properties ({}): nothing is sent without them; use a broker that speaks MQTT 5",
+        config::PROPERTY_FLAGS
+    ))))
 }
 
 /// Sends what the window allows and says what there is to say before the loop waits

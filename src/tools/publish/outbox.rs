@@ -228,7 +228,14 @@ pub fn encode(tx: &mut Tx, m: &Outgoing, pkid: u16, dup: bool) {
         dup,
         pkid,
     };
-    wire::encode_publish(tx.version, tx.buf, &m.topic, &m.payload, flags);
+    wire::encode_publish(
+        tx.version,
+        tx.buf,
+        &m.topic,
+        &m.payload,
+        &m.properties,
+        flags,
+    );
 }
 
 #[cfg(test)]

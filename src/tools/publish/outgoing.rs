@@ -13,6 +13,9 @@ pub struct Outgoing {
     pub payload: Bytes,
     pub qos: u8,
     pub retain: bool,
+    /// Its MQTT 5 properties, encoded ([`Properties::encode`](crate::mqtt::wire::Properties::encode));
+    /// empty for none. Shared by every message of a run that sets them by flags.
+    pub properties: Bytes,
 }
 
 /// Which line a message came from, as reports name it: `line N` (or `message N` for

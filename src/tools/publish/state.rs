@@ -15,7 +15,7 @@ use crate::error::Signal;
 use crate::error::{Error, Tally};
 use crate::mqtt::tx::LinkError;
 use crate::mqtt::tx::Tx;
-use crate::mqtt::wire::{self, AckKind, Inbound};
+use crate::mqtt::wire::{self, AckKind, Inbound, Version};
 use crate::room::presence::Announce;
 
 /// Stop taking input while this much waits for the socket (unconnected: read, not sent).
@@ -222,7 +222,21 @@ impl PubState {
             }
             m.qos = max_qos;
         }
-        let size = wire::publish_size(tx.version, m.topic.len(), m.payload.len(), m.qos);
+        if tx.version == Version::V311 && !m.properties.is_empty() {
+            // Only a --json line's own properties get here (those of the flags end the run
+            // at the connection): never sent without them.
+            self.tally.fail(
+                1,
+                format!(
+                    "{}: it has MQTT 5 properties, and the broker speaks MQTT 3.1.1 only; not \
+                     sent (remove them with jq 'del(.properties)' to send it without)",
+                    LineNo(m.line)
+                ),
+            );
+            return None;
+        }
+        let props = m.properties.len();
+        let size = wire::publish_size(tx.version, m.topic.len(), m.payload.len(), props, m.qos);
         match tx.connack.max_packet_size.filter(|&l| size > l as usize) {
             Some(limit) => {
                 let line = m.line;

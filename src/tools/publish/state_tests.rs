@@ -365,3 +365,45 @@ fn a_takeover_of_the_client_id_ends_the_run() {
     );
     assert!(m.ends_with("1 message(s) not acknowledged"), "{m}");
 }
+
+#[test]
+fn a_line_with_properties_is_not_sent_over_mqtt_3_1_1_and_is_reported() {
+    let t0 = Instant::now();
+    let mut peer = Peer::new(Version::V311, None, false);
+    let mut s = connected(&mut peer, t0);
+    let mut with = message(2, 1);
+    with.properties = Bytes::from_static(&[0x03, 0, 1, b'x']);
+    s.take(vec![message(1, 1), with, message(3, 1)]);
+    s.end_of_input(t0);
+    s.fill(&mut peer.tx());
+    let sent = received(&mut peer);
+    assert_eq!(
+        lines(&sent),
+        [1, 3],
+        "line 2 never goes out without its properties"
+    );
+    ack_all(&mut s, &mut peer, &sent);
+    assert!(s.done());
+    let notes = s.take_notes().join("\n");
+    assert!(
+        notes.contains("line 2: it has MQTT 5 properties"),
+        "{notes}"
+    );
+    assert!(
+        s.outcome(Ok(()), 0).is_err(),
+        "a line not sent fails the run"
+    );
+}
+
+#[test]
+fn over_mqtt_5_the_properties_go_out_with_the_message_and_count_in_its_size() {
+    let t0 = Instant::now();
+    let mut peer = Peer::new(Version::V5, None, false);
+    let mut s = connected(&mut peer, t0);
+    let mut with = message(1, 1);
+    with.properties = Bytes::from_static(&[0x03, 0, 1, b'x']);
+    s.take(vec![with]);
+    s.end_of_input(t0);
+    s.fill(&mut peer.tx());
+    assert_eq!(lines(&received(&mut peer)), [1]);
+}

@@ -15,6 +15,7 @@ pub fn message(line: u64, qos: u8) -> Outgoing {
         payload: Bytes::from(format!("line {line}")),
         qos,
         retain: false,
+        properties: Bytes::new(),
     }
 }
 

@@ -15,7 +15,8 @@ use chrono::TimeZone;
 use crate::room::envelope::{self, Decoded};
 use crate::room::json::Object;
 
-use crate::escape::push_escaped;
+use crate::escape::{push_escaped, push_json_str};
+use crate::mqtt::wire::Properties;
 
 mod template;
 
@@ -29,6 +30,8 @@ pub struct Delivered<'a> {
     pub qos: u8,
     pub retain: bool,
     pub received: SystemTime,
+    /// Its MQTT 5 properties, when it has any the tools show.
+    pub properties: Option<&'a Properties>,
 }
 
 /// How chat-sub prints a message.
@@ -202,7 +205,7 @@ impl Renderer {
                 for p in pieces {
                     match p {
                         Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
-                        Piece::Field(f) => self.clock.field(out, *f, m, d),
+                        Piece::Field(f) => self.clock.field(out, f, m, d),
                     }
                 }
             }
@@ -231,6 +234,10 @@ fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
         .uint("qos", m.qos.into())
         .bool("retain", m.retain)
         .str("received", &received_rfc3339(m));
+    let line = match m.properties {
+        Some(p) => line.with("properties", |out| push_properties(out, p)),
+        None => line,
+    };
     let line = match d.encrypted {
         true => line.bool("encrypted", true),
         false => line,
@@ -241,6 +248,48 @@ fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
         let b64 = base64::engine::general_purpose::STANDARD.encode(m.payload);
         line.str("payload_base64", &b64).end();
     }
+}
+
+/// `{"user":[["k","v"],…],"content_type":…,"message_expiry":N,"response_topic":…,
+/// "correlation_data":…}`, each member only when present; correlation data that is not
+/// UTF-8 is `correlation_data_base64`.
+fn push_properties(out: &mut Vec<u8>, p: &Properties) {
+    let mut props = Object::start(out);
+    if !p.user.is_empty() {
+        props = props.with("user", |out| {
+            out.push(b'[');
+            for (i, (k, v)) in p.user.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'[');
+                push_json_str(out, k);
+                out.push(b',');
+                push_json_str(out, v);
+                out.push(b']');
+            }
+            out.push(b']');
+        });
+    }
+    if let Some(t) = &p.content_type {
+        props = props.str("content_type", t);
+    }
+    if let Some(secs) = p.message_expiry {
+        props = props.uint("message_expiry", secs.into());
+    }
+    if let Some(t) = &p.response_topic {
+        props = props.str("response_topic", t);
+    }
+    if let Some(d) = &p.correlation_data {
+        props = match std::str::from_utf8(d) {
+            Ok(text) => props.str("correlation_data", text),
+            Err(_) => props.str(
+                "correlation_data_base64",
+                &base64::engine::general_purpose::STANDARD.encode(d),
+            ),
+        };
+    }
+    props.end();
 }
 
 fn received_rfc3339(m: &Delivered) -> String {
@@ -296,7 +345,7 @@ impl LocalClock {
         v
     }
 
-    fn field(&mut self, out: &mut Vec<u8>, f: Field, m: &Delivered, d: &Decoded) {
+    fn field(&mut self, out: &mut Vec<u8>, f: &Field, m: &Delivered, d: &Decoded) {
         let esc_opt = |out: &mut Vec<u8>, v: &Option<Cow<str>>| {
             if let Some(s) = v {
                 push_escaped(out, s);
@@ -312,6 +361,22 @@ impl LocalClock {
             Field::Id => esc_opt(out, &d.id),
             Field::Qos => out.push(b'0' + m.qos),
             Field::Retain => out.extend_from_slice(if m.retain { b"true" } else { b"false" }),
+            Field::ContentType => {
+                if let Some(t) = m.properties.and_then(|p| p.content_type.as_deref()) {
+                    push_escaped(out, t);
+                }
+            }
+            Field::UserProperty(key) => {
+                // Every value of the key, in order, as HTTP joins a repeated field.
+                let values = m.properties.into_iter().flat_map(|p| &p.user);
+                let values = values.filter(|(k, _)| k == key).map(|(_, v)| v);
+                for (i, v) in values.enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    push_escaped(out, v);
+                }
+            }
         }
     }
 }
@@ -327,6 +392,7 @@ mod tests {
             qos: 1,
             retain: false,
             received: UNIX_EPOCH + std::time::Duration::from_millis(1_795_694_462_123),
+            properties: None,
         }
     }
 
@@ -379,5 +445,78 @@ mod tests {
         assert!(Format::template("{nope}").unwrap_err().contains("{nope}"));
         assert!(Format::template("a}b").is_err());
         assert!(Format::template("{text").unwrap_err().contains("unclosed"));
+    }
+
+    fn with_properties(format: Format, props: &Properties) -> String {
+        let mut r = Renderer::new(format, false);
+        let mut out = Vec::new();
+        let payload = br#"{"id":"x1","from":"bob","ts":"2026-11-26T12:01:02.123Z","text":"yo"}"#;
+        let m = Delivered {
+            properties: Some(props),
+            ..msg(payload)
+        };
+        r.render(&mut out, &m, &envelope::decode(payload));
+        String::from_utf8(out).unwrap()
+    }
+
+    fn hostile() -> Properties {
+        Properties {
+            user: vec![
+                ("k".into(), "1".into()),
+                ("k".into(), "2\u{1b}[31m".into()),
+                ("\u{202e}é\"".into(), "\n".into()),
+            ],
+            content_type: Some("text/plain\u{7}".into()),
+            message_expiry: Some(4_294_967_295),
+            response_topic: Some("re/\u{2028}".into()),
+            correlation_data: Some(bytes::Bytes::from_static(b"\xff\x00id")),
+        }
+    }
+
+    #[test]
+    fn json_properties_keep_order_repeats_and_every_byte() {
+        let line = with_properties(Format::Json, &hostile());
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(!line.contains('\u{1b}') && !line.contains('\u{7}') && !line.contains('\u{202e}'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let p = &v["properties"];
+        assert_eq!(
+            p["user"],
+            serde_json::json!([["k", "1"], ["k", "2\u{1b}[31m"], ["\u{202e}é\"", "\n"]])
+        );
+        assert_eq!(p["content_type"], "text/plain\u{7}");
+        assert_eq!(p["message_expiry"], 4_294_967_295u64);
+        assert_eq!(p["response_topic"], "re/\u{2028}");
+        assert_eq!(p["correlation_data_base64"], "/wBpZA==");
+        assert!(p.get("correlation_data").is_none());
+        let text = Properties {
+            correlation_data: Some(bytes::Bytes::from_static(b"req-7")),
+            ..Properties::default()
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&with_properties(Format::Json, &text)).unwrap();
+        assert_eq!(
+            v["properties"],
+            serde_json::json!({"correlation_data": "req-7"})
+        );
+        // None at all: no key.
+        assert!(render(Format::Json, b"x").find("properties").is_none());
+    }
+
+    #[test]
+    fn templates_show_user_properties_and_the_content_type_escaped() {
+        let t = Format::template("{user:k}|{user:missing}|{content_type}|{text}").unwrap();
+        assert_eq!(
+            with_properties(t, &hostile()),
+            "1, 2\\x1b[31m||text/plain\\x07|yo\n"
+        );
+        let t = Format::template("[{user:k}{content_type}]").unwrap();
+        assert_eq!(render(t, b"raw"), "[]\n");
+        // Text output is unchanged by properties.
+        let plain = Format::Text {
+            topic_prefix: false,
+        };
+        let line = with_properties(plain, &hostile());
+        assert!(line.ends_with(" bob: yo\n"), "{line}");
     }
 }

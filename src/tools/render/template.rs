@@ -2,7 +2,7 @@
 //! are braces, `\t`, `\n` and `\\` a tab, a newline and a backslash.
 
 /// One `{placeholder}` of a `--format` template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Field {
     Topic,
     From,
@@ -13,9 +13,16 @@ pub enum Field {
     Id,
     Qos,
     Retain,
+    /// `{content_type}`: the MQTT 5 content type.
+    ContentType,
+    /// `{user:KEY}`: the MQTT 5 user property KEY (its values joined by ", ").
+    UserProperty(String),
 }
 
-const FIELDS: [(&str, Field); 9] = [
+/// `{user:KEY}`'s prefix.
+const USER_PROPERTY: &str = "user:";
+
+const FIELDS: [(&str, Field); 10] = [
     ("topic", Field::Topic),
     ("from", Field::From),
     ("text", Field::Text),
@@ -25,6 +32,7 @@ const FIELDS: [(&str, Field); 9] = [
     ("id", Field::Id),
     ("qos", Field::Qos),
     ("retain", Field::Retain),
+    ("content_type", Field::ContentType),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,9 +98,16 @@ fn placeholder(chars: &mut std::iter::Peekable<std::str::Chars>) -> Result<Field
             }
         }
     }
-    let field = FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
+    if let Some(key) = name.strip_prefix(USER_PROPERTY) {
+        return Ok(Field::UserProperty(key.to_string()));
+    }
+    let field = FIELDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| f.clone());
     field.ok_or_else(|| {
-        let known: Vec<String> = FIELDS.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+        let mut known: Vec<String> = FIELDS.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+        known.push(format!("{{{USER_PROPERTY}KEY}}"));
         format!(
             "unknown placeholder {{{name}}} in --format (known: {}; write {{{{ for a brace)",
             known.join(" ")

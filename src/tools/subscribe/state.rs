@@ -193,6 +193,7 @@ impl SubState {
             qos: d.qos,
             retain: d.retain,
             received: wall,
+            properties: d.properties.as_deref(),
         };
         let Some(payload) = self.open(&m, now) else {
             return Step::Continue;

@@ -76,6 +76,7 @@ fn publish(topic: &str, payload: &str, qos: u8, pkid: u16, retain: bool) -> Inbo
         retain,
         dup: false,
         pkid,
+        properties: None,
     })
 }
 
