@@ -280,7 +280,7 @@ fn a_mistake_in_the_file_never_shows_a_secret() {
 #[test]
 fn without_a_file_show_config_tells_given_from_default() {
     let out = run(
-        &mut tool("chat-pub").args(["--no-config", "--qos", "2", "--show-config"]),
+        tool("chat-pub").args(["--no-config", "--qos", "2", "--show-config"]),
         b"",
     );
     out.expect_code(0);
