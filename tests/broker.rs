@@ -65,6 +65,37 @@ fn stops_with_status_0_on_sigint_and_sigterm() {
     }
 }
 
+/// SIGTERM stops gracefully: the MQTT 5 client is told "server shutting down" (0x8B),
+/// the 3.1.1 one sees its connection closed, what was queued is written first, and the
+/// broker exits 0 and accepts nobody new meanwhile.
+#[test]
+fn sigterm_tells_mqtt_5_clients_and_exits_0() {
+    let (broker, line) = start(&["--listen", "127.0.0.1:0"]);
+    let addr = line
+        .trim_start_matches("chat-broker: listening on ")
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let url = format!("mqtt://{addr}");
+    let v5 = Proc::spawn(tool("chat-sub").args(["-b", &url, "-V", "5", "-v", "room"]));
+    v5.wait_stderr("subscribed to");
+    let v3 = Proc::spawn(tool("chat-sub").args(["-b", &url, "-V", "3", "-v", "room"]));
+    v3.wait_stderr("subscribed to");
+    run(
+        tool("chat-pub").args(["-b", &url, "--no-presence", "-m", "last words", "room"]),
+        b"",
+    )
+    .expect_code(0);
+    v5.wait_stdout("last words");
+    v3.wait_stdout("last words");
+    broker.signal(libc::SIGTERM);
+    v5.wait_stderr("the broker disconnected: server shutting down (0x8b)");
+    v3.wait_stderr("connection lost: the broker closed the connection");
+    let out = broker.finish();
+    out.expect_code(0);
+}
+
 #[test]
 fn a_port_in_use_exits_3_with_one_message() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();

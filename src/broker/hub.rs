@@ -119,6 +119,33 @@ impl Hub {
 pub struct Shared {
     hub: Mutex<Hub>,
     next: AtomicU64,
+    /// Writers still running, and a wake-up for when none is.
+    writing: Arc<Writing>,
+}
+
+/// How many writers run; [`Shared::flushed`] waits for none.
+#[derive(Default)]
+pub struct Writing {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// Counts a writer from its start to its end, however it ends (aborted included).
+struct Counted(Arc<Writing>);
+
+impl Counted {
+    fn new(writing: &Arc<Writing>) -> Counted {
+        writing.count.fetch_add(1, Ordering::AcqRel);
+        Counted(writing.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl Shared {
@@ -129,6 +156,32 @@ impl Shared {
                 writers: HashMap::new(),
             }),
             next: AtomicU64::new(1),
+            writing: Arc::default(),
+        }
+    }
+
+    /// The broker stops: the engine tells every client and closes its connection (see
+    /// [`Engine::shutdown`]); a connection that has not sent its CONNECT yet is closed too.
+    pub fn shutdown(&self) {
+        let mut hub = self.hub();
+        hub.engine.shutdown(Instant::now());
+        hub.dispatch();
+        for (_, w) in hub.writers.drain() {
+            let _ = w.tx.send(Out::Close);
+            w.stop.notify_one();
+        }
+    }
+
+    /// Waits until every writer has written what it had and ended.
+    pub async fn flushed(&self) {
+        loop {
+            let idle = self.writing.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.writing.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
         }
     }
 
@@ -166,7 +219,8 @@ impl Shared {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let unwritten = Arc::new(AtomicUsize::new(0));
-        let writer = tokio::spawn(write_loop(wr, rx, unwritten.clone(), stop.clone()));
+        let counted = Counted::new(&self.writing);
+        let writer = tokio::spawn(write_loop(wr, rx, unwritten.clone(), stop.clone(), counted));
         let w = Writer {
             tx,
             unwritten,
@@ -193,6 +247,7 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Out>,
     unwritten: Arc<AtomicUsize>,
     stop: Arc<Notify>,
+    _counted: Counted,
 ) {
     let mut batch = Vec::new();
     let mut close = false;

@@ -4,8 +4,8 @@
 //! The engine (`engine`) decides everything and does no I/O; it sits behind one mutex,
 //! which every connection takes once per batch of packets it read. Each connection has a
 //! reader and a writer task fed by a channel, so a client that reads slowly never holds up
-//! the others. The process ends on SIGINT or SIGTERM; sessions and retained messages live
-//! in memory only.
+//! the others. On SIGINT or SIGTERM it stops gracefully (see [`stop`]); sessions and
+//! retained messages live in memory only.
 
 mod conn;
 mod engine;
@@ -101,6 +101,7 @@ fn parse_addr(s: &str) -> Result<SocketAddr, Error> {
 async fn serve(listeners: Vec<StdListener>) -> Result<(), Error> {
     let shared = Arc::new(Shared::new());
     let mut names = Vec::new();
+    let mut accepting = Vec::new();
     for l in listeners {
         l.set_nonblocking(true)
             .and_then(|()| l.local_addr())
@@ -108,7 +109,7 @@ async fn serve(listeners: Vec<StdListener>) -> Result<(), Error> {
             .map_err(|e| Error::Unreachable(format!("cannot listen: {e}")))?;
         let l = TcpListener::from_std(l)
             .map_err(|e| Error::Unreachable(format!("cannot listen: {e}")))?;
-        tokio::spawn(accept_loop(l, shared.clone()));
+        accepting.push(tokio::spawn(accept_loop(l, shared.clone())));
     }
     tokio::spawn(clock(shared.clone()));
     let mut signals = Signals::install()?;
@@ -118,8 +119,36 @@ async fn serve(listeners: Vec<StdListener>) -> Result<(), Error> {
     ));
     // Stopped on purpose: status 0 (not 130 or 143, as for a tool a signal interrupts).
     signals.recv().await;
-    log::info!("stopping");
+    stop(&shared, accepting, &mut signals).await;
     Ok(())
+}
+
+/// How long a stopping broker gives its clients to take what was queued for them.
+const FLUSH_ON_STOP: Duration = Duration::from_secs(3);
+
+/// A graceful stop: no new connection is accepted, every client is told (MQTT 5:
+/// DISCONNECT 0x8B) and its connection closed once what was queued for it is written, for
+/// at most [`FLUSH_ON_STOP`]; a second signal stops at once.
+async fn stop(
+    shared: &Shared,
+    accepting: Vec<tokio::task::JoinHandle<()>>,
+    signals: &mut Signals,
+) {
+    for a in &accepting {
+        a.abort();
+    }
+    log::info!(
+        "stopping: telling the clients, writing what is queued for them (at most {} s)",
+        FLUSH_ON_STOP.as_secs()
+    );
+    shared.shutdown();
+    tokio::select! {
+        () = shared.flushed() => {}
+        () = tokio::time::sleep(FLUSH_ON_STOP) => {
+            log::warn!("stopping: some clients did not take what was queued for them in time");
+        }
+        _ = signals.recv() => log::info!("stopping at once"),
+    }
 }
 
 /// Gives the engine the time once a second (delayed wills, expired sessions).

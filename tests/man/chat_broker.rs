@@ -40,6 +40,24 @@ subscriber at the lower of the two QoS, once even when several of its filters ma
 At most 1000 QoS 1 and 2 messages are in flight to a client at a time (fewer if its
 receive maximum says so); the rest wait in its session. QoS 0 messages are not kept for
 a client that is away, as with mosquitto's defaults.
+.SH STOPPING
+On SIGINT or SIGTERM chat\-broker stops gracefully:
+.IP 1. 4
+it accepts no new connection;
+.IP 2. 4
+it tells every MQTT 5 client with DISCONNECT 0x8B ("server shutting down"; chat\-pub and
+chat\-sub say so on standard error and try to reconnect), and closes the connection of
+every MQTT 3.1.1 client, which has no such packet;
+.IP 3. 4
+it writes what was queued for each client first, for at most 3 seconds in all (a second
+signal stops at once);
+.IP 4. 4
+it exits with status 0.
+.PP
+Wills are published: a stop closes each connection without a DISCONNECT from the client,
+which is when MQTT says a will is sent. So a chat\-pub's presence shows it offline, as it
+would have if its own connection had dropped. A will with a delay (MQTT 5) waits for it,
+and is lost with the process if the delay is not over.
 .SH LIMITS
 .IP \(bu 2
 A message may be at most 16 MiB. MQTT 5 clients are told so in the CONNACK (chat\-pub

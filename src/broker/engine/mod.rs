@@ -212,6 +212,19 @@ impl Engine {
         }
     }
 
+    /// The broker stops: every client is told (MQTT 5: DISCONNECT 0x8B, "server shutting
+    /// down") and its connection closed after what is queued for it. Each connection ends
+    /// as one the server closes without a DISCONNECT from the client: its will is
+    /// published (MQTT 5 §3.1.2.5), at once or, with a delay, when the delay is over (so
+    /// not before the process exits, as the session lasts while it waits).
+    pub fn shutdown(&mut self, now: Instant) {
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort_unstable();
+        for conn in conns {
+            self.kick(conn, Reason::ServerShuttingDown, now);
+        }
+    }
+
     fn send(&mut self, conn: ConnId, bytes: Bytes) {
         self.out.push(Action::Send(conn, bytes.into()));
     }

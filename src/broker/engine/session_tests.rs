@@ -116,7 +116,7 @@ fn a_second_connection_takes_the_session_over() {
     assert!(
         all.contains(&Action::Send(
             2,
-            Bytes::from_static(&[0xE0, 1, 0x8E]).into()
+            Bytes::from_static(&[0xE0, 2, 0x8E, 0]).into()
         )),
         "{all:?}"
     );

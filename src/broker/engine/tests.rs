@@ -355,3 +355,35 @@ fn a_session_holds_at_most_ten_thousand_filters() {
     let suback = Bytes::from_static(&[0x90, 5, 0, 1, 0, 0x97, 1]);
     assert_eq!(all, [Action::Send(1, suback.into())]);
 }
+
+#[test]
+fn shutdown_tells_mqtt_5_clients_closes_everyone_and_publishes_the_wills() {
+    let mut e = Engine::new();
+    member(&mut e, 1, V5, "a", &[("room", 1)]);
+    let mut with_will = hello(V311, "b", true, 0);
+    with_will.will = Some(StoredWill {
+        msg: msg("room/presence/b", "offline", 1, true),
+        delay_secs: 0,
+    });
+    e.handle(2, In::Connect(Box::new(with_will)), t0());
+    e.actions().for_each(drop);
+    e.shutdown(t0());
+    let all: Vec<Action> = e.actions().collect();
+    let Some(Action::Send(1, disconnect)) = all.first() else {
+        panic!("{all:?}")
+    };
+    let bytes = disconnect.to_bytes();
+    assert_eq!((bytes[0], bytes[2]), (0xE0, 0x8B), "DISCONNECT 0x8B: {bytes:?}");
+    assert!(all.contains(&Action::Close(1)) && all.contains(&Action::Close(2)), "{all:?}");
+    // MQTT 3.1.1 has no DISCONNECT from the server: only the close.
+    assert!(!all.iter().any(|a| matches!(a, Action::Send(2, _))), "{all:?}");
+    assert_eq!(e.clients(), 0);
+    // The will went to the retained store, as when the server closes any connection.
+    member(&mut e, 3, V5, "c", &[]);
+    subscribe(&mut e, 3, vec![sub("room/presence/#", 1)], None);
+    let got = sent(&mut e, 3, V5);
+    assert!(
+        got.iter().any(|g| matches!(g, Got::Publish { topic, retain: true, .. } if topic == "room/presence/b")),
+        "{got:?}"
+    );
+}

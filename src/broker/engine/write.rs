@@ -107,9 +107,11 @@ pub fn pingresp() -> Bytes {
 }
 
 /// An MQTT 5 DISCONNECT with a reason code (3.1.1 has none: the connection just closes).
+/// With an empty property list written out: MQTT 5 lets it be left out after the reason
+/// code, but some clients' decoders (rumqttc 0.25) then wait for it.
 pub fn disconnect(v: Version, reason: DisconnectReasonCode) -> Option<Bytes> {
     let head = Packet::Disconnect as u8;
-    (v == Version::V5).then(|| Bytes::copy_from_slice(&[head, 1, reason as u8]))
+    (v == Version::V5).then(|| Bytes::copy_from_slice(&[head, 2, reason as u8, 0]))
 }
 
 /// How one subscriber gets a message.

@@ -94,6 +94,12 @@ pub fn decode(
                 let _ = buf.split_to(2);
                 return Ok(Some(Inbound::Disconnect { reason: 0 }));
             }
+            // Nor one with a reason code and no property length (remaining length 1,
+            // which MQTT 5 §3.14.2.2.1 allows): rumqttc waits for bytes that never come.
+            if buf.len() >= 3 && buf[0] == 0xE0 && buf[1] == 1 {
+                let packet = buf.split_to(3);
+                return Ok(Some(Inbound::Disconnect { reason: packet[2] }));
+            }
             // A CONNACK of remaining length 2 is a 3.1.1 one (an MQTT 5 CONNACK has at
             // least 3 bytes: flags, reason, properties): a broker that speaks only 3.1.1
             // answering our MQTT 5 CONNECT (NATS, aedes, amqtt send return code 1).

@@ -398,6 +398,21 @@ mod tests {
     }
 
     #[test]
+    fn a_v5_disconnect_with_or_without_its_property_length_says_its_reason() {
+        for bytes in [&[0xE0u8, 1, 0x8B][..], &[0xE0, 2, 0x8B, 0]] {
+            let mut buf = BytesMut::from(bytes);
+            assert!(
+                matches!(
+                    decode(Version::V5, &mut buf, MAX_PACKET),
+                    Ok(Some(Inbound::Disconnect { reason: 0x8B }))
+                ),
+                "{bytes:?}"
+            );
+            assert!(buf.is_empty(), "{bytes:?}");
+        }
+    }
+
+    #[test]
     fn acks_decode_in_both_versions() {
         for version in [Version::V311, Version::V5] {
             for kind in [
