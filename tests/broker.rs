@@ -96,6 +96,51 @@ fn sigterm_tells_mqtt_5_clients_and_exits_0() {
     out.expect_code(0);
 }
 
+/// With --max-connections 1, a second client is refused in its CONNACK (0x97 under
+/// MQTT 5, "server unavailable" under 3.1.1) and says so when it gives up; once the first
+/// leaves, it gets in.
+#[test]
+fn max_connections_refuses_the_client_beyond() {
+    let (_broker, line) = start(&["--listen", "127.0.0.1:0", "--max-connections", "1"]);
+    let addr = line
+        .trim_start_matches("chat-broker: listening on ")
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let url = format!("mqtt://{addr}");
+    let mut first = Proc::spawn(tool("chat-sub").args(["-b", &url, "-v", "room"]));
+    first.wait_stderr("subscribed to");
+    for (version, said) in [
+        ("5", "quota exceeded (0x97)"),
+        ("3", "server unavailable (0x03)"),
+    ] {
+        let out = run(
+            tool("chat-pub").args([
+                "-b",
+                &url,
+                "-V",
+                version,
+                "--connect-timeout",
+                "0.5",
+                "-m",
+                "x",
+                "room",
+            ]),
+            b"",
+        );
+        out.expect_code(3);
+        assert!(out.stderr.contains(said), "-V {version}: {}", out.stderr);
+    }
+    first.signal(libc::SIGINT);
+    first.wait_until("the first client left", |p| p.exited());
+    run(
+        tool("chat-pub").args(["-b", &url, "--no-presence", "-m", "now", "room"]),
+        b"",
+    )
+    .expect_code(0);
+}
+
 #[test]
 fn a_port_in_use_exits_3_with_one_message() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -40,5 +40,6 @@ mod pubsub;
 mod readme;
 mod reconnect;
 mod sealing;
+mod shared_subscriptions;
 mod tls;
 mod websocket;

@@ -16,7 +16,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 
-use crate::broker::engine::{Action, ConnId, Engine, Frame, In};
+use crate::broker::engine::{Action, ConnId, Engine, Frame, In, Limits};
 
 /// Most bytes a connection may have waiting to be written before QoS 0 messages to it
 /// are dropped (as mosquitto does for a client that falls behind): a client that stops
@@ -149,10 +149,10 @@ impl Drop for Counted {
 }
 
 impl Shared {
-    pub fn new() -> Shared {
+    pub fn new(limits: Limits) -> Shared {
         Shared {
             hub: Mutex::new(Hub {
-                engine: Engine::new(),
+                engine: Engine::with_limits(limits),
                 writers: HashMap::new(),
             }),
             next: AtomicU64::new(1),

@@ -20,7 +20,11 @@ use tokio::net::TcpListener;
 use crate::cli::BrokerArgs;
 use crate::error::Error;
 use crate::signals::Signals;
+use engine::Limits;
 use hub::Shared;
+
+/// Open files kept for other than clients: the listeners, the process's own.
+const RESERVED_FILES: u64 = 64;
 
 use crate::defaults;
 
@@ -40,11 +44,18 @@ pub fn run(args: BrokerArgs) -> Result<(), Error> {
         .map(|a| StdListener::bind(a).map_err(|e| cannot_listen(a, &e)))
         .collect::<Result<Vec<_>, _>>()?;
     let files = crate::tool::raise_open_files();
-    // One file per client, and a few for the listeners.
-    log::info!("open files: up to {files}, about {files} clients");
+    // One file per client, and a few for the listeners (and the process's own).
+    let fit = match files {
+        0 => usize::MAX,
+        n => usize::try_from(n.saturating_sub(RESERVED_FILES).max(1)).unwrap_or(usize::MAX),
+    };
+    let max_connections =
+        (args.max_connections).map_or(fit, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    log::info!("open files: up to {files}; at most {max_connections} clients at once");
+    let limits = Limits { max_connections };
     // One thread, as mosquitto: the engine is behind one lock anyway, and the tools of a
     // pipe need the other core.
-    crate::tool::runtime()?.block_on(serve(listeners))
+    crate::tool::runtime()?.block_on(serve(listeners, limits))
 }
 
 /// Why `addr` cannot be listened on, and what to do about it (exit 3).
@@ -98,8 +109,8 @@ fn parse_addr(s: &str) -> Result<SocketAddr, Error> {
 }
 
 /// Accepts on every listener until SIGINT or SIGTERM.
-async fn serve(listeners: Vec<StdListener>) -> Result<(), Error> {
-    let shared = Arc::new(Shared::new());
+async fn serve(listeners: Vec<StdListener>, limits: Limits) -> Result<(), Error> {
+    let shared = Arc::new(Shared::new(limits));
     let mut names = Vec::new();
     let mut accepting = Vec::new();
     for l in listeners {
@@ -129,11 +140,7 @@ const FLUSH_ON_STOP: Duration = Duration::from_secs(3);
 /// A graceful stop: no new connection is accepted, every client is told (MQTT 5:
 /// DISCONNECT 0x8B) and its connection closed once what was queued for it is written, for
 /// at most [`FLUSH_ON_STOP`]; a second signal stops at once.
-async fn stop(
-    shared: &Shared,
-    accepting: Vec<tokio::task::JoinHandle<()>>,
-    signals: &mut Signals,
-) {
+async fn stop(shared: &Shared, accepting: Vec<tokio::task::JoinHandle<()>>, signals: &mut Signals) {
     for a in &accepting {
         a.abort();
     }

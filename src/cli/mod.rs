@@ -471,6 +471,15 @@ pub struct BrokerArgs {
           help = help::short(help::listen()), long_help = help::listen())]
     pub listen: Vec<String>,
 
+    /// Most clients connected at once [default: the open-file limit, less 64]
+    ///
+    /// A client beyond it is refused in its CONNACK: 0x97 "quota exceeded" under MQTT 5,
+    /// return code 3 "server unavailable" under 3.1.1 (chat-pub and chat-sub try again
+    /// until --connect-timeout). A client that takes over its own session does not count
+    /// twice.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
     /// Log connections on stderr (repeat for the engine's own logs; RUST_LOG overrides)
     #[arg(short, long, action = ArgAction::Count, help_heading = OTHER)]
     pub verbose: u8,

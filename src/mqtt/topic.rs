@@ -24,6 +24,16 @@ pub fn check_publish(topic: &str) -> Result<(), String> {
 /// Checks a subscription filter: `+` must be a whole level, `#` the whole last level.
 pub fn check_filter(filter: &str) -> Result<(), String> {
     check_common(filter)?;
+    // `$share/GROUP/FILTER`: a shared subscription, whose parts are checked on their own.
+    if let Some(rest) = filter.strip_prefix("$share/") {
+        let (group, inner) = rest.split_once('/').ok_or_else(|| {
+            format!(
+                "invalid shared subscription '{}': give $share/GROUP/FILTER",
+                escaped(filter)
+            )
+        })?;
+        return check_shared(group, inner);
+    }
     let levels: Vec<&str> = filter.split('/').collect();
     for (i, level) in levels.iter().enumerate() {
         let bad_plus = level.contains('+') && *level != "+";
@@ -37,6 +47,19 @@ pub fn check_filter(filter: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The parts of a shared subscription `$share/GROUP/FILTER`: GROUP is not empty and holds
+/// no `+` or `#` (nor `/`, which ends it), FILTER is a valid filter (MQTT 5 §4.8.2).
+pub fn check_shared(group: &str, filter: &str) -> Result<(), String> {
+    if group.is_empty() || group.contains(['+', '#']) {
+        return Err(format!(
+            "invalid share name '{}' in a shared subscription: it must not be empty nor \
+             hold + or #",
+            escaped(group)
+        ));
+    }
+    check_filter(filter)
 }
 
 /// Whether a filter can match more than one topic.
@@ -78,10 +101,29 @@ mod tests {
 
     #[test]
     fn filters() {
-        for ok in ["a", "a/+/b", "#", "a/#", "+", "+/+"] {
+        for ok in [
+            "a",
+            "a/+/b",
+            "#",
+            "a/#",
+            "+",
+            "+/+",
+            "$share/g/a/#",
+            "$share/g/+",
+        ] {
             assert!(check_filter(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a+", "a/#/b", "a/b#", "x\0"] {
+        for bad in [
+            "",
+            "a+",
+            "a/#/b",
+            "a/b#",
+            "x\0",
+            "$share/g",
+            "$share//a",
+            "$share/g+/a",
+            "$share/g/a#",
+        ] {
             assert!(check_filter(bad).is_err(), "{bad:?}");
         }
     }

@@ -40,6 +40,27 @@ subscriber at the lower of the two QoS, once even when several of its filters ma
 At most 1000 QoS 1 and 2 messages are in flight to a client at a time (fewer if its
 receive maximum says so); the rest wait in its session. QoS 0 messages are not kept for
 a client that is away, as with mosquitto's defaults.
+.SS Shared subscriptions
+A subscription to \fB$share/\fR\fIGROUP\fR\fB/\fR\fIFILTER\fR, under MQTT 5 and 3.1.1 alike,
+makes the client a member of the group \fIGROUP\fR: each message that matches
+\fIFILTER\fR goes to one member only, in turn, as with mosquitto; a pool of workers
+(bots, loggers, bridges) splits a room's messages this way:
+.PP
+.RS 4
+.nf
+chat\-sub \-q 1 \-\-json \*(Aq$share/loggers/chat/#\*(Aq >> part\-1.jsonl   # on each worker
+.fi
+.RE
+.PP
+A member that is connected is preferred, so a member that went away has its turns go to
+the others. What a member that went away had not received (queued, or in flight without
+its acknowledgement; a QoS 2 message it had acknowledged with PUBREC stays with it) goes
+to another member of the group, one that is connected if there is one; with no other
+member it stays in its session, if the session lives on. A shared subscription gets no
+retained messages when it is made (MQTT 5 §4.8.2), and No Local on one is a protocol
+error (the client is disconnected, 0x82). A message that matches a client's own
+subscription and a shared one reaches it once for each. MQTT 5 clients are told in the
+CONNACK that shared subscriptions are available.
 .SH STOPPING
 On SIGINT or SIGTERM chat\-broker stops gracefully:
 .IP 1. 4
@@ -78,13 +99,17 @@ under 3.1.1). MQTT 3.1 and other protocol levels get CONNACK return code 1.
 A CONNECT may be at most 1 MiB. A will whose topic is empty or holds a wildcard is
 refused (CONNACK 0x90 under MQTT 5; under 3.1.1 the connection is closed).
 .IP \(bu 2
-Connections: as many as open files allow, one file descriptor each. chat\-broker raises
-its soft limit of open files to the hard limit at start, as servers do (\fB\-v\fR says how
-many that makes); \fBulimit \-Hn\fR shows the hard limit, often 1024 or 524288. 10,000
-clients in one room take about 56 MiB.
+Connections: at most \fB\-\-max\-connections\fR clients at once; by default as many as
+open files allow, less 64 kept for the listeners and the process itself, one file
+descriptor each. chat\-broker raises its soft limit of open files to the hard limit at
+start, as servers do (\fB\-v\fR says how many clients that makes); \fBulimit \-Hn\fR shows
+the hard limit, often 1024 or 524288. A client beyond the limit is refused in its
+CONNACK: 0x97 "quota exceeded" under MQTT 5, return code 3 "server unavailable" under
+3.1.1 (chat\-pub and chat\-sub try again until \fB\-\-connect\-timeout\fR). A client that
+takes over its own session does not count twice. 10,000 clients in one room take about
+56 MiB.
 .IP \(bu 2
-No authentication, no TLS, no WebSocket listener, no shared subscriptions and no
-\fB$SYS\fR topics. Anyone who can reach an address can publish and subscribe to
+No authentication, no TLS, no WebSocket listener and no \fB$SYS\fR topics. Anyone who can reach an address can publish and subscribe to
 everything: listen on a LAN address (such as 0.0.0.0) only on a network you trust.
 .SH WHEN TO USE ANOTHER BROKER
 chat\-broker is for a machine or a LAN that has no broker, and for tests. It is not a

@@ -37,6 +37,8 @@ pub enum ConnectRefusal {
     BadAuthenticationMethod,
     /// A will topic that no PUBLISH could have.
     WillTopicInvalid,
+    /// As many clients are connected as `--max-connections` allows.
+    TooManyConnections,
 }
 
 impl ConnectRefusal {
@@ -46,6 +48,7 @@ impl ConnectRefusal {
             ConnectRefusal::ClientIdNotValid => ConnectReturnCode::ClientIdentifierNotValid,
             ConnectRefusal::BadAuthenticationMethod => ConnectReturnCode::BadAuthenticationMethod,
             ConnectRefusal::WillTopicInvalid => ConnectReturnCode::TopicNameInvalid,
+            ConnectRefusal::TooManyConnections => ConnectReturnCode::QuotaExceeded,
         }
     }
 
@@ -54,6 +57,8 @@ impl ConnectRefusal {
     pub fn v311(self) -> Option<u8> {
         match self {
             ConnectRefusal::ClientIdNotValid => Some(2),
+            // "Server unavailable": the one 3.1.1 has for a full server.
+            ConnectRefusal::TooManyConnections => Some(3),
             // Only MQTT 5 has authentication methods, and 3.1.1 no code for either.
             ConnectRefusal::BadAuthenticationMethod | ConnectRefusal::WillTopicInvalid => None,
         }
@@ -65,6 +70,7 @@ impl ConnectRefusal {
             ConnectRefusal::ClientIdNotValid => 0x85,
             ConnectRefusal::BadAuthenticationMethod => 0x8C,
             ConnectRefusal::WillTopicInvalid => 0x90,
+            ConnectRefusal::TooManyConnections => 0x97,
         }
     }
 }
@@ -96,7 +102,6 @@ pub enum SubRefusal {
     Unspecified = 0x80,
     TopicFilterInvalid = 0x8F,
     QuotaExceeded = 0x97,
-    SharedSubscriptionsNotSupported = 0x9E,
 }
 
 /// An UNSUBACK code (MQTT 5 only; 3.1.1's UNSUBACK has none).

@@ -58,8 +58,24 @@ struct Conn {
     aliases: HashMap<u16, String>,
 }
 
+/// What the engine allows (chat-broker(1) LIMITS).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most clients connected at once (`--max-connections`); beyond, CONNACK refuses.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: usize::MAX,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Engine {
+    limits: Limits,
     conns: HashMap<ConnId, Conn>,
     sessions: HashMap<Arc<str>, Session>,
     table: Table,
@@ -70,8 +86,17 @@ pub struct Engine {
 }
 
 impl Engine {
+    #[cfg(test)]
     pub fn new() -> Engine {
         Engine::default()
+    }
+
+    /// An engine with these limits.
+    pub fn with_limits(limits: Limits) -> Engine {
+        Engine {
+            limits,
+            ..Engine::default()
+        }
     }
 
     /// The actions queued by the calls so far, in order.
@@ -241,7 +266,12 @@ impl Engine {
 
     fn connect(&mut self, conn: ConnId, h: Hello, now: Instant) {
         let v = h.version;
+        // A client that takes over its own session's connection does not add one.
+        let taking_over =
+            (self.sessions.get(h.client_id.as_str())).is_some_and(|s| s.conn.is_some());
+        let full = self.conns.len() >= self.limits.max_connections && !taking_over;
         let refused = match () {
+            _ if full => Some(ConnectRefusal::TooManyConnections),
             _ if h.auth_method => Some(ConnectRefusal::BadAuthenticationMethod),
             _ if h.client_id.is_empty() && v == Version::V311 && !h.clean => {
                 Some(ConnectRefusal::ClientIdNotValid)
@@ -308,7 +338,14 @@ impl Engine {
         };
         // The session's expiry, if it was this connection's (not yet taken over).
         let mut expiry = None;
-        if let Some(s) = (self.sessions.get_mut(&c.client)).filter(|s| s.conn == Some(conn)) {
+        let own = (self.sessions.get(&c.client)).is_some_and(|s| s.conn == Some(conn));
+        if own {
+            if let Some(s) = self.sessions.get_mut(&c.client) {
+                s.conn = None;
+            }
+            self.redistribute(&c.client, now);
+        }
+        if let Some(s) = (self.sessions.get_mut(&c.client)).filter(|_| own) {
             s.conn = None;
             expiry = Some(s.expiry);
             if s.dropped > 0 {

@@ -9,19 +9,23 @@ use std::time::{Duration, Instant};
 use super::codec::{self, Message, Version};
 use super::codes::{Packet, SubAckCode, SubRefusal, Unsubscribed};
 use super::session::Routed;
-use super::table::SubOpts;
+use super::table::{self, SubOpts};
 use super::write::{self, Form, Frame};
 use super::{ConnId, Engine};
+use crate::mqtt::topic::check_shared;
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Reason;
 
 /// Most filters one session may subscribe to (beyond, SUBACK says "quota exceeded").
 pub const MAX_FILTERS: usize = 10_000;
 
-/// One session that gets a message, merged over its matching filters.
+/// One session that gets a message, merged over its matching filters (not over shared
+/// subscriptions: each is a delivery of its own).
 struct Target {
     who: Arc<str>,
     qos: u8,
     keep_retain: bool,
     ids: Vec<usize>,
+    share: Option<Arc<str>>,
 }
 
 impl Engine {
@@ -91,9 +95,17 @@ impl Engine {
                 codes.push(failed(SubRefusal::TopicFilterInvalid));
                 continue;
             }
+            let shared = table::split_shared(&r.filter);
             if r.filter.starts_with("$share/") {
-                codes.push(failed(SubRefusal::SharedSubscriptionsNotSupported));
-                continue;
+                let valid = shared.is_some_and(|(g, f)| check_shared(g, f).is_ok());
+                if !valid {
+                    codes.push(failed(SubRefusal::TopicFilterInvalid));
+                    continue;
+                }
+                // MQTT-3.8.3-4: No Local on a shared subscription is a protocol error.
+                if r.no_local {
+                    return self.kick(conn, Reason::ProtocolError, now);
+                }
             }
             let full = (self.sessions.get(client))
                 .is_some_and(|s| s.filters.len() >= MAX_FILTERS && !s.filters.contains(&r.filter));
@@ -112,12 +124,14 @@ impl Engine {
             if let Some(s) = self.sessions.get_mut(client) {
                 s.filters.insert(r.filter.clone());
             }
-            if r.retain_handling == 0 || (r.retain_handling == 1 && new) {
+            // A shared subscription gets no retained messages (MQTT 5 §4.8.2).
+            if shared.is_none() && (r.retain_handling == 0 || (r.retain_handling == 1 && new)) {
                 let kept = self.table.retained_for(&r.filter, now);
                 retained.extend(kept.into_iter().map(|msg| Routed {
                     qos: msg.qos.min(qos),
                     retain: true,
                     sub_ids: id.into_iter().collect(),
+                    share: None,
                     msg,
                 }));
             }
@@ -152,6 +166,7 @@ impl Engine {
                 qos: msg.qos.min(t.qos),
                 retain: t.keep_retain && msg.retain,
                 sub_ids: t.ids,
+                share: t.share,
             };
             let plain = d.qos == 0 && !d.retain && d.sub_ids.is_empty() && s.conn.is_some();
             let share = plain.then(|| {
@@ -173,7 +188,7 @@ impl Engine {
     /// The sessions a message to `topic` goes to, each once. The subscribers of the topic
     /// itself (a room's members) are unique already; those found through wildcards (a few
     /// monitors, usually) are merged into them.
-    fn targets(&self, topic: &str, from: Option<&Arc<str>>) -> Vec<Target> {
+    fn targets(&mut self, topic: &str, from: Option<&Arc<str>>) -> Vec<Target> {
         let target = |who: &Arc<str>, o: &SubOpts| {
             let own = o.no_local && from == Some(who);
             (!own).then(|| Target {
@@ -181,6 +196,7 @@ impl Engine {
                 qos: o.qos,
                 keep_retain: o.keep_retain,
                 ids: o.id.into_iter().collect(),
+                share: None,
             })
         };
         let mut found = Vec::new();
@@ -197,17 +213,76 @@ impl Engine {
                 }
             },
         );
-        if wild.is_empty() {
-            return found;
-        }
-        for t in &mut found {
-            if let Some(w) = wild.remove(&t.who) {
-                merge(t, w);
+        if !wild.is_empty() {
+            for t in &mut found {
+                if let Some(w) = wild.remove(&t.who) {
+                    merge(t, w);
+                }
             }
+            found.extend(wild.into_values());
         }
-        found.extend(wild.into_values());
+        self.shared_targets(topic, &mut found);
         found
     }
+
+    /// One member of each shared subscription whose filter matches `topic`, in turn.
+    fn shared_targets(&mut self, topic: &str, found: &mut Vec<Target>) {
+        let Engine {
+            table, sessions, ..
+        } = self;
+        let connected = |who: &Arc<str>| sessions.get(who).is_some_and(|s| s.conn.is_some());
+        for (key, group) in table.shared_matching(topic) {
+            let Some(i) = pick(group, connected, None) else {
+                continue;
+            };
+            let (who, o) = &group.members[i];
+            found.push(Target {
+                who: who.clone(),
+                qos: o.qos,
+                keep_retain: o.keep_retain,
+                ids: o.id.into_iter().collect(),
+                share: Some(Arc::from(key.as_str())),
+            });
+        }
+    }
+
+    /// What `from`'s session had from shared subscriptions and its client did not receive
+    /// goes to another member of each group (one connected if there is one); with no other
+    /// member, it stays with `from` if its session lives on, else it is gone (as a
+    /// message to a session that ends).
+    pub(super) fn redistribute(&mut self, from: &Arc<str>, now: Instant) {
+        let Some(orphans) = self.sessions.get_mut(from).map(|s| s.take_shared()) else {
+            return;
+        };
+        for d in orphans {
+            let Engine {
+                table, sessions, ..
+            } = &mut *self;
+            let connected = |who: &Arc<str>| sessions.get(who).is_some_and(|s| s.conn.is_some());
+            let key = d.share.as_deref().unwrap_or_default();
+            let other = (table.group_mut(key))
+                .and_then(|g| pick(g, connected, Some(from)).map(|i| g.members[i].0.clone()));
+            let to = other.unwrap_or_else(|| from.clone());
+            if let Some(s) = self.sessions.get_mut(&to) {
+                s.deliver(d, None, now, &mut self.out);
+            }
+        }
+    }
+}
+
+/// The member of `group` whose turn it is: the first connected one from `group.next` on,
+/// else simply the next (its session keeps the message until it is back); never `except`.
+fn pick(
+    group: &mut table::Group,
+    connected: impl Fn(&Arc<str>) -> bool,
+    except: Option<&Arc<str>>,
+) -> Option<usize> {
+    let n = group.members.len();
+    let eligible = |i: &usize| except.is_none_or(|e| &group.members[*i].0 != e);
+    let order = || (0..n).map(|k| (group.next + k) % n).filter(eligible);
+    let chosen = (order().find(|&i| connected(&group.members[i].0))).or_else(|| order().next())?;
+    group.next = (chosen + 1) % n;
+    Some(chosen)
 }
 
 /// One delivery for two matching subscriptions: the higher QoS, both ids.

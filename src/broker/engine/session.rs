@@ -24,6 +24,8 @@ pub struct Routed {
     pub qos: u8,
     pub retain: bool,
     pub sub_ids: Vec<usize>,
+    /// The shared subscription (`$share/GROUP/FILTER`) it came through, if it did.
+    pub share: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -199,6 +201,29 @@ impl Session {
             self.in_use.remove(&pkid);
             self.pump(now, out);
         }
+    }
+
+    /// Takes out what came through shared subscriptions and the client has not received:
+    /// queued, or in flight without its PUBREC (the client may have it, but it did not say
+    /// so). Its group's other members get it instead.
+    pub fn take_shared(&mut self) -> Vec<Routed> {
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.inflight.len());
+        for f in self.inflight.drain(..) {
+            match f.d.share.is_some() && !f.released {
+                true => {
+                    self.in_use.remove(&f.pkid);
+                    taken.push(f.d);
+                }
+                false => kept.push_back(f),
+            }
+        }
+        self.inflight = kept;
+        let (shared, queue): (VecDeque<Routed>, VecDeque<Routed>) =
+            self.queue.drain(..).partition(|d| d.share.is_some());
+        self.queue = queue;
+        taken.extend(shared);
+        taken
     }
 
     /// PUBREC: answer PUBREL and wait for PUBCOMP.

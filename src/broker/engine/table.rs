@@ -3,6 +3,8 @@
 //! Filters without wildcards are found by the topic itself, in one hash lookup; only
 //! wildcard filters are matched level by level. A member of a room is one entry under
 //! the room's filter, so a message to a crowd costs one lookup and one pass over it.
+//! Shared subscriptions (`$share/GROUP/FILTER`) are groups of their own: a message that
+//! matches a group's filter goes to one of its members, which the engine picks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,12 +30,46 @@ pub type Members = HashMap<Arc<str>, SubOpts>;
 pub struct Table {
     exact: HashMap<String, Members>,
     wild: HashMap<String, Members>,
+    /// Shared subscriptions, by their whole filter (`$share/GROUP/FILTER`).
+    shared: HashMap<String, Group>,
     retained: HashMap<String, Arc<Message>>,
+}
+
+/// The members of one shared subscription, in the order they joined, and whose turn is
+/// next.
+#[derive(Debug, Default)]
+pub struct Group {
+    /// The filter after `$share/GROUP/`.
+    pub filter: String,
+    pub members: Vec<(Arc<str>, SubOpts)>,
+    pub next: usize,
+}
+
+/// `$share/GROUP/FILTER` split into GROUP and FILTER; None when `filter` is not one.
+/// (Whether GROUP and FILTER are valid is checked by `mqtt::topic::check_shared`.)
+pub fn split_shared(filter: &str) -> Option<(&str, &str)> {
+    filter.strip_prefix("$share/")?.split_once('/')
 }
 
 impl Table {
     /// Adds or replaces a subscription; true when it is new.
     pub fn subscribe(&mut self, filter: &str, who: &Arc<str>, opts: SubOpts) -> bool {
+        if let Some((_, inner)) = split_shared(filter) {
+            let group = (self.shared.entry(filter.to_string())).or_insert_with(|| Group {
+                filter: inner.to_string(),
+                ..Group::default()
+            });
+            return match group.members.iter_mut().find(|(w, _)| w == who) {
+                Some((_, o)) => {
+                    *o = opts;
+                    false
+                }
+                None => {
+                    group.members.push((who.clone(), opts));
+                    true
+                }
+            };
+        }
         let map = match has_wildcard(filter) {
             true => &mut self.wild,
             false => &mut self.exact,
@@ -47,6 +83,18 @@ impl Table {
 
     /// Removes a subscription; true when there was one.
     pub fn unsubscribe(&mut self, filter: &str, who: &str) -> bool {
+        if split_shared(filter).is_some() {
+            let Some(group) = self.shared.get_mut(filter) else {
+                return false;
+            };
+            let before = group.members.len();
+            group.members.retain(|(w, _)| &**w != who);
+            let was = group.members.len() < before;
+            if group.members.is_empty() {
+                self.shared.remove(filter);
+            }
+            return was;
+        }
         let map = match has_wildcard(filter) {
             true => &mut self.wild,
             false => &mut self.exact,
@@ -78,6 +126,19 @@ impl Table {
                 members.iter().for_each(|(w, o)| wild(w, o));
             }
         }
+    }
+
+    /// The shared subscriptions whose filter matches `topic`.
+    pub fn shared_matching<'a>(
+        &'a mut self,
+        topic: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a mut Group)> + 'a {
+        (self.shared.iter_mut()).filter(move |(_, g)| matches(&g.filter, topic))
+    }
+
+    /// The group of the shared subscription `filter` (`$share/GROUP/FILTER`).
+    pub fn group_mut(&mut self, filter: &str) -> Option<&mut Group> {
+        self.shared.get_mut(filter)
     }
 
     /// Forgets the retained messages whose MQTT 5 expiry interval ended.

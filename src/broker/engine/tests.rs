@@ -325,7 +325,7 @@ fn bad_topics_and_filters_are_refused() {
     subscribe(
         &mut e,
         1,
-        vec![sub("a/#/b", 0), sub("ok/+", 1), sub("$share/g/t", 0)],
+        vec![sub("a/#/b", 0), sub("ok/+", 1), sub("$share/g", 0)],
         None,
     );
     let all: Vec<Action> = e.actions().collect();
@@ -373,17 +373,173 @@ fn shutdown_tells_mqtt_5_clients_closes_everyone_and_publishes_the_wills() {
         panic!("{all:?}")
     };
     let bytes = disconnect.to_bytes();
-    assert_eq!((bytes[0], bytes[2]), (0xE0, 0x8B), "DISCONNECT 0x8B: {bytes:?}");
-    assert!(all.contains(&Action::Close(1)) && all.contains(&Action::Close(2)), "{all:?}");
+    assert_eq!(
+        (bytes[0], bytes[2]),
+        (0xE0, 0x8B),
+        "DISCONNECT 0x8B: {bytes:?}"
+    );
+    assert!(
+        all.contains(&Action::Close(1)) && all.contains(&Action::Close(2)),
+        "{all:?}"
+    );
     // MQTT 3.1.1 has no DISCONNECT from the server: only the close.
-    assert!(!all.iter().any(|a| matches!(a, Action::Send(2, _))), "{all:?}");
+    assert!(
+        !all.iter().any(|a| matches!(a, Action::Send(2, _))),
+        "{all:?}"
+    );
     assert_eq!(e.clients(), 0);
     // The will went to the retained store, as when the server closes any connection.
     member(&mut e, 3, V5, "c", &[]);
     subscribe(&mut e, 3, vec![sub("room/presence/#", 1)], None);
     let got = sent(&mut e, 3, V5);
     assert!(
-        got.iter().any(|g| matches!(g, Got::Publish { topic, retain: true, .. } if topic == "room/presence/b")),
+        got.iter().any(
+            |g| matches!(g, Got::Publish { topic, retain: true, .. } if topic == "room/presence/b")
+        ),
         "{got:?}"
     );
+}
+
+/// Messages each member of `conns` got, by payload.
+fn texts_of(all: &[Action], conn: ConnId, v: Version) -> Vec<String> {
+    let got: Vec<Got> = (all.iter())
+        .filter_map(|a| match a {
+            Action::Send(c, b) if *c == conn => Some(read_back(b.clone(), v)),
+            _ => None,
+        })
+        .collect();
+    text(&got)
+}
+
+#[test]
+fn a_shared_subscription_gives_each_message_to_one_member_in_turn() {
+    let mut e = Engine::new();
+    member(&mut e, 1, V5, "w1", &[("$share/workers/jobs", 1)]);
+    member(&mut e, 2, V311, "w2", &[("$share/workers/jobs", 1)]);
+    member(&mut e, 3, V5, "all", &[("jobs", 1), ("$share/other/#", 0)]);
+    member(&mut e, 4, V5, "boss", &[]);
+    for i in 0..4 {
+        e.handle(
+            4,
+            publish(10 + i, msg("jobs", &format!("job {i}"), 1, false)),
+            t0(),
+        );
+    }
+    let all: Vec<Action> = e.actions().collect();
+    assert_eq!(texts_of(&all, 1, V5), ["job 0", "job 2"]);
+    assert_eq!(texts_of(&all, 2, V311), ["job 1", "job 3"]);
+    // A plain subscription and another group get every one, each its own delivery.
+    assert_eq!(
+        texts_of(&all, 3, V5),
+        [
+            "job 0", "job 0", "job 1", "job 1", "job 2", "job 2", "job 3", "job 3"
+        ]
+    );
+}
+
+#[test]
+fn a_member_that_goes_away_leaves_its_unacknowledged_messages_to_the_others() {
+    let mut e = Engine::new();
+    member(&mut e, 1, V5, "w1", &[("$share/g/jobs", 1)]);
+    member(&mut e, 2, V5, "w2", &[("$share/g/jobs", 1)]);
+    member(&mut e, 3, V5, "boss", &[]);
+    for i in 0..4 {
+        e.handle(
+            3,
+            publish(10 + i, msg("jobs", &format!("job {i}"), 1, false)),
+            t0(),
+        );
+    }
+    let all: Vec<Action> = e.actions().collect();
+    assert_eq!(texts_of(&all, 1, V5), ["job 0", "job 2"]);
+    // w1 acknowledges job 0 only, then its connection drops.
+    let Some(Action::Send(_, first)) = all.iter().find(|a| matches!(a, Action::Send(1, _))) else {
+        panic!("{all:?}")
+    };
+    let Got::Publish { pkid, .. } = read_back(first.clone(), V5) else {
+        panic!()
+    };
+    e.handle(1, In::PubAck(pkid), t0());
+    e.lost(1, t0());
+    let all: Vec<Action> = e.actions().collect();
+    assert_eq!(texts_of(&all, 2, V5), ["job 2"], "{all:?}");
+    // From now on, everything goes to the member that is there.
+    e.handle(3, publish(20, msg("jobs", "job 4", 1, false)), t0());
+    let all: Vec<Action> = e.actions().collect();
+    assert_eq!(texts_of(&all, 2, V5), ["job 4"]);
+}
+
+#[test]
+fn a_shared_subscription_gets_no_retained_messages_and_no_local_is_a_protocol_error() {
+    let mut e = Engine::new();
+    member(&mut e, 1, V5, "p", &[]);
+    e.handle(1, publish(1, msg("jobs", "kept", 1, true)), t0());
+    e.actions().for_each(drop);
+    member(&mut e, 2, V5, "w", &[]);
+    subscribe(&mut e, 2, vec![sub("$share/g/jobs", 1)], None);
+    let got = sent(&mut e, 2, V5);
+    assert_eq!(got, [Got::Other(9)], "a SUBACK only: {got:?}");
+    for bad in ["$share//jobs", "$share/g+/jobs", "$share/g"] {
+        subscribe(&mut e, 2, vec![sub(bad, 1)], None);
+        let all: Vec<Action> = e.actions().collect();
+        let Some(Action::Send(2, suback)) = all.first() else {
+            panic!("{bad}: {all:?}")
+        };
+        assert_eq!(suback.to_bytes().last(), Some(&0x8F), "{bad}");
+    }
+    let mut no_local = sub("$share/g/jobs", 1);
+    no_local.no_local = true;
+    subscribe(&mut e, 2, vec![no_local], None);
+    let all: Vec<Action> = e.actions().collect();
+    let Some(Action::Send(2, disconnect)) = all.first() else {
+        panic!("{all:?}")
+    };
+    assert_eq!(disconnect.to_bytes()[2], 0x82, "protocol error");
+    assert!(all.contains(&Action::Close(2)));
+}
+
+#[test]
+fn beyond_max_connections_a_connack_refuses_but_a_takeover_does_not_count() {
+    let mut e = Engine::with_limits(Limits { max_connections: 2 });
+    member(&mut e, 1, V5, "a", &[]);
+    member(&mut e, 2, V5, "b", &[]);
+    e.handle(3, In::Connect(Box::new(hello(V5, "c", true, 0))), t0());
+    assert_eq!(
+        sent(&mut e, 3, V5),
+        [
+            Got::ConnAck {
+                present: false,
+                code: 0x97
+            },
+            Got::Other(0)
+        ]
+    );
+    e.handle(4, In::Connect(Box::new(hello(V311, "d", true, 0))), t0());
+    assert_eq!(
+        sent(&mut e, 4, V311),
+        [
+            Got::ConnAck {
+                present: false,
+                code: 3
+            },
+            Got::Other(0)
+        ]
+    );
+    // "b" again, from a new connection: it takes its session over, the count stays 2.
+    e.handle(5, In::Connect(Box::new(hello(V5, "b", false, 60))), t0());
+    let got = sent(&mut e, 5, V5);
+    assert!(matches!(got[0], Got::ConnAck { code: 0, .. }), "{got:?}");
+    assert_eq!(e.clients(), 2);
+    // One leaves: there is room again.
+    e.handle(
+        1,
+        In::Disconnect {
+            with_will: false,
+            session_expiry: None,
+        },
+        t0(),
+    );
+    e.handle(6, In::Connect(Box::new(hello(V5, "c", true, 0))), t0());
+    let got = sent(&mut e, 6, V5);
+    assert!(matches!(got[0], Got::ConnAck { code: 0, .. }), "{got:?}");
 }
