@@ -141,6 +141,59 @@ fn max_connections_refuses_the_client_beyond() {
     .expect_code(0);
 }
 
+/// --max-queued-messages: a session away while 10 lines are published keeps the first
+/// 3, the broker says how many it dropped, the publisher is not failed.
+#[test]
+fn a_full_session_queue_keeps_the_oldest_and_says_so() {
+    let (broker, line) = start(&["--listen", "127.0.0.1:0", "--max-queued-messages", "3"]);
+    let addr = line
+        .trim_start_matches("chat-broker: listening on ")
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let url = format!("mqtt://{addr}");
+    let reader = |extra: &[&str]| {
+        let mut c = tool("chat-sub");
+        c.args([
+            "-b",
+            &url,
+            "--session",
+            "queued",
+            "-q",
+            "1",
+            "-F",
+            "{text}",
+            "-v",
+        ])
+        .args(extra)
+        .arg("room");
+        c
+    };
+    let mut away = Proc::spawn(&mut reader(&[]));
+    away.wait_stderr("subscribed to");
+    away.signal(libc::SIGINT);
+    away.wait_until("the reader left", |p| p.exited());
+    let (input, sent) = numbered(1, 10);
+    run(
+        tool("chat-pub").args(["-b", &url, "--no-presence", "-q", "1", "room"]),
+        input.as_bytes(),
+    )
+    .expect_code(0);
+    let back = Proc::spawn(&mut reader(&["-n", "3"]));
+    let out = back.finish();
+    out.expect_code(0);
+    assert_eq!(out.lines(), sent[..3]);
+    broker.signal(libc::SIGTERM);
+    let log = broker.finish();
+    assert!(
+        log.stderr
+            .contains("queued: 7 messages dropped while it was away: its queue was full"),
+        "{}",
+        log.stderr
+    );
+}
+
 #[test]
 fn a_port_in_use_exits_3_with_one_message() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -52,7 +52,11 @@ pub fn run(args: BrokerArgs) -> Result<(), Error> {
     let max_connections =
         (args.max_connections).map_or(fit, |n| usize::try_from(n).unwrap_or(usize::MAX));
     log::info!("open files: up to {files}; at most {max_connections} clients at once");
-    let limits = Limits { max_connections };
+    let limits = Limits {
+        max_connections,
+        max_queued: usize::try_from(args.max_queued_messages).unwrap_or(usize::MAX),
+        persistent_expiry: args.persistent_client_expiration,
+    };
     // One thread, as mosquitto: the engine is behind one lock anyway, and the tools of a
     // pipe need the other core.
     crate::tool::runtime()?.block_on(serve(listeners, limits))

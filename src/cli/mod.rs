@@ -18,8 +18,8 @@ mod help;
 mod parse;
 
 pub use parse::{ColorWhen, DialectChoice};
+use parse::{parse_period, parse_size, parse_user_property};
 pub(crate) use parse::{parse_secs, parse_version};
-use parse::{parse_size, parse_user_property};
 
 /// Options shared by chat-pub and chat-sub.
 #[derive(Args, Debug, Clone)]
@@ -479,6 +479,24 @@ pub struct BrokerArgs {
     /// twice.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: Option<u64>,
+
+    /// Most QoS 1 and 2 messages kept for one client that is away or behind
+    ///
+    /// Beyond it, new messages for that client are dropped (the oldest stay, so it reads
+    /// an unbroken stretch), counted, and logged when it reconnects or leaves; the
+    /// publisher is not told, its message reached every other subscriber.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_queued_messages: u64,
+
+    /// Forget a session that would never end once its client was away this long
+    ///
+    /// MQTT 3.1.1 clients without clean session, and MQTT 5 clients with a session expiry
+    /// of 0xFFFFFFFF, keep their session for ever by default, as with mosquitto. TIME is a
+    /// number and a unit: s, m, h, d or w, e.g. 14d (as mosquitto's
+    /// persistent_client_expiration).
+    #[arg(long, value_name = "TIME", value_parser = parse_period)]
+    pub persistent_client_expiration: Option<Duration>,
 
     /// Log connections on stderr (repeat for the engine's own logs; RUST_LOG overrides)
     #[arg(short, long, action = ArgAction::Count, help_heading = OTHER)]

@@ -16,6 +16,33 @@ pub fn parse_user_property(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A time as mosquitto's `persistent_client_expiration` takes it: a whole number and a
+/// unit, `s`, `m`, `h`, `d` or `w` (seconds without one), e.g. `14d`.
+pub fn parse_period(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("expected a number and a unit (s, m, h, d or w), e.g. 14d, not {s:?}")
+    })?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?}: use s, m, h, d or w"
+            ));
+        }
+    };
+    match n.checked_mul(secs) {
+        Some(total) if total > 0 => Ok(Duration::from_secs(total)),
+        Some(_) => Err("the time must be more than 0".into()),
+        None => Err(format!("{s:?} is too long")),
+    }
+}
+
 /// `SECS`: seconds, fractions allowed, from 0 to 10^9.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
@@ -96,6 +123,26 @@ pub enum ColorWhen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn periods_as_mosquitto_writes_them() {
+        assert_eq!(parse_period("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_period("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_period("14d"), Ok(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_period("1w"), Ok(Duration::from_secs(604_800)));
+        for bad in [
+            "",
+            "0",
+            "0d",
+            "d",
+            "1y",
+            "-1h",
+            "1.5h",
+            "99999999999999999999w",
+        ] {
+            assert!(parse_period(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn sizes() {

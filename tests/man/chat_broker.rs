@@ -86,8 +86,17 @@ then reports a bigger line and skips it); the connection of a client that sends 
 packet is closed (chat\-pub, under MQTT 3.1.1, reports such a line and gives it up after
 three tries).
 .IP \(bu 2
-Messages are kept in memory: up to 1,000,000 queued per session (beyond that, new ones for
-it are dropped, and the log says so), and what a connected client has not read yet. When
+Messages are kept in memory: up to \fB\-\-max\-queued\-messages\fR (1,000,000) QoS 1 and 2
+messages queued per session, and what a connected client has not read yet. Beyond that
+number, new messages for that session are dropped and the oldest kept, so that the client
+reads an unbroken stretch when it is back; the drops are counted and the log says how
+many when the client reconnects or leaves. The publisher is not told: its message was
+accepted and reached every other subscriber (its PUBACK is a success).
+.IP \(bu 2
+A session that would never end (MQTT 3.1.1 without clean session, MQTT 5 with a session
+expiry of 0xFFFFFFFF) is kept for ever, as mosquitto does, unless
+\fB\-\-persistent\-client\-expiration\fR \fITIME\fR is given: then it is forgotten once its
+client was away that long. MQTT 5 sessions with an expiry of their own end with it. When
 more than 64 MiB wait to be written to a client (it stopped reading, or reads far slower
 than others publish), QoS 0 messages to it are dropped, and the log counts them, as
 mosquitto does; beyond 128 MiB its connection is closed and its will sent. QoS 1 and 2

@@ -63,12 +63,20 @@ struct Conn {
 pub struct Limits {
     /// Most clients connected at once (`--max-connections`); beyond, CONNACK refuses.
     pub max_connections: usize,
+    /// Most QoS 1 and 2 messages queued for one session (`--max-queued-messages`).
+    pub max_queued: usize,
+    /// How long a session that would never end (MQTT 3.1.1 without clean session, MQTT 5
+    /// with expiry 0xFFFFFFFF) is kept without its client (`--persistent-client-expiration`);
+    /// None: for ever.
+    pub persistent_expiry: Option<Duration>,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: usize::MAX,
+            max_queued: session::QUEUE_MAX,
+            persistent_expiry: None,
         }
     }
 }
@@ -303,10 +311,20 @@ impl Engine {
             self.forget(&id);
         }
         let resumed = self.sessions.contains_key(&id);
-        let s = (self.sessions.entry(id.clone())).or_insert_with(|| Session::new(v));
+        let queue_max = self.limits.max_queued;
+        let s = (self.sessions.entry(id.clone())).or_insert_with(|| Session::new(v, queue_max));
         s.expiry = h.session_expiry;
         if let Some(ack) = write::connack(v, resumed, None, assigned.as_deref()) {
             self.out.push(Action::Send(conn, ack.into()));
+        }
+        if s.dropped > 0 {
+            let n = std::mem::take(&mut s.dropped);
+            log::warn!(
+                "{}: {n} messages dropped while it was away: its queue was full ({} messages, \
+                 --max-queued-messages)",
+                crate::escape::escaped(&id),
+                self.limits.max_queued
+            );
         }
         s.attach(conn, v, h.receive_max, h.max_packet, now, &mut self.out);
         self.conns.insert(
@@ -354,6 +372,9 @@ impl Engine {
             }
             if s.expiry != 0 && s.expiry != u32::MAX {
                 s.expires_at = Some(now + Duration::from_secs(s.expiry.into()));
+            }
+            if s.expiry == u32::MAX {
+                s.expires_at = self.limits.persistent_expiry.map(|d| now + d);
             }
         }
         if expiry == Some(0) {

@@ -13,7 +13,8 @@ use super::{Action, ConnId};
 
 /// Most messages in flight to one client, whatever receive maximum it asks for.
 pub const WINDOW_MAX: usize = 1000;
-/// Most messages queued for one session; beyond, new ones are dropped (and logged).
+/// Most messages queued for one session by default (`--max-queued-messages`); beyond,
+/// new ones are dropped (and counted in the log).
 pub const QUEUE_MAX: usize = 1_000_000;
 
 /// A message routed to one session, at the QoS and with the flags it gets. (A message a
@@ -53,12 +54,14 @@ pub struct Session {
     in_use: HashSet<u16>,
     inflight: VecDeque<Flight>,
     queue: VecDeque<Routed>,
+    /// Most messages `queue` may hold.
+    queue_max: usize,
     /// Messages dropped because the queue was full, not yet logged.
     pub dropped: u64,
 }
 
 impl Session {
-    pub fn new(version: Version) -> Session {
+    pub fn new(version: Version, queue_max: usize) -> Session {
         Session {
             conn: None,
             version,
@@ -72,6 +75,7 @@ impl Session {
             in_use: HashSet::new(),
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
+            queue_max,
             dropped: 0,
         }
     }
@@ -144,9 +148,12 @@ impl Session {
     }
 
     fn enqueue(&mut self, d: Routed) {
-        if self.queue.len() >= QUEUE_MAX {
+        if self.queue.len() >= self.queue_max {
             if self.dropped == 0 {
-                log::warn!("a session holds {QUEUE_MAX} queued messages: new ones are dropped");
+                log::warn!(
+                    "a session holds {} queued messages: new ones are dropped",
+                    self.queue_max
+                );
             }
             self.dropped += 1;
         } else {

@@ -500,7 +500,10 @@ fn a_shared_subscription_gets_no_retained_messages_and_no_local_is_a_protocol_er
 
 #[test]
 fn beyond_max_connections_a_connack_refuses_but_a_takeover_does_not_count() {
-    let mut e = Engine::with_limits(Limits { max_connections: 2 });
+    let mut e = Engine::with_limits(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    });
     member(&mut e, 1, V5, "a", &[]);
     member(&mut e, 2, V5, "b", &[]);
     e.handle(3, In::Connect(Box::new(hello(V5, "c", true, 0))), t0());
@@ -542,4 +545,75 @@ fn beyond_max_connections_a_connack_refuses_but_a_takeover_does_not_count() {
     e.handle(6, In::Connect(Box::new(hello(V5, "c", true, 0))), t0());
     let got = sent(&mut e, 6, V5);
     assert!(matches!(got[0], Got::ConnAck { code: 0, .. }), "{got:?}");
+}
+
+#[test]
+fn a_full_queue_keeps_the_oldest_and_an_abandoned_session_expires_when_asked() {
+    let limits = Limits {
+        max_queued: 2,
+        persistent_expiry: Some(Duration::from_secs(3600)),
+        ..Limits::default()
+    };
+    let mut e = Engine::with_limits(limits);
+    e.handle(
+        1,
+        In::Connect(Box::new(hello(V311, "away", false, u32::MAX))),
+        t0(),
+    );
+    subscribe(&mut e, 1, vec![sub("room", 1)], None);
+    e.handle(
+        1,
+        In::Disconnect {
+            with_will: false,
+            session_expiry: None,
+        },
+        t0(),
+    );
+    member(&mut e, 2, V5, "pub", &[]);
+    for i in 0..4 {
+        e.handle(
+            2,
+            publish(10 + i, msg("room", &format!("m{i}"), 1, false)),
+            t0(),
+        );
+    }
+    e.actions().for_each(drop);
+    e.handle(
+        3,
+        In::Connect(Box::new(hello(V311, "away", false, u32::MAX))),
+        t0(),
+    );
+    let got = sent(&mut e, 3, V311);
+    assert_eq!(
+        got[0],
+        Got::ConnAck {
+            present: true,
+            code: 0
+        }
+    );
+    assert_eq!(text(&got), ["m0", "m1"], "the oldest are kept");
+    // Away again: kept for the hour, forgotten after it.
+    e.lost(3, t0());
+    e.tick(t0() + Duration::from_secs(3599));
+    e.handle(
+        4,
+        In::Connect(Box::new(hello(V311, "away", false, u32::MAX))),
+        t0(),
+    );
+    assert!(matches!(
+        sent(&mut e, 4, V311)[0],
+        Got::ConnAck { present: true, .. }
+    ));
+    let later = t0() + Duration::from_secs(3601);
+    e.lost(4, t0());
+    e.tick(later);
+    e.handle(
+        5,
+        In::Connect(Box::new(hello(V311, "away", false, u32::MAX))),
+        later,
+    );
+    assert!(matches!(
+        sent(&mut e, 5, V311)[0],
+        Got::ConnAck { present: false, .. }
+    ));
 }
