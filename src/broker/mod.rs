@@ -9,6 +9,8 @@
 
 mod conn;
 mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hub;
 
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};

@@ -32,6 +32,7 @@ use codes::{ConnectRefusal, Packet};
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Reason;
 use session::Session;
 use table::Table;
+pub use table::matches;
 pub use write::Frame;
 
 /// The largest packet a client may send (announced to MQTT 5 clients): a larger one ends
@@ -110,6 +111,35 @@ impl Engine {
     /// The actions queued by the calls so far, in order.
     pub fn actions(&mut self) -> std::vec::Drain<'_, Action> {
         self.out.drain(..)
+    }
+
+    /// Checks the engine's own accounting (for the fuzz targets and tests): every
+    /// connection has its session, a session's connection is one the engine knows, and
+    /// each session's window, packet ids and queue add up ([`Session::audit`]).
+    pub fn audit(&self) -> Result<(), String> {
+        if self.conns.len() > self.limits.max_connections {
+            return Err(format!(
+                "{} connections, more than the limit {}",
+                self.conns.len(),
+                self.limits.max_connections
+            ));
+        }
+        for (conn, c) in &self.conns {
+            let s = (self.sessions.get(&c.client))
+                .ok_or_else(|| format!("connection {conn} has no session {}", c.client))?;
+            if s.conn != Some(*conn) {
+                return Err(format!("connection {conn}'s session says {:?}", s.conn));
+            }
+        }
+        for (who, s) in &self.sessions {
+            if let Some(conn) = s.conn.filter(|c| !self.conns.contains_key(c)) {
+                return Err(format!(
+                    "session {who} holds connection {conn}, which is gone"
+                ));
+            }
+            s.audit().map_err(|why| format!("session {who}: {why}"))?;
+        }
+        Ok(())
     }
 
     /// How many clients are connected (for the tests).

@@ -233,6 +233,33 @@ impl Session {
         taken
     }
 
+    /// Its accounting: at most a window in flight while connected, one packet id per
+    /// message in flight and no other in use, a queue within its bound.
+    pub fn audit(&self) -> Result<(), String> {
+        if self.conn.is_some() && self.inflight.len() > self.window {
+            return Err(format!(
+                "{} in flight, window {}",
+                self.inflight.len(),
+                self.window
+            ));
+        }
+        let ids: HashSet<u16> = self.inflight.iter().map(|f| f.pkid).collect();
+        if ids.len() != self.inflight.len() || ids != self.in_use {
+            return Err(format!(
+                "packet ids in flight {ids:?} are not those in use {:?}",
+                self.in_use
+            ));
+        }
+        if self.queue.len() > self.queue_max {
+            return Err(format!(
+                "{} queued, bound {}",
+                self.queue.len(),
+                self.queue_max
+            ));
+        }
+        Ok(())
+    }
+
     /// PUBREC: answer PUBREL and wait for PUBCOMP.
     pub fn received(&mut self, pkid: u16, out: &mut Vec<Action>) {
         if let Some(i) = self.position(pkid) {

@@ -146,8 +146,7 @@ impl Frame {
         (self.head.first()).is_some_and(|b| b & TYPE_AND_QOS == Packet::Publish as u8)
     }
 
-    /// The whole packet in one buffer (for the tests).
-    #[cfg(test)]
+    /// The whole packet in one buffer (for the tests and the fuzz targets).
     pub fn to_bytes(&self) -> Bytes {
         [&self.head[..], &self.body[..]].concat().into()
     }
