@@ -194,6 +194,57 @@ fn a_full_session_queue_keeps_the_oldest_and_says_so() {
     );
 }
 
+/// --max-queued-bytes: with a session away filling the budget, chat-pub's lines beyond it
+/// are refused (0x97, reported by line number, exit 1), and every line it did not report
+/// reaches the session when it is back: none is taken and lost.
+#[test]
+fn over_the_byte_budget_lines_are_refused_never_lost() {
+    let (_broker, line) = start(&["--listen", "127.0.0.1:0", "--max-queued-bytes", "2K"]);
+    let addr = line
+        .trim_start_matches("chat-broker: listening on ")
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let url = format!("mqtt://{addr}");
+    let reader = |extra: &[&str]| {
+        let mut c = tool("chat-sub");
+        c.args(["-b", &url, "--session", "budget", "-q", "1", "--raw", "-v"])
+            .args(extra)
+            .arg("room");
+        c
+    };
+    let mut away = Proc::spawn(&mut reader(&[]));
+    away.wait_stderr("subscribed to");
+    away.signal(libc::SIGINT);
+    away.wait_until("the reader left", |p| p.exited());
+    let (input, sent) = numbered(1, 40);
+    let out = run(
+        tool("chat-pub").args(["-b", &url, "--no-presence", "--raw", "-q", "1", "room"]),
+        input.as_bytes(),
+    );
+    out.expect_code(1);
+    let refused: Vec<usize> = (out.stderr.lines())
+        .filter(|l| l.ends_with("refused by the broker: quota exceeded (0x97)"))
+        .filter_map(|l| {
+            l.strip_prefix("chat-pub: line ")?
+                .split(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(!refused.is_empty(), "nothing refused:\n{}", out.stderr);
+    let kept: Vec<String> = (1..=sent.len())
+        .filter(|n| !refused.contains(n))
+        .map(|n| sent[n - 1].clone())
+        .collect();
+    let back = Proc::spawn(&mut reader(&["-n", &kept.len().to_string()]));
+    let got = back.finish();
+    got.expect_code(0);
+    assert_eq!(got.lines(), kept);
+}
+
 #[test]
 fn a_port_in_use_exits_3_with_one_message() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -68,13 +68,15 @@ const TOPICS: [&str; 4] = ["t/a", "t/b", "x", "t"];
 /// One engine driven by up to six connections doing what the script says: connecting
 /// (both versions, clean or not, with session expiries and wills), subscribing (shared
 /// subscriptions too), publishing at every QoS, acknowledging, sending raw bytes, losing
-/// their connection, and time passing. Checked after every step: nothing panics, the
+/// their connection, and time passing; with small limits, the byte budget included.
+/// Checked after every step: nothing panics, the
 /// sessions' accounting holds ([`Engine::audit`]), and a PUBLISH goes only to a client
 /// that has subscribed to a filter matching its topic.
 pub fn engine(data: &[u8]) {
     let limits = Limits {
         max_connections: 5,
         max_queued: 64,
+        max_queued_bytes: 4096,
         persistent_expiry: Some(Duration::from_secs(30)),
     };
     let mut e = Engine::with_limits(limits);

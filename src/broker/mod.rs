@@ -54,14 +54,28 @@ pub fn run(args: BrokerArgs) -> Result<(), Error> {
     let max_connections =
         (args.max_connections).map_or(fit, |n| usize::try_from(n).unwrap_or(usize::MAX));
     log::info!("open files: up to {files}; at most {max_connections} clients at once");
+    // A quarter of the memory by default, at least 64 MiB.
+    let budget = (args.max_queued_bytes)
+        .or_else(|| memory_total().map(|m| (m / 4).max(64 << 20)))
+        .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
+    log::info!("queues: at most {budget} bytes for all clients together");
     let limits = Limits {
         max_connections,
+        max_queued_bytes: budget,
         max_queued: usize::try_from(args.max_queued_messages).unwrap_or(usize::MAX),
         persistent_expiry: args.persistent_client_expiration,
     };
     // One thread, as mosquitto: the engine is behind one lock anyway, and the tools of a
     // pipe need the other core.
     crate::tool::runtime()?.block_on(serve(listeners, limits))
+}
+
+/// The machine's memory in bytes (`MemTotal` of /proc/meminfo), if it says.
+fn memory_total() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Why `addr` cannot be listened on, and what to do about it (exit 3).

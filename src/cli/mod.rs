@@ -18,7 +18,7 @@ mod help;
 mod parse;
 
 pub use parse::{ColorWhen, DialectChoice};
-use parse::{parse_period, parse_size, parse_user_property};
+use parse::{parse_budget, parse_period, parse_size, parse_user_property};
 pub(crate) use parse::{parse_secs, parse_version};
 
 /// Options shared by chat-pub and chat-sub.
@@ -488,6 +488,17 @@ pub struct BrokerArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_queued_messages: u64,
+
+    /// Most bytes kept for all clients together [default: a quarter of the memory]
+    ///
+    /// Counted over every session's queue: each message's topic and payload and 64 bytes
+    /// (a message queued for many clients counts for each, an upper bound). Beyond it, QoS
+    /// 0 messages are dropped and counted, and QoS 1 and 2 messages are refused, never
+    /// taken and lost: with reason 0x97 "quota exceeded" in the PUBACK or PUBREC under
+    /// MQTT 5; under 3.1.1, which has no such answer, by closing the publisher's connection
+    /// (it sends the message again when it is back). SIZE is bytes, or with K, M or G.
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget)]
+    pub max_queued_bytes: Option<u64>,
 
     /// Forget a session that would never end once its client was away this long
     ///

@@ -16,6 +16,27 @@ pub fn parse_user_property(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A memory budget: bytes, or with K, M or G (powers of 1024), e.g. `512M`.
+pub fn parse_budget(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let i = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(i);
+    let bad = || format!("'{s}' is not a size (BYTES, or with K, M or G)");
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    match n.checked_mul(1 << shift) {
+        Some(0) => Err(format!("'{s}' must be more than 0")),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("'{s}' is too large")),
+    }
+}
+
 /// A time as mosquitto's `persistent_client_expiration` takes it: a whole number and a
 /// unit, `s`, `m`, `h`, `d` or `w` (seconds without one), e.g. `14d`.
 pub fn parse_period(s: &str) -> Result<Duration, String> {
@@ -141,6 +162,16 @@ mod tests {
             "99999999999999999999w",
         ] {
             assert!(parse_period(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn budgets() {
+        assert_eq!(parse_budget("4096"), Ok(4096));
+        assert_eq!(parse_budget("512M"), Ok(512 << 20));
+        assert_eq!(parse_budget("2G"), Ok(2 << 30));
+        for bad in ["", "0", "1T", "x", "-1"] {
+            assert!(parse_budget(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -93,6 +93,16 @@ reads an unbroken stretch when it is back; the drops are counted and the log say
 many when the client reconnects or leaves. The publisher is not told: its message was
 accepted and reached every other subscriber (its PUBACK is a success).
 .IP \(bu 2
+All queues together hold at most \fB\-\-max\-queued\-bytes\fR (by default a quarter of the
+machine's memory, at least 64 MiB), counting each queued message's topic and payload and
+64 bytes (a message queued for many clients counts for each: an upper bound). Beyond
+it, QoS 0 messages are dropped first, and counted in the log; QoS 1 and 2 messages are
+refused, never taken and then lost: an MQTT 5 publisher gets reason 0x97 "quota exceeded"
+in its PUBACK or PUBREC (chat\-pub reports the line and exits 1), an MQTT 3.1.1
+publisher, whose protocol has no such answer, has its connection closed, and its client
+sends the message again when it is back. What each connected client has not read yet is
+bounded on its own (below).
+.IP \(bu 2
 A session that would never end (MQTT 3.1.1 without clean session, MQTT 5 with a session
 expiry of 0xFFFFFFFF) is kept for ever, as mosquitto does, unless
 \fB\-\-persistent\-client\-expiration\fR \fITIME\fR is given: then it is forgotten once its

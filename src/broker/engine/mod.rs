@@ -66,6 +66,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Most QoS 1 and 2 messages queued for one session (`--max-queued-messages`).
     pub max_queued: usize,
+    /// Most bytes queued for all sessions together (`--max-queued-bytes`): beyond, QoS 0
+    /// messages are dropped and QoS 1 and 2 ones refused.
+    pub max_queued_bytes: usize,
     /// How long a session that would never end (MQTT 3.1.1 without clean session, MQTT 5
     /// with expiry 0xFFFFFFFF) is kept without its client (`--persistent-client-expiration`);
     /// None: for ever.
@@ -77,6 +80,7 @@ impl Default for Limits {
         Limits {
             max_connections: usize::MAX,
             max_queued: session::QUEUE_MAX,
+            max_queued_bytes: usize::MAX,
             persistent_expiry: None,
         }
     }
@@ -85,6 +89,10 @@ impl Default for Limits {
 #[derive(Default)]
 pub struct Engine {
     limits: Limits,
+    /// Bytes queued for every session together (each session adds and takes its own).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// QoS 0 messages dropped over `--max-queued-bytes` since the budget was last hit.
+    dropped_over_budget: u64,
     conns: HashMap<ConnId, Conn>,
     sessions: HashMap<Arc<str>, Session>,
     table: Table,
@@ -130,6 +138,13 @@ impl Engine {
             if s.conn != Some(*conn) {
                 return Err(format!("connection {conn}'s session says {:?}", s.conn));
             }
+        }
+        let total: usize = self.sessions.values().map(Session::queued_bytes).sum();
+        let counted = self.queued.load(std::sync::atomic::Ordering::Relaxed);
+        if total != counted {
+            return Err(format!(
+                "{total} bytes queued in the sessions, counted {counted}"
+            ));
         }
         for (who, s) in &self.sessions {
             if let Some(conn) = s.conn.filter(|c| !self.conns.contains_key(c)) {
@@ -341,8 +356,9 @@ impl Engine {
             self.forget(&id);
         }
         let resumed = self.sessions.contains_key(&id);
-        let queue_max = self.limits.max_queued;
-        let s = (self.sessions.entry(id.clone())).or_insert_with(|| Session::new(v, queue_max));
+        let (queue_max, total) = (self.limits.max_queued, self.queued.clone());
+        let s =
+            (self.sessions.entry(id.clone())).or_insert_with(|| Session::new(v, queue_max, total));
         s.expiry = h.session_expiry;
         if let Some(ack) = write::connack(v, resumed, None, assigned.as_deref()) {
             self.out.push(Action::Send(conn, ack.into()));

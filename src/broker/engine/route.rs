@@ -11,12 +11,14 @@ use super::codes::{Packet, SubAckCode, SubRefusal, Unsubscribed};
 use super::session::Routed;
 use super::table::{self, SubOpts};
 use super::write::{self, Form, Frame};
-use super::{ConnId, Engine};
+use super::{Action, ConnId, Engine};
 use crate::mqtt::topic::check_shared;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Reason;
 
 /// Most filters one session may subscribe to (beyond, SUBACK says "quota exceeded").
 pub const MAX_FILTERS: usize = 10_000;
+/// MQTT 5's reason code "quota exceeded".
+const QUOTA_EXCEEDED: u8 = 0x97;
 
 /// One session that gets a message, merged over its matching filters (not over shared
 /// subscriptions: each is a delivery of its own).
@@ -38,6 +40,9 @@ impl Engine {
         msg: Message,
         now: Instant,
     ) {
+        if self.over_budget(conn, pkid, &msg, now) {
+            return;
+        }
         match msg.qos {
             0 => self.publish(msg, Some(client), now),
             1 => {
@@ -52,6 +57,61 @@ impl Engine {
                 self.send(conn, write::ack(Packet::PubRec, pkid));
             }
         }
+    }
+
+    /// Whether the queues hold more than `--max-queued-bytes`: then a QoS 0 message is
+    /// dropped (counted, and logged as the count doubles), a QoS 1 or 2 one refused,
+    /// never taken and lost: under MQTT 5 with reason 0x97 "quota exceeded" in its PUBACK
+    /// or PUBREC; under 3.1.1, which cannot say so, by closing the publisher's connection
+    /// (its client sends the message again when it is back). A QoS 2 message already
+    /// received (its packet id held) is acknowledged as before.
+    fn over_budget(&mut self, conn: ConnId, pkid: u16, msg: &Message, now: Instant) -> bool {
+        let queued = self.queued.load(std::sync::atomic::Ordering::Relaxed);
+        if queued <= self.limits.max_queued_bytes {
+            self.dropped_over_budget = 0;
+            return false;
+        }
+        let client = self.conns.get(&conn).map(|c| (c.client.clone(), c.version));
+        let Some((client, v)) = client else {
+            return true;
+        };
+        let repeat =
+            msg.qos == 2 && (self.sessions.get(&client)).is_some_and(|s| s.qos2_in.contains(&pkid));
+        if repeat {
+            return false;
+        }
+        let limit = self.limits.max_queued_bytes;
+        match (msg.qos, v) {
+            (0, _) => {
+                self.dropped_over_budget += 1;
+                if self.dropped_over_budget.is_power_of_two() {
+                    log::warn!(
+                        "{} QoS 0 messages dropped: the queues hold {queued} bytes, over \
+                         --max-queued-bytes ({limit})",
+                        self.dropped_over_budget
+                    );
+                }
+            }
+            (q, Version::V5) => {
+                let kind = if q == 1 {
+                    Packet::PubAck
+                } else {
+                    Packet::PubRec
+                };
+                self.send(conn, write::refusal(kind, pkid, QUOTA_EXCEEDED));
+            }
+            (_, Version::V311) => {
+                log::warn!(
+                    "connection {conn}: closed: a QoS {} message came while the queues hold \
+                     {queued} bytes, over --max-queued-bytes ({limit}); MQTT 3.1.1 cannot \
+                     refuse it otherwise",
+                    msg.qos
+                );
+                self.out.push(Action::Close(conn));
+                self.end(conn, true, now);
+            }
+        }
+        true
     }
 
     /// UNSUBSCRIBE: each filter dropped, and whether it was there, in the UNSUBACK.

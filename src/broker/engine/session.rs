@@ -4,6 +4,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::codec::{Message, Version};
@@ -56,12 +57,16 @@ pub struct Session {
     queue: VecDeque<Routed>,
     /// Most messages `queue` may hold.
     queue_max: usize,
+    /// What `queue` holds, by [`cost`].
+    queued_bytes: usize,
+    /// The same, summed over every session of the engine (`--max-queued-bytes`).
+    total: Arc<AtomicUsize>,
     /// Messages dropped because the queue was full, not yet logged.
     pub dropped: u64,
 }
 
 impl Session {
-    pub fn new(version: Version, queue_max: usize) -> Session {
+    pub fn new(version: Version, queue_max: usize, total: Arc<AtomicUsize>) -> Session {
         Session {
             conn: None,
             version,
@@ -76,6 +81,8 @@ impl Session {
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             queue_max,
+            queued_bytes: 0,
+            total,
             dropped: 0,
         }
     }
@@ -157,8 +164,26 @@ impl Session {
             }
             self.dropped += 1;
         } else {
+            self.count_in(cost(&d));
             self.queue.push_back(d);
         }
+    }
+
+    fn count_in(&mut self, bytes: usize) {
+        self.queued_bytes += bytes;
+        self.total.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn count_out(&mut self, bytes: usize) {
+        self.queued_bytes -= bytes;
+        self.total.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Takes the oldest queued message out.
+    fn dequeue(&mut self) -> Option<Routed> {
+        let d = self.queue.pop_front()?;
+        self.count_out(cost(&d));
+        Some(d)
     }
 
     /// Sends a QoS 1 or 2 message, unless it expired (MQTT 5) or is too large.
@@ -190,7 +215,7 @@ impl Session {
     fn pump(&mut self, now: Instant, out: &mut Vec<Action>) {
         let Some(conn) = self.conn else { return };
         while self.inflight.len() < self.window {
-            let Some(d) = self.queue.pop_front() else {
+            let Some(d) = self.dequeue() else {
                 return;
             };
             self.launch(conn, d, now, out);
@@ -229,8 +254,14 @@ impl Session {
         let (shared, queue): (VecDeque<Routed>, VecDeque<Routed>) =
             self.queue.drain(..).partition(|d| d.share.is_some());
         self.queue = queue;
+        self.count_out(shared.iter().map(cost).sum());
         taken.extend(shared);
         taken
+    }
+
+    /// The bytes its queue holds, by [`cost`].
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// Its accounting: at most a window in flight while connected, one packet id per
@@ -257,6 +288,13 @@ impl Session {
                 self.queue_max
             ));
         }
+        let bytes: usize = self.queue.iter().map(cost).sum();
+        if bytes != self.queued_bytes {
+            return Err(format!(
+                "{bytes} bytes queued, counted {}",
+                self.queued_bytes
+            ));
+        }
         Ok(())
     }
 
@@ -268,6 +306,23 @@ impl Session {
         if let Some(conn) = self.conn {
             out.push(Action::Send(conn, write::ack(Packet::PubRel, pkid).into()));
         }
+    }
+}
+
+/// What a queued message counts against `--max-queued-bytes`: its topic and payload (held
+/// once however many sessions queue it, so this is an upper bound) and what the queue
+/// spends on it.
+pub fn cost(d: &Routed) -> usize {
+    d.msg.topic.len() + d.msg.payload.len() + QUEUED_OVERHEAD
+}
+
+/// What a queue spends per message beside the message itself (its `Routed`).
+const QUEUED_OVERHEAD: usize = 64;
+
+impl Drop for Session {
+    /// A session that ends gives back what it held.
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.queued_bytes, Ordering::Relaxed);
     }
 }
 

@@ -617,3 +617,62 @@ fn a_full_queue_keeps_the_oldest_and_an_abandoned_session_expires_when_asked() {
         Got::ConnAck { present: false, .. }
     ));
 }
+
+#[test]
+fn over_the_byte_budget_qos_0_is_dropped_and_qos_1_refused_never_lost() {
+    let mut e = Engine::with_limits(Limits {
+        max_queued_bytes: 300,
+        ..Limits::default()
+    });
+    // A session away, whose queue fills the budget (each message costs 64 + 3 + 40).
+    e.handle(
+        1,
+        In::Connect(Box::new(hello(V5, "away", false, 600))),
+        t0(),
+    );
+    subscribe(&mut e, 1, vec![sub("t/a", 1)], None);
+    e.handle(
+        1,
+        In::Disconnect {
+            with_will: false,
+            session_expiry: None,
+        },
+        t0(),
+    );
+    member(&mut e, 2, V5, "online", &[("t/a", 0)]);
+    member(&mut e, 3, V5, "pub5", &[]);
+    member(&mut e, 4, V311, "pub3", &[]);
+    let body = "x".repeat(40);
+    for i in 0..3 {
+        e.handle(3, publish(10 + i, msg("t/a", &body, 1, false)), t0());
+    }
+    e.actions().for_each(drop);
+    e.audit().unwrap();
+    // Over it now: MQTT 5 gets 0x97 in its PUBACK, nothing is routed.
+    e.handle(3, publish(20, msg("t/a", "refused", 1, false)), t0());
+    let all: Vec<Action> = e.actions().collect();
+    assert_eq!(
+        all,
+        [Action::Send(
+            3,
+            Bytes::from_static(&[0x40, 4, 0, 20, 0x97, 0]).into()
+        )]
+    );
+    // QoS 0: dropped; MQTT 3.1.1 QoS 1: its connection closed.
+    e.handle(3, publish(0, msg("t/a", "dropped", 0, false)), t0());
+    assert_eq!(e.actions().count(), 0);
+    e.handle(4, publish(21, msg("t/a", "closed", 1, false)), t0());
+    assert_eq!(e.actions().collect::<Vec<_>>(), [Action::Close(4)]);
+    e.audit().unwrap();
+    // The session comes back and takes its queue: the budget frees, messages flow again.
+    e.handle(
+        5,
+        In::Connect(Box::new(hello(V5, "away", false, 600))),
+        t0(),
+    );
+    assert_eq!(text(&sent(&mut e, 5, V5)).len(), 3);
+    e.handle(3, publish(22, msg("t/a", "again", 1, false)), t0());
+    let all: Vec<Action> = e.actions().collect();
+    assert_eq!(texts_of(&all, 2, V5), ["again"]);
+    e.audit().unwrap();
+}

@@ -74,6 +74,12 @@ pub fn ack(kind: Packet, pkid: u16) -> Bytes {
     Bytes::copy_from_slice(&[kind as u8, 2, hi, lo])
 }
 
+/// MQTT 5 PUBACK or PUBREC that refuses the message with `reason` (and no properties).
+pub fn refusal(kind: Packet, pkid: u16, reason: u8) -> Bytes {
+    let [hi, lo] = pkid.to_be_bytes();
+    Bytes::copy_from_slice(&[kind as u8, 4, hi, lo, reason, 0])
+}
+
 /// SUBACK with one code per filter.
 pub fn suback(v: Version, pkid: u16, codes: &[SubAckCode]) -> Bytes {
     let codes: Vec<u8> = codes.iter().map(|c| c.byte(v)).collect();
