@@ -24,6 +24,27 @@ fn start(args: &[&str]) -> (Proc, String) {
     (p, line)
 }
 
+/// chat-broker on a free loopback port with `extra` flags, once it listens; and its URL.
+fn serving(extra: &[&str]) -> (Proc, String) {
+    let (broker, line) = start(&[&["--listen", "127.0.0.1:0"], extra].concat());
+    let addr = line
+        .trim_start_matches("chat-broker: listening on ")
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    (broker, format!("mqtt://{addr}"))
+}
+
+/// Runs `reader` (a `chat-sub --session …` with `-v`) until it subscribed, then stops it:
+/// its session waits on the broker for it.
+fn leave_a_session(reader: &mut Command) {
+    let mut away = Proc::spawn(reader);
+    away.wait_stderr("subscribed to");
+    away.signal(libc::SIGINT);
+    away.wait_until("the reader left", |p| p.exited());
+}
+
 #[test]
 fn prints_one_line_saying_where_it_listens() {
     let (p, line) = start(&["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"]);
@@ -70,14 +91,7 @@ fn stops_with_status_0_on_sigint_and_sigterm() {
 /// broker exits 0 and accepts nobody new meanwhile.
 #[test]
 fn sigterm_tells_mqtt_5_clients_and_exits_0() {
-    let (broker, line) = start(&["--listen", "127.0.0.1:0"]);
-    let addr = line
-        .trim_start_matches("chat-broker: listening on ")
-        .split(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let url = format!("mqtt://{addr}");
+    let (broker, url) = serving(&[]);
     let v5 = Proc::spawn(tool("chat-sub").args(["-b", &url, "-V", "5", "-v", "room"]));
     v5.wait_stderr("subscribed to");
     let v3 = Proc::spawn(tool("chat-sub").args(["-b", &url, "-V", "3", "-v", "room"]));
@@ -101,14 +115,7 @@ fn sigterm_tells_mqtt_5_clients_and_exits_0() {
 /// leaves, it gets in.
 #[test]
 fn max_connections_refuses_the_client_beyond() {
-    let (_broker, line) = start(&["--listen", "127.0.0.1:0", "--max-connections", "1"]);
-    let addr = line
-        .trim_start_matches("chat-broker: listening on ")
-        .split(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let url = format!("mqtt://{addr}");
+    let (_broker, url) = serving(&["--max-connections", "1"]);
     let mut first = Proc::spawn(tool("chat-sub").args(["-b", &url, "-v", "room"]));
     first.wait_stderr("subscribed to");
     for (version, said) in [
@@ -145,14 +152,7 @@ fn max_connections_refuses_the_client_beyond() {
 /// 3, the broker says how many it dropped, the publisher is not failed.
 #[test]
 fn a_full_session_queue_keeps_the_oldest_and_says_so() {
-    let (broker, line) = start(&["--listen", "127.0.0.1:0", "--max-queued-messages", "3"]);
-    let addr = line
-        .trim_start_matches("chat-broker: listening on ")
-        .split(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let url = format!("mqtt://{addr}");
+    let (broker, url) = serving(&["--max-queued-messages", "3"]);
     let reader = |extra: &[&str]| {
         let mut c = tool("chat-sub");
         c.args([
@@ -170,10 +170,7 @@ fn a_full_session_queue_keeps_the_oldest_and_says_so() {
         .arg("room");
         c
     };
-    let mut away = Proc::spawn(&mut reader(&[]));
-    away.wait_stderr("subscribed to");
-    away.signal(libc::SIGINT);
-    away.wait_until("the reader left", |p| p.exited());
+    leave_a_session(&mut reader(&[]));
     let (input, sent) = numbered(1, 10);
     run(
         tool("chat-pub").args(["-b", &url, "--no-presence", "-q", "1", "room"]),
@@ -199,14 +196,7 @@ fn a_full_session_queue_keeps_the_oldest_and_says_so() {
 /// reaches the session when it is back: none is taken and lost.
 #[test]
 fn over_the_byte_budget_lines_are_refused_never_lost() {
-    let (_broker, line) = start(&["--listen", "127.0.0.1:0", "--max-queued-bytes", "2K"]);
-    let addr = line
-        .trim_start_matches("chat-broker: listening on ")
-        .split(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let url = format!("mqtt://{addr}");
+    let (_broker, url) = serving(&["--max-queued-bytes", "2K"]);
     let reader = |extra: &[&str]| {
         let mut c = tool("chat-sub");
         c.args(["-b", &url, "--session", "budget", "-q", "1", "--raw", "-v"])
@@ -214,10 +204,7 @@ fn over_the_byte_budget_lines_are_refused_never_lost() {
             .arg("room");
         c
     };
-    let mut away = Proc::spawn(&mut reader(&[]));
-    away.wait_stderr("subscribed to");
-    away.signal(libc::SIGINT);
-    away.wait_until("the reader left", |p| p.exited());
+    leave_a_session(&mut reader(&[]));
     let (input, sent) = numbered(1, 40);
     let out = run(
         tool("chat-pub").args(["-b", &url, "--no-presence", "--raw", "-q", "1", "room"]),

@@ -222,41 +222,33 @@ fn refusals_are_exit_3_with_the_proxys_reason() {
     };
     let down = free_port();
     let broker_down = format!("mqtt://127.0.0.1:{down}");
-    let attempt = |proxy: &str, timeout: &str| {
-        let mut c = tool("chat-pub");
-        c.args([
+    // Through `proxy` to a broker that is down, giving up after a second.
+    let attempt = |proxy: &str, says: &[&str]| {
+        let args = [
             "-b",
             &broker_down,
             "--proxy",
             proxy,
             "--connect-timeout",
-            timeout,
-            "-m",
-            "x",
-            "t",
-        ]);
-        run(&mut c, b"")
+            "1",
+        ];
+        exits(
+            "chat-pub",
+            &[&args[..], &["-m", "x", "t"]].concat(),
+            None,
+            3,
+            says,
+        )
     };
-    let out = attempt(&socks.url(None, None), "1");
-    out.expect_code(3);
-    assert!(
-        out.stderr.contains(&format!(
-            "cannot reach the broker at {broker_down} within 1.0s: through the proxy socks5://127.0.0.1:{}: connection refused (SOCKS5 reply 5)",
-            socks.port
-        )),
-        "{}",
-        out.stderr
+    let refused = format!(
+        "cannot reach the broker at {broker_down} within 1.0s: through the proxy \
+         socks5://127.0.0.1:{}: connection refused (SOCKS5 reply 5)",
+        socks.port
     );
+    let out = attempt(&socks.url(None, None), &[&refused]);
     assert!(!out.stderr.contains("nothing listens"), "{}", out.stderr);
-
-    let nothing = free_port();
-    let out = attempt(&format!("socks5://127.0.0.1:{nothing}"), "1");
-    out.expect_code(3);
-    assert!(
-        out.stderr.contains("cannot reach the proxy"),
-        "{}",
-        out.stderr
-    );
+    let nothing = format!("socks5://127.0.0.1:{}", free_port());
+    attempt(&nothing, &["cannot reach the proxy"]);
 
     let mut c = tool("chat-sub");
     c.args([
@@ -299,15 +291,31 @@ fn refusals_are_exit_3_with_the_proxys_reason() {
         c.args(["-b", &broker_down, "--proxy", &http.url(None, None), "t"]);
         fails_fast("tinyproxy's ConnectPort", c, 3, &["403 Access violation"]);
         if let Some(open) = ProxyServer::tinyproxy(None, &[]) {
-            let out = attempt(&open.url(None, None), "1");
-            out.expect_code(3);
-            assert!(
-                out.stderr.contains("500 Unable to connect"),
-                "{}",
-                out.stderr
-            );
+            attempt(&open.url(None, None), &["500 Unable to connect"]);
         }
     }
+}
+
+/// Runs `name ARGS…` (stdin empty), which must exit with `code` and say each of `says` on
+/// stderr, the password never; returns its output.
+#[track_caller]
+fn exits(name: &str, args: &[&str], env: Option<&str>, code: i32, says: &[&str]) -> Finished {
+    let mut c = tool(name);
+    c.args(args);
+    if let Some(url) = env {
+        c.env("CHAT_PROXY", url);
+    }
+    let out = run(&mut c, b"");
+    out.expect_code(code);
+    never_shows_the_password(&out);
+    for said in says {
+        assert!(
+            out.stderr.contains(said),
+            "{args:?}: no {said:?} in:\n{}",
+            out.stderr
+        );
+    }
+    out
 }
 
 /// A bad proxy URL is a usage error (exit 2) that names where it came from and never
@@ -321,100 +329,33 @@ fn bad_urls_are_usage_errors_and_passwords_stay_hidden() {
         ("socks5://h:99999", "invalid port"),
         ("socks4://h", "SOCKS4 is not supported"),
     ] {
-        let mut c = tool("chat-pub");
-        c.args(["-b", NOWHERE, "--proxy", url, "-m", "x", "t"]);
-        let out = run(&mut c, b"");
-        out.expect_code(2);
-        assert!(
-            out.stderr.contains("invalid --proxy") && out.stderr.contains(says),
-            "{url}: {}",
-            out.stderr
-        );
-        let mut c = tool("chat-sub");
-        c.args(["-b", NOWHERE, "t"]).env("CHAT_PROXY", url);
-        let out = run(&mut c, b"");
-        out.expect_code(2);
-        assert!(
-            out.stderr.contains("invalid CHAT_PROXY"),
-            "{url}: {}",
-            out.stderr
-        );
+        let args = ["-b", NOWHERE, "--proxy", url, "-m", "x", "t"];
+        exits("chat-pub", &args, None, 2, &["invalid --proxy", says]);
+        let args = ["-b", NOWHERE, "t"];
+        exits("chat-sub", &args, Some(url), 2, &["invalid CHAT_PROXY"]);
     }
-    let mut c = tool("chat-pub");
-    c.args([
-        "-b",
-        NOWHERE,
-        "--proxy",
-        &format!("https://alice:{SECRET}@h"),
-        "-m",
-        "x",
-        "t",
-    ]);
-    let out = run(&mut c, b"");
-    out.expect_code(2);
-    never_shows_the_password(&out);
-    assert!(out.stderr.contains("https://alice:…@h"), "{}", out.stderr);
+    let url = format!("https://alice:{SECRET}@h");
+    let args = ["-b", NOWHERE, "--proxy", &url, "-m", "x", "t"];
+    exits("chat-pub", &args, None, 2, &["https://alice:…@h"]);
 
     // Valid, with a password: the flag warns, the variable does not; both show the URL
     // without it. Nothing listens at the broker: exit 3 after the warning.
     let proxy = format!("socks5://alice:{SECRET}@127.0.0.1:{}", free_port());
-    let mut c = tool("chat-pub");
-    c.args([
-        "-b",
-        NOWHERE,
-        "--connect-timeout",
-        "0.2",
-        "--proxy",
-        &proxy,
-        "-m",
-        "x",
-        "t",
-    ]);
-    let out = run(&mut c, b"");
-    out.expect_code(3);
-    never_shows_the_password(&out);
-    assert!(
-        out.stderr
-            .contains("can be read by every user of this machine"),
-        "{}",
-        out.stderr
-    );
-    let mut c = tool("chat-pub");
-    c.args(["-b", NOWHERE, "--connect-timeout", "0.2", "-m", "x", "t"])
-        .env("CHAT_PROXY", &proxy);
-    let out = run(&mut c, b"");
-    out.expect_code(3);
-    never_shows_the_password(&out);
-    assert!(
-        !out.stderr.contains("can be read by every user"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("through the proxy socks5://alice@127.0.0.1:"),
-        "{}",
-        out.stderr
-    );
+    let quick = ["-b", NOWHERE, "--connect-timeout", "0.2", "-m", "x", "t"];
+    let warned = "can be read by every user of this machine";
+    let with_flag = [&quick[..], &["--proxy", &proxy]].concat();
+    exits("chat-pub", &with_flag, None, 3, &[warned]);
+    let shown = "through the proxy socks5://alice@127.0.0.1:";
+    let out = exits("chat-pub", &quick, Some(&proxy), 3, &[shown]);
+    assert!(!out.stderr.contains(warned), "{}", out.stderr);
 
     // Empty: no proxy at all (the broker's own refusal, not a proxy's).
-    let mut c = tool("chat-pub");
-    c.args([
-        "-b",
-        NOWHERE,
-        "--connect-timeout",
-        "0.2",
-        "--proxy",
-        "",
-        "-m",
-        "x",
-        "t",
-    ]);
-    let out = run(&mut c, b"");
-    out.expect_code(3);
-    assert!(
-        out.stderr.contains("nothing listens on 127.0.0.1:1"),
-        "{}",
-        out.stderr
+    let no_proxy = [&quick[..], &["--proxy", ""]].concat();
+    exits(
+        "chat-pub",
+        &no_proxy,
+        None,
+        3,
+        &["nothing listens on 127.0.0.1:1"],
     );
 }

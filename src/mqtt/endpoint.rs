@@ -147,7 +147,7 @@ impl fmt::Display for Endpoint {
 }
 
 /// Splits `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), &'static str> {
+pub(crate) fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), &'static str> {
     if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or("unclosed '[' in host")?;
         return match after {

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::Error;
+use crate::mqtt::endpoint::split_host_port;
 
 mod handshake;
 mod http;
@@ -88,6 +89,10 @@ impl Proxy {
             Some((userinfo, hostport)) => (Some(login(userinfo).map_err(&bad)?), hostport),
             None => (None, authority),
         };
+        // A bare IPv6 address cannot take a port: brackets, as in a URL.
+        if !hostport.starts_with('[') && hostport.matches(':').count() > 1 {
+            return Err(bad("put an IPv6 address in brackets: [::1]:1080"));
+        }
         let (host, port) = split_host_port(hostport).map_err(&bad)?;
         if host.is_empty() {
             return Err(bad("no host"));
@@ -349,23 +354,6 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), &'static str> {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("unclosed '[' in host")?;
-        return match after {
-            "" => Ok((host, None)),
-            _ => (after.strip_prefix(':').map(|p| (host, Some(p))))
-                .ok_or("unexpected text after ']'"),
-        };
-    }
-    match authority.rsplit_once(':') {
-        Some((h, _)) if h.contains(':') => Err("put an IPv6 address in brackets: [::1]:1080"),
-        Some((h, p)) => Ok((h, Some(p))),
-        None => Ok((authority, None)),
-    }
 }
 
 #[cfg(test)]
