@@ -22,6 +22,7 @@ mod comforts;
 mod credentials;
 mod delivery;
 mod dialect;
+mod durable;
 mod encrypted;
 mod failover;
 mod foreign;

@@ -13,6 +13,9 @@ use crate::mqtt::wire::{
     encode_disconnect, encode_ping, encode_publish, encode_subscribe,
 };
 
+pub(crate) mod store;
+pub use store::store;
+
 /// The codecs of both sides, both versions: the broker's reader of client packets and
 /// the tools' reader of broker packets. Any bytes: no panic, and a packet read takes
 /// bytes from the buffer (no endless loop).
@@ -258,6 +261,7 @@ mod tests {
         for s in scripts {
             super::codec(s);
             super::engine(s);
+            super::store(s);
         }
     }
 }

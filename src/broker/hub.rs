@@ -5,7 +5,7 @@
 //! slowly holds up nobody. How much waits for a client is bounded all the same (see
 //! [`MAX_UNWRITTEN`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -16,7 +16,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 
-use crate::broker::engine::{Action, ConnId, Engine, Frame, In, Limits};
+use crate::broker::engine::{Action, ConnId, Engine, Frame, In};
+use crate::broker::store::{self, Journal, format};
 
 /// Most bytes a connection may have waiting to be written before QoS 0 messages to it
 /// are dropped (as mosquitto does for a client that falls behind): a client that stops
@@ -79,32 +80,86 @@ impl Writer {
 pub struct Hub {
     engine: Engine,
     writers: HashMap<ConnId, Writer>,
+    /// The store's journal (`--data-dir`).
+    journal: Option<Arc<Journal>>,
+    /// What waits for the store: each action with the batch of records that must be on
+    /// disk before it is carried out, in the engine's order.
+    held: VecDeque<(u64, Action)>,
+    /// Connections the engine closed, whose Close may still be held: they read no more.
+    closing: HashSet<ConnId>,
 }
 
 impl Hub {
-    /// Carries out what the engine decided.
+    /// Carries out what the engine decided. With a store, the records go to its journal
+    /// and whatever the engine queued after one waits until it is on disk (so an
+    /// acknowledgement promises that the message is), as does everything after what
+    /// already waits (so each connection's packets keep their order).
     fn dispatch(&mut self) {
-        let Hub { engine, writers } = self;
+        let mut encoded = Vec::new();
+        let mut later = Vec::new();
         let mut dead = Vec::new();
-        for a in engine.actions() {
+        let mut clock = None;
+        let actions: Vec<Action> = self.engine.actions().collect();
+        for a in actions {
+            if let Action::Close(c) = &a {
+                self.closing.insert(*c);
+            }
             match a {
-                Action::Send(c, f) => {
-                    if let Some(w) = writers.get_mut(&c)
-                        && !w.send(c, f)
-                    {
-                        dead.push(c);
-                    }
+                Action::Store(rec) => {
+                    let clock = clock.get_or_insert_with(format::Clock::now);
+                    format::encode(&rec, clock, &mut encoded);
                 }
-                Action::Close(c) => {
-                    if let Some(w) = writers.remove(&c) {
-                        let _ = w.tx.send(Out::Close);
-                        w.stop.notify_one();
-                    }
-                }
+                a if encoded.is_empty() && self.held.is_empty() => self.perform(a, &mut dead),
+                a => later.push(a),
             }
         }
+        if let Some(j) = &self.journal {
+            let batch = match encoded.is_empty() {
+                true => j.appended(),
+                false => j.append(&encoded),
+            };
+            self.held.extend(later.into_iter().map(|a| (batch, a)));
+        }
+        self.bury(dead);
+    }
+
+    /// The store has synced batches up to `synced`: what waited for them is carried out.
+    fn release(&mut self, synced: u64) {
+        let mut dead = Vec::new();
+        while let Some((batch, _)) = self.held.front()
+            && *batch <= synced
+        {
+            if let Some((_, a)) = self.held.pop_front() {
+                self.perform(a, &mut dead);
+            }
+        }
+        self.bury(dead);
+    }
+
+    fn perform(&mut self, a: Action, dead: &mut Vec<ConnId>) {
+        match a {
+            Action::Send(c, f) => {
+                if let Some(w) = self.writers.get_mut(&c)
+                    && !w.send(c, f)
+                {
+                    dead.push(c);
+                }
+            }
+            Action::Close(c) => {
+                self.closing.remove(&c);
+                if let Some(w) = self.writers.remove(&c) {
+                    let _ = w.tx.send(Out::Close);
+                    w.stop.notify_one();
+                }
+            }
+            Action::Store(_) => {}
+        }
+    }
+
+    /// Connections closed for not reading: their writers stop at once.
+    fn bury(&mut self, dead: Vec<ConnId>) {
         for c in dead {
-            if let Some(w) = writers.remove(&c) {
+            if let Some(w) = self.writers.remove(&c) {
                 log::warn!(
                     "connection {c}: closed: over {} MiB unwritten",
                     (2 * MAX_UNWRITTEN) >> 20
@@ -149,11 +204,14 @@ impl Drop for Counted {
 }
 
 impl Shared {
-    pub fn new(limits: Limits) -> Shared {
+    pub fn new(engine: Engine, journal: Option<Arc<Journal>>) -> Shared {
         Shared {
             hub: Mutex::new(Hub {
-                engine: Engine::with_limits(limits),
+                engine,
                 writers: HashMap::new(),
+                journal,
+                held: VecDeque::new(),
+                closing: HashSet::new(),
             }),
             next: AtomicU64::new(1),
             writing: Arc::default(),
@@ -166,10 +224,41 @@ impl Shared {
         let mut hub = self.hub();
         hub.engine.shutdown(Instant::now());
         hub.dispatch();
-        for (_, w) in hub.writers.drain() {
-            let _ = w.tx.send(Out::Close);
-            w.stop.notify_one();
+        // Those that never sent CONNECT, after what waits for the store.
+        let mut quiet: Vec<ConnId> = (hub.writers.keys())
+            .filter(|c| !hub.closing.contains(c))
+            .copied()
+            .collect();
+        quiet.sort_unstable();
+        let batch = hub.journal.as_ref().map_or(0, |j| j.appended());
+        for c in quiet {
+            hub.closing.insert(c);
+            hub.held.push_back((batch, Action::Close(c)));
         }
+        let synced = hub.journal.as_ref().map_or(0, |j| j.synced());
+        hub.release(synced);
+    }
+
+    /// The store synced batches up to `synced`.
+    pub fn released(&self, synced: u64) {
+        self.hub().release(synced);
+    }
+
+    /// Writes a snapshot into the store if its writer asked for one (a compaction).
+    pub fn compact(&self) {
+        let hub = self.hub();
+        let Some(j) = hub.journal.clone().filter(|j| j.wants_compaction()) else {
+            return;
+        };
+        let (mut snapshot, started) = (Vec::new(), Instant::now());
+        store::encode_snapshot(&hub.engine, &mut snapshot);
+        log::info!(
+            "store: a snapshot of {} bytes for a compaction, made in {:.2}s",
+            snapshot.len(),
+            started.elapsed().as_secs_f64()
+        );
+        // What is held already waits for an earlier batch, which the snapshot holds.
+        j.compact(snapshot);
     }
 
     /// Waits until every writer has written what it had and ended.
@@ -201,7 +290,7 @@ impl Shared {
     pub fn feed(&self, id: ConnId, batch: &mut Vec<In>, now: Instant) {
         let mut hub = self.hub();
         for p in batch.drain(..) {
-            if !hub.writers.contains_key(&id) {
+            if !hub.writers.contains_key(&id) || hub.closing.contains(&id) {
                 continue;
             }
             hub.engine.handle(id, p, now);
@@ -235,8 +324,11 @@ impl Shared {
     /// The connection ended: the engine hears of it (unless it ended it), the writer
     /// finishes what it has.
     pub fn gone(&self, id: ConnId) {
-        self.call(|e| e.lost(id, Instant::now()));
-        self.hub().writers.remove(&id);
+        let mut hub = self.hub();
+        hub.engine.lost(id, Instant::now());
+        hub.dispatch();
+        hub.writers.remove(&id);
+        hub.closing.remove(&id);
     }
 }
 

@@ -4,14 +4,16 @@
 //! The engine (`engine`) decides everything and does no I/O; it sits behind one mutex,
 //! which every connection takes once per batch of packets it read. Each connection has a
 //! reader and a writer task fed by a channel, so a client that reads slowly never holds up
-//! the others. On SIGINT or SIGTERM it stops gracefully (see [`stop`]); sessions and
-//! retained messages live in memory only.
+//! the others. On SIGINT or SIGTERM it stops gracefully (see [`stop`]). With `--data-dir`,
+//! the store (`store`) keeps what the engine records of its durable state, and the hub
+//! holds back what depends on a record until it is on disk.
 
 mod conn;
 mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hub;
+mod store;
 
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -22,8 +24,9 @@ use tokio::net::TcpListener;
 use crate::cli::BrokerArgs;
 use crate::error::Error;
 use crate::signals::Signals;
-use engine::Limits;
+use engine::{Engine, Limits};
 use hub::Shared;
+use store::Store;
 
 /// Open files kept for other than clients: the listeners, the process's own.
 const RESERVED_FILES: u64 = 64;
@@ -65,9 +68,14 @@ pub fn run(args: BrokerArgs) -> Result<(), Error> {
         max_queued: usize::try_from(args.max_queued_messages).unwrap_or(usize::MAX),
         persistent_expiry: args.persistent_client_expiration,
     };
+    let mut engine = Engine::with_limits(limits);
+    let store = match &args.data_dir {
+        Some(dir) => Some(store::open(dir, &mut engine)?),
+        None => None,
+    };
     // One thread, as mosquitto: the engine is behind one lock anyway, and the tools of a
-    // pipe need the other core.
-    crate::tool::runtime()?.block_on(serve(listeners, limits))
+    // pipe need the other core. (The store's writer has a thread of its own.)
+    crate::tool::runtime()?.block_on(serve(listeners, engine, store))
 }
 
 /// The machine's memory in bytes (`MemTotal` of /proc/meminfo), if it says.
@@ -129,8 +137,22 @@ fn parse_addr(s: &str) -> Result<SocketAddr, Error> {
 }
 
 /// Accepts on every listener until SIGINT or SIGTERM.
-async fn serve(listeners: Vec<StdListener>, limits: Limits) -> Result<(), Error> {
-    let shared = Arc::new(Shared::new(limits));
+async fn serve(
+    listeners: Vec<StdListener>,
+    engine: Engine,
+    mut store: Option<Store>,
+) -> Result<(), Error> {
+    let journal = store.as_ref().map(Store::journal);
+    let shared = Arc::new(Shared::new(engine, journal));
+    // A store that cannot be written stops the broker: it must not acknowledge more.
+    let (fail, mut failed) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(store) = &mut store {
+        let sh = shared.clone();
+        store.start(
+            move |synced| sh.released(synced),
+            move |why| drop(fail.send(why)),
+        );
+    }
     let mut names = Vec::new();
     let mut accepting = Vec::new();
     for l in listeners {
@@ -149,9 +171,18 @@ async fn serve(listeners: Vec<StdListener>, limits: Limits) -> Result<(), Error>
         names.join(", ")
     ));
     // Stopped on purpose: status 0 (not 130 or 143, as for a tool a signal interrupts).
-    signals.recv().await;
+    let broken = tokio::select! {
+        _ = signals.recv() => None,
+        why = failed.recv() => why,
+    };
     stop(&shared, accepting, &mut signals).await;
-    Ok(())
+    if let Some(store) = &mut store {
+        store.close();
+    }
+    match broken {
+        None => Ok(()),
+        Some(why) => Err(Error::Failed(why)),
+    }
 }
 
 /// How long a stopping broker gives its clients to take what was queued for them.
@@ -184,6 +215,7 @@ async fn clock(shared: Arc<Shared>) {
     loop {
         every.tick().await;
         shared.call(|e| e.tick(Instant::now()));
+        shared.compact();
     }
 }
 

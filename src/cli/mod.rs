@@ -459,8 +459,9 @@ pub struct SubArgs {
 
 /// A small MQTT broker for a machine or a LAN that has none.
 ///
-/// Serves MQTT 3.1.1 and 5 clients on the same address, with QoS 0–2, retained messages
-/// and persistent sessions, all kept in memory. It is not a production broker: for that,
+/// Serves MQTT 3.1.1 and 5 clients on the same address, with QoS 0–2, retained messages,
+/// persistent sessions and shared subscriptions, kept in memory, or on disk too with
+/// --data-dir. It is not a production broker: for that,
 /// and for more than one machine, use mosquitto or a clustered broker (EMQX, HiveMQ,
 /// VerneMQ) — chat-pub and chat-sub speak plain MQTT, so only --broker changes.
 #[derive(Parser, Debug, Clone)]
@@ -470,6 +471,18 @@ pub struct BrokerArgs {
     #[arg(short = 'l', long = "listen", value_name = "ADDR",
           help = help::short(help::listen()), long_help = help::listen())]
     pub listen: Vec<String>,
+
+    /// Keep retained messages and persistent sessions in DIR, across restarts and crashes
+    ///
+    /// What is kept: retained messages; sessions that outlive their connection, with their
+    /// subscriptions, the QoS 1 and 2 messages queued or in flight for them and their QoS 2
+    /// state; wills waiting out their delay; the expiry of each. A QoS 1 or 2 message is
+    /// acknowledged only once it is on disk (one sync covers every message that came
+    /// meanwhile), so the publisher's acknowledgement survives kill -9 and power loss.
+    /// DIR is created if missing; one broker at a time may use it. A store that cannot be
+    /// read stops the start (exit 1), never an empty start.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
 
     /// Most clients connected at once [default: the open-file limit, less 64]
     ///

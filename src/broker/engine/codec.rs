@@ -31,6 +31,9 @@ pub struct Message {
     pub props: Option<Box<Props>>,
     /// When its MQTT 5 message expiry interval ends, counted from its arrival.
     pub expires: Option<Instant>,
+    /// The engine's number for it (0 until the engine routes it), by which the store
+    /// names it.
+    pub id: u64,
 }
 
 /// A will as the broker keeps it: the message, and (MQTT 5) how long to wait before
@@ -176,6 +179,7 @@ fn hello_v4(c: v4::Connect) -> Hello {
                 retain: w.retain,
                 props: None,
                 expires: None,
+                id: 0,
             },
             delay_secs: 0,
         }),
@@ -202,6 +206,7 @@ fn from_v4(p: v4::Packet) -> In {
                 retain: p.retain,
                 props: None,
                 expires: None,
+                id: 0,
             },
         },
         v4::Packet::PubAck(a) => In::PubAck(a.pkid),
@@ -271,6 +276,7 @@ fn hello_v5(c: v5::Connect, will: Option<v5::LastWill>) -> Result<Hello, Bad> {
                     retain: w.retain,
                     props,
                     expires: None,
+                    id: 0,
                 },
             })
         }
@@ -315,6 +321,7 @@ fn from_v5(p: v5::Packet) -> Result<In, Bad> {
                     retain: p.retain,
                     props: props.map(Box::new),
                     expires: None,
+                    id: 0,
                 },
             }
         }

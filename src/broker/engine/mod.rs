@@ -13,6 +13,8 @@
 
 pub mod codec;
 mod codes;
+mod durable;
+pub mod record;
 mod route;
 mod session;
 mod table;
@@ -29,10 +31,11 @@ use crate::mqtt::topic::check_publish;
 pub use codec::{Bad, In, Version};
 use codec::{Hello, Message, StoredWill};
 use codes::{ConnectRefusal, Packet};
+pub use record::Record;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Reason;
 use session::Session;
 use table::Table;
-pub use table::matches;
+pub use table::{SubOpts, matches};
 pub use write::Frame;
 
 /// The largest packet a client may send (announced to MQTT 5 clients): a larger one ends
@@ -49,6 +52,9 @@ pub enum Action {
     Send(ConnId, Frame),
     /// Write what was queued before, then close the connection.
     Close(ConnId),
+    /// Keep this change in the store (`--data-dir`); nothing queued after it may leave the
+    /// broker before it is on disk.
+    Store(Record),
 }
 
 /// A connected client.
@@ -99,6 +105,13 @@ pub struct Engine {
     /// Wills waiting for their delay, by client id.
     wills: HashMap<Arc<str>, (Instant, Message)>,
     assigned: u64,
+    /// Whether the store keeps the sessions that outlive their connection and the
+    /// retained messages (`--data-dir`): then each change to them is queued as a record.
+    durable: bool,
+    /// The number of the last message routed.
+    last_msg: u64,
+    /// While the store is replayed: its messages by number.
+    replay: HashMap<u64, Arc<Message>>,
     out: Vec<Action>,
 }
 
@@ -113,6 +126,24 @@ impl Engine {
         Engine {
             limits,
             ..Engine::default()
+        }
+    }
+
+    /// An engine whose durable state the store keeps (see [`Action::Store`]).
+    pub fn set_durable(&mut self) {
+        self.durable = true;
+    }
+
+    /// A number for a message the engine routes.
+    fn number(&mut self) -> u64 {
+        self.last_msg += 1;
+        self.last_msg
+    }
+
+    /// Queues a record, if the store keeps anything.
+    fn record(&mut self, rec: Record) {
+        if self.durable {
+            self.out.push(Action::Store(rec));
         }
     }
 
@@ -190,8 +221,13 @@ impl Engine {
                 }
             }
             In::PubRel(pkid) => {
-                if let Some(s) = self.sessions.get_mut(&client) {
-                    s.qos2_in.remove(&pkid);
+                if let Some(s) = self.sessions.get_mut(&client)
+                    && s.qos2_in.remove(&pkid)
+                    && s.durable
+                {
+                    let held = false;
+                    self.out
+                        .push(Action::Store(Record::Qos2In { client, pkid, held }));
                 }
                 self.send(conn, write::ack(Packet::PubComp, pkid));
             }
@@ -206,6 +242,9 @@ impl Engine {
             } => {
                 if let (Some(e), Some(s)) = (session_expiry, self.sessions.get_mut(&client)) {
                     s.expiry = e;
+                    if self.durable && e != 0 {
+                        self.keep(&client);
+                    }
                 }
                 self.out.push(Action::Close(conn));
                 self.end(conn, with_will, now);
@@ -278,6 +317,7 @@ impl Engine {
             .collect();
         for who in due {
             if let Some((_, msg)) = self.wills.remove(&who) {
+                self.record(Record::WillDone { client: who });
                 self.publish(msg, None, now);
             }
         }
@@ -349,17 +389,32 @@ impl Engine {
             self.kick(old, Reason::SessionTakenOver, now);
         }
         // A reconnect cancels a will that waits for its delay, unless it ends the session.
-        if let Some((_, will)) = self.wills.remove(&id).filter(|_| h.clean) {
-            self.publish(will, None, now);
+        if let Some((_, will)) = self.wills.remove(&id) {
+            self.record(Record::WillDone { client: id.clone() });
+            if h.clean {
+                self.publish(will, None, now);
+            }
         }
         if h.clean {
             self.forget(&id);
         }
         let resumed = self.sessions.contains_key(&id);
         let (queue_max, total) = (self.limits.max_queued, self.queued.clone());
-        let s =
-            (self.sessions.entry(id.clone())).or_insert_with(|| Session::new(v, queue_max, total));
+        let s = (self.sessions.entry(id.clone()))
+            .or_insert_with(|| Session::new(id.clone(), v, queue_max, total));
         s.expiry = h.session_expiry;
+        if s.durable && s.expiry == 0 {
+            // Taken up again by a client that lets it end with the connection.
+            s.durable = false;
+            self.out
+                .push(Action::Store(Record::End { client: id.clone() }));
+        }
+        if self.durable && s.expiry != 0 {
+            self.keep(&id);
+        }
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
         if let Some(ack) = write::connack(v, resumed, None, assigned.as_deref()) {
             self.out.push(Action::Send(conn, ack.into()));
         }
@@ -422,6 +477,11 @@ impl Engine {
             if s.expiry == u32::MAX {
                 s.expires_at = self.limits.persistent_expiry.map(|d| now + d);
             }
+            if s.durable {
+                let (client, expires) = (c.client.clone(), s.expires_at);
+                self.out
+                    .push(Action::Store(Record::Away { client, expires }));
+            }
         }
         if expiry == Some(0) {
             self.forget(&c.client);
@@ -434,7 +494,19 @@ impl Engine {
             0 => self.publish(w.msg, None, now),
             secs => {
                 let at = now + Duration::from_secs(secs.into());
-                self.wills.insert(c.client, (at, w.msg));
+                let mut msg = w.msg;
+                msg.id = self.number();
+                if self.durable {
+                    let (client, id) = (c.client.clone(), msg.id);
+                    let kept = Arc::new(msg.clone());
+                    self.record(Record::Message { id, msg: kept });
+                    self.record(Record::Will {
+                        client,
+                        at,
+                        msg: id,
+                    });
+                }
+                self.wills.insert(c.client, (at, msg));
             }
         }
     }
@@ -445,10 +517,17 @@ impl Engine {
             for f in &s.filters {
                 self.table.unsubscribe(f, who);
             }
+            if s.durable {
+                self.out.push(Action::Store(Record::End {
+                    client: who.clone(),
+                }));
+            }
         }
     }
 }
 
+#[cfg(test)]
+mod durable_tests;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::codec::{self, Message, Version};
 use super::codes::{Packet, SubAckCode, SubRefusal, Unsubscribed};
-use super::session::Routed;
+use super::record::Record;
+use super::session::{Routed, Session};
 use super::table::{self, SubOpts};
 use super::write::{self, Form, Frame};
 use super::{Action, ConnId, Engine};
@@ -50,7 +51,14 @@ impl Engine {
                 self.send(conn, write::ack(Packet::PubAck, pkid));
             }
             _ => {
-                let fresh = (self.sessions.get_mut(client)).is_some_and(|s| s.qos2_in.insert(pkid));
+                let s = self.sessions.get_mut(client);
+                let (fresh, durable) =
+                    s.map_or((false, false), |s| (s.qos2_in.insert(pkid), s.durable));
+                if fresh && durable {
+                    let (client, held) = (client.clone(), true);
+                    self.out
+                        .push(Action::Store(Record::Qos2In { client, pkid, held }));
+                }
                 if fresh {
                     self.publish(msg, Some(client), now);
                 }
@@ -128,6 +136,12 @@ impl Engine {
             let was = self.table.unsubscribe(&f, client);
             if let Some(s) = self.sessions.get_mut(client) {
                 s.filters.remove(&f);
+                if was && s.durable {
+                    let client = client.clone();
+                    let filter = f.clone();
+                    self.out
+                        .push(Action::Store(Record::Unsubscribe { client, filter }));
+                }
             }
             codes.push(match was {
                 true => Unsubscribed::Success,
@@ -180,9 +194,18 @@ impl Engine {
                 keep_retain: r.keep_retain,
                 id,
             };
-            let new = self.table.subscribe(&r.filter, client, opts);
+            let new = self.table.subscribe(&r.filter, client, opts.clone());
             if let Some(s) = self.sessions.get_mut(client) {
                 s.filters.insert(r.filter.clone());
+                if s.durable {
+                    let (client, filter) = (client.clone(), r.filter.clone());
+                    let sub = Record::Subscribe {
+                        client,
+                        filter,
+                        opts,
+                    };
+                    self.out.push(Action::Store(sub));
+                }
             }
             // A shared subscription gets no retained messages (MQTT 5 §4.8.2).
             if shared.is_none() && (r.retain_handling == 0 || (r.retain_handling == 1 && new)) {
@@ -192,6 +215,7 @@ impl Engine {
                     retain: true,
                     sub_ids: id.into_iter().collect(),
                     share: None,
+                    seq: 0,
                     msg,
                 }));
             }
@@ -200,6 +224,7 @@ impl Engine {
         self.send(conn, write::suback(v, pkid, &codes));
         if let Some(s) = self.sessions.get_mut(client) {
             for d in retained {
+                stored(s, &d.msg, d.qos, &mut self.out);
                 s.deliver(d, None, now, &mut self.out);
             }
         }
@@ -210,10 +235,22 @@ impl Engine {
     pub(super) fn publish(&mut self, mut msg: Message, from: Option<&Arc<str>>, now: Instant) {
         let expiry = msg.props.as_ref().and_then(|p| p.message_expiry_interval);
         msg.expires = expiry.map(|secs| now + Duration::from_secs(secs.into()));
+        msg.id = self.number();
         if msg.retain {
             self.table.retain(&msg);
+            if self.durable {
+                let (topic, id) = (msg.topic.clone(), msg.id);
+                if !msg.payload.is_empty() {
+                    let kept = Arc::new(msg.clone());
+                    self.record(Record::Message { id, msg: kept });
+                }
+                let id = (!msg.payload.is_empty()).then_some(id);
+                self.record(Record::Retain { topic, id });
+            }
         }
         let msg = Arc::new(msg);
+        // Written to the store once, before the first session that keeps it.
+        let mut written = msg.retain && !msg.payload.is_empty();
         let targets = self.targets(&msg.topic, from);
         // A QoS 0 message is written once per protocol version for everyone it can be.
         let mut shared: [Option<Option<Frame>>; 2] = [None, None];
@@ -227,7 +264,12 @@ impl Engine {
                 retain: t.keep_retain && msg.retain,
                 sub_ids: t.ids,
                 share: t.share,
+                seq: 0,
             };
+            if !written && s.durable && d.qos > 0 {
+                written = true;
+                stored(s, &msg, d.qos, &mut self.out);
+            }
             let plain = d.qos == 0 && !d.retain && d.sub_ids.is_empty() && s.conn.is_some();
             let share = plain.then(|| {
                 let slot = &mut shared[(s.version == Version::V5) as usize];
@@ -311,7 +353,8 @@ impl Engine {
     /// member, it stays with `from` if its session lives on, else it is gone (as a
     /// message to a session that ends).
     pub(super) fn redistribute(&mut self, from: &Arc<str>, now: Instant) {
-        let Some(orphans) = self.sessions.get_mut(from).map(|s| s.take_shared()) else {
+        let out = &mut self.out;
+        let Some(orphans) = self.sessions.get_mut(from).map(|s| s.take_shared(out)) else {
             return;
         };
         for d in orphans {
@@ -324,6 +367,7 @@ impl Engine {
                 .and_then(|g| pick(g, connected, Some(from)).map(|i| g.members[i].0.clone()));
             let to = other.unwrap_or_else(|| from.clone());
             if let Some(s) = self.sessions.get_mut(&to) {
+                stored(s, &d.msg, d.qos, &mut self.out);
                 s.deliver(d, None, now, &mut self.out);
             }
         }
@@ -343,6 +387,14 @@ fn pick(
     let chosen = (order().find(|&i| connected(&group.members[i].0))).or_else(|| order().next())?;
     group.next = (chosen + 1) % n;
     Some(chosen)
+}
+
+/// Writes `msg` to the store before a delivery of it at `qos` to `s`, if `s` keeps it.
+fn stored(s: &Session, msg: &Arc<Message>, qos: u8, out: &mut Vec<Action>) {
+    if s.durable && qos > 0 {
+        let (id, msg) = (msg.id, msg.clone());
+        out.push(Action::Store(Record::Message { id, msg }));
+    }
 }
 
 /// One delivery for two matching subscriptions: the higher QoS, both ids.

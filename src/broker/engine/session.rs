@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::codec::{Message, Version};
 use super::codes::Packet;
+use super::record::Record;
 use super::write::{self, Form, Frame};
 use super::{Action, ConnId};
 
@@ -28,6 +29,8 @@ pub struct Routed {
     pub sub_ids: Vec<usize>,
     /// The shared subscription (`$share/GROUP/FILTER`) it came through, if it did.
     pub share: Option<Arc<str>>,
+    /// Its number in the session (a durable session's records name it by this).
+    pub seq: u64,
 }
 
 #[derive(Debug)]
@@ -40,6 +43,11 @@ struct Flight {
 
 #[derive(Debug)]
 pub struct Session {
+    /// Its client id.
+    pub client: Arc<str>,
+    /// Whether the store keeps it (`--data-dir`, and it outlives its connection): each
+    /// change to it is queued as a [`Record`].
+    pub durable: bool,
     pub conn: Option<ConnId>,
     pub version: Version,
     /// The filters it is subscribed to.
@@ -63,11 +71,20 @@ pub struct Session {
     total: Arc<AtomicUsize>,
     /// Messages dropped because the queue was full, not yet logged.
     pub dropped: u64,
+    /// The number of the next delivery.
+    next_seq: u64,
 }
 
 impl Session {
-    pub fn new(version: Version, queue_max: usize, total: Arc<AtomicUsize>) -> Session {
+    pub fn new(
+        client: Arc<str>,
+        version: Version,
+        queue_max: usize,
+        total: Arc<AtomicUsize>,
+    ) -> Session {
         Session {
+            client,
+            durable: false,
             conn: None,
             version,
             filters: HashSet::new(),
@@ -84,6 +101,14 @@ impl Session {
             queued_bytes: 0,
             total,
             dropped: 0,
+            next_seq: 1,
+        }
+    }
+
+    /// Queues a record of a change, if the store keeps this session.
+    fn record(&self, out: &mut Vec<Action>, rec: impl FnOnce(Arc<str>) -> Record) {
+        if self.durable {
+            out.push(Action::Store(rec(self.client.clone())));
         }
     }
 
@@ -125,6 +150,25 @@ impl Session {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
+        let mut d = d;
+        if d.qos > 0 {
+            let direct =
+                self.conn.is_some() && self.inflight.len() < self.window && self.queue.is_empty();
+            if !direct && self.queue.len() >= self.queue_max {
+                return self.drop_one();
+            }
+            d.seq = self.next_seq;
+            self.next_seq += 1;
+            self.record(out, |client| Record::Queued {
+                client,
+                seq: d.seq,
+                msg: d.msg.id,
+                qos: d.qos,
+                retain: d.retain,
+                sub_ids: d.sub_ids.clone(),
+                share: d.share.clone(),
+            });
+        }
         let Some(conn) = self.conn else {
             if d.qos > 0 {
                 self.enqueue(d);
@@ -154,19 +198,20 @@ impl Session {
         self.max_packet.is_none_or(|m| bytes.len() <= m as usize)
     }
 
-    fn enqueue(&mut self, d: Routed) {
-        if self.queue.len() >= self.queue_max {
-            if self.dropped == 0 {
-                log::warn!(
-                    "a session holds {} queued messages: new ones are dropped",
-                    self.queue_max
-                );
-            }
-            self.dropped += 1;
-        } else {
-            self.count_in(cost(&d));
-            self.queue.push_back(d);
+    /// A message that finds the queue full is dropped, and counted.
+    fn drop_one(&mut self) {
+        if self.dropped == 0 {
+            log::warn!(
+                "a session holds {} queued messages: new ones are dropped",
+                self.queue_max
+            );
         }
+        self.dropped += 1;
+    }
+
+    fn enqueue(&mut self, d: Routed) {
+        self.count_in(cost(&d));
+        self.queue.push_back(d);
     }
 
     fn count_in(&mut self, bytes: usize) {
@@ -192,8 +237,13 @@ impl Session {
         let Some(bytes) = encode(self.version, &d, pkid, false, now).filter(|b| self.fits(b))
         else {
             self.in_use.remove(&pkid);
-            return;
+            return self.record(out, |client| Record::Done { client, seq: d.seq });
         };
+        self.record(out, |client| Record::Sent {
+            client,
+            seq: d.seq,
+            pkid,
+        });
         out.push(Action::Send(conn, bytes));
         self.inflight.push_back(Flight {
             pkid,
@@ -229,8 +279,10 @@ impl Session {
     /// PUBACK or PUBCOMP: the message is delivered.
     pub fn acked(&mut self, pkid: u16, now: Instant, out: &mut Vec<Action>) {
         if let Some(i) = self.position(pkid) {
+            let seq = self.inflight[i].d.seq;
             self.inflight.remove(i);
             self.in_use.remove(&pkid);
+            self.record(out, |client| Record::Done { client, seq });
             self.pump(now, out);
         }
     }
@@ -238,7 +290,7 @@ impl Session {
     /// Takes out what came through shared subscriptions and the client has not received:
     /// queued, or in flight without its PUBREC (the client may have it, but it did not say
     /// so). Its group's other members get it instead.
-    pub fn take_shared(&mut self) -> Vec<Routed> {
+    pub fn take_shared(&mut self, out: &mut Vec<Action>) -> Vec<Routed> {
         let mut taken = Vec::new();
         let mut kept = VecDeque::with_capacity(self.inflight.len());
         for f in self.inflight.drain(..) {
@@ -256,7 +308,15 @@ impl Session {
         self.queue = queue;
         self.count_out(shared.iter().map(cost).sum());
         taken.extend(shared);
+        for d in &taken {
+            self.record(out, |client| Record::Done { client, seq: d.seq });
+        }
         taken
+    }
+
+    /// How many messages it holds: in flight and queued.
+    pub fn held(&self) -> usize {
+        self.inflight.len() + self.queue.len()
     }
 
     /// The bytes its queue holds, by [`cost`].
@@ -298,10 +358,136 @@ impl Session {
         Ok(())
     }
 
+    /// Its whole state as records (a snapshot of the store): the session, its
+    /// subscriptions (with `opts` of each filter), QoS 2 state, and its deliveries in
+    /// order, each message written once (`written` holds those written already).
+    pub fn dump(
+        &self,
+        opts: impl Fn(&str) -> Option<super::table::SubOpts>,
+        written: &mut HashSet<u64>,
+        each: &mut impl FnMut(Record),
+    ) {
+        let client = || self.client.clone();
+        each(Record::Session {
+            client: client(),
+            version: self.version,
+            expiry: self.expiry,
+        });
+        if self.conn.is_none() {
+            each(Record::Away {
+                client: client(),
+                expires: self.expires_at,
+            });
+        }
+        for filter in &self.filters {
+            if let Some(opts) = opts(filter) {
+                let filter = filter.clone();
+                each(Record::Subscribe {
+                    client: client(),
+                    filter,
+                    opts,
+                });
+            }
+        }
+        for &pkid in &self.qos2_in {
+            each(Record::Qos2In {
+                client: client(),
+                pkid,
+                held: true,
+            });
+        }
+        let sent = self.inflight.iter().map(|f| (&f.d, Some(f)));
+        for (d, flight) in sent.chain(self.queue.iter().map(|d| (d, None))) {
+            if written.insert(d.msg.id) {
+                each(Record::Message {
+                    id: d.msg.id,
+                    msg: d.msg.clone(),
+                });
+            }
+            each(Record::Queued {
+                client: client(),
+                seq: d.seq,
+                msg: d.msg.id,
+                qos: d.qos,
+                retain: d.retain,
+                sub_ids: d.sub_ids.clone(),
+                share: d.share.clone(),
+            });
+            if let Some(f) = flight {
+                each(Record::Sent {
+                    client: client(),
+                    seq: d.seq,
+                    pkid: f.pkid,
+                });
+                if f.released {
+                    each(Record::Released {
+                        client: client(),
+                        seq: d.seq,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A restart: a delivery the store kept, queued (a full queue drops it, counted).
+    pub fn restore_queued(&mut self, d: Routed) {
+        self.next_seq = self.next_seq.max(d.seq.saturating_add(1));
+        match self.queue.len() >= self.queue_max {
+            true => self.drop_one(),
+            false => self.enqueue(d),
+        }
+    }
+
+    /// A restart: delivery `seq` had been sent with `pkid`; it is sent again as a
+    /// duplicate when the client is back.
+    pub fn restore_sent(&mut self, seq: u64, pkid: u16) {
+        if pkid == 0 || self.in_use.contains(&pkid) {
+            return;
+        }
+        let Some(i) = self.queue.iter().position(|d| d.seq == seq) else {
+            return;
+        };
+        if let Some(d) = self.queue.remove(i) {
+            self.count_out(cost(&d));
+            self.in_use.insert(pkid);
+            self.next_pkid = pkid;
+            self.inflight.push_back(Flight {
+                pkid,
+                d,
+                released: false,
+            });
+        }
+    }
+
+    /// A restart: delivery `seq` had its PUBREC.
+    pub fn restore_released(&mut self, seq: u64) {
+        if let Some(f) = self.inflight.iter_mut().find(|f| f.d.seq == seq) {
+            f.released = true;
+        }
+    }
+
+    /// A restart: delivery `seq` was over.
+    pub fn restore_done(&mut self, seq: u64) {
+        if let Some(i) = self.inflight.iter().position(|f| f.d.seq == seq) {
+            if let Some(f) = self.inflight.remove(i) {
+                self.in_use.remove(&f.pkid);
+            }
+        } else if let Some(i) = self.queue.iter().position(|d| d.seq == seq)
+            && let Some(d) = self.queue.remove(i)
+        {
+            self.count_out(cost(&d));
+        }
+    }
+
     /// PUBREC: answer PUBREL and wait for PUBCOMP.
     pub fn received(&mut self, pkid: u16, out: &mut Vec<Action>) {
         if let Some(i) = self.position(pkid) {
-            self.inflight[i].released = true;
+            let f = &mut self.inflight[i];
+            if !f.released {
+                f.released = true;
+                let seq = f.d.seq;
+                self.record(out, |client| Record::Released { client, seq });
+            }
         }
         if let Some(conn) = self.conn {
             out.push(Action::Send(conn, write::ack(Packet::PubRel, pkid).into()));

@@ -141,6 +141,35 @@ impl Table {
         self.shared.get_mut(filter)
     }
 
+    /// How `who` subscribed to `filter`, if it did.
+    pub fn opts(&self, filter: &str, who: &str) -> Option<SubOpts> {
+        if split_shared(filter).is_some() {
+            let group = self.shared.get(filter)?;
+            let (_, o) = group.members.iter().find(|(w, _)| &**w == who)?;
+            return Some(o.clone());
+        }
+        let map = match has_wildcard(filter) {
+            true => &self.wild,
+            false => &self.exact,
+        };
+        map.get(filter)?.get(who).cloned()
+    }
+
+    /// Every retained message.
+    pub fn retained(&self) -> impl Iterator<Item = &Arc<Message>> {
+        self.retained.values()
+    }
+
+    /// Keeps a retained message as it is (a restart: the store's copy is its own).
+    pub fn restore_retained(&mut self, msg: Arc<Message>) {
+        self.retained.insert(msg.topic.clone(), msg);
+    }
+
+    /// Forgets the retained message of `topic`.
+    pub fn unretain(&mut self, topic: &str) {
+        self.retained.remove(topic);
+    }
+
     /// Forgets the retained messages whose MQTT 5 expiry interval ended.
     pub fn forget_expired(&mut self, now: Instant) {
         self.retained
@@ -291,6 +320,7 @@ mod tests {
             retain: true,
             props: None,
             expires: None,
+            id: 0,
         };
         t.retain(&m);
         assert_eq!(t.retained_for("a/b", now).len(), 1);

@@ -32,6 +32,7 @@ pub(super) fn msg(topic: &str, payload: &str, qos: u8, retain: bool) -> Message 
         retain,
         props: None,
         expires: None,
+        id: 0,
     }
 }
 
