@@ -98,6 +98,11 @@ pub struct Args {
     /// replaced by a free port, e.g. "target/release/chat-broker -l 127.0.0.1:{port}"
     #[arg(long, value_name = "COMMAND")]
     pub broker_cmd: Option<String>,
+    /// Subscribers take a persistent session (chat-sub --session, mosquitto_sub -c -i), so
+    /// that a broker with a store (chat-broker --data-dir, mosquitto's persistence) keeps
+    /// every QoS 1 and 2 message on its way
+    #[arg(long)]
+    pub session: bool,
 }
 
 impl Args {

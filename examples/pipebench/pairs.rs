@@ -148,12 +148,23 @@ impl Pair {
             Pair::Chat | Pair::ChatBaseline | Pair::ChatSealed => {
                 let url = format!("mqtt://{HOST}:{port}");
                 let exe = self.chat_dir(ctx).join("chat-sub");
-                self.room(command(exe, &["-b", &url, "-q", &q, "-n", &n, topic]))
+                let mut cmd = self.room(command(exe, &["-b", &url, "-q", &q, "-n", &n]));
+                if ctx.args.session {
+                    cmd.args(["--session", &session_name(topic)]);
+                }
+                cmd.arg(topic);
+                cmd
             }
-            Pair::Mosquitto | Pair::MosquittoSplit => command(
-                "mosquitto_sub",
-                &["-h", HOST, "-p", &port, "-t", topic, "-q", &q, "-C", &n],
-            ),
+            Pair::Mosquitto | Pair::MosquittoSplit => {
+                let mut cmd = command(
+                    "mosquitto_sub",
+                    &["-h", HOST, "-p", &port, "-t", topic, "-q", &q, "-C", &n],
+                );
+                if ctx.args.session {
+                    cmd.args(["-c", "-i", &session_name(topic)]);
+                }
+                cmd
+            }
             Pair::Paho => {
                 let script = paho_script("paho_sub.py");
                 let args = [
@@ -200,4 +211,9 @@ impl Pair {
             }
         }
     }
+}
+
+/// The persistent session of a subscriber with `--session`: one per run (its topic).
+fn session_name(topic: &str) -> String {
+    topic.replace('/', "-")
 }

@@ -278,6 +278,9 @@ pub fn markdown(trials: &[Trial], pairs: &[Pair], args: &Args, meta: &Meta) -> S
             "Broker: `{cmd}` (the clients' mosquitto is named above).\n\n"
         ));
     }
+    if args.session {
+        out.push_str("Subscribers in a persistent session (`--session`).\n\n");
+    }
     out.push_str(&t.out);
     out.push('\n');
     out.push_str(&notes(trials, pairs, meta));
