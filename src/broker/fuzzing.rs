@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use super::engine::{Action, ConnId, Engine, In, Limits, codec};
+use super::engine::{Action, ConnId, Engine, In, Limits, Record, codec};
+use super::store::format::{self, Clock, MAGIC};
 use crate::mqtt::wire::{
     self, AckKind, ConnectSpec, PubFlags, Version as W, encode_ack, encode_connect,
     encode_disconnect, encode_ping, encode_publish, encode_subscribe,
@@ -74,7 +75,9 @@ const TOPICS: [&str; 4] = ["t/a", "t/b", "x", "t"];
 /// their connection, and time passing; with small limits, the byte budget included.
 /// Checked after every step: nothing panics, the
 /// sessions' accounting holds ([`Engine::audit`]), and a PUBLISH goes only to a client
-/// that has subscribed to a filter matching its topic.
+/// that has subscribed to a filter matching its topic. The engine is durable: at the end,
+/// its records, written and read back by the store's format and replayed into a new
+/// engine, make an engine with the same durable state ([`same_durable_state`]).
 pub fn engine(data: &[u8]) {
     let limits = Limits {
         max_connections: 5,
@@ -83,6 +86,10 @@ pub fn engine(data: &[u8]) {
         persistent_expiry: Some(Duration::from_secs(30)),
     };
     let mut e = Engine::with_limits(limits);
+    e.set_durable();
+    let clock = Clock::now();
+    let mut disk = MAGIC.to_vec();
+    format::encode(&Record::SnapshotEnd, &clock, &mut disk);
     let t0 = Instant::now();
     let mut now = t0;
     let mut s = Script { data };
@@ -177,9 +184,15 @@ pub fn engine(data: &[u8]) {
         e.audit()
             .unwrap_or_else(|why| panic!("the engine's accounting: {why}"));
         for a in e.actions() {
-            let Action::Send(conn, frame) = a else {
-                continue;
+            let frame = match a {
+                Action::Store(rec) => {
+                    format::encode(&rec, &clock, &mut disk);
+                    continue;
+                }
+                Action::Send(conn, frame) => (conn, frame),
+                Action::Close(_) => continue,
             };
+            let (conn, frame) = frame;
             let b = frame.to_bytes();
             if b[0] >> 4 != 3 {
                 continue;
@@ -203,6 +216,44 @@ pub fn engine(data: &[u8]) {
             );
         }
     }
+    let mut replayed = Engine::with_limits(limits);
+    let scanned = format::scan(&disk, &clock, |rec| replayed.restore(rec, now));
+    assert_eq!(scanned.map(|s| s.cut), Ok(0), "the records read back");
+    replayed.restored();
+    replayed
+        .audit()
+        .unwrap_or_else(|why| panic!("the replayed engine's accounting: {why}"));
+    same_durable_state(&e, &replayed);
+}
+
+/// Checks that two engines keep the same: their snapshots hold the same records, but for
+/// times (a replay reads them back to the millisecond) and for when sessions whose client
+/// was connected expire (a replay counts it from the restart).
+fn same_durable_state(live: &Engine, replayed: &Engine) {
+    let canonical = |e: &Engine| {
+        let mut all = Vec::new();
+        e.snapshot(|rec| match rec {
+            Record::Away { .. } => {}
+            Record::Message { id, msg } => all.push(format!(
+                "Message {id} {:?} {:?} q{} r{} {:?} expires {}",
+                msg.topic,
+                msg.payload,
+                msg.qos,
+                msg.retain,
+                msg.props,
+                msg.expires.is_some()
+            )),
+            Record::Will { client, msg, .. } => all.push(format!("Will {client} {msg}")),
+            other => all.push(format!("{other:?}")),
+        });
+        all.sort();
+        all
+    };
+    let (a, b) = (canonical(live), canonical(replayed));
+    assert_eq!(
+        a, b,
+        "the replayed engine keeps another state than the live one"
+    );
 }
 
 /// Hands `bytes` to the engine as connection `conn` would send them.

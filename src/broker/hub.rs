@@ -1,8 +1,8 @@
 //! The engine behind its lock, and each connection's writer.
 //!
 //! Every connection takes the lock once per batch of packets it read, the engine decides,
-//! and its actions go to the writers through unbounded channels: a client that reads
-//! slowly holds up nobody. How much waits for a client is bounded all the same (see
+//! and its actions go to the writers through unbounded queues ([`Outbox`]): a client
+//! that reads slowly holds up nobody. How much waits for a client is bounded all the same (see
 //! [`MAX_UNWRITTEN`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::broker::engine::{Action, ConnId, Engine, Frame, In};
@@ -27,17 +27,61 @@ pub const MAX_UNWRITTEN: usize = 64 << 20;
 /// How much a writer gathers into one write.
 const WRITE_BATCH: usize = 64 << 10;
 
-/// What a connection's writer is told. (A PUBLISH comes as its head, then its payload:
-/// a channel holds 32 of these per block, allocated with the channel, so they are small.)
+/// What a connection's writer is told. (A PUBLISH comes as its head, then its payload.)
 pub enum Out {
     Bytes(Bytes),
     /// Write what came before, then close.
     Close,
 }
 
+/// What waits for one connection's writer: a queue that allocates nothing until it is
+/// used (a tokio channel allocates a block of 32 slots with itself, 1.5 KiB for every
+/// idle member of a room), and the writer's wake-up.
+#[derive(Default)]
+struct Outbox {
+    /// The queue, and whether the hub let go of it (the writer ends once it is empty).
+    queue: Mutex<(VecDeque<Out>, bool)>,
+    ready: Notify,
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (VecDeque<Out>, bool)> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, out: Out) {
+        self.lock().0.push_back(out);
+        self.ready.notify_one();
+    }
+
+    /// Nothing more will come.
+    fn end(&self) {
+        self.lock().1 = true;
+        self.ready.notify_one();
+    }
+
+    /// Waits for what is queued and moves it into `into`; false once the queue ended and
+    /// nothing is left.
+    async fn take(&self, into: &mut VecDeque<Out>) -> bool {
+        loop {
+            {
+                let mut q = self.lock();
+                if !q.0.is_empty() {
+                    std::mem::swap(&mut q.0, into);
+                    return true;
+                }
+                if q.1 {
+                    return false;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
 /// The way to one connection's writer.
 pub struct Writer {
-    tx: mpsc::UnboundedSender<Out>,
+    outbox: Arc<Outbox>,
     /// Bytes handed to the writer and not yet written.
     unwritten: Arc<AtomicUsize>,
     /// QoS 0 messages dropped for it.
@@ -68,11 +112,18 @@ impl Writer {
             return true;
         }
         self.unwritten.fetch_add(f.len(), Ordering::Relaxed);
-        let _ = self.tx.send(Out::Bytes(f.head));
+        self.outbox.push(Out::Bytes(f.head));
         if !f.body.is_empty() {
-            let _ = self.tx.send(Out::Bytes(f.body));
+            self.outbox.push(Out::Bytes(f.body));
         }
         true
+    }
+}
+
+impl Drop for Writer {
+    /// The hub lets go of the connection: its writer writes what it has, then ends.
+    fn drop(&mut self) {
+        self.outbox.end();
     }
 }
 
@@ -148,7 +199,7 @@ impl Hub {
             Action::Close(c) => {
                 self.closing.remove(&c);
                 if let Some(w) = self.writers.remove(&c) {
-                    let _ = w.tx.send(Out::Close);
+                    w.outbox.push(Out::Close);
                     w.stop.notify_one();
                 }
             }
@@ -306,12 +357,18 @@ impl Shared {
         stop: Arc<Notify>,
     ) -> (ConnId, tokio::task::JoinHandle<()>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let outbox = Arc::new(Outbox::default());
         let unwritten = Arc::new(AtomicUsize::new(0));
         let counted = Counted::new(&self.writing);
-        let writer = tokio::spawn(write_loop(wr, rx, unwritten.clone(), stop.clone(), counted));
+        let writer = tokio::spawn(write_loop(
+            wr,
+            outbox.clone(),
+            unwritten.clone(),
+            stop.clone(),
+            counted,
+        ));
         let w = Writer {
-            tx,
+            outbox: outbox.clone(),
             unwritten,
             dropped: 0,
             stop,
@@ -336,25 +393,27 @@ impl Shared {
 /// payload is written from where it is, not copied.
 async fn write_loop(
     mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Out>,
+    outbox: Arc<Outbox>,
     unwritten: Arc<AtomicUsize>,
     stop: Arc<Notify>,
     _counted: Counted,
 ) {
     let mut batch = Vec::new();
-    let mut close = false;
-    'run: while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
+    let mut pending = VecDeque::new();
+    'run: while outbox.take(&mut pending).await {
+        let mut close = false;
+        // The common case of one small packet: written as it is.
+        if let (1, Some(Out::Bytes(b))) = (pending.len(), pending.front()) {
+            if wr.write_all(b).await.is_err() {
+                break 'run;
+            }
+            unwritten.fetch_sub(b.len(), Ordering::Relaxed);
+            pending.clear();
+            continue;
+        }
         let mut taken = 0;
-        while let Some(out) = next.take() {
+        for out in pending.drain(..) {
             match out {
-                // The common case of one small packet: written as it is.
-                Out::Bytes(b) if batch.is_empty() && rx.is_empty() => {
-                    if wr.write_all(&b).await.is_err() {
-                        break 'run;
-                    }
-                    unwritten.fetch_sub(b.len(), Ordering::Relaxed);
-                }
                 Out::Bytes(b) if b.len() >= WRITE_BATCH => {
                     taken += b.len();
                     let flushed = wr.write_all(&batch).await;
@@ -366,18 +425,23 @@ async fn write_loop(
                 Out::Bytes(b) => {
                     taken += b.len();
                     batch.extend_from_slice(&b);
+                    if batch.len() >= WRITE_BATCH {
+                        if wr.write_all(&batch).await.is_err() {
+                            break 'run;
+                        }
+                        batch.clear();
+                    }
                 }
                 Out::Close => close = true,
-            }
-            if !close && batch.len() < WRITE_BATCH {
-                next = rx.try_recv().ok();
             }
         }
         if !batch.is_empty() && wr.write_all(&batch).await.is_err() {
             break;
         }
         unwritten.fetch_sub(taken, Ordering::Relaxed);
+        // An idle connection keeps no buffer.
         batch = Vec::new();
+        pending = VecDeque::new();
         if close {
             let _ = wr.shutdown().await;
             break;

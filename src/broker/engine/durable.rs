@@ -39,8 +39,9 @@ impl Engine {
             return;
         }
         s.durable = true;
+        // Its client is connecting, or disconnecting (and `end` says when it expires).
         let opts = |filter: &str| table.opts(filter, who);
-        s.dump(opts, &mut HashSet::new(), &mut |r| {
+        s.dump(false, opts, &mut HashSet::new(), &mut |r| {
             out.push(Action::Store(r))
         });
     }
@@ -61,7 +62,7 @@ impl Engine {
         }
         for (who, s) in self.sessions.iter().filter(|(_, s)| s.durable) {
             let opts = |filter: &str| self.table.opts(filter, who);
-            s.dump(opts, &mut written, &mut each);
+            s.dump(s.conn.is_none(), opts, &mut written, &mut each);
         }
         for (who, (at, msg)) in &self.wills {
             let (client, at, id) = (who.clone(), *at, msg.id);

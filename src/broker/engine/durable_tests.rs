@@ -142,6 +142,8 @@ fn a_delayed_will_and_the_expiry_of_a_session_come_back() {
     h.will = will("presence/w", 30);
     e.handle(1, In::Connect(Box::new(h)), t0());
     connect(&mut e, 2, V5, "short", false, 1);
+    // Connected when the broker went down: its expiry counts from the restart.
+    connect(&mut e, 6, V5, "connected", false, 1);
     e.lost(1, t0());
     e.lost(2, t0());
     keep(&mut e, &mut disk);
@@ -156,15 +158,20 @@ fn a_delayed_will_and_the_expiry_of_a_session_come_back() {
         matches!(&got[..], [Got::Publish { topic, payload, .. }] if topic == "presence/w" && payload == "bye"),
         "{got:?}"
     );
-    // "short" expired a second after it left; "w" has its minute.
-    connect(&mut e, 4, V5, "short", false, 1);
-    assert_eq!(
-        sent(&mut e, 4, V5)[0],
-        Got::ConnAck {
-            present: false,
-            code: 0
-        }
-    );
+    // "short" expired a second after it left, "connected" a second after the restart;
+    // "w" has its minute.
+    for (conn, id) in [(4, "short"), (6, "connected")] {
+        connect(&mut e, conn, V5, id, false, 1);
+        let ack = sent(&mut e, conn, V5)[0].clone();
+        assert_eq!(
+            ack,
+            Got::ConnAck {
+                present: false,
+                code: 0
+            },
+            "{id}"
+        );
+    }
     connect(&mut e, 5, V5, "w", false, 60);
     assert_eq!(
         sent(&mut e, 5, V5)[0],
@@ -222,4 +229,29 @@ fn sessions_that_end_with_their_connection_leave_nothing() {
             "{id}"
         );
     }
+}
+
+/// Found by the fuzz target `engine`: a session taken up by a client of the other
+/// version was recorded with the version of the client before.
+#[test]
+fn a_session_taken_up_in_the_other_version_is_recorded_in_it() {
+    let mut e = durable();
+    connect(&mut e, 1, V5, "s", false, u32::MAX);
+    connect(&mut e, 2, V311, "s", false, u32::MAX);
+    let last = (e.actions())
+        .filter_map(|a| match a {
+            Action::Store(r @ Record::Session { .. }) => Some(r),
+            _ => None,
+        })
+        .last();
+    assert!(
+        matches!(
+            last,
+            Some(Record::Session {
+                version: super::Version::V311,
+                ..
+            })
+        ),
+        "{last:?}"
+    );
 }

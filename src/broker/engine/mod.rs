@@ -402,7 +402,7 @@ impl Engine {
         let (queue_max, total) = (self.limits.max_queued, self.queued.clone());
         let s = (self.sessions.entry(id.clone()))
             .or_insert_with(|| Session::new(id.clone(), v, queue_max, total));
-        s.expiry = h.session_expiry;
+        (s.expiry, s.version) = (h.session_expiry, v);
         if s.durable && s.expiry == 0 {
             // Taken up again by a client that lets it end with the connection.
             s.durable = false;

@@ -358,11 +358,13 @@ impl Session {
         Ok(())
     }
 
-    /// Its whole state as records (a snapshot of the store): the session, its
-    /// subscriptions (with `opts` of each filter), QoS 2 state, and its deliveries in
-    /// order, each message written once (`written` holds those written already).
+    /// Its whole state as records (a snapshot of the store): the session, when it ends
+    /// if its client is `away` (else it is counted from the restart), its subscriptions
+    /// (with `opts` of each filter), QoS 2 state, and its deliveries in order, each
+    /// message written once (`written` holds those written already).
     pub fn dump(
         &self,
+        away: bool,
         opts: impl Fn(&str) -> Option<super::table::SubOpts>,
         written: &mut HashSet<u64>,
         each: &mut impl FnMut(Record),
@@ -373,7 +375,7 @@ impl Session {
             version: self.version,
             expiry: self.expiry,
         });
-        if self.conn.is_none() {
+        if away {
             each(Record::Away {
                 client: client(),
                 expires: self.expires_at,
