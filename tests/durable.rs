@@ -112,51 +112,40 @@ fn retained_messages_and_sessions_survive_restarts() {
 /// off at the next start, with a warning, and what came before it is all there.
 #[test]
 fn a_torn_tail_is_cut_off_and_the_rest_kept() {
-    let dir = TempDir::new("store");
-    let port = free_port();
-    let url = [format!("mqtt://127.0.0.1:{port}")];
-    let topic = unique_topic("torn");
-    let mut broker = durable_broker(port, dir.path());
-    run(
-        &mut chat_pub_at(&url, &["-r", "-q", "1", "-m", "kept", &topic]),
-        b"",
-    )
-    .expect_code(0);
-    broker.signal(libc::SIGTERM);
-    broker.wait_until("the broker stopped", |p| p.exited());
+    let (dir, port, url, topic) = a_stopped_store();
     let store = dir.path().join("store");
     let mut bytes = std::fs::read(&store).unwrap();
     // A record's frame that says 100 bytes follow, and 3 of them.
     bytes.extend_from_slice(&[100, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7]);
     std::fs::write(&store, &bytes).unwrap();
     let broker = durable_broker(port, dir.path());
-    assert!(
-        broker
-            .stderr()
-            .contains("last 11 bytes were a write that a crash cut short"),
-        "{}",
-        broker.stderr()
-    );
+    let said = broker.stderr();
+    let warned = said.contains("last 11 bytes were a write that a crash cut short");
+    assert!(warned, "{said}");
     let mut newcomer = chat_sub_at(&url, &["-F", "{text}", "-n", "1", &topic]);
     assert_eq!(run(&mut newcomer, b"").expect_code(0).lines(), ["kept"]);
+}
+
+/// A store with a retained "kept" on a topic of its own, its broker stopped: the
+/// directory, the broker's port and URL, and the topic.
+fn a_stopped_store() -> (TempDir, u16, [String; 1], String) {
+    let dir = TempDir::new("store");
+    let port = free_port();
+    let url = [format!("mqtt://127.0.0.1:{port}")];
+    let topic = unique_topic("kept");
+    let mut broker = durable_broker(port, dir.path());
+    let retain = ["-r", "-q", "1", "-m", "kept", &topic];
+    run(&mut chat_pub_at(&url, &retain), b"").expect_code(0);
+    broker.signal(libc::SIGTERM);
+    broker.wait_until("the broker stopped", |p| p.exited());
+    (dir, port, url, topic)
 }
 
 /// A store damaged before its end (a byte of the snapshot changed): chat-broker does not
 /// start (exit 1), says which file and what to do, and leaves the file as it was.
 #[test]
 fn a_damaged_store_stops_the_start() {
-    let dir = TempDir::new("store");
-    let port = free_port();
-    let url = [format!("mqtt://127.0.0.1:{port}")];
-    let topic = unique_topic("damaged");
-    let mut broker = durable_broker(port, dir.path());
-    run(
-        &mut chat_pub_at(&url, &["-r", "-q", "1", "-m", "kept", &topic]),
-        b"",
-    )
-    .expect_code(0);
-    broker.signal(libc::SIGTERM);
-    broker.wait_until("the broker stopped", |p| p.exited());
+    let (dir, port, ..) = a_stopped_store();
     let store = dir.path().join("store");
     let mut bytes = std::fs::read(&store).unwrap();
     // The first record's checksum (after the 16-byte header and its length).

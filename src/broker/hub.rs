@@ -138,6 +138,8 @@ pub struct Hub {
     held: VecDeque<(u64, Action)>,
     /// Connections the engine closed, whose Close may still be held: they read no more.
     closing: HashSet<ConnId>,
+    /// The engine's actions being carried out (a buffer kept from one batch to the next).
+    actions: Vec<Action>,
 }
 
 impl Hub {
@@ -150,8 +152,9 @@ impl Hub {
         let mut later = Vec::new();
         let mut dead = Vec::new();
         let mut clock = None;
-        let actions: Vec<Action> = self.engine.actions().collect();
-        for a in actions {
+        let mut actions = std::mem::take(&mut self.actions);
+        self.engine.take_actions(&mut actions);
+        for a in actions.drain(..) {
             if let Action::Close(c) = &a {
                 self.closing.insert(*c);
             }
@@ -171,6 +174,7 @@ impl Hub {
             };
             self.held.extend(later.into_iter().map(|a| (batch, a)));
         }
+        self.actions = actions;
         self.bury(dead);
     }
 
@@ -263,6 +267,7 @@ impl Shared {
                 journal,
                 held: VecDeque::new(),
                 closing: HashSet::new(),
+                actions: Vec::new(),
             }),
             next: AtomicU64::new(1),
             writing: Arc::default(),

@@ -176,7 +176,7 @@ the hard limit, often 1024 or 524288. A client beyond the limit is refused in it
 CONNACK: 0x97 "quota exceeded" under MQTT 5, return code 3 "server unavailable" under
 3.1.1 (chat\-pub and chat\-sub try again until \fB\-\-connect\-timeout\fR). A client that
 takes over its own session does not count twice. 10,000 clients in one room take about
-59 MiB.
+50 MiB.
 .IP \(bu 2
 No authentication, no TLS, no WebSocket listener and no \fB$SYS\fR topics. Anyone who can reach an address can publish and subscribe to
 everything: listen on a LAN address (such as 0.0.0.0) only on a network you trust.

@@ -147,6 +147,13 @@ impl Engine {
         }
     }
 
+    /// Moves the actions queued so far into `into` (empty), in order, and keeps its
+    /// buffer for the next ones: no allocation per call.
+    pub fn take_actions(&mut self, into: &mut Vec<Action>) {
+        debug_assert!(into.is_empty());
+        std::mem::swap(&mut self.out, into);
+    }
+
     /// The actions queued by the calls so far, in order.
     pub fn actions(&mut self) -> std::vec::Drain<'_, Action> {
         self.out.drain(..)

@@ -159,15 +159,7 @@ impl Session {
             }
             d.seq = self.next_seq;
             self.next_seq += 1;
-            self.record(out, |client| Record::Queued {
-                client,
-                seq: d.seq,
-                msg: d.msg.id,
-                qos: d.qos,
-                retain: d.retain,
-                sub_ids: d.sub_ids.clone(),
-                share: d.share.clone(),
-            });
+            self.record(out, |client| queued(client, &d));
         }
         let Some(conn) = self.conn else {
             if d.qos > 0 {
@@ -406,15 +398,7 @@ impl Session {
                     msg: d.msg.clone(),
                 });
             }
-            each(Record::Queued {
-                client: client(),
-                seq: d.seq,
-                msg: d.msg.id,
-                qos: d.qos,
-                retain: d.retain,
-                sub_ids: d.sub_ids.clone(),
-                share: d.share.clone(),
-            });
+            each(queued(client(), d));
             if let Some(f) = flight {
                 each(Record::Sent {
                     client: client(),
@@ -494,6 +478,19 @@ impl Session {
         if let Some(conn) = self.conn {
             out.push(Action::Send(conn, write::ack(Packet::PubRel, pkid).into()));
         }
+    }
+}
+
+/// The record of delivery `d` to `client`'s session.
+fn queued(client: Arc<str>, d: &Routed) -> Record {
+    Record::Queued {
+        client,
+        seq: d.seq,
+        msg: d.msg.id,
+        qos: d.qos,
+        retain: d.retain,
+        sub_ids: d.sub_ids.clone(),
+        share: d.share.clone(),
     }
 }
 
