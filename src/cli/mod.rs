@@ -504,8 +504,8 @@ pub struct BrokerArgs {
 
     /// Most bytes kept for all clients together [default: a quarter of the memory]
     ///
-    /// Counted over every session's queue: each message's topic and payload and 64 bytes
-    /// (a message queued for many clients counts for each, an upper bound). Beyond it, QoS
+    /// Counted over every session's queue: 64 bytes for each queued message, and its topic
+    /// and payload once, however many sessions queue it (it is held once). Beyond it, QoS
     /// 0 messages are dropped and counted, and QoS 1 and 2 messages are refused, never
     /// taken and lost: with reason 0x97 "quota exceeded" in the PUBACK or PUBREC under
     /// MQTT 5; under 3.1.1, which has no such answer, by closing the publisher's connection

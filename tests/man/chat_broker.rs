@@ -144,8 +144,8 @@ many when the client reconnects or leaves. The publisher is not told: its messag
 accepted and reached every other subscriber (its PUBACK is a success).
 .IP \(bu 2
 All queues together hold at most \fB\-\-max\-queued\-bytes\fR (by default a quarter of the
-machine's memory, at least 64 MiB), counting each queued message's topic and payload and
-64 bytes (a message queued for many clients counts for each: an upper bound). Beyond
+machine's memory, at least 64 MiB), counting 64 bytes for each queued message and its
+topic and payload once, however many sessions queue it (it is held once). Beyond
 it, QoS 0 messages are dropped first, and counted in the log; QoS 1 and 2 messages are
 refused, never taken and then lost: an MQTT 5 publisher gets reason 0x97 "quota exceeded"
 in its PUBACK or PUBREC (chat\-pub reports the line and exits 1), an MQTT 3.1.1

@@ -7,13 +7,13 @@
 //! the engine does not have is skipped, so that any sequence of records leaves the
 //! engine consistent (the fuzz target `store` checks it).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::Message;
 use super::record::Record;
-use super::session::{Routed, Session};
+use super::session::{Routed, Session, share_cost};
 use super::{Action, Engine};
 
 impl Engine {
@@ -159,6 +159,7 @@ impl Engine {
                 let msg = self.replay.get(&msg).cloned();
                 if let (Some(s), Some(msg)) = (self.sessions.get_mut(&client), msg) {
                     s.restore_queued(Routed {
+                        cost: share_cost(&msg, 1),
                         msg,
                         qos: qos.clamp(1, 2),
                         retain,
@@ -207,6 +208,16 @@ impl Engine {
     /// messages and queued messages it brought back.
     pub fn restored(&mut self) -> (usize, usize, usize) {
         self.replay = Default::default();
+        // Each message's bytes shared among the sessions that queue it, as when routed.
+        let mut sharers: HashMap<u64, usize> = HashMap::new();
+        for s in self.sessions.values() {
+            for id in s.queued_ids() {
+                *sharers.entry(id).or_default() += 1;
+            }
+        }
+        for s in self.sessions.values_mut() {
+            s.recost(|id| sharers.get(&id).copied().unwrap_or(1));
+        }
         let queued = self.sessions.values().map(Session::held).sum();
         (self.sessions.len(), self.table.retained().count(), queued)
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::codec::{self, Message, Version};
 use super::codes::{Packet, SubAckCode, SubRefusal, Unsubscribed};
 use super::record::Record;
-use super::session::{Routed, Session};
+use super::session::{Routed, Session, share_cost};
 use super::table::{self, SubOpts};
 use super::write::{self, Form, Frame};
 use super::{Action, ConnId, Engine};
@@ -216,6 +216,7 @@ impl Engine {
                     sub_ids: id.into_iter().collect(),
                     share: None,
                     seq: 0,
+                    cost: share_cost(&msg, 1),
                     msg,
                 }));
             }
@@ -252,6 +253,11 @@ impl Engine {
         // Written to the store once, before the first session that keeps it.
         let mut written = msg.retain && !msg.payload.is_empty();
         let targets = self.targets(&msg.topic, from);
+        // The sessions that may queue it (those away, at least): they share its bytes.
+        let away = (targets.iter())
+            .filter(|t| (self.sessions.get(&t.who)).is_some_and(|s| s.conn.is_none()))
+            .count();
+        let cost = share_cost(&msg, away);
         // A QoS 0 message is written once per protocol version for everyone it can be.
         let mut shared: [Option<Option<Frame>>; 2] = [None, None];
         for t in targets {
@@ -265,6 +271,7 @@ impl Engine {
                 sub_ids: t.ids,
                 share: t.share,
                 seq: 0,
+                cost,
             };
             if !written && s.durable && d.qos > 0 {
                 written = true;

@@ -31,6 +31,8 @@ pub struct Routed {
     pub share: Option<Arc<str>>,
     /// Its number in the session (a durable session's records name it by this).
     pub seq: u64,
+    /// What it counts against `--max-queued-bytes` while queued ([`cost`]).
+    pub cost: u32,
 }
 
 #[derive(Debug)]
@@ -306,6 +308,11 @@ impl Session {
         taken
     }
 
+    /// The ids of the messages in its queue.
+    pub fn queued_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.queue.iter().map(|d| d.msg.id)
+    }
+
     /// How many messages it holds: in flight and queued.
     pub fn held(&self) -> usize {
         self.inflight.len() + self.queue.len()
@@ -424,6 +431,18 @@ impl Session {
         }
     }
 
+    /// A restart: each queued message's share of its bytes again, now that every session
+    /// is back (`sharers`: how many queue it).
+    pub fn recost(&mut self, sharers: impl Fn(u64) -> usize) {
+        let (before, mut after) = (self.queued_bytes, 0);
+        for d in &mut self.queue {
+            d.cost = share_cost(&d.msg, sharers(d.msg.id));
+            after += cost(d);
+        }
+        self.count_out(before);
+        self.count_in(after);
+    }
+
     /// A restart: delivery `seq` had been sent with `pkid`; it is sent again as a
     /// duplicate when the client is back.
     pub fn restore_sent(&mut self, seq: u64, pkid: u16) {
@@ -494,11 +513,18 @@ fn queued(client: Arc<str>, d: &Routed) -> Record {
     }
 }
 
-/// What a queued message counts against `--max-queued-bytes`: its topic and payload (held
-/// once however many sessions queue it, so this is an upper bound) and what the queue
-/// spends on it.
+/// What a queued message counts against `--max-queued-bytes`, fixed when it was routed.
 pub fn cost(d: &Routed) -> usize {
-    d.msg.topic.len() + d.msg.payload.len() + QUEUED_OVERHEAD
+    d.cost as usize
+}
+
+/// The cost of a message routed to `sharers` sessions that may queue it: what a queue
+/// spends on it, and a share of its topic and payload, which are held once however many
+/// sessions queue it (so that a message queued for 10,000 sessions away counts its
+/// payload once, not 10,000 times).
+pub fn share_cost(msg: &Message, sharers: usize) -> u32 {
+    let bytes = msg.topic.len() + msg.payload.len();
+    u32::try_from(QUEUED_OVERHEAD + bytes / sharers.max(1)).unwrap_or(u32::MAX)
 }
 
 /// What a queue spends per message beside the message itself (its `Routed`).

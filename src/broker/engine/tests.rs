@@ -677,3 +677,20 @@ fn over_the_byte_budget_qos_0_is_dropped_and_qos_1_refused_never_lost() {
     assert_eq!(texts_of(&all, 2, V5), ["again"]);
     e.audit().unwrap();
 }
+
+/// A message queued for many sessions away counts its topic and payload once against
+/// `--max-queued-bytes`, shared among them (it is held once), and 64 bytes for each queue.
+#[test]
+fn a_message_queued_for_many_sessions_counts_its_bytes_once() {
+    let mut e = Engine::new();
+    for (conn, id) in [(1, "a"), (2, "b"), (3, "c")] {
+        e.handle(conn, In::Connect(Box::new(hello(V5, id, false, 600))), t0());
+        subscribe(&mut e, conn, vec![sub("t/a", 1)], None);
+        e.lost(conn, t0());
+    }
+    member(&mut e, 9, V5, "pub", &[]);
+    e.handle(9, publish(1, msg("t/a", &"x".repeat(3000), 1, false)), t0());
+    e.audit().unwrap();
+    let counted = e.queued.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(counted, 3 * (64 + 3003 / 3));
+}
