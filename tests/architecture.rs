@@ -32,7 +32,7 @@ const LAYERS: [(&str, u8); 10] = [
 
 /// The state machines, as the code map marks them (in bold): a map that loses its marks
 /// does not make the check below pass by checking nothing.
-const STATE_MACHINES: [&str; 27] = [
+const STATE_MACHINES: [&str; 28] = [
     "mqtt/dial",
     "mqtt/proxy/handshake",
     "mqtt/proxy/socks",
@@ -55,6 +55,7 @@ const STATE_MACHINES: [&str; 27] = [
     "broker/engine/write",
     "broker/engine/table",
     "broker/engine/session",
+    "broker/engine/session/durable",
     "broker/engine/route",
     "broker/engine/record",
     "broker/engine/durable",
@@ -64,7 +65,7 @@ const STATE_MACHINES: [&str; 27] = [
 
 /// Modules that do I/O (sockets, stdin, stdout, signals, the resolver, stderr, the
 /// drivers that own them).
-const DOES_IO: [&str; 18] = [
+const DOES_IO: [&str; 19] = [
     "mqtt/link",
     "mqtt/proxy",
     "mqtt/transport",
@@ -80,6 +81,7 @@ const DOES_IO: [&str; 18] = [
     "broker",
     "broker/conn",
     "broker/hub",
+    "broker/hub/writer",
     "broker/store",
     "signals",
     "tool",
