@@ -14,7 +14,11 @@ use crate::mqtt::wire::{
     encode_disconnect, encode_ping, encode_publish, encode_subscribe,
 };
 
+pub(crate) mod acl;
+pub(crate) mod passwd;
 pub(crate) mod store;
+pub use acl::acl;
+pub use passwd::passwd;
 pub use store::store;
 
 /// The codecs of both sides, both versions: the broker's reader of client packets and

@@ -8,6 +8,7 @@
 //! the store (`store`) keeps what the engine records of its durable state, and the hub
 //! holds back what depends on a record until it is on disk.
 
+mod auth;
 mod conn;
 mod engine;
 #[doc(hidden)]
