@@ -1,5 +1,6 @@
-//! One connection: its CONNECT, then its packets, read into one scratch buffer per
-//! thread and handed to the engine a batch at a time.
+//! One connection: its CONNECT, its login (`gate`), then its packets, handed to the
+//! engine a batch at a time. Plain TCP is read into one scratch buffer per thread;
+//! TLS and WebSocket connections, through their layers, into their own buffer.
 
 use std::io;
 use std::net::SocketAddr;
@@ -7,14 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::Notify;
 use tokio::time::{Instant, timeout};
 
+use super::gate::Identity;
 use super::hub::Shared;
 use crate::broker::engine::{BROKER_MAX_PACKET, ConnId, In, Version, codec};
+use crate::mqtt::transport::Stream;
 
 /// How long a new connection may take to send its CONNECT.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
@@ -23,15 +26,41 @@ const CONNECT_WAIT: Duration = Duration::from_secs(10);
 const MAX_CONNECT: usize = 1 << 20;
 /// How much a connection reads at a time.
 const READ_CHUNK: usize = 64 << 10;
+/// How much a TLS or WebSocket connection reads at a time (a TLS record holds 16 KiB).
+const LAYERED_CHUNK: usize = 16 << 10;
 /// How long what is left to write may take once a connection has ended.
 const FLUSH_WAIT: Duration = Duration::from_secs(5);
 
+/// A client's connection, as accepted: plain TCP, or through TLS or WebSocket.
+pub enum Link {
+    Tcp(TcpStream),
+    Layered(Box<dyn Stream>),
+}
+
 /// Serves one connection: its CONNECT, then its packets until it ends.
-pub async fn client(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+pub async fn client(link: Link, peer: SocketAddr, identity: Identity, shared: Arc<Shared>) {
+    match link {
+        Link::Tcp(stream) => {
+            let _ = stream.set_nodelay(true);
+            let (rd, wr) = stream.into_split();
+            serve(Reader::Tcp(rd), wr, peer, identity, shared).await
+        }
+        Link::Layered(stream) => {
+            let (rd, wr) = tokio::io::split(stream);
+            serve(Reader::Layered(rd), wr, peer, identity, shared).await
+        }
+    }
+}
+
+async fn serve<W: AsyncWrite + Unpin + Send + 'static>(
+    mut rd: Reader,
+    mut wr: W,
+    peer: SocketAddr,
+    identity: Identity,
+    shared: Arc<Shared>,
+) {
     let mut buf = BytesMut::new();
-    let hello = match timeout(CONNECT_WAIT, first_packet(&mut rd, &mut buf)).await {
+    let mut hello = match timeout(CONNECT_WAIT, first_packet(&mut rd, &mut buf)).await {
         Ok(Ok(hello)) => hello,
         Ok(Err(why)) => {
             if why.kind() == io::ErrorKind::Unsupported {
@@ -45,9 +74,10 @@ pub async fn client(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             return log::info!("{peer}: no CONNECT within {secs}s; closing");
         }
     };
-    let In::Connect(h) = &hello else {
+    let In::Connect(h) = &mut hello else {
         return;
     };
+    shared.gate.admit(h, peer.ip(), identity).await;
     let (version, keep_alive) = (h.version, h.keep_alive);
     let closed = Arc::new(Notify::new());
     let (id, mut writer) = shared.open(wr, closed.clone());
@@ -70,15 +100,39 @@ pub async fn client(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     log::info!("{peer} disconnected after {secs:.1}s ({ended})");
 }
 
+/// Where a connection's bytes come from.
+enum Reader {
+    Tcp(OwnedReadHalf),
+    Layered(ReadHalf<Box<dyn Stream>>),
+}
+
+impl Reader {
+    /// Waits for bytes and appends them to `buf`: how many (0: the connection ended), and
+    /// whether the read was full (more is likely waiting).
+    async fn fill(&mut self, buf: &mut BytesMut) -> io::Result<(usize, bool)> {
+        match self {
+            Reader::Tcp(rd) => loop {
+                rd.readable().await?;
+                match read_some(rd, buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                    Ok(n) => return Ok((n, n == READ_CHUNK)),
+                }
+            },
+            Reader::Layered(rd) => {
+                buf.reserve(LAYERED_CHUNK);
+                let n = rd.read_buf(buf).await?;
+                Ok((n, n >= LAYERED_CHUNK))
+            }
+        }
+    }
+}
+
 /// Reads until `buf` holds the first packet, which must be a CONNECT.
-async fn first_packet(rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> io::Result<In> {
+async fn first_packet(rd: &mut Reader, buf: &mut BytesMut) -> io::Result<In> {
     loop {
-        rd.readable().await?;
-        match read_some(rd, buf) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+        if rd.fill(buf).await?.0 == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
         match codec::read(buf, None, MAX_CONNECT) {
             Ok(Some(p @ In::Connect(_))) => return Ok(p),
@@ -99,7 +153,7 @@ fn invalid(why: &str) -> io::Error {
 
 /// Reads packets and hands each batch to the engine; says how the connection ended.
 async fn read_loop(
-    rd: &mut OwnedReadHalf,
+    rd: &mut Reader,
     mut buf: BytesMut,
     version: Version,
     silence: Option<Duration>,
@@ -127,8 +181,8 @@ async fn read_loop(
         }
         let ready = async {
             match silence {
-                Some(d) => timeout(d, rd.readable()).await.ok(),
-                None => Some(rd.readable().await),
+                Some(d) => timeout(d, rd.fill(&mut buf)).await.ok(),
+                None => Some(rd.fill(&mut buf).await),
             }
         };
         let ready = tokio::select! {
@@ -138,16 +192,11 @@ async fn read_loop(
         match ready {
             None => return "keep-alive timeout".into(),
             Some(Err(e)) => return e.to_string(),
-            Some(Ok(())) => {}
-        }
-        match read_some(rd, &mut buf) {
-            Ok(0) => return "closed by the client".into(),
+            Some(Ok((0, _))) => return "closed by the client".into(),
             // A full read: more is waiting. The writers go first, so that a fast
             // publisher cannot fill their queues while they wait for their turn.
-            Ok(READ_CHUNK) => tokio::task::yield_now().await,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return e.to_string(),
+            Some(Ok((_, true))) => tokio::task::yield_now().await,
+            Some(Ok(_)) => {}
         }
     }
 }

@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::broker::engine::{Action, ConnId, Engine, Frame, In};
+use crate::broker::gate::Gate;
 use crate::broker::store::{self, Journal, format};
 use writer::{Out, Outbox, write_loop};
 
@@ -175,6 +176,8 @@ impl Hub {
 
 pub struct Shared {
     hub: Mutex<Hub>,
+    /// Who may connect (outside the engine's lock: a password check takes long).
+    pub gate: Gate,
     next: AtomicU64,
     /// Writers still running, and a wake-up for when none is.
     writing: Arc<Writing>,
@@ -206,8 +209,9 @@ impl Drop for Counted {
 }
 
 impl Shared {
-    pub fn new(engine: Engine, journal: Option<Arc<Journal>>) -> Shared {
+    pub fn new(engine: Engine, journal: Option<Arc<Journal>>, gate: Gate) -> Shared {
         Shared {
+            gate,
             hub: Mutex::new(Hub {
                 engine,
                 writers: HashMap::new(),
@@ -303,9 +307,9 @@ impl Shared {
 
     /// A new connection: its number, and its writer (which ends when told to close,
     /// when the connection is [`gone`](Shared::gone), or when writing fails).
-    pub fn open(
+    pub fn open<W: AsyncWrite + Unpin + Send + 'static>(
         &self,
-        wr: OwnedWriteHalf,
+        wr: W,
         stop: Arc<Notify>,
     ) -> (ConnId, tokio::task::JoinHandle<()>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);

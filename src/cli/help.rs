@@ -109,9 +109,9 @@ pub fn listen() -> String {
     format!(
         "Address to listen on, HOST:PORT (repeatable) [default: {}]\n\n\
          HOST is an IP address (IPv6 in brackets: [::1]:1883) or a name that resolves to \
-         one; port 0 picks a free port, and the line printed at start says which. Listening \
-         on 0.0.0.0 serves the LAN: the broker has no authentication, so only do that on a \
-         network you trust.",
+         one; port 0 picks a free port, and the line printed at start says which. An address \
+         that is not loopback (0.0.0.0 serves every network interface) needs \
+         --password-file, or --allow-anonymous for a network you trust.",
         crate::defaults::LISTEN
     )
 }
@@ -136,7 +136,9 @@ pub fn sub_examples() -> &'static str {
 pub fn broker_examples() -> &'static str {
     "Examples:\n  \
      chat-broker                          # for this machine (127.0.0.1:1883)\n  \
-     chat-broker --listen 0.0.0.0:1883    # for the machines of a LAN you trust"
+     chat-broker passwd users alice       # a password file (asks for the password)\n  \
+     chat-broker --listen 0.0.0.0:1883 --password-file users   # for a LAN\n  \
+     chat-broker --listen 0.0.0.0:1883 --allow-anonymous       # a LAN you trust"
 }
 
 #[cfg(test)]

@@ -14,12 +14,15 @@ use clap::{ArgAction, Args, Parser};
 
 use crate::mqtt::dial::VersionChoice;
 
+mod broker;
 mod help;
 mod parse;
 
+pub use broker::{BrokerArgs, BrokerCommand, PasswdArgs};
+
 pub use parse::{ColorWhen, DialectChoice};
-use parse::{parse_budget, parse_period, parse_size, parse_user_property};
 pub(crate) use parse::{parse_secs, parse_version};
+use parse::{parse_size, parse_user_property};
 
 /// Options shared by chat-pub and chat-sub.
 #[derive(Args, Debug, Clone)]
@@ -457,89 +460,16 @@ pub struct SubArgs {
     pub common: Common,
 }
 
-/// A small MQTT broker for a machine or a LAN that has none.
-///
-/// Serves MQTT 3.1.1 and 5 clients on the same address, with QoS 0–2, retained messages,
-/// persistent sessions and shared subscriptions, kept in memory, or on disk too with
-/// --data-dir. It is not a production broker: for that,
-/// and for more than one machine, use mosquitto or a clustered broker (EMQX, HiveMQ,
-/// VerneMQ) — chat-pub and chat-sub speak plain MQTT, so only --broker changes.
-#[derive(Parser, Debug, Clone)]
-#[command(name = "chat-broker", version, disable_version_flag = true, disable_help_flag = true,
-          after_help = help::broker_examples())]
-pub struct BrokerArgs {
-    #[arg(short = 'l', long = "listen", value_name = "ADDR",
-          help = help::short(help::listen()), long_help = help::listen())]
-    pub listen: Vec<String>,
-
-    /// Keep retained messages and persistent sessions in DIR, across restarts and crashes
-    ///
-    /// What is kept: retained messages; sessions that outlive their connection, with their
-    /// subscriptions, the QoS 1 and 2 messages queued or in flight for them and their QoS 2
-    /// state; wills waiting out their delay; the expiry of each. A QoS 1 or 2 message is
-    /// acknowledged only once it is on disk (one sync covers every message that came
-    /// meanwhile), so the publisher's acknowledgement survives kill -9 and power loss.
-    /// DIR is created if missing; one broker at a time may use it. A store that cannot be
-    /// read stops the start (exit 1), never an empty start.
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<std::path::PathBuf>,
-
-    /// Most clients connected at once [default: the open-file limit, less 64]
-    ///
-    /// A client beyond it is refused in its CONNACK: 0x97 "quota exceeded" under MQTT 5,
-    /// return code 3 "server unavailable" under 3.1.1 (chat-pub and chat-sub try again
-    /// until --connect-timeout). A client that takes over its own session does not count
-    /// twice.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_connections: Option<u64>,
-
-    /// Most QoS 1 and 2 messages kept for one client that is away or behind
-    ///
-    /// Beyond it, new messages for that client are dropped (the oldest stay, so it reads
-    /// an unbroken stretch), counted, and logged when it reconnects or leaves; the
-    /// publisher is not told, its message reached every other subscriber.
-    #[arg(long, value_name = "N", default_value_t = 1_000_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_queued_messages: u64,
-
-    /// Most bytes kept for all clients together [default: a quarter of the memory]
-    ///
-    /// Counted over every session's queue: 64 bytes for each queued message, and its topic
-    /// and payload once, however many sessions queue it (it is held once). Beyond it, QoS
-    /// 0 messages are dropped and counted, and QoS 1 and 2 messages are refused, never
-    /// taken and lost: with reason 0x97 "quota exceeded" in the PUBACK or PUBREC under
-    /// MQTT 5; under 3.1.1, which has no such answer, by closing the publisher's connection
-    /// (it sends the message again when it is back). SIZE is bytes, or with K, M or G.
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget)]
-    pub max_queued_bytes: Option<u64>,
-
-    /// Forget a session that would never end once its client was away this long
-    ///
-    /// MQTT 3.1.1 clients without clean session, and MQTT 5 clients with a session expiry
-    /// of 0xFFFFFFFF, keep their session for ever by default, as with mosquitto. TIME is a
-    /// number and a unit: s, m, h, d or w, e.g. 14d (as mosquitto's
-    /// persistent_client_expiration).
-    #[arg(long, value_name = "TIME", value_parser = parse_period)]
-    pub persistent_client_expiration: Option<Duration>,
-
-    /// Log connections on stderr (repeat for the engine's own logs; RUST_LOG overrides)
-    #[arg(short, long, action = ArgAction::Count, help_heading = OTHER)]
-    pub verbose: u8,
-
-    #[command(flatten)]
-    pub about: About,
-}
-
 /// The headings that group the options in the help and the man pages, everyday ones
 /// first.
 const CHAT: &str = "Chat";
 const INPUT: &str = "Input";
 const OUTPUT: &str = "Output";
 const CONNECTION: &str = "Connection";
-const TLS: &str = "TLS";
+pub(crate) const TLS: &str = "TLS";
 const PROFILES: &str = "Profiles";
 const PROPERTIES: &str = "Message properties (MQTT 5)";
-const OTHER: &str = "Other";
+pub(crate) const OTHER: &str = "Other";
 /// The display order of an option that goes after the shared ones of its heading.
 const LAST: usize = 1000;
 

@@ -160,7 +160,7 @@ impl Dialer {
 /// `allow`, not `expect`: the versions in Cargo.lock, older, do not deprecate it, and the
 /// code must build without warnings on both.
 #[allow(deprecated)]
-fn ring_provider() -> rustls::crypto::CryptoProvider {
+pub(crate) fn ring_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
@@ -300,7 +300,7 @@ fn roots(cafile: Option<&Path>) -> Result<RootCertStore, Error> {
     Ok(roots)
 }
 
-fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+pub(crate) fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
     let bad = |e: String| Error::Usage(format!("cannot read {flag} {}: {e}", path.display()));
     // Read it ourselves first, so an unreadable file says why in the usual words.
     let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;

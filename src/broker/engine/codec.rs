@@ -3,13 +3,14 @@
 //! rumqttc's codecs read the packets; this module turns both versions into one form
 //! ([`In`]) for the engine. `write` has the other direction.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::{self, v4};
 use rumqttc::v5::mqttbytes::v5;
 
-use super::codes::Packet;
+use super::codes::{ConnectRefusal, Packet};
 
 /// The first byte of a DISCONNECT, read by hand where rumqttc would refuse it.
 const DISCONNECT: u8 = Packet::Disconnect as u8;
@@ -60,6 +61,35 @@ pub struct Hello {
     pub will: Option<StoredWill>,
     /// An MQTT 5 authentication method, which this broker does not offer.
     pub auth_method: bool,
+    /// The username and password the client sent.
+    pub login: Option<Login>,
+    /// Who the driver found the client to be (`broker::auth`), the name its ACL rules
+    /// are looked up by; None for an anonymous client.
+    pub user: Option<Arc<str>>,
+    /// Why the driver refuses the login, if it does.
+    pub refused: Option<ConnectRefusal>,
+}
+
+/// A CONNECT's username and password. (rumqttc reads an empty username as none, and
+/// takes only passwords that are UTF-8.)
+#[derive(Clone, PartialEq)]
+pub struct Login {
+    pub username: String,
+    pub password: zeroize::Zeroizing<String>,
+}
+
+/// Never the password, whatever logs a packet.
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Login({:?}, password hidden)", self.username)
+    }
+}
+
+fn login(username: String, password: String) -> Login {
+    Login {
+        username,
+        password: zeroize::Zeroizing::new(password),
+    }
 }
 
 /// A subscription request.
@@ -162,7 +192,8 @@ pub fn read(buf: &mut BytesMut, version: Option<Version>, max: usize) -> Result<
 }
 
 /// What the engine needs from a 3.1.1 CONNECT.
-fn hello_v4(c: v4::Connect) -> Hello {
+fn hello_v4(mut c: v4::Connect) -> Hello {
+    let creds = c.login.take();
     Hello {
         version: Version::V311,
         client_id: c.client_id,
@@ -184,6 +215,9 @@ fn hello_v4(c: v4::Connect) -> Hello {
             delay_secs: 0,
         }),
         auth_method: false,
+        login: creds.map(|l| login(l.username, l.password)),
+        user: None,
+        refused: None,
     }
 }
 
@@ -249,7 +283,11 @@ fn utf8(b: Bytes) -> Result<String, Bad> {
 }
 
 /// What the engine needs from an MQTT 5 CONNECT and its will.
-fn hello_v5(c: v5::Connect, will: Option<v5::LastWill>) -> Result<Hello, Bad> {
+fn hello_v5(
+    c: v5::Connect,
+    will: Option<v5::LastWill>,
+    creds: Option<v5::Login>,
+) -> Result<Hello, Bad> {
     let props = c.properties;
     let prop = |f: fn(&v5::ConnectProperties) -> Option<u32>| props.as_ref().and_then(f);
     let will = match will {
@@ -297,12 +335,15 @@ fn hello_v5(c: v5::Connect, will: Option<v5::LastWill>) -> Result<Hello, Bad> {
         auth_method: props
             .as_ref()
             .is_some_and(|p| p.authentication_method.is_some()),
+        login: creds.map(|l| login(l.username, l.password)),
+        user: None,
+        refused: None,
     })
 }
 
 fn from_v5(p: v5::Packet) -> Result<In, Bad> {
     Ok(match p {
-        v5::Packet::Connect(c, will, _login) => In::Connect(Box::new(hello_v5(c, will)?)),
+        v5::Packet::Connect(c, will, creds) => In::Connect(Box::new(hello_v5(c, will, creds)?)),
         v5::Packet::Publish(p) => {
             let topic = utf8(p.topic)?;
             let mut props = p.properties;

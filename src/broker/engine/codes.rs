@@ -39,6 +39,10 @@ pub enum ConnectRefusal {
     WillTopicInvalid,
     /// As many clients are connected as `--max-connections` allows.
     TooManyConnections,
+    /// A username the password file lacks, or the wrong password (`--password-file`).
+    BadUsernameOrPassword,
+    /// No username where one is needed, or a will the ACL does not let the client write.
+    NotAuthorized,
 }
 
 impl ConnectRefusal {
@@ -49,6 +53,8 @@ impl ConnectRefusal {
             ConnectRefusal::BadAuthenticationMethod => ConnectReturnCode::BadAuthenticationMethod,
             ConnectRefusal::WillTopicInvalid => ConnectReturnCode::TopicNameInvalid,
             ConnectRefusal::TooManyConnections => ConnectReturnCode::QuotaExceeded,
+            ConnectRefusal::BadUsernameOrPassword => ConnectReturnCode::BadUserNamePassword,
+            ConnectRefusal::NotAuthorized => ConnectReturnCode::NotAuthorized,
         }
     }
 
@@ -59,6 +65,8 @@ impl ConnectRefusal {
             ConnectRefusal::ClientIdNotValid => Some(2),
             // "Server unavailable": the one 3.1.1 has for a full server.
             ConnectRefusal::TooManyConnections => Some(3),
+            ConnectRefusal::BadUsernameOrPassword => Some(4),
+            ConnectRefusal::NotAuthorized => Some(5),
             // Only MQTT 5 has authentication methods, and 3.1.1 no code for either.
             ConnectRefusal::BadAuthenticationMethod | ConnectRefusal::WillTopicInvalid => None,
         }
@@ -71,6 +79,8 @@ impl ConnectRefusal {
             ConnectRefusal::BadAuthenticationMethod => 0x8C,
             ConnectRefusal::WillTopicInvalid => 0x90,
             ConnectRefusal::TooManyConnections => 0x97,
+            ConnectRefusal::BadUsernameOrPassword => 0x86,
+            ConnectRefusal::NotAuthorized => 0x87,
         }
     }
 }
@@ -100,6 +110,8 @@ impl SubAckCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubRefusal {
     Unspecified = 0x80,
+    /// The ACL lets the client read nothing the filter matches (`--acl-file`).
+    NotAuthorized = 0x87,
     TopicFilterInvalid = 0x8F,
     QuotaExceeded = 0x97,
 }
@@ -122,6 +134,9 @@ mod tests {
             ConnectRefusal::ClientIdNotValid,
             ConnectRefusal::BadAuthenticationMethod,
             ConnectRefusal::WillTopicInvalid,
+            ConnectRefusal::TooManyConnections,
+            ConnectRefusal::BadUsernameOrPassword,
+            ConnectRefusal::NotAuthorized,
         ] {
             let mut b = bytes::BytesMut::new();
             let ack = rumqttc::v5::mqttbytes::v5::ConnAck {
@@ -133,6 +148,8 @@ mod tests {
             assert_eq!(b[3], r.code(), "{r:?}");
         }
         assert_eq!(ConnectRefusal::ClientIdNotValid.v311(), Some(2));
+        assert_eq!(ConnectRefusal::BadUsernameOrPassword.v311(), Some(4));
+        assert_eq!(ConnectRefusal::NotAuthorized.v311(), Some(5));
         assert_eq!(
             ConnectRefusal::WillTopicInvalid.v311(),
             None,

@@ -26,11 +26,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::broker::auth::acl::{Access, Acl};
 use crate::mqtt::topic::check_publish;
 
 pub use codec::{Bad, In, Version};
 use codec::{Hello, Message, StoredWill};
-use codes::{ConnectRefusal, Packet};
+pub use codes::ConnectRefusal;
+use codes::Packet;
 pub use record::Record;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Reason;
 use session::Session;
@@ -60,6 +62,8 @@ pub enum Action {
 /// A connected client.
 struct Conn {
     client: Arc<str>,
+    /// Who logged in (its ACL rules), or None: anonymous.
+    user: Option<Arc<str>>,
     version: Version,
     will: Option<StoredWill>,
     aliases: HashMap<u16, String>,
@@ -112,6 +116,8 @@ pub struct Engine {
     last_msg: u64,
     /// While the store is replayed: its messages by number.
     replay: HashMap<u64, Arc<Message>>,
+    /// What each client may read and write (`--acl-file`); None: everything.
+    acl: Option<Arc<Acl>>,
     out: Vec<Action>,
 }
 
@@ -132,6 +138,17 @@ impl Engine {
     /// An engine whose durable state the store keeps (see [`Action::Store`]).
     pub fn set_durable(&mut self) {
         self.durable = true;
+    }
+
+    /// Judges every later PUBLISH, SUBSCRIBE and delivery by `acl` (None: all allowed).
+    /// Subscriptions made before stay; what reaches them is judged by the new rules.
+    pub fn set_acl(&mut self, acl: Option<Arc<Acl>>) {
+        self.acl = acl;
+    }
+
+    /// Whether the ACL lets `user` (the client `client`) read or write `topic`.
+    fn allowed(&self, access: Access, user: Option<&str>, client: &str, topic: &str) -> bool {
+        (self.acl.as_ref()).is_none_or(|acl| acl.allows(access, user, client, topic))
     }
 
     /// A number for a message the engine routes.
@@ -370,7 +387,11 @@ impl Engine {
         let taking_over =
             (self.sessions.get(h.client_id.as_str())).is_some_and(|s| s.conn.is_some());
         let full = self.conns.len() >= self.limits.max_connections && !taking_over;
+        let will_denied = (h.will.as_ref()).is_some_and(|w| {
+            !self.allowed(Access::Write, h.user.as_deref(), &h.client_id, &w.msg.topic)
+        });
         let refused = match () {
+            _ if h.refused.is_some() => h.refused,
             _ if full => Some(ConnectRefusal::TooManyConnections),
             _ if h.auth_method => Some(ConnectRefusal::BadAuthenticationMethod),
             _ if h.client_id.is_empty() && v == Version::V311 && !h.clean => {
@@ -379,6 +400,7 @@ impl Engine {
             _ if (h.will.as_ref()).is_some_and(|w| check_publish(&w.msg.topic).is_err()) => {
                 Some(ConnectRefusal::WillTopicInvalid)
             }
+            _ if will_denied => Some(ConnectRefusal::NotAuthorized),
             _ => None,
         };
         if let Some(why) = refused {
@@ -410,6 +432,7 @@ impl Engine {
         let s = (self.sessions.entry(id.clone()))
             .or_insert_with(|| Session::new(id.clone(), v, queue_max, total));
         (s.expiry, s.version) = (h.session_expiry, v);
+        s.user = h.user.clone();
         if s.durable && s.expiry == 0 {
             // Taken up again by a client that lets it end with the connection.
             s.durable = false;
@@ -439,6 +462,7 @@ impl Engine {
             conn,
             Conn {
                 client: id,
+                user: h.user,
                 version: v,
                 will: h.will,
                 aliases: HashMap::new(),

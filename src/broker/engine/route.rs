@@ -13,6 +13,7 @@ use super::session::{Routed, Session, share_cost};
 use super::table::{self, SubOpts};
 use super::write::{self, Form, Frame};
 use super::{Action, ConnId, Engine};
+use crate::broker::auth::acl::Access;
 use crate::mqtt::topic::check_shared;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Reason;
 
@@ -20,6 +21,8 @@ use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Reason;
 pub const MAX_FILTERS: usize = 10_000;
 /// MQTT 5's reason code "quota exceeded".
 const QUOTA_EXCEEDED: u8 = 0x97;
+/// MQTT 5's reason code "not authorized".
+const NOT_AUTHORIZED: u8 = 0x87;
 
 /// One session that gets a message, merged over its matching filters (not over shared
 /// subscriptions: each is a delivery of its own).
@@ -41,7 +44,7 @@ impl Engine {
         msg: Message,
         now: Instant,
     ) {
-        if self.over_budget(conn, pkid, &msg, now) {
+        if self.over_budget(conn, pkid, &msg, now) || self.denied(conn, client, pkid, &msg) {
             return;
         }
         match msg.qos {
@@ -65,6 +68,35 @@ impl Engine {
                 self.send(conn, write::ack(Packet::PubRec, pkid));
             }
         }
+    }
+
+    /// Whether the ACL refuses the client this message: then under MQTT 5 a QoS 1 or 2
+    /// message is refused with reason 0x87 "not authorized" in its PUBACK or PUBREC;
+    /// under 3.1.1, which cannot say so, it is acknowledged and dropped (as mosquitto
+    /// does), and logged; a QoS 0 message is dropped and logged.
+    fn denied(&mut self, conn: ConnId, client: &Arc<str>, pkid: u16, msg: &Message) -> bool {
+        let Some(c) = self.conns.get(&conn) else {
+            return true;
+        };
+        let (user, v) = (c.user.clone(), c.version);
+        if self.allowed(Access::Write, user.as_deref(), client, &msg.topic) {
+            return false;
+        }
+        log::info!(
+            "{}: may not publish to {} (--acl-file): dropped",
+            crate::escape::escaped(client),
+            crate::escape::escaped(&msg.topic)
+        );
+        let kind = match msg.qos {
+            0 => return true,
+            1 => Packet::PubAck,
+            _ => Packet::PubRec,
+        };
+        match v {
+            Version::V5 => self.send(conn, write::refusal(kind, pkid, NOT_AUTHORIZED)),
+            Version::V311 => self.send(conn, write::ack(kind, pkid)),
+        }
+        true
     }
 
     /// Whether the queues hold more than `--max-queued-bytes`: then a QoS 0 message is
@@ -181,6 +213,18 @@ impl Engine {
                     return self.kick(conn, Reason::ProtocolError, now);
                 }
             }
+            let user = self.sessions.get(client).and_then(|s| s.user.clone());
+            let may = (self.acl.as_ref())
+                .is_none_or(|acl| acl.may_subscribe(user.as_deref(), client, &r.filter));
+            if !may {
+                log::info!(
+                    "{}: may read nothing {} matches (--acl-file): subscription refused",
+                    crate::escape::escaped(client),
+                    crate::escape::escaped(&r.filter)
+                );
+                codes.push(failed(SubRefusal::NotAuthorized));
+                continue;
+            }
             let full = (self.sessions.get(client))
                 .is_some_and(|s| s.filters.len() >= MAX_FILTERS && !s.filters.contains(&r.filter));
             if full {
@@ -209,7 +253,8 @@ impl Engine {
             }
             // A shared subscription gets no retained messages (MQTT 5 §4.8.2).
             if shared.is_none() && (r.retain_handling == 0 || (r.retain_handling == 1 && new)) {
-                let kept = self.table.retained_for(&r.filter, now);
+                let mut kept = self.table.retained_for(&r.filter, now);
+                kept.retain(|m| self.allowed(Access::Read, user.as_deref(), client, &m.topic));
                 retained.extend(kept.into_iter().map(|msg| Routed {
                     qos: msg.qos.min(qos),
                     retain: true,
@@ -252,7 +297,14 @@ impl Engine {
         let msg = Arc::new(msg);
         // Written to the store once, before the first session that keeps it.
         let mut written = msg.retain && !msg.payload.is_empty();
-        let targets = self.targets(&msg.topic, from);
+        let mut targets = self.targets(&msg.topic, from);
+        if let Some(acl) = &self.acl {
+            let sessions = &self.sessions;
+            targets.retain(|t| {
+                let user = sessions.get(&t.who).and_then(|s| s.user.as_deref());
+                acl.allows(Access::Read, user, &t.who, &msg.topic)
+            });
+        }
         // The sessions that may queue it (those away, at least): they share its bytes.
         let away = (targets.iter())
             .filter(|t| (self.sessions.get(&t.who)).is_some_and(|s| s.conn.is_none()))

@@ -54,6 +54,9 @@ pub struct Session {
     /// change to it is queued as a [`Record`].
     pub durable: bool,
     pub conn: Option<ConnId>,
+    /// Who its client logged in as, last (the ACL's reads are judged by it while the
+    /// client is away too); None: anonymous.
+    pub user: Option<Arc<str>>,
     pub version: Version,
     /// The filters it is subscribed to.
     pub filters: HashSet<String>,
@@ -91,6 +94,7 @@ impl Session {
             client,
             durable: false,
             conn: None,
+            user: None,
             version,
             filters: HashSet::new(),
             expiry: 0,

@@ -21,6 +21,9 @@ pub(super) fn hello(version: Version, id: &str, clean: bool, expiry: u32) -> Hel
         max_packet: None,
         will: None,
         auth_method: false,
+        login: None,
+        user: None,
+        refused: None,
     }
 }
 

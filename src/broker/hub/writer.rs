@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use super::Counted;
@@ -69,8 +68,8 @@ impl Outbox {
 
 /// Writes what the engine sends, gathering what is waiting into one write; a large
 /// payload is written from where it is, not copied.
-pub async fn write_loop(
-    mut wr: OwnedWriteHalf,
+pub async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
     outbox: Arc<Outbox>,
     unwritten: Arc<AtomicUsize>,
     stop: Arc<Notify>,
