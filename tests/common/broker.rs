@@ -35,6 +35,8 @@ pub struct Broker {
     dir: TempDir,
     /// mosquitto's extra config lines (kept for a restart).
     extra: String,
+    /// chat-broker's extra flags (kept for a restart).
+    flags: Vec<String>,
 }
 
 /// Whether the environment demands the programs CI installs (`CI` or
@@ -121,16 +123,25 @@ impl Broker {
     /// chat-broker on a port of its choosing (`--listen 127.0.0.1:0`), read back from the
     /// line it prints at start.
     pub fn embedded() -> Broker {
-        Broker::embedded_on(0)
+        Broker::embedded_on(0, &[])
     }
 
-    fn embedded_on(port: u16) -> Broker {
+    /// chat-broker as [`Broker::embedded`], with more `flags` after `-v --listen
+    /// 127.0.0.1:0` (`--password-file FILE`, `--tls-listen 127.0.0.1:0`, `-vv`, …). The
+    /// plain listener is [`Broker::port`]; [`Broker::url_of`] names the others.
+    pub fn embedded_with(flags: &[&str]) -> Broker {
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        Broker::embedded_on(0, &flags)
+    }
+
+    fn embedded_on(port: u16, flags: &[String]) -> Broker {
         let bin = chat_broker_bin().expect("chat-broker was not built (feature `broker`)");
         let dir = TempDir::new("chat-broker");
         let log_path = dir.path().join("broker.log");
         let log = std::fs::File::create(&log_path).expect("log file");
         let mut child = Command::new(bin)
             .args(["-v", "--listen", &format!("127.0.0.1:{port}")])
+            .args(flags)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -155,6 +166,7 @@ impl Broker {
                 child,
                 dir,
                 extra: String::new(),
+                flags: flags.to_vec(),
             },
             (None, status) => panic!("chat-broker exited ({status:?}) at start:\n{}", log()),
         }
@@ -183,6 +195,7 @@ impl Broker {
                     child,
                     dir,
                     extra,
+                    flags: Vec::new(),
                 };
                 return (broker, ports);
             }
@@ -193,6 +206,27 @@ impl Broker {
     /// `mqtt://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL of chat-broker's first listener of `scheme` (`mqtt`, `mqtts`, `ws` or
+    /// `wss`), as its start line names it: `mqtts://127.0.0.1:PORT`.
+    #[track_caller]
+    pub fn url_of(&self, scheme: &str) -> String {
+        let log = self.log();
+        let urls = listener_urls(&log);
+        let prefix = format!("{scheme}://");
+        let found = urls.into_iter().find(|u| u.starts_with(&prefix));
+        found.unwrap_or_else(|| panic!("chat-broker does not listen on {scheme}://:\n{log}"))
+    }
+
+    /// Waits until the broker's log says `needle` (chat-broker's `-v` output).
+    #[track_caller]
+    pub fn wait_log(&self, needle: &str) {
+        wait_until(
+            &format!("the broker's log says {needle:?}"),
+            || self.log().contains(needle),
+            || self.log(),
+        );
     }
 
     /// The QoS at which a subscriber at `subscribed` receives a message published at
@@ -229,7 +263,7 @@ impl Broker {
     pub fn start_again(&mut self) {
         match self.kind {
             Kind::Embedded => {
-                let fresh = Broker::embedded_on(self.port);
+                let fresh = Broker::embedded_on(self.port, &self.flags);
                 *self = fresh;
             }
             Kind::Mosquitto => {
@@ -242,7 +276,7 @@ impl Broker {
     /// A broker of this kind on a given port (e.g. one a tool is already trying to reach).
     pub fn start_on(kind: Kind, port: u16) -> Broker {
         match kind {
-            Kind::Embedded => Broker::embedded_on(port),
+            Kind::Embedded => Broker::embedded_on(port, &[]),
             Kind::Mosquitto => {
                 let dir = TempDir::new("mosquitto");
                 let child = start_mosquitto(&dir, &[port], "")
@@ -253,6 +287,7 @@ impl Broker {
                     child,
                     dir,
                     extra: String::new(),
+                    flags: Vec::new(),
                 }
             }
         }
@@ -278,6 +313,21 @@ fn listening_port(log: &str) -> Option<u16> {
     let rest = log.split("listening on 127.0.0.1:").nth(1)?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// Every listener of chat-broker's start line ("listening on 127.0.0.1:1883,
+/// mqtts://127.0.0.1:8883 (MQTT 3.1.1 and 5)") as a URL; a plain one gets `mqtt://`.
+fn listener_urls(log: &str) -> Vec<String> {
+    let Some(rest) = log.split("listening on ").nth(1) else {
+        return Vec::new();
+    };
+    let names = rest.split(" (MQTT").next().unwrap_or_default();
+    (names.split(", "))
+        .map(|n| match n.contains("://") {
+            true => n.to_string(),
+            false => format!("mqtt://{n}"),
+        })
+        .collect()
 }
 
 /// Starts mosquitto with its main listener on `ports[0]`; None if it did not come up

@@ -1,6 +1,7 @@
 //! Throwaway certificates for the TLS tests, generated at test time (no key is ever
 //! committed): a CA, a server certificate for localhost/127.0.0.1 signed by it, a client
-//! certificate signed by it, and the bad cases — a server certificate from another CA,
+//! certificate signed by it (and more on demand, with a common name of the test's
+//! choosing: [`Pki::client_for`]), and the bad cases — a server certificate from another CA,
 //! one for the wrong host name, and an expired client certificate.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -31,6 +32,8 @@ pub struct Pki {
     /// A client certificate that expired in 2001, signed by `ca`.
     pub expired_client_cert: PathBuf,
     pub expired_client_key: PathBuf,
+    /// The CA, for [`Pki::client_for`].
+    issuer: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
@@ -82,7 +85,31 @@ impl Pki {
             expired_client_cert: file("expired.pem", expired_cert),
             expired_client_key: file("expired.key", expired_key),
             dir,
+            issuer,
         }
+    }
+
+    /// A client certificate signed by `ca` whose subject's common name is `cn` (None: a
+    /// subject without one), and its key: (certificate, key) files.
+    pub fn client_for(&self, cn: Option<&str>) -> (PathBuf, PathBuf) {
+        let name = cn.unwrap_or("no-cn");
+        let mut p = CertificateParams::new(vec![name.to_string()]).expect("params");
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        match cn {
+            Some(cn) => p.distinguished_name.push(DnType::CommonName, cn),
+            None => p
+                .distinguished_name
+                .push(DnType::OrganizationName, "mqttchat tests"),
+        }
+        let key = KeyPair::generate().expect("key");
+        let cert = p.signed_by(&key, &self.issuer).expect("sign");
+        let (cert_path, key_path) = (
+            self.path(&format!("client-{name}.pem")),
+            self.path(&format!("client-{name}.key")),
+        );
+        std::fs::write(&cert_path, cert.pem()).expect("write PEM");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write PEM");
+        (cert_path, key_path)
     }
 
     /// A file in the PKI's directory (for extra test files).

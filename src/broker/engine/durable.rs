@@ -36,6 +36,8 @@ impl Engine {
                 version,
                 expiry,
             }));
+            let (client, user) = (who.clone(), s.user.clone());
+            out.push(Action::Store(Record::User { client, user }));
             return;
         }
         s.durable = true;
@@ -127,6 +129,11 @@ impl Engine {
             Record::Away { client, expires } => {
                 if let Some(s) = self.sessions.get_mut(&client) {
                     s.expires_at = expires;
+                }
+            }
+            Record::User { client, user } => {
+                if let Some(s) = self.sessions.get_mut(&client) {
+                    s.user = user;
                 }
             }
             Record::End { client } => self.forget(&client),

@@ -33,6 +33,12 @@ pub enum Record {
         version: Version,
         expiry: u32,
     },
+    /// Who the session's client logged in as (its ACL rules judge what the session reads
+    /// while its client is away); None: anonymous.
+    User {
+        client: Arc<str>,
+        user: Option<Arc<str>>,
+    },
     /// The session's client went away: the session ends at `expires` (None: never).
     Away {
         client: Arc<str>,

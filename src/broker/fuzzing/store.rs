@@ -184,6 +184,10 @@ pub(crate) fn store_history(clock: &Clock) -> Vec<Record> {
             version: codec::Version::V5,
             expiry: 3600,
         },
+        Record::User {
+            client: client(),
+            user: Some("alice".into()),
+        },
         Record::Subscribe {
             client: client(),
             filter: "t/#".into(),

@@ -45,6 +45,13 @@ impl Session {
             version: self.version,
             expiry: self.expiry,
         });
+        if self.user.is_some() {
+            let user = self.user.clone();
+            each(Record::User {
+                client: client(),
+                user,
+            });
+        }
         if away {
             each(Record::Away {
                 client: client(),

@@ -43,6 +43,7 @@ pub(super) mod tag {
     pub const WILL: u8 = 13;
     pub const WILL_DONE: u8 = 14;
     pub const SNAPSHOT_END: u8 = 15;
+    pub const USER: u8 = 16;
 }
 
 /// Writes a record's payload.
@@ -75,6 +76,10 @@ impl Writer<'_> {
                     Version::V5 => 5,
                 });
                 self.out.extend_from_slice(&expiry.to_le_bytes());
+            }
+            Record::User { client, user } => {
+                self.head(tag::USER, Some(client));
+                self.opt(user.as_deref(), |w, u| w.str(u));
             }
             Record::Away { client, expires } => {
                 self.head(tag::AWAY, Some(client));
@@ -244,6 +249,10 @@ impl<'a> Reader<'a> {
                     v => return Err(format!("protocol level {v}")),
                 },
                 expiry: self.u32()?,
+            },
+            tag::USER => Record::User {
+                client: self.client()?,
+                user: self.opt(Self::string)?.map(Arc::from),
             },
             tag::AWAY => Record::Away {
                 client: self.client()?,
