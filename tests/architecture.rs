@@ -32,7 +32,7 @@ const LAYERS: [(&str, u8); 10] = [
 
 /// The state machines, as the code map marks them (in bold): a map that loses its marks
 /// does not make the check below pass by checking nothing.
-const STATE_MACHINES: [&str; 28] = [
+const STATE_MACHINES: [&str; 33] = [
     "mqtt/dial",
     "mqtt/proxy/handshake",
     "mqtt/proxy/socks",
@@ -61,11 +61,16 @@ const STATE_MACHINES: [&str; 28] = [
     "broker/engine/durable",
     "broker/store/format",
     "broker/store/format/fields",
+    "broker/auth",
+    "broker/auth/passwd",
+    "broker/auth/acl",
+    "broker/auth/throttle",
+    "broker/auth/cert",
 ];
 
 /// Modules that do I/O (sockets, stdin, stdout, signals, the resolver, stderr, the
 /// drivers that own them).
-const DOES_IO: [&str; 19] = [
+const DOES_IO: [&str; 22] = [
     "mqtt/link",
     "mqtt/proxy",
     "mqtt/transport",
@@ -80,6 +85,9 @@ const DOES_IO: [&str; 19] = [
     "tools/subscribe",
     "broker",
     "broker/conn",
+    "broker/listen",
+    "broker/gate",
+    "broker/passwd",
     "broker/hub",
     "broker/hub/writer",
     "broker/store",

@@ -178,8 +178,124 @@ CONNACK: 0x97 "quota exceeded" under MQTT 5, return code 3 "server unavailable" 
 takes over its own session does not count twice. 10,000 clients in one room take about
 50 MiB.
 .IP \(bu 2
-No authentication, no TLS, no WebSocket listener and no \fB$SYS\fR topics. Anyone who can reach an address can publish and subscribe to
-everything: listen on a LAN address (such as 0.0.0.0) only on a network you trust.
+No \fB$SYS\fR topics, no MQTT 5 enhanced authentication (a CONNECT with an
+authentication method is refused, 0x8C) and no bridges.
+.SH ON A NETWORK
+On loopback (127.0.0.1, ::1) and without the flags below, every client may connect,
+publish and subscribe, as before. Listening anywhere else takes a decision, as with
+mosquitto 2.0: chat\-broker refuses to start (exit 2) on an address that is not loopback
+unless clients must log in there (\fB\-\-password\-file\fR, or a TLS listener with
+\fB\-\-require\-certificate\fR), or \fB\-\-allow\-anonymous\fR says that anyone who
+can reach the port may use the broker; then it says so on standard error at start.
+.SS Passwords
+\fB\-\-password\-file\fR \fIFILE\fR takes mosquitto_passwd's format, one
+\fIUSER\fR\fB:\fR\fIHASH\fR line per user: \fB$7$\fR (PBKDF2\-SHA512, mosquitto 2.0's) and
+\fB$6$\fR (salted SHA\-512, older mosquitto). A file made by \fBmosquitto_passwd \-c\fR
+\fIFILE\fR \fIUSER\fR works as it is, and \fBchat\-broker passwd\fR \fIFILE\fR \fIUSER\fR
+makes or changes one without mosquitto (\fB\-D\fR deletes the user):
+.PP
+.RS 4
+.nf
+chat\-broker passwd ~/.config/chat\-broker/users alice     # asks twice, no echo
+printf \*(Aq%s\\n\*(Aq "$PASS" | chat\-broker passwd users bob    # from a script
+.fi
+.RE
+.PP
+A client logs in with its CONNECT's username and password (chat\-pub and chat\-sub:
+\fB\-u\fR and \fB\-\-password\-file\fR). A username the file lacks or a wrong password is
+refused with CONNACK "bad username or password" (MQTT 5: 0x86; 3.1.1: return code 4), a
+client without a username with "not authorized" (0x87; 5) unless
+\fB\-\-allow\-anonymous\fR; chat\-pub and chat\-sub exit 4 on either. Passwords are
+compared in constant time, and a username the file lacks costs the same work as one it
+has. Each check runs off the thread that serves the clients: a slow hash (many
+iterations) slows that login only. After a failed login, further logins from the same
+address (an IPv6 address by its /64) wait their turn: 0.25 s after the first failure,
+doubling with each, at most 10 s; logins from elsewhere wait for nothing, and a
+successful login clears the address. Nothing is cached: each login pays its hash, as
+with mosquitto. Without \fB\-\-password\-file\fR a username is believed as sent (it
+names the client's ACL rules). Neither passwords nor hashes are ever logged.
+.SS Access control
+\fB\-\-acl\-file\fR \fIFILE\fR takes mosquitto's acl_file format. Lines starting with
+\fB#\fR are comments. \fBuser\fR \fINAME\fR starts the rules of that user; \fBtopic\fR
+[\fBread\fR|\fBwrite\fR|\fBreadwrite\fR|\fBdeny\fR] \fIFILTER\fR grants (by default
+readwrite) or denies a filter; rules before the first \fBuser\fR line are for clients
+without a username; \fBpattern\fR [\fIACCESS\fR] \fIFILTER\fR applies to every client, with
+\fB%u\fR replaced by its username and \fB%c\fR by its client id (a pattern never grants
+anything to a client whose username or client id holds \fB+\fR, \fB#\fR or \fB/\fR). A
+deny that matches wins over any grant; what no rule grants is denied.
+.IP \(bu 2
+PUBLISH needs write access to its topic. A refused one is answered, under MQTT 5, with
+reason 0x87 "not authorized" in its PUBACK or PUBREC (chat\-pub reports the line and
+exits 4); under 3.1.1, which has no such answer, it is acknowledged and dropped, as
+mosquitto does. Either way it is logged (\fB\-v\fR) and reaches nobody. A will needs write
+access to its topic too, or the CONNECT is refused (0x87; 5).
+.IP \(bu 2
+SUBSCRIBE is refused (0x87 in the SUBACK; 0x80 under 3.1.1) when the client may read
+nothing its filter matches; chat\-sub then names the filter and exits 4. A filter that
+matches more than the client may read is accepted (as mosquitto accepts every
+subscription), and each message is checked before it goes to the client: it gets only
+what it may read. Retained messages are checked the same way.
+.IP \(bu 2
+A session that outlives its connection reads by the rules of the user who last logged in
+to it, while its client is away too (with \fB\-\-data\-dir\fR, across restarts).
+.PP
+SIGHUP reads \fB\-\-password\-file\fR and \fB\-\-acl\-file\fR again: logins after it, and
+every PUBLISH, SUBSCRIBE and delivery after it, follow the new files; clients already
+connected stay connected. A file that cannot be read or does not parse changes nothing
+(the broker logs why and goes on with what it had). A file that is wrong at start stops
+the start (exit 2), naming the file and the line; the message never quotes a hash.
+.PP
+A file that gives each user their rooms, and the presence of those rooms only (presence
+topics are \fBmqttchat\-presence/\fR\fIROOM\fR\fB/\fR\fICLIENT\-ID\fR, see chat\-pub(1)):
+.PP
+.RS 4
+.nf
+# alice and bob share a room; carol has one of her own.
+user alice
+topic readwrite rooms/alice\-bob
+topic readwrite mqttchat\-presence/rooms/alice\-bob/#
+
+user bob
+topic readwrite rooms/alice\-bob
+topic readwrite mqttchat\-presence/rooms/alice\-bob/#
+
+user carol
+topic readwrite rooms/carol
+topic readwrite mqttchat\-presence/rooms/carol/#
+
+# Everyone may also use a room named after themselves.
+pattern readwrite rooms/%u
+pattern readwrite mqttchat\-presence/rooms/%u/#
+.fi
+.RE
+.PP
+With it, \fBchat\-sub \-u bob \-\-password\-file\fR ... \fBrooms/alice\-bob\fR reads the
+room and its joins and leaves; \fBchat\-sub \-u bob\fR ... \fBrooms/carol\fR is refused
+(exit 4), and \fBchat\-sub \-u bob\fR ... \fB\*(Aqrooms/#\*(Aq\fR gets bob\*(Aqs rooms only.
+.SS TLS
+\fB\-\-tls\-listen\fR \fIADDR\fR serves MQTT over TLS (1.2 and 1.3, rustls with the ring
+provider) with the certificate chain of \fB\-\-certfile\fR and the key of
+\fB\-\-keyfile\fR (PEM). Clients connect with \fB\-b mqtts://\fR\fIHOST\fR\fB:\fR\fIPORT\fR
+(mosquitto_sub: \fB\-p\fR \fIPORT\fR \fB\-\-cafile\fR \fICA\fR). With \fB\-\-cafile\fR
+\fICA\fR, a client that presents a certificate must present one \fICA\fR signed; with
+\fB\-\-require\-certificate\fR too, a client without one is refused in the handshake
+(mutual TLS). \fB\-\-use\-identity\-as\-username\fR makes the first common name of a
+client certificate's subject the client's username, as mosquitto's
+use_identity_as_username does: no password is asked, and the ACL's \fBuser\fR rules of
+that name apply. The files are read at start; a new certificate needs a restart.
+.SS WebSocket
+\fB\-\-ws\-listen\fR \fIADDR\fR serves MQTT over WebSocket, on any path, confirming the
+subprotocol \fBmqtt\fR (or \fBmqttv3.1\fR) that browsers' MQTT libraries offer; chat\-pub
+and chat\-sub connect with \fB\-b ws://\fR\fIHOST\fR\fB:\fR\fIPORT\fR. With \fB\-\-certfile\fR
+and \fB\-\-keyfile\fR it is WebSocket over TLS (\fBwss://\fR), with the same client
+certificate rules as \fB\-\-tls\-listen\fR.
+.SS Several listeners
+\fB\-\-listen\fR, \fB\-\-tls\-listen\fR and \fB\-\-ws\-listen\fR may each be given several
+times, and together: every listener is in front of the same engine, so retained
+messages, sessions, subscriptions and the ACL are the same whichever way a client comes
+in. Without \fB\-\-listen\fR, plain MQTT is served on 127.0.0.1:1883 only when no other
+listener is asked for. The start line names each, for example \fBlistening on
+127.0.0.1:1883, mqtts://0.0.0.0:8883, wss://0.0.0.0:8081 (MQTT 3.1.1 and 5)\fR.
 .SH WHEN TO USE ANOTHER BROKER
 chat\-broker is for a machine or a LAN that has no broker, and for tests. It is not a
 production broker. For one machine serving many users, use mosquitto; to scale beyond
@@ -199,7 +315,10 @@ uses its directory.
 .TP
 .B 2
 Usage error: a bad flag, or an address that is not \fIHOST\fR:\fIPORT\fR (or whose
-name does not resolve).
+name does not resolve); an address that is not loopback without
+\fB\-\-password\-file\fR or \fB\-\-allow\-anonymous\fR; a password file, ACL file,
+certificate or key that cannot be read or does not parse. For \fBchat\-broker passwd\fR:
+a bad username, passwords that differ, an empty password.
 .TP
 .B 3
 It cannot listen: the port is in use, the address is not on this machine, or a port
@@ -216,6 +335,19 @@ package starts one on port 1883): chat\-pub and chat\-sub can use that one as it
 Otherwise \fIADDR2\fR is the next port. For an address that is not this machine's, the
 message says so (\fB0.0.0.0\fR listens on all of them), and for a port below 1024,
 that it needs root.
+.TP
+\fBnot listening on \fR\fIADDR\fR\fB without \-\-password\-file: anyone who can reach it could publish and subscribe. Give \-\-password\-file FILE (`chat\-broker passwd FILE USER` makes one), or \-\-allow\-anonymous on a network you trust\fR
+Exit status 2 (see ON A NETWORK).
+.TP
+\fBwarning: \-\-allow\-anonymous: anyone who reaches \fR\fIADDR\fR\fB may publish and subscribe\fR
+At start, for each address that is not loopback and lets anyone in.
+.TP
+\fB\-\-password\-file \fR\fIFILE\fR\fB: line \fR\fIN\fR\fB: \fR\fIWHY\fR, \fB\-\-acl\-file \fR\fIFILE\fR\fB: line \fR\fIN\fR\fB: \fR\fIWHY\fR
+Exit status 2 at start; after SIGHUP, an error in the log, and the broker goes on with
+the file as it was.
+.TP
+\fIPEER\fR\fB: login as \fR\fIUSER\fR\fB refused: bad username or password\fR
+With \fB\-v\fR (a warning): a failed login, and from where.
 .TP
 \fBinvalid \-\-listen address \*(Aq:1883\*(Aq: give the host too: 127.0.0.1:1883 (this machine only) or 0.0.0.0:1883 (every network interface)\fR
 Exit status 2: a port alone (\fB:1883\fR or \fB1883\fR) does not say which machines may
@@ -260,11 +392,33 @@ chat\-pub \-\-nick alice lobby
 .fi
 .RE
 .PP
-Serve the LAN as well as this machine, and log connections:
+Serve the LAN as well as this machine, to those with a password, and log connections:
 .PP
 .RS 4
 .nf
-chat\-broker \-v \-\-listen 0.0.0.0:1883
+chat\-broker passwd users alice
+chat\-broker \-v \-\-listen 0.0.0.0:1883 \-\-password\-file users
+chat\-sub \-b lan\-host \-u alice \-\-password\-file ~/.alice\-pass lobby    # elsewhere
+.fi
+.RE
+.PP
+A LAN you trust, without passwords:
+.PP
+.RS 4
+.nf
+chat\-broker \-\-listen 0.0.0.0:1883 \-\-allow\-anonymous
+.fi
+.RE
+.PP
+TLS and WebSocket over TLS beside plain MQTT for this machine, with passwords and rooms
+per user (\fBkill \-HUP\fR after editing either file):
+.PP
+.RS 4
+.nf
+chat\-broker \-\-listen 127.0.0.1:1883 \-\-tls\-listen 0.0.0.0:8883 \\
+    \-\-ws\-listen 0.0.0.0:8081 \-\-certfile cert.pem \-\-keyfile key.pem \\
+    \-\-password\-file users \-\-acl\-file rooms.acl
+chat\-pub \-b mqtts://broker.lan:8883 \-u alice \-\-password\-file ~/.alice\-pass lobby
 .fi
 .RE
 .PP
@@ -286,5 +440,7 @@ chat\-broker \-\-listen 127.0.0.1:0
 .SH SEE ALSO
 .BR chat\-pub (1),
 .BR chat\-sub (1),
-.BR mosquitto (8)
+.BR mosquitto (8),
+.BR mosquitto_passwd (1),
+.BR mosquitto.conf (5)
 "##;
