@@ -558,6 +558,8 @@ impl Engine {
 }
 
 #[cfg(test)]
+mod acl_tests;
+#[cfg(test)]
 mod durable_tests;
 #[cfg(test)]
 mod fuzz_tests;
