@@ -236,8 +236,11 @@ matches more than the client may read is accepted (as mosquitto accepts every
 subscription), and each message is checked before it goes to the client: it gets only
 what it may read. Retained messages are checked the same way.
 .IP \(bu 2
-A session that outlives its connection reads by the rules of the user who last logged in
-to it, while its client is away too (with \fB\-\-data\-dir\fR, across restarts).
+A session that outlives its connection belongs to the user who logged in to it: only a
+login as that user resumes it (another user's login under the same client id gets a
+fresh session, as with clean start; it still takes the connection over, as MQTT says),
+and while its client is away it reads by that user's rules (with \fB\-\-data\-dir\fR,
+across restarts).
 .PP
 SIGHUP reads \fB\-\-password\-file\fR and \fB\-\-acl\-file\fR again: logins after it, and
 every PUBLISH, SUBSCRIBE and delivery after it, follow the new files; clients already

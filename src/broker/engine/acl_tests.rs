@@ -219,3 +219,45 @@ fn an_absent_session_reads_by_its_users_rules_and_keeps_them_across_a_restart() 
     let got = sent(&mut again, 3, Version::V5);
     assert_eq!(topics(&got), vec!["rooms/alice/x"], "{got:?}");
 }
+
+#[test]
+fn another_users_login_under_a_client_id_does_not_resume_its_session() {
+    let mut e = engine();
+    let mut h = hello(Version::V5, "shared-id", false, 3600);
+    h.user = Some(Arc::from("alice"));
+    e.handle(1, super::codec::In::Connect(Box::new(h)), t0());
+    subscribe(&mut e, 1, vec![sub("rooms/alice/#", 1)], None);
+    e.handle(
+        1,
+        super::codec::In::Disconnect {
+            with_will: false,
+            session_expiry: None,
+        },
+        t0(),
+    );
+    login(&mut e, 2, "admin", Version::V5);
+    e.handle(
+        2,
+        publish(1, msg("rooms/alice/x", "for alice", 1, false)),
+        t0(),
+    );
+    let _ = e.actions().count();
+    // bob, under alice's client id: a fresh session, nothing of hers.
+    let mut h = hello(Version::V5, "shared-id", false, 3600);
+    h.user = Some(Arc::from("bob"));
+    e.handle(3, super::codec::In::Connect(Box::new(h)), t0());
+    let got = sent(&mut e, 3, Version::V5);
+    assert_eq!(
+        got,
+        vec![Got::ConnAck {
+            present: false,
+            code: 0
+        }]
+    );
+    e.handle(
+        2,
+        publish(2, msg("rooms/alice/y", "for alice", 1, false)),
+        t0(),
+    );
+    assert_eq!(topics(&sent(&mut e, 3, Version::V5)), Vec::<String>::new());
+}

@@ -424,7 +424,16 @@ impl Engine {
                 self.publish(will, None, now);
             }
         }
-        if h.clean {
+        // A session is resumed by its own user only: another one's login under the same
+        // client id starts afresh (what was queued was judged by the first user's rules).
+        let foreign = (self.sessions.get(&id)).is_some_and(|s| s.user != h.user);
+        if foreign {
+            log::info!(
+                "{}: a login as another user: its session starts afresh",
+                crate::escape::escaped(&id)
+            );
+        }
+        if h.clean || foreign {
             self.forget(&id);
         }
         let resumed = self.sessions.contains_key(&id);

@@ -425,6 +425,10 @@ impl Engine {
             let other = (table.group_mut(key))
                 .and_then(|g| pick(g, connected, Some(from)).map(|i| g.members[i].0.clone()));
             let to = other.unwrap_or_else(|| from.clone());
+            let user = self.sessions.get(&to).and_then(|s| s.user.clone());
+            if !self.allowed(Access::Read, user.as_deref(), &to, &d.msg.topic) {
+                continue;
+            }
             if let Some(s) = self.sessions.get_mut(&to) {
                 stored(s, &d.msg, d.qos, &mut self.out);
                 s.deliver(d, None, now, &mut self.out);
