@@ -32,7 +32,7 @@ const LAYERS: [(&str, u8); 10] = [
 
 /// The state machines, as the code map marks them (in bold): a map that loses its marks
 /// does not make the check below pass by checking nothing.
-const STATE_MACHINES: [&str; 33] = [
+const STATE_MACHINES: [&str; 34] = [
     "mqtt/dial",
     "mqtt/proxy/handshake",
     "mqtt/proxy/socks",
@@ -64,6 +64,7 @@ const STATE_MACHINES: [&str; 33] = [
     "broker/auth",
     "broker/auth/passwd",
     "broker/auth/acl",
+    "broker/auth/acl/rule",
     "broker/auth/throttle",
     "broker/auth/cert",
 ];
