@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::{Instant, timeout};
 
 use super::gate::Identity;
@@ -38,16 +38,24 @@ pub enum Link {
 }
 
 /// Serves one connection: its CONNECT, then its packets until it ends.
-pub async fn client(link: Link, peer: SocketAddr, identity: Identity, shared: Arc<Shared>) {
+/// `pending` is held until the login is judged (see `listen::MAX_PENDING`).
+pub async fn client(
+    link: Link,
+    peer: SocketAddr,
+    identity: Identity,
+    shared: Arc<Shared>,
+    pending: OwnedSemaphorePermit,
+) {
+    let who = (peer, identity, pending);
     match link {
         Link::Tcp(stream) => {
             let _ = stream.set_nodelay(true);
             let (rd, wr) = stream.into_split();
-            serve(Reader::Tcp(rd), wr, peer, identity, shared).await
+            serve(Reader::Tcp(rd), wr, who, shared).await
         }
         Link::Layered(stream) => {
             let (rd, wr) = tokio::io::split(stream);
-            serve(Reader::Layered(rd), wr, peer, identity, shared).await
+            serve(Reader::Layered(rd), wr, who, shared).await
         }
     }
 }
@@ -55,8 +63,7 @@ pub async fn client(link: Link, peer: SocketAddr, identity: Identity, shared: Ar
 async fn serve<W: AsyncWrite + Unpin + Send + 'static>(
     mut rd: Reader,
     mut wr: W,
-    peer: SocketAddr,
-    identity: Identity,
+    (peer, identity, pending): (SocketAddr, Identity, OwnedSemaphorePermit),
     shared: Arc<Shared>,
 ) {
     let mut buf = BytesMut::new();
@@ -78,6 +85,7 @@ async fn serve<W: AsyncWrite + Unpin + Send + 'static>(
         return;
     };
     shared.gate.admit(h, peer.ip(), identity).await;
+    drop(pending);
     let (version, keep_alive) = (h.version, h.keep_alive);
     let closed = Arc::new(Notify::new());
     let (id, mut writer) = shared.open(wr, closed.clone());

@@ -273,8 +273,10 @@ fn feed(e: &mut Engine, conn: ConnId, version: W, bytes: &mut BytesMut, now: Ins
     }
     loop {
         match codec::read(bytes, known, 1 << 16) {
-            Ok(Some(p)) => {
-                if let In::Connect(h) = &p {
+            Ok(Some(mut p)) => {
+                // Let in as the gate lets in an anonymous client.
+                if let In::Connect(h) = &mut p {
+                    h.judged = true;
                     known = Some(h.version);
                 }
                 e.handle(conn, p, now);

@@ -58,6 +58,7 @@ impl Gate {
     /// Judges the CONNECT in `hello`, from `peer`: sets who it is (`hello.user`) or why it
     /// is refused (`hello.refused`); the password is dropped either way.
     pub async fn admit(&self, hello: &mut Hello, peer: IpAddr, identity: Identity) {
+        hello.judged = true;
         let login = hello.login.take();
         let policy = self
             .policy
@@ -77,10 +78,13 @@ impl Gate {
         };
         let verdict = match policy.checks_password(login.as_ref(), name.as_deref()) {
             false => policy.judge(login.as_ref(), name.as_deref()),
-            true => self.check_password(policy, login, peer).await,
+            true => self.check_password(policy.clone(), login, peer).await,
         };
         match verdict {
-            Ok(user) => hello.user = user,
+            Ok(user) => {
+                hello.by_password = name.is_none() && policy.passwords.is_some() && user.is_some();
+                hello.user = user
+            }
             Err(why) => hello.refused = Some(why),
         }
     }
@@ -150,6 +154,15 @@ impl AccessFiles {
                     );
                 }
                 log::info!("--password-file {}: {} users", path.display(), p.len());
+                if p.weak() > 0 {
+                    log::warn!(
+                        "--password-file {}: {} users have $6$ hashes (salted SHA-512, fast \
+                         to guess from a copy of the file): give them new passwords with \
+                         chat-broker passwd (or mosquitto_passwd)",
+                        path.display(),
+                        p.weak()
+                    );
+                }
                 Some(p)
             }
         };

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::PrivateKeyDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -17,6 +18,7 @@ use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 
 use super::auth::cert::common_name;
 use super::conn::{self, Link};
+use super::engine::BROKER_MAX_PACKET;
 use super::gate::Identity;
 use super::hub::Shared;
 use crate::cli::BrokerArgs;
@@ -26,6 +28,11 @@ use crate::mqtt::transport::{read_certs, ring_provider};
 
 /// How long a TLS or WebSocket handshake may take.
 const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
+/// Most connections between their accept and their login judged (handshakes, CONNECTs
+/// on their way, logins waiting their turn), over every listener: beyond, new ones wait
+/// in the system's backlog until one is done. Each may hold a CONNECT of up to 1 MiB, so
+/// this bounds what clients that never log in can take.
+pub const MAX_PENDING: usize = 1024;
 
 /// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +95,13 @@ pub fn wanted(args: &BrokerArgs) -> Result<Vec<(SocketAddr, Kind)>, Error> {
 }
 
 /// The safe default: on an address that is not loopback, a listener lets clients in only
-/// with a password file, or with TLS client certificates it requires, unless
-/// `--allow-anonymous` says anyone may. Then what it means is said at start.
+/// with a password file, or by the names in the TLS client certificates it requires
+/// (`--use-identity-as-username`), unless `--allow-anonymous` says anyone may. Then what
+/// it means is said at start.
 pub fn check_exposure(listeners: &[(SocketAddr, Kind)], args: &BrokerArgs) -> Result<(), Error> {
     for (addr, kind) in listeners {
-        let guarded = args.password_file.is_some() || (kind.tls() && args.require_certificate);
+        let named = kind.tls() && args.require_certificate && args.use_identity_as_username;
+        let guarded = args.password_file.is_some() || named;
         if addr.ip().is_loopback() || guarded {
             continue;
         }
@@ -168,6 +177,35 @@ pub struct Listener {
     pub tls: Option<TlsAcceptor>,
     /// `--use-identity-as-username`.
     pub identity: bool,
+    pub origins: Arc<Origins>,
+}
+
+/// Which web pages may open a WebSocket (`--ws-origin`): any, where a login is needed
+/// anyway; else those listed.
+#[derive(Debug, Default)]
+pub struct Origins {
+    /// Whether clients may connect without a password.
+    pub anonymous: bool,
+    pub allowed: Vec<String>,
+}
+
+impl Origins {
+    pub fn new(args: &BrokerArgs) -> Origins {
+        Origins {
+            anonymous: args.password_file.is_none() || args.allow_anonymous,
+            allowed: args.ws_origin.clone(),
+        }
+    }
+
+    /// Whether a handshake that says it comes from `origin` (None: says nothing, not a
+    /// browser) may go on.
+    pub fn admit(&self, origin: Option<&str>) -> bool {
+        match origin {
+            None => true,
+            Some(_) if !self.anonymous => true,
+            Some(o) => (self.allowed.iter()).any(|a| a == "*" || a.eq_ignore_ascii_case(o)),
+        }
+    }
 }
 
 impl Listener {
@@ -184,13 +222,14 @@ impl Listener {
 }
 
 /// Accepts connections for ever; each one's handshake and session run in a task of its
-/// own.
-pub async fn accept_loop(l: Listener, shared: Arc<Shared>) {
+/// own, the handshake and login holding one of the `pending` permits ([`MAX_PENDING`]).
+pub async fn accept_loop(l: Listener, shared: Arc<Shared>, pending: Arc<Semaphore>) {
     let Listener {
         socket,
         kind,
         tls,
         identity,
+        origins,
     } = l;
     let listener = match socket
         .set_nonblocking(true)
@@ -200,17 +239,20 @@ pub async fn accept_loop(l: Listener, shared: Arc<Shared>) {
         Err(e) => return log::error!("cannot listen: {e}"),
     };
     loop {
+        let Ok(permit) = pending.clone().acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let (tls, shared) = (tls.clone(), shared.clone());
+                let (tls, shared, origins) = (tls.clone(), shared.clone(), origins.clone());
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
                     let link = tokio::time::timeout(
                         HANDSHAKE_WAIT,
-                        handshake(stream, kind, tls, identity),
+                        handshake(stream, kind, tls, identity, &origins),
                     );
                     match link.await {
-                        Ok(Ok((link, who))) => conn::client(link, peer, who, shared).await,
+                        Ok(Ok((link, who))) => conn::client(link, peer, who, shared, permit).await,
                         Ok(Err(e)) => log::info!("{peer}: {} handshake failed: {e}", kind.scheme()),
                         Err(_) => log::info!(
                             "{peer}: no {} handshake within {}s",
@@ -236,6 +278,7 @@ async fn handshake(
     kind: Kind,
     tls: Option<TlsAcceptor>,
     identity: bool,
+    origins: &Origins,
 ) -> std::io::Result<(Link, Identity)> {
     let (stream, who): (Box<dyn crate::mqtt::transport::Stream>, Identity) = match (kind, tls) {
         (Kind::Mqtt, _) => return Ok((Link::Tcp(stream), Identity::Login)),
@@ -254,20 +297,36 @@ async fn handshake(
         }
     };
     match kind {
-        Kind::Ws | Kind::Wss => Ok((Link::Layered(websocket(stream).await?), who)),
+        Kind::Ws | Kind::Wss => Ok((Link::Layered(websocket(stream, origins).await?), who)),
         _ => Ok((Link::Layered(stream), who)),
     }
 }
 
 /// The server side of the WebSocket handshake: any path; the subprotocol `mqtt` (or the
-/// older `mqttv3.1`) is confirmed when the client offers it.
+/// older `mqttv3.1`) is confirmed when the client offers it; a web page's handshake is
+/// refused unless [`Origins`] admits it. A message may be as large as the largest packet,
+/// no larger.
 async fn websocket(
     stream: Box<dyn crate::mqtt::transport::Stream>,
+    origins: &Origins,
 ) -> std::io::Result<Box<dyn crate::mqtt::transport::Stream>> {
     use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    use async_tungstenite::tungstenite::http::StatusCode;
+    use async_tungstenite::tungstenite::protocol::WebSocketConfig;
     // The error type is tungstenite's, not ours to shrink.
     #[allow(clippy::result_large_err)]
     let confirm = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        let origin = req
+            .headers()
+            .get("Origin")
+            .map(|o| o.to_str().unwrap_or("?"));
+        if !origins.admit(origin) {
+            let why = "this page's origin may not use this broker (chat-broker --ws-origin)";
+            let mut refusal = ErrorResponse::new(Some(why.into()));
+            *refusal.status_mut() = StatusCode::FORBIDDEN;
+            log::warn!("a WebSocket handshake from {origin:?} refused: not in --ws-origin");
+            return Err(refusal);
+        }
         let offered = (req.headers().get_all("Sec-WebSocket-Protocol").iter())
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(',').map(str::trim))
@@ -278,7 +337,12 @@ async fn websocket(
         }
         Ok(resp)
     };
-    let ws = async_tungstenite::tokio::accept_hdr_async(stream, confirm)
+    let largest = Some(BROKER_MAX_PACKET + 16);
+    let config = (WebSocketConfig::default())
+        .read_buffer_size(16 << 10)
+        .max_message_size(largest)
+        .max_frame_size(largest);
+    let ws = async_tungstenite::tokio::accept_hdr_async_with_config(stream, confirm, Some(config))
         .await
         .map_err(|e| std::io::Error::other(format!("WebSocket: {e}")))?;
     Ok(Box::new(ws_stream_tungstenite::WsStream::new(ws)))

@@ -44,6 +44,7 @@ pub fn run(args: BrokerArgs) -> Result<(), Error> {
     let wanted = listen::wanted(&args)?;
     let tls = listen::tls_config(&args)?;
     let files = AccessFiles::from(&args);
+    let origins = Arc::new(listen::Origins::new(&args));
     let (policy, acl) = files.read().map_err(Error::Usage)?;
     listen::check_exposure(&wanted, &args)?;
     // Bind everything before serving: a taken port is exit 3, at once.
@@ -54,6 +55,7 @@ pub fn run(args: BrokerArgs) -> Result<(), Error> {
                 kind: *kind,
                 tls: tls.clone().map(TlsAcceptor::from),
                 identity: args.use_identity_as_username,
+                origins: origins.clone(),
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
@@ -119,9 +121,11 @@ async fn serve(
     }
     let mut names = Vec::new();
     let mut accepting = Vec::new();
+    let pending = Arc::new(tokio::sync::Semaphore::new(listen::MAX_PENDING));
     for l in listeners {
         names.push(l.name()?);
-        accepting.push(tokio::spawn(listen::accept_loop(l, shared.clone())));
+        let loop_ = listen::accept_loop(l, shared.clone(), pending.clone());
+        accepting.push(tokio::spawn(loop_));
     }
     tokio::spawn(clock(shared.clone()));
     let mut signals = Signals::install()?;
@@ -154,8 +158,18 @@ async fn serve(
 fn reload(shared: &Shared, files: &AccessFiles) {
     match files.read() {
         Ok((policy, acl)) => {
+            let users = policy.passwords.as_ref().map(|p| {
+                let names: std::collections::HashSet<String> =
+                    p.users().map(String::from).collect();
+                names
+            });
             shared.gate.set(policy);
-            shared.call(|e| e.set_acl(acl));
+            shared.call(|e| {
+                e.set_acl(acl);
+                if let Some(users) = &users {
+                    e.revoke(|u| users.contains(u), Instant::now());
+                }
+            });
             log::warn!("SIGHUP: the password and ACL files were read again");
         }
         Err(why) => log::error!("SIGHUP: {why}; going on with the files as they were"),

@@ -16,6 +16,7 @@ use crate::error::Error;
 
 pub fn run(args: &PasswdArgs) -> Result<(), Error> {
     let path = &args.file;
+    let _lock = lock(path)?;
     let old = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !args.delete => String::new(),
@@ -40,6 +41,27 @@ pub fn run(args: &PasswdArgs) -> Result<(), Error> {
     };
     replace(path, new.as_bytes())
         .map_err(|e| Error::Failed(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Holds `FILE.lock` (flock) while the file is read, changed and replaced.
+fn lock(path: &Path) -> Result<std::fs::File, Error> {
+    use std::os::fd::AsRawFd;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let failed = |e: std::io::Error| Error::Failed(format!("cannot lock {}: {e}", path.display()));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(std::path::PathBuf::from(name))
+        .map_err(failed)?;
+    // SAFETY: flock on a file descriptor this function owns.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(failed(std::io::Error::last_os_error()));
+    }
+    Ok(f)
 }
 
 /// The password: typed twice on the terminal without echo, or one line of stdin.
@@ -115,22 +137,36 @@ impl Drop for Echo {
     }
 }
 
-/// Writes `bytes` as `path`'s new contents: a temporary file beside it (owner-only),
-/// synced, renamed over it.
+/// Writes `bytes` as `path`'s new contents: a temporary file of a random name beside
+/// it (created new, never through a link), with the old file's mode (owner-only for a
+/// new one), synced, renamed over it, the directory synced; removed again on a failure.
 fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    let mode = std::fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+    let mut salt = [0u8; 8];
+    getrandom::fill(&mut salt).map_err(|e| std::io::Error::other(e.to_string()))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = dir
-        .unwrap_or(Path::new("."))
-        .join(format!(".{}.tmp", name.unwrap_or_default()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let tmp = dir.join(format!(
+        ".{}.{:016x}.tmp",
+        name.unwrap_or_default(),
+        u64::from_le_bytes(salt)
+    ));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    std::fs::File::open(dir)?.sync_all()
 }

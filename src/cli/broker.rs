@@ -44,6 +44,18 @@ pub struct BrokerArgs {
     #[arg(long, value_name = "ADDR")]
     pub ws_listen: Vec<String>,
 
+    /// Let web pages from ORIGIN use --ws-listen without logging in (repeatable; * for any)
+    ///
+    /// A browser lets any page it shows open a WebSocket to any address, this machine's
+    /// included, and says which page in the Origin header. Where clients may connect
+    /// without a password (no --password-file, or --allow-anonymous), a WebSocket
+    /// handshake with an Origin not given here is refused (403), so that a page from
+    /// anywhere cannot read and write the rooms of a broker on loopback or a LAN.
+    /// Clients that send no Origin (chat-pub, chat-sub, mosquitto's) are not concerned.
+    /// ORIGIN is as browsers send it: scheme, host and port, e.g. http://localhost:8080.
+    #[arg(long, value_name = "ORIGIN")]
+    pub ws_origin: Vec<String>,
+
     /// Let clients in only with a username and password from FILE
     ///
     /// FILE is in mosquitto_passwd's format (USER:HASH lines, $7$ PBKDF2-SHA512 or $6$

@@ -185,8 +185,10 @@ On loopback (127.0.0.1, ::1) and without the flags below, every client may conne
 publish and subscribe, as before. Listening anywhere else takes a decision, as with
 mosquitto 2.0: chat\-broker refuses to start (exit 2) on an address that is not loopback
 unless clients must log in there (\fB\-\-password\-file\fR, or a TLS listener with
-\fB\-\-require\-certificate\fR), or \fB\-\-allow\-anonymous\fR says that anyone who
-can reach the port may use the broker; then it says so on standard error at start.
+\fB\-\-require\-certificate\fR and \fB\-\-use\-identity\-as\-username\fR: a client
+certificate alone, with the username the client says, proves no name), or
+\fB\-\-allow\-anonymous\fR says that anyone who can reach the port may use the broker;
+then it says so on standard error at start.
 .SS Passwords
 \fB\-\-password\-file\fR \fIFILE\fR takes mosquitto_passwd's format, one
 \fIUSER\fR\fB:\fR\fIHASH\fR line per user: \fB$7$\fR (PBKDF2\-SHA512, mosquitto 2.0's) and
@@ -211,7 +213,7 @@ has. Each check runs off the thread that serves the clients: a slow hash (many
 iterations) slows that login only. After a failed login, further logins from the same
 address (an IPv6 address by its /64) wait their turn: 0.25 s after the first failure,
 doubling with each, at most 10 s; logins from elsewhere wait for nothing, and a
-successful login clears the address. Nothing is cached: each login pays its hash, as
+successful login halves the failures counted (a quiet quarter of an hour forgets them). Nothing is cached: each login pays its hash, as
 with mosquitto. Without \fB\-\-password\-file\fR a username is believed as sent (it
 names the client's ACL rules). Neither passwords nor hashes are ever logged.
 .SS Access control
@@ -243,8 +245,10 @@ and while its client is away it reads by that user's rules (with \fB\-\-data\-di
 across restarts).
 .PP
 SIGHUP reads \fB\-\-password\-file\fR and \fB\-\-acl\-file\fR again: logins after it, and
-every PUBLISH, SUBSCRIBE and delivery after it, follow the new files; clients already
-connected stay connected. A file that cannot be read or does not parse changes nothing
+every PUBLISH, SUBSCRIBE and message routed after it, follow the new files; a client
+logged in as a user the new password file lacks is disconnected (MQTT 5: DISCONNECT
+0x87), others stay connected. Messages queued for a session before the SIGHUP were
+judged by the rules of then. A file that cannot be read or does not parse changes nothing
 (the broker logs why and goes on with what it had). A file that is wrong at start stops
 the start (exit 2), naming the file and the line; the message never quotes a hash.
 .PP
@@ -291,7 +295,15 @@ that name apply. The files are read at start; a new certificate needs a restart.
 subprotocol \fBmqtt\fR (or \fBmqttv3.1\fR) that browsers' MQTT libraries offer; chat\-pub
 and chat\-sub connect with \fB\-b ws://\fR\fIHOST\fR\fB:\fR\fIPORT\fR. With \fB\-\-certfile\fR
 and \fB\-\-keyfile\fR it is WebSocket over TLS (\fBwss://\fR), with the same client
-certificate rules as \fB\-\-tls\-listen\fR.
+certificate rules as \fB\-\-tls\-listen\fR. A browser lets any page open a WebSocket to
+any address, loopback included, and names the page in its Origin header: where clients
+may connect without a password, a handshake with an Origin that \fB\-\-ws\-origin\fR does
+not list is refused (HTTP 403), so a page from anywhere cannot use a broker meant for
+this machine or a LAN. Messages are at most 16 MiB, as packets are.
+.SS Before the login
+At most 1024 connections at once may be between their accept and their login judged
+(TLS and WebSocket handshakes, 10 s at most each; a CONNECT, 10 s; a login waiting its
+turn); further ones wait in the system's backlog. A CONNECT may be at most 1 MiB.
 .SS Several listeners
 \fB\-\-listen\fR, \fB\-\-tls\-listen\fR and \fB\-\-ws\-listen\fR may each be given several
 times, and together: every listener is in front of the same engine, so retained
@@ -350,7 +362,7 @@ Exit status 2 at start; after SIGHUP, an error in the log, and the broker goes o
 the file as it was.
 .TP
 \fIPEER\fR\fB: login as \fR\fIUSER\fR\fB refused: bad username or password\fR
-With \fB\-v\fR (a warning): a failed login, and from where.
+A warning (shown without \fB\-v\fR): a failed login, and from where.
 .TP
 \fBinvalid \-\-listen address \*(Aq:1883\*(Aq: give the host too: 127.0.0.1:1883 (this machine only) or 0.0.0.0:1883 (every network interface)\fR
 Exit status 2: a port alone (\fB:1883\fR or \fB1883\fR) does not say which machines may
@@ -384,6 +396,10 @@ A snapshot being written; renamed over \fBstore\fR once it is synced.
 .TP
 \fIDIR\fR\fB/lock\fR
 Locked (\fBflock\fR(2)) while a chat\-broker uses \fIDIR\fR.
+.TP
+\fIFILE\fR\fB.lock\fR
+Locked while \fBchat\-broker passwd\fR changes \fIFILE\fR, so that two at once lose
+nothing.
 .SH EXAMPLES
 A chat on this machine, in three terminals:
 .PP

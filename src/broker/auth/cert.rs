@@ -32,7 +32,9 @@ pub fn common_name(der: &[u8]) -> Option<String> {
             rdn = rest;
             let (oid, value) = element(attr, OID)?;
             if oid == CN {
-                return text(value);
+                // A name with a control character in it is no name (it would be a
+                // username, and go into logs and patterns).
+                return text(value).filter(|n| !n.is_empty() && !n.chars().any(char::is_control));
             }
         }
     }

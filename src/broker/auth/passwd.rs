@@ -60,6 +60,9 @@ const DUMMY_SALT: [u8; SALT] = *b"no such user";
 #[derive(Clone, Default)]
 pub struct Passwords {
     users: BTreeMap<String, Entry>,
+    /// How the hash of a user not in the file is derived: as most users' are, so that a
+    /// refusal takes as long either way.
+    usual: Kind,
 }
 
 /// One user's line of the file.
@@ -79,7 +82,7 @@ struct Hash {
 }
 
 /// How a hash was derived from the password and the salt.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
     /// `$6$`: SHA-512 over the password then the salt.
     Sha512,
@@ -103,6 +106,12 @@ impl fmt::Display for FileError {
             0 => f.write_str(&self.why),
             n => write!(f, "line {n}: {}", self.why),
         }
+    }
+}
+
+impl Default for Kind {
+    fn default() -> Kind {
+        Kind::Pbkdf2(DEFAULT_ITERATIONS)
     }
 }
 
@@ -137,7 +146,20 @@ impl Passwords {
             }
             users.insert(user.to_string(), Entry { line, hash });
         }
-        Ok(Passwords { users })
+        let mut kinds: std::collections::HashMap<Kind, usize> = Default::default();
+        for e in users.values() {
+            *kinds.entry(e.hash.kind).or_default() += 1;
+        }
+        let usual = (kinds.into_iter()).max_by_key(|(k, n)| (*n, *k == Kind::Sha512));
+        let usual = usual.map_or(Kind::Pbkdf2(DEFAULT_ITERATIONS), |(k, _)| k);
+        Ok(Passwords { users, usual })
+    }
+
+    /// How many users have `$6$` hashes: salted SHA-512, fast to try offline.
+    pub fn weak(&self) -> usize {
+        (self.users.values())
+            .filter(|e| e.hash.kind == Kind::Sha512)
+            .count()
     }
 
     /// How many users the file has.
@@ -162,8 +184,9 @@ impl Passwords {
 
     /// True when `user` is in the file and `password` is theirs. The derived hash is
     /// compared with the stored one in constant time (`subtle`). For a user not in the
-    /// file it still derives a hash, at the default cost, so that the time a refusal takes
-    /// does not tell which users exist.
+    /// file it still derives a hash, as most users' are derived, so that the time a refusal
+    /// takes does not tell which users exist (users whose hash is of another kind or cost
+    /// than most take another time).
     pub fn check(&self, user: &str, password: &[u8]) -> bool {
         match self.users.get(user) {
             Some(entry) => {
@@ -172,7 +195,7 @@ impl Passwords {
                 bool::from(derived.ct_eq(&h.hash))
             }
             None => {
-                let derived = derive(Kind::Pbkdf2(DEFAULT_ITERATIONS), password, &DUMMY_SALT);
+                let derived = derive(self.usual, password, &DUMMY_SALT);
                 // Compared too, as for a user in the file, and the answer is no all the same.
                 let _ = std::hint::black_box(derived.ct_eq(&[0; HASH]));
                 false

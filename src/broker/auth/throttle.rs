@@ -5,7 +5,8 @@
 //! [`FIRST_PENALTY`] up to [`MAX_PENALTY`], and a time before which its next login is not
 //! judged. Logins from that address are spaced by the penalty: each one that waits
 //! takes a turn, so opening many connections at once buys no more guesses. A success
-//! forgets the address; so does a quiet [`FORGET_AFTER`]. An IPv6 address counts by its
+//! halves the address's failures (a typo costs little later, while one account known
+//! to a guesser does not wipe its record); a quiet [`FORGET_AFTER`] forgets them. An IPv6 address counts by its
 //! /64 network, what one host usually has to pick from. At most [`MAX_ADDRESSES`] are
 //! remembered (when full, the half whose turns come soonest is forgotten, at once, so
 //! a flood of addresses costs bounded memory and time).
@@ -66,9 +67,16 @@ impl Throttle {
         r.next = r.next.max(now + penalty(r.failures));
     }
 
-    /// A login from `addr` succeeded: its failures are forgotten.
+    /// A login from `addr` succeeded: its failures are halved (forgotten when none is
+    /// left).
     pub fn succeeded(&mut self, addr: IpAddr) {
-        self.by_addr.remove(&key(addr));
+        let addr = key(addr);
+        if let Some(r) = self.by_addr.get_mut(&addr) {
+            r.failures /= 2;
+            if r.failures == 0 {
+                self.by_addr.remove(&addr);
+            }
+        }
     }
 
     /// Forgets the addresses quiet for [`FORGET_AFTER`]; when that leaves the table
@@ -171,7 +179,14 @@ mod tests {
         t.failed(ip(2), t0);
         t.succeeded(ip(1));
         assert_eq!(t.turn(ip(1), t0), t0);
-        t.forget_old(t0 + FORGET_AFTER + MAX_PENALTY);
+        // Many failures are halved, not wiped, by a success.
+        for _ in 0..6 {
+            t.failed(ip(3), t0);
+        }
+        t.succeeded(ip(3));
+        let later = t0 + MAX_PENALTY * 2;
+        assert!(t.turn(ip(3), later) == later && t.turn(ip(3), later) > later);
+        t.forget_old(t0 + FORGET_AFTER + 4 * MAX_PENALTY);
         assert_eq!(t.len(), 0);
     }
 

@@ -261,3 +261,59 @@ fn another_users_login_under_a_client_id_does_not_resume_its_session() {
     );
     assert_eq!(topics(&sent(&mut e, 3, Version::V5)), Vec::<String>::new());
 }
+
+#[test]
+fn a_connect_the_driver_did_not_judge_is_refused() {
+    let mut e = Engine::new();
+    let mut h = hello(Version::V5, "anyone", true, 0);
+    h.judged = false;
+    e.handle(1, super::codec::In::Connect(Box::new(h)), t0());
+    let ack = Got::ConnAck {
+        present: false,
+        code: 0x87,
+    };
+    assert_eq!(sent(&mut e, 1, Version::V5), vec![ack, Got::Other(0)]);
+}
+
+#[test]
+fn a_shared_subscription_gives_each_message_to_a_member_that_may_read_it() {
+    let mut e = engine();
+    login(&mut e, 1, "alice", Version::V5);
+    login(&mut e, 2, "bob", Version::V5);
+    login(&mut e, 3, "admin", Version::V5);
+    // Both may read the lobby; only bob may read rooms/bob/x.
+    for conn in [1, 2] {
+        subscribe(&mut e, conn, vec![sub("$share/g/rooms/#", 0)], None);
+    }
+    let _ = e.actions().count();
+    for _ in 0..4 {
+        e.handle(3, publish(0, msg("rooms/bob/x", "m", 0, false)), t0());
+    }
+    let (mut alice, mut bob) = (0, 0);
+    for a in e.actions() {
+        match a {
+            Action::Send(1, _) => alice += 1,
+            Action::Send(2, _) => bob += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((alice, bob), (0, 4), "bob gets every one, alice none");
+}
+
+#[test]
+fn a_user_the_new_password_file_lacks_is_disconnected() {
+    let mut e = engine();
+    for (conn, who, by_password) in [(1, "alice", true), (2, "bob", true), (3, "carol", false)] {
+        let mut h = hello(Version::V5, who, true, 0);
+        (h.user, h.by_password) = (Some(Arc::from(who)), by_password);
+        e.handle(conn, super::codec::In::Connect(Box::new(h)), t0());
+    }
+    let _ = e.actions().count();
+    // The new file has bob only; carol came by her certificate, not the file.
+    e.revoke(|u| u == "bob", t0());
+    assert_eq!(
+        sent(&mut e, 1, Version::V5),
+        vec![Got::Other(14), Got::Other(0)]
+    );
+    assert_eq!(e.clients(), 2);
+}

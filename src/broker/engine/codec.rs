@@ -68,6 +68,11 @@ pub struct Hello {
     pub user: Option<Arc<str>>,
     /// Why the driver refuses the login, if it does.
     pub refused: Option<ConnectRefusal>,
+    /// Whether the password file vouched for `user` (SIGHUP's new file may disown it).
+    pub by_password: bool,
+    /// Whether the driver judged the login: the engine refuses a CONNECT it did not
+    /// (fails closed, whatever path a CONNECT takes to it).
+    pub judged: bool,
 }
 
 /// A CONNECT's username and password. (rumqttc reads an empty username as none, and
@@ -218,6 +223,8 @@ fn hello_v4(mut c: v4::Connect) -> Hello {
         login: creds.map(|l| login(l.username, l.password)),
         user: None,
         refused: None,
+        by_password: false,
+        judged: false,
     }
 }
 
@@ -338,6 +345,8 @@ fn hello_v5(
         login: creds.map(|l| login(l.username, l.password)),
         user: None,
         refused: None,
+        by_password: false,
+        judged: false,
     })
 }
 

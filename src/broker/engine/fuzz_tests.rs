@@ -75,8 +75,9 @@ fn mangled_packets_never_panic_the_engine() {
         let mut version = None;
         loop {
             match codec::read(&mut buf, version, 1 << 16) {
-                Ok(Some(p)) => {
-                    if let In::Connect(h) = &p {
+                Ok(Some(mut p)) => {
+                    if let In::Connect(h) = &mut p {
+                        h.judged = true;
                         version = Some(h.version);
                     }
                     e.handle(conn, p, t0());

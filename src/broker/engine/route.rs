@@ -13,7 +13,7 @@ use super::session::{Routed, Session, share_cost};
 use super::table::{self, SubOpts};
 use super::write::{self, Form, Frame};
 use super::{Action, ConnId, Engine};
-use crate::broker::auth::acl::Access;
+use crate::broker::auth::acl::{Access, Acl};
 use crate::mqtt::topic::check_shared;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Reason;
 
@@ -389,11 +389,15 @@ impl Engine {
     /// One member of each shared subscription whose filter matches `topic`, in turn.
     fn shared_targets(&mut self, topic: &str, found: &mut Vec<Target>) {
         let Engine {
-            table, sessions, ..
+            table,
+            sessions,
+            acl,
+            ..
         } = self;
         let connected = |who: &Arc<str>| sessions.get(who).is_some_and(|s| s.conn.is_some());
+        let reads = |who: &Arc<str>| may_read(acl, sessions, who, topic);
         for (key, group) in table.shared_matching(topic) {
-            let Some(i) = pick(group, connected, None) else {
+            let Some(i) = pick(group, connected, reads, None) else {
                 continue;
             };
             let (who, o) = &group.members[i];
@@ -418,15 +422,19 @@ impl Engine {
         };
         for d in orphans {
             let Engine {
-                table, sessions, ..
+                table,
+                sessions,
+                acl,
+                ..
             } = &mut *self;
             let connected = |who: &Arc<str>| sessions.get(who).is_some_and(|s| s.conn.is_some());
+            let reads = |who: &Arc<str>| may_read(acl, sessions, who, &d.msg.topic);
             let key = d.share.as_deref().unwrap_or_default();
-            let other = (table.group_mut(key))
-                .and_then(|g| pick(g, connected, Some(from)).map(|i| g.members[i].0.clone()));
+            let other = (table.group_mut(key)).and_then(|g| {
+                pick(g, connected, reads, Some(from)).map(|i| g.members[i].0.clone())
+            });
             let to = other.unwrap_or_else(|| from.clone());
-            let user = self.sessions.get(&to).and_then(|s| s.user.clone());
-            if !self.allowed(Access::Read, user.as_deref(), &to, &d.msg.topic) {
+            if !reads(&to) {
                 continue;
             }
             if let Some(s) = self.sessions.get_mut(&to) {
@@ -437,15 +445,33 @@ impl Engine {
     }
 }
 
-/// The member of `group` whose turn it is: the first connected one from `group.next` on,
-/// else simply the next (its session keeps the message until it is back); never `except`.
+/// Whether the session `who` may read `topic` (always, without an ACL).
+fn may_read(
+    acl: &Option<Arc<Acl>>,
+    sessions: &HashMap<Arc<str>, Session>,
+    who: &Arc<str>,
+    topic: &str,
+) -> bool {
+    acl.as_ref().is_none_or(|acl| {
+        let user = sessions.get(who).and_then(|s| s.user.as_deref());
+        acl.allows(Access::Read, user, who, topic)
+    })
+}
+
+/// The member of `group` whose turn it is, among those that may read the message: the
+/// first connected one from `group.next` on, else simply the next (its session keeps the
+/// message until it is back); never `except`.
 fn pick(
     group: &mut table::Group,
     connected: impl Fn(&Arc<str>) -> bool,
+    reads: impl Fn(&Arc<str>) -> bool,
     except: Option<&Arc<str>>,
 ) -> Option<usize> {
     let n = group.members.len();
-    let eligible = |i: &usize| except.is_none_or(|e| &group.members[*i].0 != e);
+    let eligible = |i: &usize| {
+        let who = &group.members[*i].0;
+        except.is_none_or(|e| who != e) && reads(who)
+    };
     let order = || (0..n).map(|k| (group.next + k) % n).filter(eligible);
     let chosen = (order().find(|&i| connected(&group.members[i].0))).or_else(|| order().next())?;
     group.next = (chosen + 1) % n;

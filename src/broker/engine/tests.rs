@@ -24,6 +24,8 @@ pub(super) fn hello(version: Version, id: &str, clean: bool, expiry: u32) -> Hel
         login: None,
         user: None,
         refused: None,
+        by_password: false,
+        judged: true,
     }
 }
 
