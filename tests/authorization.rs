@@ -5,10 +5,11 @@
 use crate::common::*;
 
 /// alice may publish to chat/ok/# only; watcher reads all of chat/#.
-const ACL: &str = "user alice\ntopic readwrite chat/ok/#\n\nuser watcher\ntopic read chat/#\n";
+pub(crate) const ACL: &str =
+    "user alice\ntopic readwrite chat/ok/#\n\nuser watcher\ntopic read chat/#\n";
 
 /// Three lines for chat-pub --json: allowed, refused (chat/no/…), allowed.
-const THREE_LINES: &[u8] = b"{\"topic\":\"chat/ok/a\",\"text\":\"one\"}\n\
+pub(crate) const THREE_LINES: &[u8] = b"{\"topic\":\"chat/ok/a\",\"text\":\"one\"}\n\
     {\"topic\":\"chat/no/b\",\"text\":\"two\"}\n\
     {\"topic\":\"chat/ok/c\",\"text\":\"three\"}\n";
 

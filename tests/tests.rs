@@ -16,6 +16,7 @@ mod common;
 mod architecture;
 mod authorization;
 mod broker;
+mod broker_access;
 mod cli;
 mod cluster;
 mod comforts;

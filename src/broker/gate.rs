@@ -89,8 +89,9 @@ impl Gate {
         }
     }
 
-    /// A password checked in its turn (see [`Throttle`]), on tokio's blocking threads:
-    /// deriving its hash takes long on purpose.
+    /// A password checked when its address is free (see [`Throttle`]), on tokio's
+    /// blocking threads (deriving its hash takes long on purpose); a failure's refusal
+    /// held back by its penalty.
     async fn check_password(
         &self,
         policy: Arc<Policy>,
@@ -99,20 +100,27 @@ impl Gate {
     ) -> Verdict {
         let user = login.as_ref().map(|l| escaped(&l.username));
         let user = user.unwrap_or_default();
-        let now = Instant::now();
-        let turn = self.throttle().turn(peer, now);
-        if turn > now + MAX_PENALTY {
-            log::warn!("{peer}: login as {user} refused unchecked: too many failed logins from it");
-            return Err(ConnectRefusal::BadUsernameOrPassword);
+        let arrived = Instant::now();
+        loop {
+            let now = Instant::now();
+            let busy = self.throttle().claim(peer, now);
+            let Err(until) = busy else {
+                break;
+            };
+            if until > arrived + 2 * MAX_PENALTY {
+                log::warn!("{peer}: login as {user} refused unchecked: its address keeps failing");
+                return Err(ConnectRefusal::BadUsernameOrPassword);
+            }
+            tokio::time::sleep_until(until.into()).await;
         }
-        tokio::time::sleep_until(turn.into()).await;
         let judged = tokio::task::spawn_blocking(move || policy.judge(login.as_ref(), None));
         let verdict = judged.await.unwrap_or(Err(ConnectRefusal::NotAuthorized));
         match &verdict {
-            Ok(_) => self.throttle().succeeded(peer),
+            Ok(_) => self.throttle().succeeded(peer, Instant::now()),
             Err(_) => {
                 log::warn!("{peer}: login as {user} refused: bad username or password");
-                self.throttle().failed(peer, Instant::now());
+                let hold = self.throttle().failed(peer, Instant::now());
+                tokio::time::sleep(hold).await;
             }
         }
         verdict

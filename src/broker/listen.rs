@@ -102,7 +102,7 @@ pub fn check_exposure(listeners: &[(SocketAddr, Kind)], args: &BrokerArgs) -> Re
     for (addr, kind) in listeners {
         let named = kind.tls() && args.require_certificate && args.use_identity_as_username;
         let guarded = args.password_file.is_some() || named;
-        if addr.ip().is_loopback() || guarded {
+        if addr.ip().is_loopback() || (guarded && !args.allow_anonymous) {
             continue;
         }
         if !args.allow_anonymous {

@@ -129,6 +129,7 @@ impl Broker {
     /// chat-broker as [`Broker::embedded`], with more `flags` after `-v --listen
     /// 127.0.0.1:0` (`--password-file FILE`, `--tls-listen 127.0.0.1:0`, `-vv`, …). The
     /// plain listener is [`Broker::port`]; [`Broker::url_of`] names the others.
+    #[cfg(feature = "broker")]
     pub fn embedded_with(flags: &[&str]) -> Broker {
         let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         Broker::embedded_on(0, &flags)
@@ -210,6 +211,7 @@ impl Broker {
 
     /// The URL of chat-broker's first listener of `scheme` (`mqtt`, `mqtts`, `ws` or
     /// `wss`), as its start line names it: `mqtts://127.0.0.1:PORT`.
+    #[cfg(feature = "broker")]
     #[track_caller]
     pub fn url_of(&self, scheme: &str) -> String {
         let log = self.log();
@@ -220,6 +222,7 @@ impl Broker {
     }
 
     /// Waits until the broker's log says `needle` (chat-broker's `-v` output).
+    #[cfg(feature = "broker")]
     #[track_caller]
     pub fn wait_log(&self, needle: &str) {
         wait_until(
@@ -317,7 +320,8 @@ fn listening_port(log: &str) -> Option<u16> {
 
 /// Every listener of chat-broker's start line ("listening on 127.0.0.1:1883,
 /// mqtts://127.0.0.1:8883 (MQTT 3.1.1 and 5)") as a URL; a plain one gets `mqtt://`.
-fn listener_urls(log: &str) -> Vec<String> {
+#[cfg(feature = "broker")]
+pub fn listener_urls(log: &str) -> Vec<String> {
     let Some(rest) = log.split("listening on ").nth(1) else {
         return Vec::new();
     };

@@ -6,6 +6,8 @@
 //! Nothing here sleeps to synchronise: every wait is "until this condition holds, or
 //! fail after a generous deadline", and a failing wait prints everything it saw.
 
+#[cfg(feature = "broker")]
+mod access;
 #[macro_use] // each_broker!
 mod broker;
 mod foreign;
@@ -19,6 +21,8 @@ mod proxy_servers;
 mod room;
 mod secure;
 
+#[cfg(feature = "broker")]
+pub use access::*;
 pub use broker::*;
 pub use foreign::*;
 pub use mosquitto_extras::*;

@@ -33,6 +33,7 @@ pub struct Pki {
     pub expired_client_cert: PathBuf,
     pub expired_client_key: PathBuf,
     /// The CA, for [`Pki::client_for`].
+    #[cfg(feature = "broker")]
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -85,12 +86,14 @@ impl Pki {
             expired_client_cert: file("expired.pem", expired_cert),
             expired_client_key: file("expired.key", expired_key),
             dir,
+            #[cfg(feature = "broker")]
             issuer,
         }
     }
 
     /// A client certificate signed by `ca` whose subject's common name is `cn` (None: a
     /// subject without one), and its key: (certificate, key) files.
+    #[cfg(feature = "broker")]
     pub fn client_for(&self, cn: Option<&str>) -> (PathBuf, PathBuf) {
         let name = cn.unwrap_or("no-cn");
         let mut p = CertificateParams::new(vec![name.to_string()]).expect("params");

@@ -210,10 +210,13 @@ client without a username with "not authorized" (0x87; 5) unless
 \fB\-\-allow\-anonymous\fR; chat\-pub and chat\-sub exit 4 on either. Passwords are
 compared in constant time, and a username the file lacks costs the same work as one it
 has. Each check runs off the thread that serves the clients: a slow hash (many
-iterations) slows that login only. After a failed login, further logins from the same
-address (an IPv6 address by its /64) wait their turn: 0.25 s after the first failure,
-doubling with each, at most 10 s; logins from elsewhere wait for nothing, and a
-successful login halves the failures counted (a quiet quarter of an hour forgets them). Nothing is cached: each login pays its hash, as
+iterations) slows that login only. A failed login's refusal is held back: 0.25 s after
+the first failure from its address (an IPv6 address by its /64), doubling with each, at
+most 1.5 s (less than clients wait for an answer); meanwhile further logins from that address wait, and are checked one at a
+time. Once the refusal is out, the next login from there is checked at once, so a user
+who mistyped gets in as soon as the password is right. Logins from elsewhere wait for
+nothing. A successful login halves the failures counted (a quiet quarter of an hour
+forgets them). Nothing is cached: each login pays its hash, as
 with mosquitto. Without \fB\-\-password\-file\fR a username is believed as sent (it
 names the client's ACL rules). Neither passwords nor hashes are ever logged.
 .SS Access control

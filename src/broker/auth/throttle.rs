@@ -1,25 +1,33 @@
 //! The slowing of failed logins, per source address: a password guessed from one address
 //! costs that address more time at each failure, and nobody else anything.
 //!
-//! Each address that failed has a penalty that doubles with each failure, from
-//! [`FIRST_PENALTY`] up to [`MAX_PENALTY`], and a time before which its next login is not
-//! judged. Logins from that address are spaced by the penalty: each one that waits
-//! takes a turn, so opening many connections at once buys no more guesses. A success
-//! halves the address's failures (a typo costs little later, while one account known
-//! to a guesser does not wipe its record); a quiet [`FORGET_AFTER`] forgets them. An IPv6 address counts by its
-//! /64 network, what one host usually has to pick from. At most [`MAX_ADDRESSES`] are
-//! remembered (when full, the half whose turns come soonest is forgotten, at once, so
-//! a flood of addresses costs bounded memory and time).
+//! A failed login's refusal is held back by a penalty that doubles with each failure of
+//! its address, from [`FIRST_PENALTY`] up to [`MAX_PENALTY`], and while it is held the
+//! address is busy: its other logins wait until it is free again, one at a time (each
+//! takes the address for [`SLOT`] while it is checked), so opening many connections at
+//! once buys no more guesses. An address that has not failed is never busy. Once the
+//! refusal is out, the next login from there is judged at once: a user who mistyped
+//! gets in as soon as they type it right. A success halves the address's failures (a
+//! typo costs little later, while one account known to a guesser does not wipe its
+//! record); a quiet [`FORGET_AFTER`] forgets them. An IPv6 address counts by its /64
+//! network, what one host usually has to pick from. At most [`MAX_ADDRESSES`] are
+//! remembered (when full, the half free the longest is forgotten, at once, so a flood of
+//! addresses costs bounded memory and time).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// The wait after a first failure.
+/// The hold after a first failure.
 pub const FIRST_PENALTY: Duration = Duration::from_millis(250);
-/// The longest wait between two logins from one address that keeps failing.
-pub const MAX_PENALTY: Duration = Duration::from_secs(10);
-/// How long an address that failed is remembered after its last turn.
+/// The longest hold: less than clients wait for an answer to their CONNECT (chat-pub
+/// and chat-sub wait 2 s for MQTT 5's before they try 3.1.1), so that a held refusal is
+/// still read as one.
+pub const MAX_PENALTY: Duration = Duration::from_millis(1500);
+/// How long a login that is being checked keeps its address busy (a check takes far
+/// less; a failure extends it by its penalty).
+pub const SLOT: Duration = Duration::from_millis(100);
+/// How long an address that failed is remembered after it was last busy.
 pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Most addresses remembered at once.
 pub const MAX_ADDRESSES: usize = 100_000;
@@ -28,8 +36,8 @@ pub const MAX_ADDRESSES: usize = 100_000;
 #[derive(Debug, Clone, Copy)]
 struct Record {
     failures: u32,
-    /// When the next login from it may be judged.
-    next: Instant,
+    /// Until when the address is busy.
+    busy: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -38,57 +46,59 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    /// When a login from `addr` that arrives `now` may be judged (`now` for an address
-    /// that has not failed); the login takes that turn, so the next one waits longer. A
-    /// turn more than [`MAX_PENALTY`] away is not taken: the caller refuses that login
-    /// unjudged, and the address's turns stay as they were.
-    pub fn turn(&mut self, addr: IpAddr, now: Instant) -> Instant {
+    /// A login from `addr` at `now` asks to be checked: Ok, and the address is busy with
+    /// it for [`SLOT`]; or the time until which the address is busy (ask again then).
+    pub fn claim(&mut self, addr: IpAddr, now: Instant) -> Result<(), Instant> {
         let Some(r) = self.by_addr.get_mut(&key(addr)) else {
-            return now;
+            return Ok(());
         };
-        let at = r.next.max(now);
-        if at <= now + MAX_PENALTY {
-            r.next = at + penalty(r.failures);
+        if r.busy > now {
+            return Err(r.busy);
         }
-        at
+        r.busy = now + SLOT;
+        Ok(())
     }
 
-    /// A login from `addr` failed at `now`.
-    pub fn failed(&mut self, addr: IpAddr, now: Instant) {
+    /// A login from `addr` failed at `now`: how long its refusal is held back (the
+    /// address is busy until then).
+    pub fn failed(&mut self, addr: IpAddr, now: Instant) -> Duration {
         let addr = key(addr);
         if !self.by_addr.contains_key(&addr) && self.by_addr.len() >= MAX_ADDRESSES {
             self.forget_old(now);
         }
         let r = self.by_addr.entry(addr).or_insert(Record {
             failures: 0,
-            next: now,
+            busy: now,
         });
         r.failures = r.failures.saturating_add(1);
-        r.next = r.next.max(now + penalty(r.failures));
+        let hold = penalty(r.failures);
+        r.busy = r.busy.max(now + hold);
+        hold
     }
 
-    /// A login from `addr` succeeded: its failures are halved (forgotten when none is
-    /// left).
-    pub fn succeeded(&mut self, addr: IpAddr) {
+    /// A login from `addr` succeeded: the address is free, and its failures halved
+    /// (forgotten when none is left).
+    pub fn succeeded(&mut self, addr: IpAddr, now: Instant) {
         let addr = key(addr);
         if let Some(r) = self.by_addr.get_mut(&addr) {
             r.failures /= 2;
+            r.busy = now;
             if r.failures == 0 {
                 self.by_addr.remove(&addr);
             }
         }
     }
 
-    /// Forgets the addresses quiet for [`FORGET_AFTER`]; when that leaves the table
-    /// full, the half whose turns come soonest too.
+    /// Forgets the addresses free for [`FORGET_AFTER`]; when that leaves the table full,
+    /// the half free the longest too.
     pub fn forget_old(&mut self, now: Instant) {
-        self.by_addr.retain(|_, r| r.next + FORGET_AFTER > now);
+        self.by_addr.retain(|_, r| r.busy + FORGET_AFTER > now);
         if self.by_addr.len() >= MAX_ADDRESSES {
-            let mut turns: Vec<Instant> = self.by_addr.values().map(|r| r.next).collect();
-            let half = turns.len() / 2;
-            let (_, median, _) = turns.select_nth_unstable(half);
+            let mut times: Vec<Instant> = self.by_addr.values().map(|r| r.busy).collect();
+            let half = times.len() / 2;
+            let (_, median, _) = times.select_nth_unstable(half);
             let median = *median;
-            self.by_addr.retain(|_, r| r.next > median);
+            self.by_addr.retain(|_, r| r.busy > median);
         }
     }
 
@@ -128,65 +138,62 @@ mod tests {
     }
 
     #[test]
-    fn an_address_that_never_failed_waits_for_nothing() {
+    fn an_address_that_never_failed_is_never_busy() {
         let (mut t, now) = (Throttle::default(), Instant::now());
         for _ in 0..100 {
-            assert_eq!(t.turn(ip(1), now), now);
+            assert_eq!(t.claim(ip(1), now), Ok(()));
         }
         assert_eq!(t.len(), 0);
     }
 
     #[test]
-    fn failures_double_the_wait_of_that_address_only() {
+    fn a_failure_holds_its_refusal_and_its_address_only_doubling_each_time() {
         let (mut t, t0) = (Throttle::default(), Instant::now());
-        t.failed(ip(1), t0);
-        assert_eq!(t.turn(ip(1), t0), t0 + FIRST_PENALTY);
-        assert_eq!(t.turn(ip(2), t0), t0, "another address is not slowed");
-        let later = t0 + Duration::from_secs(1);
-        t.failed(ip(1), later);
-        // Its next turn: after the one taken, and after the doubled penalty.
-        assert_eq!(t.turn(ip(1), later), later + 2 * FIRST_PENALTY);
-        for _ in 0..20 {
-            t.failed(ip(1), later);
-        }
-        let at = t.turn(ip(1), later);
-        assert!(at <= later + 2 * MAX_PENALTY, "capped: {:?}", at - later);
+        assert_eq!(t.failed(ip(1), t0), FIRST_PENALTY);
+        assert_eq!(t.claim(ip(1), t0), Err(t0 + FIRST_PENALTY));
+        assert_eq!(t.claim(ip(2), t0), Ok(()), "another address is not slowed");
+        let t1 = t0 + FIRST_PENALTY;
+        assert_eq!(t.claim(ip(1), t1), Ok(()), "free once the refusal is out");
+        assert_eq!(t.failed(ip(1), t1), 2 * FIRST_PENALTY);
+        let holds: Vec<Duration> = (0..20).map(|_| t.failed(ip(1), t1)).collect();
+        assert_eq!(holds.last(), Some(&MAX_PENALTY), "capped");
     }
 
     #[test]
-    fn logins_waiting_at_once_take_turns() {
+    fn logins_waiting_at_once_are_checked_one_at_a_time() {
         let (mut t, t0) = (Throttle::default(), Instant::now());
         t.failed(ip(1), t0);
-        t.failed(ip(1), t0);
-        let turns: Vec<Instant> = (0..4).map(|_| t.turn(ip(1), t0)).collect();
-        for w in turns.windows(2) {
-            assert_eq!(w[1] - w[0], 2 * FIRST_PENALTY, "{turns:?}");
-        }
-        // Many more: the turns stop moving once they are too far away.
-        let far: Vec<Instant> = (0..100).map(|_| t.turn(ip(1), t0)).collect();
-        assert!(
-            far[99] - t0 <= MAX_PENALTY + 2 * FIRST_PENALTY,
-            "{:?}",
-            far[99] - t0
-        );
-        assert_eq!(far[98], far[99]);
+        let free = t0 + FIRST_PENALTY;
+        // Three waited for the address: the first to ask takes it, the others wait.
+        assert_eq!(t.claim(ip(1), free), Ok(()));
+        assert_eq!(t.claim(ip(1), free), Err(free + SLOT));
+        // The first fails: the others wait for its refusal to be out.
+        let hold = t.failed(ip(1), free);
+        assert_eq!(t.claim(ip(1), free + SLOT), Err(free + hold));
     }
 
     #[test]
-    fn a_success_or_a_quiet_while_forgets_the_address() {
+    fn a_right_password_after_typos_is_checked_at_once_and_halves_them() {
+        let (mut t, t0) = (Throttle::default(), Instant::now());
+        let mut now = t0;
+        for _ in 0..5 {
+            now += t.failed(ip(1), now);
+        }
+        assert_eq!(t.claim(ip(1), now), Ok(()));
+        t.succeeded(ip(1), now);
+        assert_eq!(t.claim(ip(1), now), Ok(()));
+        // Two of five failures remain: the next failure holds as a third.
+        assert_eq!(t.failed(ip(1), now), 4 * FIRST_PENALTY);
+        t.succeeded(ip(1), now);
+        t.succeeded(ip(1), now);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn a_quiet_while_forgets_the_address() {
         let (mut t, t0) = (Throttle::default(), Instant::now());
         t.failed(ip(1), t0);
-        t.failed(ip(2), t0);
-        t.succeeded(ip(1));
-        assert_eq!(t.turn(ip(1), t0), t0);
-        // Many failures are halved, not wiped, by a success.
-        for _ in 0..6 {
-            t.failed(ip(3), t0);
-        }
-        t.succeeded(ip(3));
-        let later = t0 + MAX_PENALTY * 2;
-        assert!(t.turn(ip(3), later) == later && t.turn(ip(3), later) > later);
-        t.forget_old(t0 + FORGET_AFTER + 4 * MAX_PENALTY);
+        t.forget_old(t0 + FORGET_AFTER + MAX_PENALTY);
         assert_eq!(t.len(), 0);
     }
 
@@ -197,12 +204,12 @@ mod tests {
         let b: IpAddr = "2001:db8::2:3".parse().unwrap();
         let other: IpAddr = "2001:db8:0:1::1".parse().unwrap();
         t.failed(a, t0);
-        assert!(t.turn(b, t0) > t0, "the same /64");
-        assert_eq!(t.turn(other, t0), t0, "another /64");
+        assert!(t.claim(b, t0).is_err(), "the same /64");
+        assert_eq!(t.claim(other, t0), Ok(()), "another /64");
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         t.failed(ip(1), t0);
         assert!(
-            t.turn(mapped, t0) > t0,
+            t.claim(mapped, t0).is_err(),
             "a mapped IPv4 address is that address"
         );
     }
