@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::Notify;
 use tokio::time::{Instant, timeout};
 
 use super::gate::Identity;
@@ -44,7 +44,7 @@ pub async fn client(
     peer: SocketAddr,
     identity: Identity,
     shared: Arc<Shared>,
-    pending: OwnedSemaphorePermit,
+    pending: impl Send + 'static,
 ) {
     let who = (peer, identity, pending);
     match link {
@@ -60,10 +60,10 @@ pub async fn client(
     }
 }
 
-async fn serve<W: AsyncWrite + Unpin + Send + 'static>(
+async fn serve<W: AsyncWrite + Unpin + Send + 'static, P: Send + 'static>(
     mut rd: Reader,
     mut wr: W,
-    (peer, identity, pending): (SocketAddr, Identity, OwnedSemaphorePermit),
+    (peer, identity, pending): (SocketAddr, Identity, P),
     shared: Arc<Shared>,
 ) {
     let mut buf = BytesMut::new();

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
+use tokio::sync::Notify;
+
 use super::auth::acl::Acl;
 use super::auth::passwd::Passwords;
-use super::auth::throttle::{MAX_PENALTY, Throttle};
+use super::auth::throttle::{MAX_PENALTY, Throttle, Wait};
 use super::auth::{Policy, Verdict};
 use super::engine::ConnectRefusal;
 use super::engine::codec::Hello;
@@ -31,6 +33,8 @@ pub enum Identity {
 pub struct Gate {
     policy: RwLock<Arc<Policy>>,
     throttle: Mutex<Throttle>,
+    /// Told when a password check ends, or its refusal is out (logins wait for it).
+    done: Notify,
 }
 
 impl Gate {
@@ -38,6 +42,7 @@ impl Gate {
         Gate {
             policy: RwLock::new(Arc::new(policy)),
             throttle: Mutex::default(),
+            done: Notify::new(),
         }
     }
 
@@ -56,15 +61,10 @@ impl Gate {
     }
 
     /// Judges the CONNECT in `hello`, from `peer`: sets who it is (`hello.user`) or why it
-    /// is refused (`hello.refused`); the password is dropped either way.
+    /// is refused (`hello.refused`), and that it was judged; the password is dropped
+    /// either way.
     pub async fn admit(&self, hello: &mut Hello, peer: IpAddr, identity: Identity) {
-        hello.judged = true;
         let login = hello.login.take();
-        let policy = self
-            .policy
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
         let name = match identity {
             Identity::Login => None,
             Identity::Certificate(Some(name)) => Some(name),
@@ -72,29 +72,34 @@ impl Gate {
                 log::warn!(
                     "{peer}: refused: its certificate has no common name to be its username"
                 );
-                hello.refused = Some(ConnectRefusal::NotAuthorized);
+                (hello.refused, hello.judged) = (Some(ConnectRefusal::NotAuthorized), true);
                 return;
             }
         };
-        let verdict = match policy.checks_password(login.as_ref(), name.as_deref()) {
-            false => policy.judge(login.as_ref(), name.as_deref()),
-            true => self.check_password(policy.clone(), login, peer).await,
+        let policy = self.policy();
+        let (verdict, by_password) = match policy.checks_password(login.as_ref(), name.as_deref()) {
+            false => (policy.judge(login.as_ref(), name.as_deref()), false),
+            true => (self.check_password(login, peer).await, true),
         };
         match verdict {
-            Ok(user) => {
-                hello.by_password = name.is_none() && policy.passwords.is_some() && user.is_some();
-                hello.user = user
-            }
+            Ok(user) => (hello.user, hello.by_password) = (user, by_password),
             Err(why) => hello.refused = Some(why),
         }
+        hello.judged = true;
     }
 
-    /// A password checked when its address is free (see [`Throttle`]), on tokio's
-    /// blocking threads (deriving its hash takes long on purpose); a failure's refusal
-    /// held back by its penalty.
+    fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A password checked in its address's turn (see [`Throttle`]), by the policy of
+    /// then (a SIGHUP meanwhile counts), on tokio's blocking threads (deriving its hash
+    /// takes long on purpose); a failure's refusal held back by its penalty.
     async fn check_password(
         &self,
-        policy: Arc<Policy>,
         login: Option<crate::broker::engine::codec::Login>,
         peer: IpAddr,
     ) -> Verdict {
@@ -102,26 +107,41 @@ impl Gate {
         let user = user.unwrap_or_default();
         let arrived = Instant::now();
         loop {
+            let done = self.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
             let now = Instant::now();
-            let busy = self.throttle().claim(peer, now);
-            let Err(until) = busy else {
-                break;
+            let wait = match self.throttle().claim(peer, now) {
+                Ok(()) => break,
+                Err(Wait::Until(t)) => t,
+                Err(Wait::Turn) => now + MAX_PENALTY,
             };
-            if until > arrived + 2 * MAX_PENALTY {
+            if wait > arrived + 2 * MAX_PENALTY {
                 log::warn!("{peer}: login as {user} refused unchecked: its address keeps failing");
                 return Err(ConnectRefusal::BadUsernameOrPassword);
             }
-            tokio::time::sleep_until(until.into()).await;
+            tokio::select! {
+                () = done => {}
+                () = tokio::time::sleep_until(wait.into()) => {}
+            }
         }
+        let policy = self.policy();
         let judged = tokio::task::spawn_blocking(move || policy.judge(login.as_ref(), None));
         let verdict = judged.await.unwrap_or(Err(ConnectRefusal::NotAuthorized));
-        match &verdict {
-            Ok(_) => self.throttle().succeeded(peer, Instant::now()),
+        let hold = match &verdict {
+            Ok(_) => {
+                self.throttle().succeeded(peer);
+                None
+            }
             Err(_) => {
                 log::warn!("{peer}: login as {user} refused: bad username or password");
-                let hold = self.throttle().failed(peer, Instant::now());
-                tokio::time::sleep(hold).await;
+                Some(self.throttle().failed(peer, Instant::now()))
             }
+        };
+        self.done.notify_waiters();
+        if let Some(hold) = hold {
+            tokio::time::sleep(hold).await;
+            self.done.notify_waiters();
         }
         verdict
     }

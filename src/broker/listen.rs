@@ -33,6 +33,63 @@ const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
 /// in the system's backlog until one is done. Each may hold a CONNECT of up to 1 MiB, so
 /// this bounds what clients that never log in can take.
 pub const MAX_PENDING: usize = 1024;
+/// Most of those from one address but loopback (this machine's programs, a crowd
+/// joining a room in a test): beyond, a new one is closed at once, so that one host
+/// cannot hold them all.
+pub const MAX_PENDING_PER_ADDRESS: u32 = 64;
+
+/// The connections before their login, counted per address.
+#[derive(Debug, Default)]
+pub struct Pending {
+    by_addr: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
+}
+
+/// One connection counted in [`Pending`] (and its permit of [`MAX_PENDING`]) until its
+/// login is judged, when it is dropped.
+pub struct Admission {
+    pending: Arc<Pending>,
+    addr: std::net::IpAddr,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Pending {
+    fn count(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::net::IpAddr, u32>> {
+        self.by_addr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a connection from `addr`, unless that address has too many already.
+    fn admit(
+        self: &Arc<Self>,
+        addr: std::net::IpAddr,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Option<Admission> {
+        let mut count = self.count();
+        let n = count.entry(addr).or_default();
+        if *n >= MAX_PENDING_PER_ADDRESS && !addr.is_loopback() {
+            return None;
+        }
+        *n += 1;
+        Some(Admission {
+            pending: self.clone(),
+            addr,
+            _permit: permit,
+        })
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut count = self.pending.count();
+        if let Some(n) = count.get_mut(&self.addr) {
+            *n -= 1;
+            if *n == 0 {
+                count.remove(&self.addr);
+            }
+        }
+    }
+}
 
 /// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +157,12 @@ pub fn wanted(args: &BrokerArgs) -> Result<Vec<(SocketAddr, Kind)>, Error> {
 /// it means is said at start.
 pub fn check_exposure(listeners: &[(SocketAddr, Kind)], args: &BrokerArgs) -> Result<(), Error> {
     for (addr, kind) in listeners {
+        if args.password_file.is_some() && !kind.tls() && !addr.ip().is_loopback() {
+            crate::tool::say(format_args!(
+                "warning: passwords cross the network in clear text to {addr}: anyone on the \
+                 way can read them; --tls-listen keeps them private"
+            ));
+        }
         let named = kind.tls() && args.require_certificate && args.use_identity_as_username;
         let guarded = args.password_file.is_some() || named;
         if addr.ip().is_loopback() || (guarded && !args.allow_anonymous) {
@@ -192,7 +255,11 @@ pub struct Origins {
 impl Origins {
     pub fn new(args: &BrokerArgs) -> Origins {
         Origins {
-            anonymous: args.password_file.is_none() || args.allow_anonymous,
+            // A browser sends its user's client certificate for any page: such a login
+            // proves nothing of the page either.
+            anonymous: args.password_file.is_none()
+                || args.allow_anonymous
+                || args.use_identity_as_username,
             allowed: args.ws_origin.clone(),
         }
     }
@@ -223,7 +290,12 @@ impl Listener {
 
 /// Accepts connections for ever; each one's handshake and session run in a task of its
 /// own, the handshake and login holding one of the `pending` permits ([`MAX_PENDING`]).
-pub async fn accept_loop(l: Listener, shared: Arc<Shared>, pending: Arc<Semaphore>) {
+pub async fn accept_loop(
+    l: Listener,
+    shared: Arc<Shared>,
+    pending: Arc<Semaphore>,
+    counted: Arc<Pending>,
+) {
     let Listener {
         socket,
         kind,
@@ -244,6 +316,12 @@ pub async fn accept_loop(l: Listener, shared: Arc<Shared>, pending: Arc<Semaphor
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(permit) = counted.admit(peer.ip(), permit) else {
+                    log::info!(
+                        "{peer}: closed: {MAX_PENDING_PER_ADDRESS} connections from it wait to log in"
+                    );
+                    continue;
+                };
                 let (tls, shared, origins) = (tls.clone(), shared.clone(), origins.clone());
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);

@@ -122,9 +122,10 @@ async fn serve(
     let mut names = Vec::new();
     let mut accepting = Vec::new();
     let pending = Arc::new(tokio::sync::Semaphore::new(listen::MAX_PENDING));
+    let counted = Arc::new(listen::Pending::default());
     for l in listeners {
         names.push(l.name()?);
-        let loop_ = listen::accept_loop(l, shared.clone(), pending.clone());
+        let loop_ = listen::accept_loop(l, shared.clone(), pending.clone(), counted.clone());
         accepting.push(tokio::spawn(loop_));
     }
     tokio::spawn(clock(shared.clone()));

@@ -138,12 +138,22 @@ impl Drop for Echo {
 }
 
 /// Writes `bytes` as `path`'s new contents: a temporary file of a random name beside
-/// it (created new, never through a link), with the old file's mode (owner-only for a
-/// new one), synced, renamed over it, the directory synced; removed again on a failure.
+/// it (created new, never through a link), with the old file's mode and owner
+/// (owner-only for a new one), synced, renamed over it, the directory synced; removed
+/// again on a failure. (A link at `path` is replaced by the file, not followed.)
 fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let dir = dir.unwrap_or(Path::new("."));
-    let mode = std::fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+    let old = std::fs::metadata(path).ok();
+    let mode = old
+        .as_ref()
+        .map_or(0o600, |m| m.permissions().mode() & 0o7777);
+    if mode & 0o004 != 0 {
+        crate::tool::say(format_args!(
+            "warning: {} can be read by anyone on this machine (chmod o-r)",
+            path.display()
+        ));
+    }
     let mut salt = [0u8; 8];
     getrandom::fill(&mut salt).map_err(|e| std::io::Error::other(e.to_string()))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -160,6 +170,12 @@ fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .mode(0o600)
             .open(&tmp)?;
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        // Owned as the old file was (root changing the broker's file leaves it the
+        // broker's); as anyone else, it stays the caller's.
+        if let Some(m) = &old {
+            use std::os::unix::fs::MetadataExt;
+            let _ = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()));
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

@@ -210,13 +210,15 @@ client without a username with "not authorized" (0x87; 5) unless
 \fB\-\-allow\-anonymous\fR; chat\-pub and chat\-sub exit 4 on either. Passwords are
 compared in constant time, and a username the file lacks costs the same work as one it
 has. Each check runs off the thread that serves the clients: a slow hash (many
-iterations) slows that login only. A failed login's refusal is held back: 0.25 s after
-the first failure from its address (an IPv6 address by its /64), doubling with each, at
-most 1.5 s (less than clients wait for an answer); meanwhile further logins from that address wait, and are checked one at a
-time. Once the refusal is out, the next login from there is checked at once, so a user
-who mistyped gets in as soon as the password is right. Logins from elsewhere wait for
-nothing. A successful login halves the failures counted (a quiet quarter of an hour
-forgets them). Nothing is cached: each login pays its hash, as
+iterations) slows that login only. Logins from one address (an IPv6 address as itself)
+are checked at most four at a time, and one at a time once it has failed. A failed
+login's refusal is held back: 0.25 s after the first failure from its address, doubling
+with each, at most 1.5 s (less than clients wait for an answer); meanwhile further logins
+from that address wait. Once the refusal is out, the next login from there is checked at
+once, so a user who mistyped gets in as soon as the password is right. Logins from
+elsewhere wait for nothing. Failures are counted until the address was quiet for a
+quarter of an hour (a success does not reset them, and costs nothing: only failures are
+held). Nothing is cached: each login pays its hash, as
 with mosquitto. Without \fB\-\-password\-file\fR a username is believed as sent (it
 names the client's ACL rules). Neither passwords nor hashes are ever logged.
 .SS Access control
@@ -241,11 +243,11 @@ matches more than the client may read is accepted (as mosquitto accepts every
 subscription), and each message is checked before it goes to the client: it gets only
 what it may read. Retained messages are checked the same way.
 .IP \(bu 2
-A session that outlives its connection belongs to the user who logged in to it: only a
-login as that user resumes it (another user's login under the same client id gets a
-fresh session, as with clean start; it still takes the connection over, as MQTT says),
-and while its client is away it reads by that user's rules (with \fB\-\-data\-dir\fR,
-across restarts).
+A session (connected or kept while its client is away) belongs to the user who logged in
+to it: a login as another user with its client id is refused ("not authorized": 0x87; 5),
+so nobody can take over, or end, someone else's session; a user's login under the
+client id of an anonymous client's session starts it afresh. While its client is away
+a session reads by its user's rules (with \fB\-\-data\-dir\fR, across restarts).
 .PP
 SIGHUP reads \fB\-\-password\-file\fR and \fB\-\-acl\-file\fR again: logins after it, and
 every PUBLISH, SUBSCRIBE and message routed after it, follow the new files; a client
@@ -302,11 +304,16 @@ certificate rules as \fB\-\-tls\-listen\fR. A browser lets any page open a WebSo
 any address, loopback included, and names the page in its Origin header: where clients
 may connect without a password, a handshake with an Origin that \fB\-\-ws\-origin\fR does
 not list is refused (HTTP 403), so a page from anywhere cannot use a broker meant for
-this machine or a LAN. Messages are at most 16 MiB, as packets are.
+this machine or a LAN. Logins by client certificate count as without a password here: a
+browser presents its user's certificate for any page. Messages are at most 16 MiB, as packets are.
 .SS Before the login
 At most 1024 connections at once may be between their accept and their login judged
 (TLS and WebSocket handshakes, 10 s at most each; a CONNECT, 10 s; a login waiting its
-turn); further ones wait in the system's backlog. A CONNECT may be at most 1 MiB.
+turn); further ones wait in the system's backlog. Of those, at most 64 from one address
+(loopback aside): more from there are closed at once. A CONNECT may be at most 1 MiB.
+.PP
+A password file on a listener that is neither TLS nor loopback is warned of at start:
+the passwords cross the network in clear text.
 .SS Several listeners
 \fB\-\-listen\fR, \fB\-\-tls\-listen\fR and \fB\-\-ws\-listen\fR may each be given several
 times, and together: every listener is in front of the same engine, so retained
@@ -402,7 +409,8 @@ Locked (\fBflock\fR(2)) while a chat\-broker uses \fIDIR\fR.
 .TP
 \fIFILE\fR\fB.lock\fR
 Locked while \fBchat\-broker passwd\fR changes \fIFILE\fR, so that two at once lose
-nothing.
+nothing. The new \fIFILE\fR keeps the old one's mode and owner (a new one is readable
+by its owner only); one that others may read is warned of.
 .SH EXAMPLES
 A chat on this machine, in three terminals:
 .PP

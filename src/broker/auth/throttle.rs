@@ -1,18 +1,18 @@
 //! The slowing of failed logins, per source address: a password guessed from one address
 //! costs that address more time at each failure, and nobody else anything.
 //!
-//! A failed login's refusal is held back by a penalty that doubles with each failure of
-//! its address, from [`FIRST_PENALTY`] up to [`MAX_PENALTY`], and while it is held the
-//! address is busy: its other logins wait until it is free again, one at a time (each
-//! takes the address for [`SLOT`] while it is checked), so opening many connections at
-//! once buys no more guesses. An address that has not failed is never busy. Once the
-//! refusal is out, the next login from there is judged at once: a user who mistyped
-//! gets in as soon as they type it right. A success halves the address's failures (a
-//! typo costs little later, while one account known to a guesser does not wipe its
-//! record); a quiet [`FORGET_AFTER`] forgets them. An IPv6 address counts by its /64
-//! network, what one host usually has to pick from. At most [`MAX_ADDRESSES`] are
-//! remembered (when full, the half free the longest is forgotten, at once, so a flood of
-//! addresses costs bounded memory and time).
+//! An address's logins are checked at most [`AT_ONCE`] at a time, and one at a time once
+//! it has failed: a burst of guesses is judged in turns, not all at once. A failed
+//! login's refusal is held back by a penalty that doubles with each failure of its
+//! address, from [`FIRST_PENALTY`] up to [`MAX_PENALTY`], and while it is held the address
+//! is busy: its other logins wait. Once the refusal is out, the next login from there is
+//! checked at once: a user who mistyped gets in as soon as they type it right. Failures
+//! are counted until the address was quiet for [`FORGET_AFTER`]; a success does not
+//! reset them (one account known to a guesser would), and costs a user nothing, since
+//! only failures are held. An IPv6 address counts as itself, as an IPv4 one (hosts of a
+//! LAN share their /64). At most [`MAX_ADDRESSES`] are remembered (when full, the half
+//! free the longest is forgotten, at once, so a flood of addresses costs bounded memory
+//! and time).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,20 +24,30 @@ pub const FIRST_PENALTY: Duration = Duration::from_millis(250);
 /// and chat-sub wait 2 s for MQTT 5's before they try 3.1.1), so that a held refusal is
 /// still read as one.
 pub const MAX_PENALTY: Duration = Duration::from_millis(1500);
-/// How long a login that is being checked keeps its address busy (a check takes far
-/// less; a failure extends it by its penalty).
-pub const SLOT: Duration = Duration::from_millis(100);
+/// Most logins of an address that has not failed checked at once.
+pub const AT_ONCE: u32 = 4;
 /// How long an address that failed is remembered after it was last busy.
 pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Most addresses remembered at once.
 pub const MAX_ADDRESSES: usize = 100_000;
 
-/// One address's failures.
+/// One address's logins.
 #[derive(Debug, Clone, Copy)]
 struct Record {
     failures: u32,
-    /// Until when the address is busy.
+    /// Logins being checked.
+    checking: u32,
+    /// Until when the address is busy (a refusal held back).
     busy: Instant,
+}
+
+/// Why a login must wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Until another login of the address is checked.
+    Turn,
+    /// Until this time (a refusal of the address is held back until then).
+    Until(Instant),
 }
 
 #[derive(Debug, Default)]
@@ -46,53 +56,61 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    /// A login from `addr` at `now` asks to be checked: Ok, and the address is busy with
-    /// it for [`SLOT`]; or the time until which the address is busy (ask again then).
-    pub fn claim(&mut self, addr: IpAddr, now: Instant) -> Result<(), Instant> {
-        let Some(r) = self.by_addr.get_mut(&key(addr)) else {
-            return Ok(());
-        };
-        if r.busy > now {
-            return Err(r.busy);
+    /// The record of `addr`, made if there is none (room made if the table is full).
+    fn record(&mut self, addr: IpAddr, now: Instant) -> &mut Record {
+        let addr = key(addr);
+        if !self.by_addr.contains_key(&addr) && self.by_addr.len() >= MAX_ADDRESSES {
+            self.forget_old(now);
         }
-        r.busy = now + SLOT;
+        self.by_addr.entry(addr).or_insert(Record {
+            failures: 0,
+            checking: 0,
+            busy: now,
+        })
+    }
+
+    /// A login from `addr` at `now` asks to be checked: Ok (then [`Throttle::failed`] or
+    /// [`Throttle::succeeded`] must follow), or why it must wait (ask again then).
+    pub fn claim(&mut self, addr: IpAddr, now: Instant) -> Result<(), Wait> {
+        let r = self.record(addr, now);
+        if r.busy > now {
+            return Err(Wait::Until(r.busy));
+        }
+        let most = if r.failures == 0 { AT_ONCE } else { 1 };
+        if r.checking >= most {
+            return Err(Wait::Turn);
+        }
+        r.checking += 1;
         Ok(())
     }
 
     /// A login from `addr` failed at `now`: how long its refusal is held back (the
     /// address is busy until then).
     pub fn failed(&mut self, addr: IpAddr, now: Instant) -> Duration {
-        let addr = key(addr);
-        if !self.by_addr.contains_key(&addr) && self.by_addr.len() >= MAX_ADDRESSES {
-            self.forget_old(now);
-        }
-        let r = self.by_addr.entry(addr).or_insert(Record {
-            failures: 0,
-            busy: now,
-        });
+        let r = self.record(addr, now);
+        r.checking = r.checking.saturating_sub(1);
         r.failures = r.failures.saturating_add(1);
         let hold = penalty(r.failures);
         r.busy = r.busy.max(now + hold);
         hold
     }
 
-    /// A login from `addr` succeeded: the address is free, and its failures halved
-    /// (forgotten when none is left).
-    pub fn succeeded(&mut self, addr: IpAddr, now: Instant) {
+    /// A login from `addr` succeeded: its check is done (its failures stay counted).
+    pub fn succeeded(&mut self, addr: IpAddr) {
         let addr = key(addr);
         if let Some(r) = self.by_addr.get_mut(&addr) {
-            r.failures /= 2;
-            r.busy = now;
-            if r.failures == 0 {
+            r.checking = r.checking.saturating_sub(1);
+            if r.failures == 0 && r.checking == 0 {
                 self.by_addr.remove(&addr);
             }
         }
     }
 
-    /// Forgets the addresses free for [`FORGET_AFTER`]; when that leaves the table full,
-    /// the half free the longest too.
+    /// Forgets the addresses free for [`FORGET_AFTER`] with nothing being checked; when
+    /// that leaves the table full, the half free the longest too.
     pub fn forget_old(&mut self, now: Instant) {
-        self.by_addr.retain(|_, r| r.busy + FORGET_AFTER > now);
+        self.by_addr
+            .retain(|_, r| r.checking > 0 || r.busy + FORGET_AFTER > now);
         if self.by_addr.len() >= MAX_ADDRESSES {
             let mut times: Vec<Instant> = self.by_addr.values().map(|r| r.busy).collect();
             let half = times.len() / 2;
@@ -109,19 +127,15 @@ impl Throttle {
     }
 }
 
-/// What an address counts as: IPv4 as it is (also when mapped into IPv6), IPv6 by its
-/// /64 network.
+/// What an address counts as: IPv4 as it is (also when mapped into IPv6), IPv6 as it is.
 fn key(addr: IpAddr) -> IpAddr {
     match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
         IpAddr::V4(_) => addr,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
     }
 }
 
-/// The spacing after `failures` failures: 0.25 s, 0.5 s, 1 s, ... up to 10 s.
+/// The hold after `failures` failures: 0.25 s, 0.5 s, 1 s, then [`MAX_PENALTY`].
 fn penalty(failures: u32) -> Duration {
     match failures {
         0 => Duration::ZERO,
@@ -138,19 +152,30 @@ mod tests {
     }
 
     #[test]
-    fn an_address_that_never_failed_is_never_busy() {
+    fn an_address_that_never_failed_has_a_few_checked_at_once() {
         let (mut t, now) = (Throttle::default(), Instant::now());
-        for _ in 0..100 {
+        for _ in 0..AT_ONCE {
             assert_eq!(t.claim(ip(1), now), Ok(()));
         }
-        assert_eq!(t.len(), 0);
+        assert_eq!(
+            t.claim(ip(1), now),
+            Err(Wait::Turn),
+            "a burst waits its turn"
+        );
+        assert_eq!(t.claim(ip(2), now), Ok(()), "another address does not");
+        for _ in 0..AT_ONCE {
+            t.succeeded(ip(1));
+        }
+        t.succeeded(ip(2));
+        assert_eq!(t.len(), 0, "nothing kept of addresses that never failed");
     }
 
     #[test]
     fn a_failure_holds_its_refusal_and_its_address_only_doubling_each_time() {
         let (mut t, t0) = (Throttle::default(), Instant::now());
+        assert_eq!(t.claim(ip(1), t0), Ok(()));
         assert_eq!(t.failed(ip(1), t0), FIRST_PENALTY);
-        assert_eq!(t.claim(ip(1), t0), Err(t0 + FIRST_PENALTY));
+        assert_eq!(t.claim(ip(1), t0), Err(Wait::Until(t0 + FIRST_PENALTY)));
         assert_eq!(t.claim(ip(2), t0), Ok(()), "another address is not slowed");
         let t1 = t0 + FIRST_PENALTY;
         assert_eq!(t.claim(ip(1), t1), Ok(()), "free once the refusal is out");
@@ -160,52 +185,47 @@ mod tests {
     }
 
     #[test]
-    fn logins_waiting_at_once_are_checked_one_at_a_time() {
+    fn once_it_failed_an_address_is_checked_one_login_at_a_time() {
         let (mut t, t0) = (Throttle::default(), Instant::now());
-        t.failed(ip(1), t0);
-        let free = t0 + FIRST_PENALTY;
-        // Three waited for the address: the first to ask takes it, the others wait.
+        assert_eq!(t.claim(ip(1), t0), Ok(()));
+        let free = t0 + t.failed(ip(1), t0);
         assert_eq!(t.claim(ip(1), free), Ok(()));
-        assert_eq!(t.claim(ip(1), free), Err(free + SLOT));
-        // The first fails: the others wait for its refusal to be out.
+        assert_eq!(t.claim(ip(1), free), Err(Wait::Turn));
         let hold = t.failed(ip(1), free);
-        assert_eq!(t.claim(ip(1), free + SLOT), Err(free + hold));
+        assert_eq!(t.claim(ip(1), free), Err(Wait::Until(free + hold)));
     }
 
     #[test]
-    fn a_right_password_after_typos_is_checked_at_once_and_halves_them() {
+    fn a_right_password_after_typos_is_checked_at_once_and_a_success_resets_nothing() {
         let (mut t, t0) = (Throttle::default(), Instant::now());
         let mut now = t0;
-        for _ in 0..5 {
+        for _ in 0..3 {
+            assert_eq!(t.claim(ip(1), now), Ok(()));
             now += t.failed(ip(1), now);
         }
         assert_eq!(t.claim(ip(1), now), Ok(()));
-        t.succeeded(ip(1), now);
+        t.succeeded(ip(1));
         assert_eq!(t.claim(ip(1), now), Ok(()));
-        // Two of five failures remain: the next failure holds as a third.
-        assert_eq!(t.failed(ip(1), now), 4 * FIRST_PENALTY);
-        t.succeeded(ip(1), now);
-        t.succeeded(ip(1), now);
-        assert_eq!(t.len(), 0);
+        assert_eq!(t.failed(ip(1), now), MAX_PENALTY, "the fourth failure");
     }
 
     #[test]
     fn a_quiet_while_forgets_the_address() {
         let (mut t, t0) = (Throttle::default(), Instant::now());
+        assert_eq!(t.claim(ip(1), t0), Ok(()));
         t.failed(ip(1), t0);
         t.forget_old(t0 + FORGET_AFTER + MAX_PENALTY);
         assert_eq!(t.len(), 0);
     }
 
     #[test]
-    fn an_ipv6_host_counts_by_its_network() {
+    fn ipv6_addresses_count_one_by_one_and_mapped_ipv4_as_ipv4() {
         let (mut t, t0) = (Throttle::default(), Instant::now());
         let a: IpAddr = "2001:db8::1".parse().unwrap();
-        let b: IpAddr = "2001:db8::2:3".parse().unwrap();
-        let other: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::2".parse().unwrap();
         t.failed(a, t0);
-        assert!(t.claim(b, t0).is_err(), "the same /64");
-        assert_eq!(t.claim(other, t0), Ok(()), "another /64");
+        assert!(t.claim(a, t0).is_err());
+        assert_eq!(t.claim(b, t0), Ok(()), "another host of the same LAN");
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         t.failed(ip(1), t0);
         assert!(

@@ -221,7 +221,7 @@ fn an_absent_session_reads_by_its_users_rules_and_keeps_them_across_a_restart() 
 }
 
 #[test]
-fn another_users_login_under_a_client_id_does_not_resume_its_session() {
+fn another_users_login_under_a_client_id_is_refused_and_leaves_the_session_alone() {
     let mut e = engine();
     let mut h = hello(Version::V5, "shared-id", false, 3600);
     h.user = Some(Arc::from("alice"));
@@ -242,24 +242,20 @@ fn another_users_login_under_a_client_id_does_not_resume_its_session() {
         t0(),
     );
     let _ = e.actions().count();
-    // bob, under alice's client id: a fresh session, nothing of hers.
+    // bob, under alice's client id: refused, and her session is as it was.
     let mut h = hello(Version::V5, "shared-id", false, 3600);
     h.user = Some(Arc::from("bob"));
     e.handle(3, super::codec::In::Connect(Box::new(h)), t0());
-    let got = sent(&mut e, 3, Version::V5);
-    assert_eq!(
-        got,
-        vec![Got::ConnAck {
-            present: false,
-            code: 0
-        }]
-    );
-    e.handle(
-        2,
-        publish(2, msg("rooms/alice/y", "for alice", 1, false)),
-        t0(),
-    );
-    assert_eq!(topics(&sent(&mut e, 3, Version::V5)), Vec::<String>::new());
+    let ack = Got::ConnAck {
+        present: false,
+        code: 0x87,
+    };
+    assert_eq!(sent(&mut e, 3, Version::V5), vec![ack, Got::Other(0)]);
+    let mut h = hello(Version::V5, "shared-id", false, 3600);
+    h.user = Some(Arc::from("alice"));
+    e.handle(4, super::codec::In::Connect(Box::new(h)), t0());
+    let got = sent(&mut e, 4, Version::V5);
+    assert_eq!(topics(&got), vec!["rooms/alice/x"], "{got:?}");
 }
 
 #[test]

@@ -406,9 +406,13 @@ impl Engine {
         let will_denied = (h.will.as_ref()).is_some_and(|w| {
             !self.allowed(Access::Write, h.user.as_deref(), &h.client_id, &w.msg.topic)
         });
+        // Another user's session (connected or kept) is not this login's to take.
+        let owner = (self.sessions.get(h.client_id.as_str())).and_then(|s| s.user.clone());
+        let theirs = owner.is_some() && owner != h.user;
         let refused = match () {
             _ if h.refused.is_some() => h.refused,
             _ if !h.judged => Some(ConnectRefusal::NotAuthorized),
+            _ if theirs => Some(ConnectRefusal::NotAuthorized),
             _ if full => Some(ConnectRefusal::TooManyConnections),
             _ if h.auth_method => Some(ConnectRefusal::BadAuthenticationMethod),
             _ if h.client_id.is_empty() && v == Version::V311 && !h.clean => {
@@ -441,8 +445,8 @@ impl Engine {
                 self.publish(will, None, now);
             }
         }
-        // A session is resumed by its own user only: another one's login under the same
-        // client id starts afresh (what was queued was judged by the first user's rules).
+        // An anonymous client's session taken by a user starts afresh (what was queued
+        // for it was judged by the anonymous rules).
         let foreign = (self.sessions.get(&id)).is_some_and(|s| s.user != h.user);
         if foreign {
             log::info!(
