@@ -10,7 +10,16 @@
 //! `--port P` is short for `--broker mqtt://127.0.0.1:P` (plain TCP only).
 //!
 //! Members connect at most `--parallel` at a time (a real crowd does not arrive in one
-//! instant either); a member that is refused or closed is counted, never retried.
+//! instant either); a member that is refused (its CONNACK or its SUBACK) or closed is
+//! counted, never retried.
+//!
+//! For a broker with an ACL: `--usernames PREFIX` logs member i in as PREFIXi (no
+//! password: a broker without a password file believes the name), `--publisher NAME` the
+//! publisher as NAME, and `--topic TOPIC` names the room (default: `load/PID`), so that
+//! an ACL file written beforehand can grant the members read and the publisher write:
+//!
+//!     target/release/examples/roomload --port 1883 --members 1000 --topic rooms/shared \
+//!         --usernames user --publisher publisher
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rumqttc::mqttbytes::{
     self, QoS,
-    v4::{Connect, LastWill, Packet, Publish, Subscribe},
+    v4::{Connect, ConnectReturnCode, LastWill, Packet, Publish, Subscribe, SubscribeReasonCode},
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -32,6 +41,9 @@ struct Args {
     parallel: usize,
     pid: Option<u32>,
     timeout: Duration,
+    topic: Option<String>,
+    usernames: Option<String>,
+    publisher: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -41,6 +53,9 @@ fn parse_args() -> Result<Args, String> {
         parallel: 64,
         pid: None,
         timeout: Duration::from_secs(120),
+        topic: None,
+        usernames: None,
+        publisher: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +68,9 @@ fn parse_args() -> Result<Args, String> {
             "--parallel" => a.parallel = value.parse().map_err(bad)?,
             "--pid" => a.pid = Some(value.parse().map_err(bad)?),
             "--timeout" => a.timeout = Duration::from_secs(value.parse().map_err(bad)?),
+            "--topic" => a.topic = Some(value),
+            "--usernames" => a.usernames = Some(value),
+            "--publisher" => a.publisher = Some(value),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -84,15 +102,32 @@ fn encode(write: impl FnOnce(&mut BytesMut) -> Result<usize, mqttbytes::Error>) 
     out.to_vec()
 }
 
-/// CONNECT (3.1.1, clean session, keep-alive 600 s) with a retained QoS 1 will.
-fn connect(id: &str, will_topic: &str) -> Vec<u8> {
+/// CONNECT (3.1.1, clean session, keep-alive 600 s) with a retained QoS 1 will, and a
+/// username without a password when `user` is given.
+fn connect(id: &str, will_topic: &str, user: Option<&str>) -> Vec<u8> {
     let mut c = Connect::new(id);
     c.keep_alive = 600;
     c.last_will = Some(LastWill::new(will_topic, "", QoS::AtLeastOnce, true));
+    if let Some(user) = user {
+        c.set_login(user, "");
+    }
     encode(|b| c.write(b))
 }
 
-/// Reads until a whole packet of the kind `wanted` picks arrives (others are skipped).
+/// A CONNACK that lets the client in; a SUBACK that grants every filter.
+fn accepted(p: &Packet) -> std::io::Result<()> {
+    let refused = match p {
+        Packet::ConnAck(c) if c.code != ConnectReturnCode::Success => format!("{:?}", c.code),
+        Packet::SubAck(s) if s.return_codes.contains(&SubscribeReasonCode::Failure) => {
+            "SUBACK failure".into()
+        }
+        _ => return Ok(()),
+    };
+    Err(std::io::Error::other(format!("refused: {refused}")))
+}
+
+/// Reads until a whole packet of the kind `wanted` picks arrives (others are skipped);
+/// a refusal in it is an error.
 async fn wait_for(
     s: &mut TcpStream,
     buf: &mut BytesMut,
@@ -100,7 +135,7 @@ async fn wait_for(
 ) -> std::io::Result<()> {
     loop {
         match Packet::read(buf, 1 << 20) {
-            Ok(p) if wanted(&p) => return Ok(()),
+            Ok(p) if wanted(&p) => return accepted(&p),
             Ok(_) => continue,
             Err(mqttbytes::Error::InsufficientBytes(_)) => {}
             Err(e) => return Err(std::io::Error::other(format!("{e:?}"))),
@@ -119,8 +154,9 @@ async fn member(i: usize, a: Arc<Shared>) {
         s.set_nodelay(true)?;
         let id = format!("load-{}-{i}", std::process::id());
         let will = format!("mqttchat-presence/{}/{id}", a.topic);
+        let user = a.usernames.as_ref().map(|prefix| format!("{prefix}{i}"));
         let mut buf = BytesMut::new();
-        s.write_all(&connect(&id, &will)).await?;
+        s.write_all(&connect(&id, &will, user.as_deref())).await?;
         wait_for(&mut s, &mut buf, |p| matches!(p, Packet::ConnAck(_))).await?;
         let mut sub = Subscribe::new(a.topic.as_str(), QoS::AtMostOnce);
         sub.pkid = 1; // 0 is not a packet id: mosquitto closes the connection
@@ -151,6 +187,7 @@ async fn member(i: usize, a: Arc<Shared>) {
 struct Shared {
     addr: SocketAddr,
     topic: String,
+    usernames: Option<String>,
     slots: Semaphore,
     /// Every member and the publisher: all joined (or failed).
     ready: Barrier,
@@ -168,11 +205,12 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 async fn run(a: Args) -> Result<(), String> {
-    let topic = format!("load/{}", std::process::id());
+    let topic = (a.topic.clone()).unwrap_or_else(|| format!("load/{}", std::process::id()));
     let start = Instant::now();
     let shared = Arc::new(Shared {
         addr: a.addr,
         topic: topic.clone(),
+        usernames: a.usernames.clone(),
         slots: Semaphore::new(a.parallel.max(1)),
         ready: Barrier::new(a.members + 1),
         joined: AtomicU64::new(0),
@@ -202,15 +240,13 @@ async fn run(a: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     p.set_nodelay(true).map_err(|e| e.to_string())?;
     let mut buf = BytesMut::new();
-    p.write_all(&connect(
-        &format!("load-pub-{}", std::process::id()),
-        "load/will",
-    ))
-    .await
-    .map_err(|e| e.to_string())?;
-    wait_for(&mut p, &mut buf, |p| matches!(p, Packet::ConnAck(_)))
+    let id = format!("load-pub-{}", std::process::id());
+    p.write_all(&connect(&id, "load/will", a.publisher.as_deref()))
         .await
         .map_err(|e| e.to_string())?;
+    wait_for(&mut p, &mut buf, |p| matches!(p, Packet::ConnAck(_)))
+        .await
+        .map_err(|e| format!("the publisher: {e}"))?;
     let message = Publish::new(topic.as_str(), QoS::AtMostOnce, "hello, room");
     let sent = start.elapsed();
     p.write_all(&encode(|b| message.write(b)))

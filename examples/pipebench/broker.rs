@@ -1,5 +1,6 @@
 //! The harness's own mosquitto (or another broker) on a free loopback port, and a minimal
 //! MQTT 3.1.1 publisher for the retained markers that tell when a subscriber is ready.
+//! With `--tls` both listen with the run's certificate and the markers go over TLS too.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -9,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::proc::{Proc, which};
+use crate::tls::Pki;
 
 pub const HOST: &str = "127.0.0.1";
 
@@ -17,13 +19,28 @@ pub struct Broker {
     pub name: String,
     pub port: u16,
     pub log: PathBuf,
-    _proc: Proc,
+    proc: Proc,
+}
+
+impl Broker {
+    pub fn pid(&self) -> i32 {
+        self.proc.pid
+    }
 }
 
 /// The configuration, and why each line is there.
-fn config(port: u16) -> String {
+fn config(port: u16, pki: Option<&Pki>) -> String {
+    let tls = pki.map_or_else(String::new, |p| {
+        format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\n",
+            p.ca.display(),
+            p.cert.display(),
+            p.key.display()
+        )
+    });
     format!(
         "listener {port} {HOST}\n\
+         {tls}\
          allow_anonymous true\n\
          persistence false\n\
          # The default (1000) drops messages to a subscriber that falls behind,\n\
@@ -38,18 +55,38 @@ fn config(port: u16) -> String {
     )
 }
 
-/// Starts mosquitto in `dir`, or `command` (words split at spaces, `{port}` replaced), and
-/// returns once it accepts connections.
-pub fn start(dir: &Path, command: Option<&str>) -> io::Result<Broker> {
+/// `{port}`, and with `--tls` `{certfile}`, `{keyfile}` and `{cafile}`, in a word of
+/// `--broker-cmd`.
+fn fill(word: &str, port: u16, pki: Option<&Pki>) -> io::Result<String> {
+    let word = word.replace("{port}", &port.to_string());
+    let files = ["{certfile}", "{keyfile}", "{cafile}"];
+    match pki {
+        Some(p) => Ok(word
+            .replace("{certfile}", &p.cert.display().to_string())
+            .replace("{keyfile}", &p.key.display().to_string())
+            .replace("{cafile}", &p.ca.display().to_string())),
+        None if files.iter().any(|f| word.contains(f)) => Err(io::Error::other(format!(
+            "--broker-cmd: {word} needs --tls (the certificate is made for the run)"
+        ))),
+        None => Ok(word),
+    }
+}
+
+/// Starts mosquitto in `dir`, or `command` (words split at spaces, placeholders filled in:
+/// [`fill`]), with a TLS listener when `pki` is given, and returns once it accepts
+/// connections.
+pub fn start(dir: &Path, command: Option<&str>, pki: Option<&Pki>) -> io::Result<Broker> {
     // The kernel picks a free port; it stays free for the moment the broker needs.
     let port = TcpListener::bind((HOST, 0))?.local_addr()?.port();
-    let log = dir.join("broker.log");
+    let log = dir.join(match command {
+        Some(_) => "broker.log",
+        None => "mosquitto.log",
+    });
     let mut cmd = match command {
         Some(line) => {
-            let words: Vec<String> = line
-                .split_whitespace()
-                .map(|w| w.replace("{port}", &port.to_string()))
-                .collect();
+            let words = (line.split_whitespace())
+                .map(|w| fill(w, port, pki))
+                .collect::<io::Result<Vec<String>>>()?;
             let (exe, args) = words
                 .split_first()
                 .ok_or_else(|| io::Error::other("--broker-cmd is empty"))?;
@@ -64,7 +101,7 @@ pub fn start(dir: &Path, command: Option<&str>) -> io::Result<Broker> {
                 )
             })?;
             let conf = dir.join("mosquitto.conf");
-            fs::write(&conf, config(port))?;
+            fs::write(&conf, config(port, pki))?;
             let mut cmd = Command::new(exe);
             cmd.arg("-c").arg(&conf);
             cmd
@@ -92,7 +129,7 @@ pub fn start(dir: &Path, command: Option<&str>) -> io::Result<Broker> {
         name,
         port,
         log,
-        _proc: proc,
+        proc,
     })
 }
 
@@ -130,11 +167,30 @@ fn mqtt_str(s: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Publishes one retained QoS 1 message (an empty one clears the topic) and returns
-/// once the broker acknowledged it.
-pub fn publish_retained(port: u16, topic: &str, payload: &[u8]) -> io::Result<()> {
-    let mut s = TcpStream::connect((HOST, port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.set_nodelay(true)?;
+/// once the broker acknowledged it; over TLS when `pki` is given.
+pub fn publish_retained(
+    port: u16,
+    pki: Option<&Pki>,
+    topic: &str,
+    payload: &[u8],
+) -> io::Result<()> {
+    let tcp = TcpStream::connect((HOST, port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    tcp.set_nodelay(true)?;
+    match pki {
+        None => exchange(&mut { tcp }, topic, payload),
+        Some(pki) => {
+            let mut s = pki.connect(tcp)?;
+            exchange(&mut s, topic, payload)?;
+            s.conn.send_close_notify();
+            let _ = s.conn.complete_io(&mut s.sock);
+            Ok(())
+        }
+    }
+}
+
+/// CONNECT, the retained PUBLISH, its PUBACK, DISCONNECT.
+fn exchange(s: &mut impl ReadWrite, topic: &str, payload: &[u8]) -> io::Result<()> {
     let mut connect = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 30];
     mqtt_str(
         format!("bench-marker-{}", std::process::id()).as_bytes(),
@@ -157,5 +213,10 @@ pub fn publish_retained(port: u16, topic: &str, payload: &[u8]) -> io::Result<()
         return Err(io::Error::other("no PUBACK for the marker"));
     }
     s.write_all(&[0xe0, 0])?; // DISCONNECT
-    Ok(())
+    s.flush()
 }
+
+/// A byte stream: TCP, or TLS over it.
+trait ReadWrite: Read + Write {}
+
+impl<T: Read + Write> ReadWrite for T {}

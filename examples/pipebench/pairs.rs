@@ -105,21 +105,48 @@ impl Pair {
         self != Pair::MosquittoSplit || (scenario == Scenario::Throughput && qos > 0)
     }
 
-    /// The publisher; its stdin is set by the caller.
-    pub fn publisher(self, ctx: &Ctx, topic: &str, qos: u8) -> Command {
-        let (port, q) = (ctx.port.to_string(), qos.to_string());
+    /// The chat tools' broker URL and TLS flags: `-b mqtt://…`, or with `--tls`
+    /// `-b mqtts://… --cafile CA`.
+    fn chat_broker(ctx: &Ctx, port: u16) -> Vec<String> {
+        match &ctx.pki {
+            None => vec!["-b".into(), format!("mqtt://{HOST}:{port}")],
+            Some(pki) => vec![
+                "-b".into(),
+                format!("mqtts://{HOST}:{port}"),
+                "--cafile".into(),
+                pki.ca.display().to_string(),
+            ],
+        }
+    }
+
+    /// mosquitto_pub's and mosquitto_sub's broker flags: `-h … -p …`, and with `--tls`
+    /// `--cafile CA`.
+    fn mosquitto_broker(ctx: &Ctx, port: u16) -> Vec<String> {
+        let mut flags = vec!["-h".into(), HOST.into(), "-p".into(), port.to_string()];
+        if let Some(pki) = &ctx.pki {
+            flags.extend(["--cafile".into(), pki.ca.display().to_string()]);
+        }
+        flags
+    }
+
+    /// The publisher, through the broker on `port`; its stdin is set by the caller.
+    pub fn publisher(self, ctx: &Ctx, port: u16, topic: &str, qos: u8) -> Command {
+        let q = qos.to_string();
         match self {
             Pair::Chat | Pair::ChatBaseline | Pair::ChatSealed => {
-                let url = format!("mqtt://{HOST}:{port}");
                 let exe = self.chat_dir(ctx).join("chat-pub");
-                self.room(command(exe, &["-b", &url, "-q", &q, topic]))
+                let mut cmd = command(exe, &Self::chat_broker(ctx, port));
+                cmd.args(["-q", &q, topic]);
+                self.room(cmd)
             }
-            Pair::Mosquitto => command(
-                "mosquitto_pub",
-                &["-h", HOST, "-p", &port, "-t", topic, "-q", &q, "-l"],
-            ),
+            Pair::Mosquitto => {
+                let mut cmd = command("mosquitto_pub", &Self::mosquitto_broker(ctx, port));
+                cmd.args(["-t", topic, "-q", &q, "-l"]);
+                cmd
+            }
             Pair::MosquittoSplit => {
-                let each = format!("mosquitto_pub -h {HOST} -p {port} -t {topic} -q {q} -l");
+                let broker = Self::mosquitto_broker(ctx, port).join(" ");
+                let each = format!("mosquitto_pub {broker} -t {topic} -q {q} -l");
                 let mut cmd = command("split", &["-l", "60000", "--filter", &each]);
                 cmd.env("SHELL", "/bin/sh");
                 cmd
@@ -131,7 +158,7 @@ impl Pair {
                     "-H",
                     HOST,
                     "-p",
-                    &port,
+                    &port.to_string(),
                     "-t",
                     topic,
                     "-q",
@@ -141,14 +168,15 @@ impl Pair {
         }
     }
 
-    /// The subscriber, which exits after `count` messages.
-    pub fn subscriber(self, ctx: &Ctx, topic: &str, qos: u8, count: u32) -> Command {
-        let (port, q, n) = (ctx.port.to_string(), qos.to_string(), count.to_string());
+    /// The subscriber, through the broker on `port`, which exits after `count` messages.
+    pub fn subscriber(self, ctx: &Ctx, port: u16, topic: &str, qos: u8, count: u32) -> Command {
+        let (q, n) = (qos.to_string(), count.to_string());
         match self {
             Pair::Chat | Pair::ChatBaseline | Pair::ChatSealed => {
-                let url = format!("mqtt://{HOST}:{port}");
                 let exe = self.chat_dir(ctx).join("chat-sub");
-                let mut cmd = self.room(command(exe, &["-b", &url, "-q", &q, "-n", &n]));
+                let mut cmd = command(exe, &Self::chat_broker(ctx, port));
+                cmd.args(["-q", &q, "-n", &n]);
+                let mut cmd = self.room(cmd);
                 if ctx.args.session {
                     cmd.args(["--session", &session_name(topic)]);
                 }
@@ -156,17 +184,15 @@ impl Pair {
                 cmd
             }
             Pair::Mosquitto | Pair::MosquittoSplit => {
-                let mut cmd = command(
-                    "mosquitto_sub",
-                    &["-h", HOST, "-p", &port, "-t", topic, "-q", &q, "-C", &n],
-                );
+                let mut cmd = command("mosquitto_sub", &Self::mosquitto_broker(ctx, port));
+                cmd.args(["-t", topic, "-q", &q, "-C", &n]);
                 if ctx.args.session {
                     cmd.args(["-c", "-i", &session_name(topic)]);
                 }
                 cmd
             }
             Pair::Paho => {
-                let script = paho_script("paho_sub.py");
+                let (script, port) = (paho_script("paho_sub.py"), port.to_string());
                 let args = [
                     &script, "-H", HOST, "-p", &port, "-t", topic, "-q", &q, "-C", &n,
                 ];
@@ -178,14 +204,21 @@ impl Pair {
     /// A publisher for one message: `echo TEXT | PUB`, except for mosquitto_pub, whose
     /// `-l` waits ~200 ms after end of input, so its own one-message form `-m TEXT` is
     /// used. Returns the command and what to write to its stdin.
-    pub fn one_message(self, ctx: &Ctx, topic: &str, qos: u8, text: &str) -> (Command, String) {
+    pub fn one_message(
+        self,
+        ctx: &Ctx,
+        port: u16,
+        topic: &str,
+        qos: u8,
+        text: &str,
+    ) -> (Command, String) {
         match self {
             Pair::Mosquitto | Pair::MosquittoSplit => {
-                let (port, q) = (ctx.port.to_string(), qos.to_string());
-                let args = ["-h", HOST, "-p", &port, "-t", topic, "-q", &q, "-m", text];
-                (command("mosquitto_pub", &args), String::new())
+                let mut cmd = command("mosquitto_pub", &Self::mosquitto_broker(ctx, port));
+                cmd.args(["-t", topic, "-q", &qos.to_string(), "-m", text]);
+                (cmd, String::new())
             }
-            _ => (self.publisher(ctx, topic, qos), format!("{text}\n")),
+            _ => (self.publisher(ctx, port, topic, qos), format!("{text}\n")),
         }
     }
 

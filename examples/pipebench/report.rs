@@ -1,5 +1,5 @@
 //! Medians and percentiles, and the Markdown report: one table, a row per figure and a
-//! column per pair, then notes.
+//! column per pair (per pair and broker, with several brokers), then notes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -7,7 +7,7 @@ use std::fmt::Write;
 use crate::machine::Meta;
 use crate::pairs::Pair;
 use crate::scenario::Trial;
-use crate::{Args, Scenario};
+use crate::{Args, Ctx, Lane, Scenario};
 
 /// Nearest-rank percentile of sorted values: the smallest value with at least `p` % of
 /// all values at or below it.
@@ -149,23 +149,39 @@ fn mib(kib: Option<u64>) -> Option<f64> {
 
 struct Table<'a> {
     trials: &'a [Trial],
-    pairs: &'a [Pair],
+    ctx: &'a Ctx,
+    lanes: &'a [Lane],
     out: String,
 }
 
 impl Table<'_> {
-    fn runs(&self, scenario: &str, pair: Pair, qos: u8) -> Vec<&Trial> {
-        let same = |t: &&Trial| t.scenario == scenario && t.pair == pair.name() && t.qos == qos;
+    fn runs(&self, scenario: &str, lane: Lane, qos: u8) -> Vec<&Trial> {
+        let broker = self.ctx.broker(lane);
+        let same = |t: &&Trial| {
+            t.scenario == scenario
+                && t.pair == lane.pair.name()
+                && t.broker == broker
+                && t.qos == qos
+        };
         self.trials.iter().filter(same).collect()
     }
 
-    /// The mosquitto pair chat is compared with: the plain one when every run of it
-    /// delivered everything, else the split one.
-    fn reference(&self, scenario: &str, qos: u8) -> Option<Pair> {
+    /// What the chat pair is compared with. One broker: the mosquitto pair, the plain
+    /// one when every run of it delivered everything, else the split one. Several: the
+    /// chat pair through the last broker (the harness's mosquitto).
+    fn reference(&self, scenario: &str, qos: u8) -> Option<Lane> {
+        let last = self.ctx.brokers.len() - 1;
+        if last > 0 {
+            return Some(Lane {
+                pair: Pair::Chat,
+                via: last,
+            });
+        }
         [Pair::Mosquitto, Pair::MosquittoSplit]
             .into_iter()
-            .find(|&p| {
-                let runs = self.runs(scenario, p, qos);
+            .map(|pair| Lane { pair, via: 0 })
+            .find(|&l| {
+                let runs = self.runs(scenario, l, qos);
                 !runs.is_empty() && runs.iter().all(|t| t.complete)
             })
     }
@@ -173,21 +189,28 @@ impl Table<'_> {
     fn row(&mut self, label: &str, scenario: &str, qos: u8, cell: impl Fn(&Runs) -> Cell) {
         let mut keys = BTreeMap::new();
         let _ = write!(self.out, "| {label} |");
-        for &pair in self.pairs {
-            let runs = self.runs(scenario, pair, qos);
+        for &lane in self.lanes {
+            let runs = self.runs(scenario, lane, qos);
             let (text, key) = if runs.is_empty() {
                 ("–".into(), None)
             } else {
                 cell(&runs)
             };
-            keys.insert(pair.name(), key);
+            keys.insert((lane.pair.name(), lane.via), key);
             let _ = write!(self.out, " {text} |");
         }
         let reference = self.reference(scenario, qos);
-        let key = |name: &str| keys.get(name).copied().flatten();
-        let compared = reference.and_then(|r| Some((key("chat")?, key(r.name())?, r)));
+        let key = |l: Lane| keys.get(&(l.pair.name(), l.via)).copied().flatten();
+        let chat = Lane {
+            pair: Pair::Chat,
+            via: 0,
+        };
+        let compared = reference.and_then(|r| Some((key(chat)?, key(r)?, r)));
         match compared {
-            Some((chat, r, p)) => writeln!(self.out, " {}× ({}) |", ratio(chat / r), p.name()),
+            Some((chat, r, l)) if self.ctx.brokers.len() == 1 => {
+                writeln!(self.out, " {}× ({}) |", ratio(chat / r), l.pair.name())
+            }
+            Some((chat, r, _)) => writeln!(self.out, " {}× |", ratio(chat / r)),
             None => writeln!(self.out, " |"),
         }
         .ok();
@@ -244,19 +267,28 @@ fn rows(t: &mut Table, args: &Args, qos: u8) {
 }
 
 /// The whole report: the settings, the table and the notes.
-pub fn markdown(trials: &[Trial], pairs: &[Pair], args: &Args, meta: &Meta) -> String {
+pub fn markdown(
+    trials: &[Trial],
+    ctx: &Ctx,
+    lanes: &[Lane],
+    pairs: &[Pair],
+    meta: &Meta,
+) -> String {
+    let args = &ctx.args;
     let mut t = Table {
         trials,
-        pairs,
+        ctx,
+        lanes,
         out: String::new(),
     };
-    let names: Vec<&str> = pairs.iter().map(|p| p.name()).collect();
-    let _ = writeln!(
-        t.out,
-        "| figure | {} | chat ÷ mosquitto |",
-        names.join(" | ")
-    );
-    let _ = writeln!(t.out, "|---|{}---|", "---|".repeat(pairs.len()));
+    let names: Vec<String> = lanes.iter().map(|&l| ctx.label(l)).collect();
+    let compared = match &ctx.brokers[..] {
+        [_] => "chat ÷ mosquitto".to_owned(),
+        [first, .., last] => format!("chat via {} ÷ chat via {}", first.name, last.name),
+        [] => String::new(),
+    };
+    let _ = writeln!(t.out, "| figure | {} | {compared} |", names.join(" | "));
+    let _ = writeln!(t.out, "|---|{}---|", "---|".repeat(lanes.len()));
     for &qos in &args.qos {
         rows(&mut t, args, qos);
     }
@@ -274,23 +306,40 @@ pub fn markdown(trials: &[Trial], pairs: &[Pair], args: &Args, meta: &Meta) -> S
         args.repeats,
     );
     if let Some(cmd) = &args.broker_cmd {
+        let and = match args.with_mosquitto {
+            true => " and the harness's mosquitto, taking turns",
+            false => "",
+        };
         out.push_str(&format!(
-            "Broker: `{cmd}` (the clients' mosquitto is named above).\n\n"
+            "Broker: `{cmd}`{and} (the clients' mosquitto is named above).\n\n"
         ));
+    }
+    if args.tls {
+        out.push_str(
+            "Over TLS (`--tls`): a throwaway CA and an ECDSA P-256 server certificate for \
+             127.0.0.1; chat with `mqtts://` and `--cafile`, mosquitto's clients with \
+             `--cafile`.\n\n",
+        );
     }
     if args.session {
         out.push_str("Subscribers in a persistent session (`--session`).\n\n");
     }
     out.push_str(&t.out);
     out.push('\n');
-    out.push_str(&notes(trials, pairs, meta));
+    out.push_str(&notes(trials, ctx, pairs, meta));
     out
 }
 
-fn notes(trials: &[Trial], pairs: &[Pair], meta: &Meta) -> String {
+/// Other processes' CPU time in a run beyond which the run is counted in the notes.
+const OTHERS_NOTED_S: f64 = 0.1;
+
+fn notes(trials: &[Trial], ctx: &Ctx, pairs: &[Pair], meta: &Meta) -> String {
     let mut out = String::new();
     for p in pairs {
         let _ = writeln!(out, "- {}: {}", p.name(), p.describe());
+    }
+    for b in &meta.brokers {
+        let _ = writeln!(out, "- Broker: {b}");
     }
     for s in &meta.skipped {
         let _ = writeln!(out, "- {s}");
@@ -308,6 +357,25 @@ fn notes(trials: &[Trial], pairs: &[Pair], meta: &Meta) -> String {
         out,
         "- CPUs busy with other work: {before} before the run, {after} after it."
     );
+    let others: Vec<f64> = trials.iter().filter_map(|t| t.others_cpu_s).collect();
+    let over = others.iter().filter(|&&s| s > OTHERS_NOTED_S).count();
+    if let Some(s) = spread(others) {
+        let _ = writeln!(
+            out,
+            "- CPU time other processes took during each throughput or latency run: median \
+             {:.2} s, max {:.2} s; {over} runs over {OTHERS_NOTED_S} s.",
+            s.median.max(0.0),
+            s.max.max(0.0)
+        );
+    }
+    let redone = ctx.redone.borrow().len();
+    if let Some(limit) = ctx.args.max_others_cpu {
+        let _ = writeln!(
+            out,
+            "- Runs done again because other processes took more than {limit} s of CPU \
+             meanwhile (`--max-others-cpu`): {redone}."
+        );
+    }
     let mut failed: BTreeMap<String, u32> = BTreeMap::new();
     for t in trials.iter().filter(|t| !t.complete) {
         let key = format!("{} {} QoS {}: {}", t.pair, t.scenario, t.qos, t.outcome);

@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::Ctx;
-use crate::broker::publish_retained;
 use crate::lines::{Clock, Event, Tally, make_line, spawn_reader};
-use crate::pairs::Pair;
+use crate::machine::CpuMark;
 use crate::proc::{Exit, Proc};
 use crate::report::percentile;
+use crate::{Ctx, Lane};
 
 /// How long a subscriber may take to print the readiness marker or the warm-up line.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +29,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Trial {
     pub scenario: &'static str,
     pub pair: &'static str,
+    /// The broker it went through.
+    pub broker: String,
     pub qos: u8,
     pub run: u32,
     /// "complete", or why not.
@@ -56,14 +57,17 @@ pub struct Trial {
     pub sub_rss_kib: Option<u64>,
     pub pub_cpu_s: Option<f64>,
     pub sub_cpu_s: Option<f64>,
+    /// CPU time other processes (not the run's tools, the brokers or the harness) took
+    /// during the run (throughput and latency runs).
+    pub others_cpu_s: Option<f64>,
 }
 
 impl Trial {
-    fn new(scenario: &'static str, pair: Pair, qos: u8, run: u32) -> Trial {
-        let pair = pair.name();
+    fn new(scenario: &'static str, ctx: &Ctx, lane: Lane, qos: u8, run: u32) -> Trial {
         Trial {
             scenario,
-            pair,
+            pair: lane.pair.name(),
+            broker: ctx.broker(lane).to_owned(),
             qos,
             run,
             ..Trial::default()
@@ -78,6 +82,13 @@ impl Trial {
         self.lost = tally.lost();
         self.duplicated = tally.duplicated;
         self.reordered = tally.reordered;
+    }
+
+    /// What other processes took since `mark` (see [`CpuMark`]).
+    fn others(&mut self, ctx: &Ctx, mark: Option<CpuMark>) {
+        let tools = self.pub_cpu_s.zip(self.sub_cpu_s).map(|(p, s)| p + s);
+        let pids = ctx.broker_pids();
+        self.others_cpu_s = mark.zip(tools).and_then(|(m, t)| m.others(&pids, t));
     }
 
     fn usage(&mut self, publisher: Option<Exit>, subscriber: Option<Exit>) {
@@ -96,16 +107,17 @@ struct Sub {
     events: Receiver<Vec<Event>>,
     eof: bool,
     topic: String,
+    lane: Lane,
 }
 
 impl Sub {
-    fn start(ctx: &Ctx, pair: Pair, topic: &str, qos: u8, count: u32) -> io::Result<Sub> {
+    fn start(ctx: &Ctx, lane: Lane, topic: &str, qos: u8, count: u32) -> io::Result<Sub> {
         let token = ctx.token("ready");
-        let marker = pair.harness_payload(topic, format!("mark={token}").as_bytes());
-        publish_retained(ctx.port, topic, &marker)?;
-        let mut cmd = pair.subscriber(ctx, topic, qos, count);
+        let marker = (lane.pair).harness_payload(topic, format!("mark={token}").as_bytes());
+        ctx.publish_retained(lane, topic, &marker)?;
+        let mut cmd = lane.pair.subscriber(ctx, ctx.port(lane), topic, qos, count);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-        cmd.stderr(ctx.stderr_log(pair, "sub")?);
+        cmd.stderr(ctx.stderr_log(lane, "sub")?);
         let mut proc = Proc::spawn(&mut cmd)?;
         let (tx, events) = mpsc::channel();
         spawn_reader(proc.stdout.take().expect("piped"), ctx.clock, tx);
@@ -115,6 +127,7 @@ impl Sub {
             events,
             eof: false,
             topic,
+            lane,
         };
         sub.wait_mark(
             &token,
@@ -171,7 +184,7 @@ impl Sub {
         while !self.eof && Instant::now() < deadline {
             self.take(tally, Duration::from_millis(50));
         }
-        let _ = publish_retained(ctx.port, &self.topic, b"");
+        let _ = ctx.publish_retained(self.lane, &self.topic, b"");
         exit
     }
 }
@@ -218,14 +231,15 @@ fn guarded(mut t: Trial, body: impl FnOnce(&mut Trial) -> io::Result<()>) -> Tri
 
 /// `--count` lines from a file into the publisher; the time from starting it until the
 /// subscriber printed the last line.
-pub fn throughput(ctx: &Ctx, pair: Pair, qos: u8, run: u32) -> Trial {
-    guarded(Trial::new("throughput", pair, qos, run), |t| {
+pub fn throughput(ctx: &Ctx, lane: Lane, qos: u8, run: u32) -> Trial {
+    guarded(Trial::new("throughput", ctx, lane, qos, run), |t| {
+        let mark = CpuMark::now(&ctx.broker_pids());
         let n = ctx.args.count;
-        let topic = ctx.topic("tp", pair, qos, run);
-        let mut sub = Sub::start(ctx, pair, &topic, qos, n + 1)?;
-        let mut cmd = pair.publisher(ctx, &topic, qos);
+        let topic = ctx.topic("tp", lane, qos, run);
+        let mut sub = Sub::start(ctx, lane, &topic, qos, n + 1)?;
+        let mut cmd = lane.pair.publisher(ctx, ctx.port(lane), &topic, qos);
         cmd.stdin(File::open(&ctx.data)?).stdout(Stdio::null());
-        cmd.stderr(ctx.stderr_log(pair, "pub")?);
+        cmd.stderr(ctx.stderr_log(lane, "pub")?);
         let t0 = ctx.clock.ns();
         let mut publisher = Proc::spawn(&mut cmd)?;
         let mut tally = Tally::new(n);
@@ -244,6 +258,7 @@ pub fn throughput(ctx: &Ctx, pair: Pair, qos: u8, run: u32) -> Trial {
         t.msgs_per_s = t.seconds.map(|s| f64::from(tally.unique) / s);
         t.count(outcome, &tally);
         t.usage(pub_exit, sub_exit);
+        t.others(ctx, mark);
         Ok(())
     })
 }
@@ -274,14 +289,15 @@ fn feed(mut stdin: ChildStdin, clock: Clock, total: u32, period_ns: u64, size: u
 /// `--rate` lines a second for `--duration` seconds, each carrying its send time; the
 /// latency is the subscriber's print time minus that. One warm-up line goes through
 /// first, so the publisher's start and connection do not count.
-pub fn latency(ctx: &Ctx, pair: Pair, qos: u8, run: u32) -> Trial {
-    guarded(Trial::new("latency", pair, qos, run), |t| {
+pub fn latency(ctx: &Ctx, lane: Lane, qos: u8, run: u32) -> Trial {
+    guarded(Trial::new("latency", ctx, lane, qos, run), |t| {
+        let mark = CpuMark::now(&ctx.broker_pids());
         let total = (ctx.args.rate * ctx.args.duration).round() as u32;
-        let topic = ctx.topic("lat", pair, qos, run);
-        let mut sub = Sub::start(ctx, pair, &topic, qos, total + 2)?;
-        let mut cmd = pair.publisher(ctx, &topic, qos);
+        let topic = ctx.topic("lat", lane, qos, run);
+        let mut sub = Sub::start(ctx, lane, &topic, qos, total + 2)?;
+        let mut cmd = lane.pair.publisher(ctx, ctx.port(lane), &topic, qos);
         cmd.stdin(Stdio::piped()).stdout(Stdio::null());
-        cmd.stderr(ctx.stderr_log(pair, "pub")?);
+        cmd.stderr(ctx.stderr_log(lane, "pub")?);
         let mut publisher = Proc::spawn(&mut cmd)?;
         let mut stdin = publisher.stdin.take().expect("piped");
         let warm = ctx.token("warm");
@@ -308,17 +324,20 @@ pub fn latency(ctx: &Ctx, pair: Pair, qos: u8, run: u32) -> Trial {
         t.feed_lag_p99_ms = percentile(&lags, 99.0).map(ms);
         t.count(outcome, &tally);
         t.usage(pub_exit, sub_exit);
+        t.others(ctx, mark);
         Ok(())
     })
 }
 
 /// One `echo hi | PUB` (or `mosquitto_pub -m`): start, connect, publish, exit.
-fn one_message(ctx: &Ctx, pair: Pair, topic: &str, qos: u8, run: u32) -> Trial {
-    guarded(Trial::new("oneshot", pair, qos, run), |t| {
+fn one_message(ctx: &Ctx, lane: Lane, topic: &str, qos: u8, run: u32) -> Trial {
+    guarded(Trial::new("oneshot", ctx, lane, qos, run), |t| {
         let text = format!("hi seq={run:08}");
-        let (mut cmd, input) = pair.one_message(ctx, topic, qos, &text);
+        let (mut cmd, input) = lane
+            .pair
+            .one_message(ctx, ctx.port(lane), topic, qos, &text);
         cmd.stdin(Stdio::piped()).stdout(Stdio::null());
-        cmd.stderr(ctx.stderr_log(pair, "pub")?);
+        cmd.stderr(ctx.stderr_log(lane, "pub")?);
         let t0 = Instant::now();
         let mut publisher = Proc::spawn(&mut cmd)?;
         let mut stdin = publisher.stdin.take().expect("piped");
@@ -336,26 +355,26 @@ fn one_message(ctx: &Ctx, pair: Pair, topic: &str, qos: u8, run: u32) -> Trial {
     })
 }
 
-/// `--oneshot-runs` one-message publishers per pair, the pairs taking turns; each
-/// pair's subscriber runs meanwhile to check that every message arrived.
-pub fn oneshot(ctx: &Ctx, pairs: &[Pair], qos: u8) -> Vec<Trial> {
+/// `--oneshot-runs` one-message publishers per lane, the lanes taking turns; each
+/// lane's subscriber runs meanwhile to check that every message arrived.
+pub fn oneshot(ctx: &Ctx, lanes: &[Lane], qos: u8) -> Vec<Trial> {
     let runs = ctx.args.oneshot_runs;
     let mut trials = Vec::new();
     let mut subs = Vec::new();
-    for &pair in pairs {
-        let topic = ctx.topic("one", pair, qos, 0);
-        match Sub::start(ctx, pair, &topic, qos, runs + 1) {
-            Ok(sub) => subs.push((pair, sub, Tally::new(runs), Vec::new())),
+    for &lane in lanes {
+        let topic = ctx.topic("one", lane, qos, 0);
+        match Sub::start(ctx, lane, &topic, qos, runs + 1) {
+            Ok(sub) => subs.push((lane, sub, Tally::new(runs), Vec::new())),
             Err(e) => {
-                let mut t = Trial::new("oneshot", pair, qos, 0);
+                let mut t = Trial::new("oneshot", ctx, lane, qos, 0);
                 t.outcome = format!("error: {e}");
                 trials.push(t);
             }
         }
     }
     for run in 0..runs {
-        for (pair, sub, tally, mine) in &mut subs {
-            mine.push(one_message(ctx, *pair, &sub.topic, qos, run));
+        for (lane, sub, tally, mine) in &mut subs {
+            mine.push(one_message(ctx, *lane, &sub.topic, qos, run));
             sub.take(tally, Duration::ZERO);
         }
     }
