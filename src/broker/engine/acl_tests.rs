@@ -44,6 +44,15 @@ fn login(e: &mut Engine, conn: u64, who: &str, v: Version) {
     );
 }
 
+/// Asserts that connection `conn` got a CONNACK refusing it with `code`, and was closed.
+fn assert_refused(e: &mut Engine, conn: u64, v: Version, code: u8) {
+    let ack = Got::ConnAck {
+        present: false,
+        code,
+    };
+    assert_eq!(sent(e, conn, v), vec![ack, Got::Other(0)]);
+}
+
 fn topics(got: &[Got]) -> Vec<String> {
     (got.iter())
         .filter_map(|g| match g {
@@ -65,11 +74,7 @@ fn a_refusal_from_the_driver_is_the_connacks() {
         let mut h = hello(v, "alice", true, 0);
         h.refused = Some(refusal);
         e.handle(conn, super::codec::In::Connect(Box::new(h)), t0());
-        let ack = Got::ConnAck {
-            present: false,
-            code,
-        };
-        assert_eq!(sent(&mut e, conn, v), vec![ack, Got::Other(0)]);
+        assert_refused(&mut e, conn, v, code);
     }
     assert_eq!(e.clients(), 0);
 }
@@ -81,11 +86,7 @@ fn a_will_the_client_may_not_write_refuses_the_connect() {
     h.user = Some(Arc::from("alice"));
     h.will = will("rooms/bob/x", 0);
     e.handle(1, super::codec::In::Connect(Box::new(h)), t0());
-    let ack = Got::ConnAck {
-        present: false,
-        code: 0x87,
-    };
-    assert_eq!(sent(&mut e, 1, Version::V5), vec![ack, Got::Other(0)]);
+    assert_refused(&mut e, 1, Version::V5, 0x87);
 }
 
 #[test]
@@ -246,11 +247,7 @@ fn another_users_login_under_a_client_id_is_refused_and_leaves_the_session_alone
     let mut h = hello(Version::V5, "shared-id", false, 3600);
     h.user = Some(Arc::from("bob"));
     e.handle(3, super::codec::In::Connect(Box::new(h)), t0());
-    let ack = Got::ConnAck {
-        present: false,
-        code: 0x87,
-    };
-    assert_eq!(sent(&mut e, 3, Version::V5), vec![ack, Got::Other(0)]);
+    assert_refused(&mut e, 3, Version::V5, 0x87);
     let mut h = hello(Version::V5, "shared-id", false, 3600);
     h.user = Some(Arc::from("alice"));
     e.handle(4, super::codec::In::Connect(Box::new(h)), t0());
@@ -264,11 +261,7 @@ fn a_connect_the_driver_did_not_judge_is_refused() {
     let mut h = hello(Version::V5, "anyone", true, 0);
     h.judged = false;
     e.handle(1, super::codec::In::Connect(Box::new(h)), t0());
-    let ack = Got::ConnAck {
-        present: false,
-        code: 0x87,
-    };
-    assert_eq!(sent(&mut e, 1, Version::V5), vec![ack, Got::Other(0)]);
+    assert_refused(&mut e, 1, Version::V5, 0x87);
 }
 
 #[test]
