@@ -71,7 +71,7 @@ const STATE_MACHINES: [&str; 34] = [
 
 /// Modules that do I/O (sockets, stdin, stdout, signals, the resolver, stderr, the
 /// drivers that own them).
-const DOES_IO: [&str; 22] = [
+const DOES_IO: [&str; 23] = [
     "mqtt/link",
     "mqtt/proxy",
     "mqtt/transport",
@@ -87,6 +87,7 @@ const DOES_IO: [&str; 22] = [
     "broker",
     "broker/conn",
     "broker/listen",
+    "broker/listen/admit",
     "broker/gate",
     "broker/passwd",
     "broker/hub",

@@ -98,11 +98,7 @@ impl Gate {
     /// A password checked in its address's turn (see [`Throttle`]), by the policy of
     /// then (a SIGHUP meanwhile counts), on tokio's blocking threads (deriving its hash
     /// takes long on purpose); a failure's refusal held back by its penalty.
-    async fn check_password(
-        &self,
-        login: Option<crate::broker::engine::codec::Login>,
-        peer: IpAddr,
-    ) -> Verdict {
+    async fn check_password(&self, login: Option<super::auth::Login>, peer: IpAddr) -> Verdict {
         let user = login.as_ref().map(|l| escaped(&l.username));
         let user = user.unwrap_or_default();
         let arrived = Instant::now();

@@ -12,8 +12,31 @@ pub mod throttle;
 use std::sync::Arc;
 
 use super::engine::ConnectRefusal;
-use super::engine::codec::Login;
 use passwd::Passwords;
+
+/// A CONNECT's username and password. (rumqttc reads an empty username as none, and
+/// takes only passwords that are UTF-8.)
+#[derive(Clone, PartialEq)]
+pub struct Login {
+    pub username: String,
+    pub password: zeroize::Zeroizing<String>,
+}
+
+/// Never the password, whatever logs a packet.
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Login({:?}, password hidden)", self.username)
+    }
+}
+
+impl Login {
+    pub fn new(username: String, password: String) -> Login {
+        Login {
+            username,
+            password: zeroize::Zeroizing::new(password),
+        }
+    }
+}
 
 /// Who may log in (`--password-file`, `--allow-anonymous`).
 #[derive(Debug, Default)]

@@ -11,6 +11,7 @@ use rumqttc::mqttbytes::{self, v4};
 use rumqttc::v5::mqttbytes::v5;
 
 use super::codes::{ConnectRefusal, Packet};
+pub use crate::broker::auth::Login;
 
 /// The first byte of a DISCONNECT, read by hand where rumqttc would refuse it.
 const DISCONNECT: u8 = Packet::Disconnect as u8;
@@ -73,28 +74,6 @@ pub struct Hello {
     /// Whether the driver judged the login: the engine refuses a CONNECT it did not
     /// (fails closed, whatever path a CONNECT takes to it).
     pub judged: bool,
-}
-
-/// A CONNECT's username and password. (rumqttc reads an empty username as none, and
-/// takes only passwords that are UTF-8.)
-#[derive(Clone, PartialEq)]
-pub struct Login {
-    pub username: String,
-    pub password: zeroize::Zeroizing<String>,
-}
-
-/// Never the password, whatever logs a packet.
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Login({:?}, password hidden)", self.username)
-    }
-}
-
-fn login(username: String, password: String) -> Login {
-    Login {
-        username,
-        password: zeroize::Zeroizing::new(password),
-    }
 }
 
 /// A subscription request.
@@ -220,7 +199,7 @@ fn hello_v4(mut c: v4::Connect) -> Hello {
             delay_secs: 0,
         }),
         auth_method: false,
-        login: creds.map(|l| login(l.username, l.password)),
+        login: creds.map(|l| Login::new(l.username, l.password)),
         user: None,
         refused: None,
         by_password: false,
@@ -342,7 +321,7 @@ fn hello_v5(
         auth_method: props
             .as_ref()
             .is_some_and(|p| p.authentication_method.is_some()),
-        login: creds.map(|l| login(l.username, l.password)),
+        login: creds.map(|l| Login::new(l.username, l.password)),
         user: None,
         refused: None,
         by_password: false,

@@ -298,12 +298,8 @@ impl Engine {
         // Written to the store once, before the first session that keeps it.
         let mut written = msg.retain && !msg.payload.is_empty();
         let mut targets = self.targets(&msg.topic, from);
-        if let Some(acl) = &self.acl {
-            let sessions = &self.sessions;
-            targets.retain(|t| {
-                let user = sessions.get(&t.who).and_then(|s| s.user.as_deref());
-                acl.allows(Access::Read, user, &t.who, &msg.topic)
-            });
+        if self.acl.is_some() {
+            targets.retain(|t| may_read(&self.acl, &self.sessions, &t.who, &msg.topic));
         }
         // The sessions that may queue it (those away, at least): they share its bytes.
         let away = (targets.iter())

@@ -54,8 +54,7 @@ pub struct Session {
     /// change to it is queued as a [`Record`].
     pub durable: bool,
     pub conn: Option<ConnId>,
-    /// Who its client logged in as, last (the ACL's reads are judged by it while the
-    /// client is away too); None: anonymous.
+    /// Its user, whose ACL rules it reads by (None: anonymous).
     pub user: Option<Arc<str>>,
     pub version: Version,
     /// The filters it is subscribed to.
