@@ -32,7 +32,7 @@ const LAYERS: [(&str, u8); 10] = [
 
 /// The state machines, as the code map marks them (in bold): a map that loses its marks
 /// does not make the check below pass by checking nothing.
-const STATE_MACHINES: [&str; 34] = [
+const STATE_MACHINES: [&str; 35] = [
     "mqtt/dial",
     "mqtt/proxy/handshake",
     "mqtt/proxy/socks",
@@ -46,6 +46,7 @@ const STATE_MACHINES: [&str; 34] = [
     "tools/subscribe/state",
     "tools/subscribe/inbox",
     "tools/subscribe/room",
+    "tools/subscribe/members",
     "tools/subscribe/view",
     "tools/subscribe/printer",
     "tools/subscribe/takeover",
@@ -71,7 +72,7 @@ const STATE_MACHINES: [&str; 34] = [
 
 /// Modules that do I/O (sockets, stdin, stdout, signals, the resolver, stderr, the
 /// drivers that own them).
-const DOES_IO: [&str; 23] = [
+const DOES_IO: [&str; 25] = [
     "mqtt/link",
     "mqtt/proxy",
     "mqtt/transport",
@@ -80,6 +81,8 @@ const DOES_IO: [&str; 23] = [
     "mqtt/connection",
     "mqtt/coalesce",
     "tools/output",
+    "tools/identity",
+    "tools/subscribe/known",
     "tools/publish",
     "tools/publish/input",
     "tools/publish/input/lines",

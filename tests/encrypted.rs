@@ -1,7 +1,7 @@
 //! End-to-end encrypted rooms (ENCRYPTION in chat-pub(1) and chat-sub(1)): members who
 //! share a secret (`--room-secret-file`, or `CHAT_ROOM_SECRET`) read each other as in any
 //! room, while the broker and everyone else — mosquitto_sub, chat-sub without the secret
-//! — see only `mqttchat:e1:` payloads: `[encrypted]` lines, or `--json` objects marked
+//! — see only `mqttchat:e2:` payloads: `[encrypted]` lines, or `--json` objects marked
 //! `"encrypted":true` with the exact payload, which a relay passes on. What does not open
 //! with the secret (plain text, another secret, a changed, cut or copied ciphertext,
 //! junk, an unknown version) is never shown as a message: it is reported once per kind on
@@ -17,7 +17,7 @@
 //! checked, not assumed.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use base64::Engine;
@@ -35,7 +35,7 @@ const SECRET: &str = "Rs-members-7hQ2wLx9pK4vN8mZ";
 /// A stranger's secret, as long and as good, but another.
 const OTHER_SECRET: &str = "Rs-stranger-3dF6yJ1cT5bG0sHq";
 /// What every payload of format version 1 starts with.
-const PREFIX: &str = "mqttchat:e1:";
+const PREFIX: &str = "mqttchat:e2:";
 
 /// Secret files in a scratch directory: the members' (ending in `\r\n`, which is not part
 /// of the secret) and a stranger's.
@@ -79,17 +79,16 @@ fn secret_file_mode(dir: &TempDir, name: &str, content: &[u8], mode: u32) -> Str
 }
 
 /// `chat-pub --room-secret-file KEY --nick NICK -m TEXT ROOM` (no presence), run to
-/// success: a member's message, or a sentinel.
+/// success: a member's message, or a sentinel. Each nick signs with an identity of its
+/// own, the same in every run of a test (made beside the secret file).
 #[track_caller]
 fn say_sealed(broker: &Broker, key: &str, room: &str, nick: &str, text: &str) {
-    run(
-        &mut chat_pub(
-            broker,
-            &["--room-secret-file", key, "--nick", nick, "-m", text, room],
-        ),
-        b"",
-    )
-    .expect_code(0);
+    let data = Path::new(key).with_file_name(format!("data-{nick}"));
+    let mut cmd = chat_pub(
+        broker,
+        &["--room-secret-file", key, "--nick", nick, "-m", text, room],
+    );
+    run(cmd.env("XDG_DATA_HOME", data), b"").expect_code(0);
 }
 
 /// `mosquitto_pub -q 1 -t TOPIC ARGS…`, run to success: acknowledged by the broker, so it
@@ -149,6 +148,30 @@ impl Outsider {
         );
         pick()
     }
+}
+
+/// `text` with fingerprints masked: the whole one (64 hex digits) as `FINGERPRINT`, the
+/// short one of text output (16 and `…`) as `FP…`. Each run makes new identities.
+fn masked(text: &str) -> String {
+    let hex = |w: &str| {
+        w.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    let mut out = String::new();
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match word.split_once('…') {
+            Some((fp, rest)) if fp.len() == 16 && hex(fp) => out.push_str(&format!("FP…{rest}")),
+            _ if word.trim_end().len() == 64 && hex(word.trim_end()) => {
+                out.push_str("FINGERPRINT");
+                out.push_str(&word[64..]);
+            }
+            _ => out.push_str(word),
+        }
+    }
+    out
 }
 
 /// Whether `payload` (as mosquitto_sub prints it) is an opaque sealed line: the prefix,
@@ -450,11 +473,17 @@ each_broker! {
                 "zed: end".to_string(),
             ]
         );
+        // Each member's key is new to this reader once: marked on its first line.
         let lines = member_text.wait_lines(4);
-        let shown: Vec<&str> = lines.iter().map(|l| after_clock(l)).collect();
+        let shown: Vec<String> = lines.iter().map(|l| masked(after_clock(l))).collect();
         assert_eq!(
             shown,
-            ["* bob joined", "bob: Hello from bob, sealed", "* bob left", "zed: end"]
+            [
+                "* bob [new key FP…] joined",
+                "bob: Hello from bob, sealed",
+                "* bob left",
+                "zed [new key FP…]: end"
+            ]
         );
 
         // The outsider: two sealed messages on the room; on the presence topic a sealed
@@ -581,8 +610,8 @@ each_broker! {
         assert_eq!(short(&objects[reasons.len() + 1]), "alice: after all that");
         let text_out = text.finish();
         text_out.expect_code(0);
-        let shown: Vec<String> = text_out.lines().iter().map(|l| after_clock(l).to_owned()).collect();
-        assert_eq!(shown, ["alice: before", "alice: after all that"]);
+        let shown: Vec<String> = text_out.lines().iter().map(|l| masked(after_clock(l))).collect();
+        assert_eq!(shown, ["alice [new key FP…]: before", "alice: after all that"]);
 
         for (what, stderr) in [("--json", &out.stderr), ("text", &text_out.stderr)] {
             assert_eq!(
@@ -731,7 +760,7 @@ each_broker! {
 
         let with = who(broker, &[&member[..], &[&room]].concat());
         with.expect_code(0);
-        assert_eq!(with.stdout_str(), "bob\n");
+        assert_eq!(masked(&with.stdout_str()), "bob FINGERPRINT [new key]\n");
         assert_eq!(reports(&with.stderr), [rep("presence", &mallory, "plain")], "{}", with.stderr);
         let without = who(broker, &[&room]);
         without.expect_code(0);
@@ -1090,9 +1119,8 @@ each_broker! {
                 bob.expect_code(0);
                 let out = sub.finish();
                 out.expect_code(0);
-                let shown: Vec<String> =
-                    out.lines().iter().map(|l| after_clock(l).to_owned()).collect();
-                assert_eq!(shown, ["* bob joined", "bob: hello"]);
+                let shown: Vec<String> = out.lines().iter().map(|l| masked(after_clock(l))).collect();
+                assert_eq!(shown, ["* bob [new key FP…] joined", "bob: hello"]);
                 check(format!("chat-pub {loud} {source}"), &bob.stdout_str(), &bob.stderr);
                 check(format!("chat-sub {loud} {source}"), &out.stdout_str(), &out.stderr);
             }

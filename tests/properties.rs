@@ -755,6 +755,7 @@ fn render(
         retain,
         received: at,
         properties: None,
+        mark: None,
     };
     let mut out = Vec::new();
     Renderer::new(format, false).render(&mut out, &m, &envelope::decode(payload));
@@ -930,7 +931,7 @@ fn preparer(mode: Mode, nick: &str) -> Preparer {
         nick: nick.to_owned(),
         max_size: 1 << 24,
         ids: IdSource::default(),
-        keyring: None,
+        sealer: None,
         dialect: mqttchat::room::dialect::Dialect::Envelope,
         notice: None,
         properties: Default::default(),
@@ -953,7 +954,7 @@ fn check_json_prepared(line: &[u8], nick: &str) -> Result<(), TestCaseError> {
             prop_assert!(f.get("event").is_some_and(|e| *e != Scalar::Null));
             return Ok(());
         }
-        Ok(Prepared::Message(m)) => m,
+        Ok(Prepared::Message(m) | Prepared::ToSeal(m)) => m,
     };
     let f = fields.ok_or_else(|| {
         TestCaseError::fail(format!("published a line that is not an object: {line:?}"))

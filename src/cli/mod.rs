@@ -101,6 +101,23 @@ pub struct Common {
     #[arg(long, value_name = "PATH", help_heading = CHAT)]
     pub room_secret_file: Option<PathBuf>,
 
+    /// Sign as the identity in PATH [default: $XDG_DATA_HOME/mqttchat/identity]
+    ///
+    /// In an encrypted room every message and presence record is signed with your
+    /// identity, an Ed25519 key, so that members can tell who said it (see IDENTITIES in
+    /// chat-sub(1)). The default identity is made on first use, mode 600; a file given
+    /// here must exist: an Ed25519 private key in PEM, as `openssl genpkey -algorithm
+    /// ed25519` writes it.
+    #[arg(long, value_name = "PATH", help_heading = CHAT)]
+    pub identity_file: Option<PathBuf>,
+
+    /// Print the fingerprint of your identity and exit (making the identity if needed)
+    ///
+    /// Members compare fingerprints out of band (in person, on a call) and accept each
+    /// other's with chat-sub --trust.
+    #[arg(long, help_heading = CHAT)]
+    pub fingerprint: bool,
+
     /// CA certificates (PEM) to trust for mqtts:// and wss:// [default: the system's]
     #[arg(long, value_name = "PATH", help_heading = TLS)]
     pub cafile: Option<PathBuf>,
@@ -251,7 +268,8 @@ pub struct About {
           after_help = help::pub_examples())]
 pub struct PubArgs {
     /// The topic to publish to (no wildcards); optional with --json
-    #[arg(value_name = "TOPIC", required_unless_present_any = ["json", "completions", "show_config"])]
+    #[arg(value_name = "TOPIC",
+          required_unless_present_any = ["json", "completions", "show_config", "fingerprint"])]
     pub topic: Option<String>,
 
     /// The sender's nick, the envelope's "from" [default: $USER, else anonymous]
@@ -367,7 +385,8 @@ pub struct PubArgs {
           after_help = help::sub_examples())]
 pub struct SubArgs {
     /// Topics to subscribe to; the wildcards + and # are allowed
-    #[arg(value_name = "TOPIC", required_unless_present_any = ["completions", "show_config"])]
+    #[arg(value_name = "TOPIC",
+          required_unless_present_any = ["completions", "show_config", "fingerprint", "trust"])]
     pub topics: Vec<String>,
 
     /// Your nick, for --hide-own [default: $CHAT_NICK, else $USER]
@@ -394,6 +413,16 @@ pub struct SubArgs {
     /// Do not show joins and leaves
     #[arg(long, help_heading = CHAT)]
     pub no_presence: bool,
+
+    /// Accept FINGERPRINT as the key of NICK in ROOM, and exit
+    ///
+    /// In an encrypted room, chat-sub remembers the key each nick was first seen with
+    /// (in $XDG_DATA_HOME/mqttchat/known_members) and marks every line signed with
+    /// another key as KEY CHANGED until you accept the new one here, having checked the
+    /// fingerprint with its owner (chat-pub --fingerprint).
+    #[arg(long, num_args = 3, value_names = ["NICK", "FINGERPRINT", "ROOM"],
+          conflicts_with_all = ["who", "fingerprint"], help_heading = CHAT)]
+    pub trust: Option<Vec<String>>,
 
     #[arg(long, value_name = "NAME", conflicts_with = "client_id", help_heading = CHAT,
           help = help::short(help::session()), long_help = help::session())]

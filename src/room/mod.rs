@@ -16,3 +16,4 @@ pub mod envelope;
 pub(crate) mod json;
 pub(crate) mod presence;
 pub mod seal;
+pub mod sign;

@@ -21,7 +21,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::room::envelope;
-use crate::room::seal::{self, Keyring, RoomKey};
+use std::sync::Arc;
+
+use crate::room::seal::RoomKey;
+use crate::room::sign::{self, Identity, Item, Mark, Sealer};
 
 /// The first topic level of every presence topic.
 pub const TOPIC_PREFIX: &str = "mqttchat-presence";
@@ -120,9 +123,10 @@ pub struct Announce {
     /// empty otherwise.
     will: Bytes,
     nick: String,
-    /// In an encrypted room, its key (boxed: moved around, it leaves no copies) and the
-    /// time of the current join, in Unix milliseconds.
-    sealed: Option<(Box<RoomKey>, i64)>,
+    room: String,
+    /// In an encrypted room, its key (boxed: moved around, it leaves no copies), the
+    /// identity that signs, and the time of the current join, in Unix milliseconds.
+    sealed: Option<(Box<RoomKey>, Arc<Identity>, i64)>,
 }
 
 impl Announce {
@@ -133,37 +137,54 @@ impl Announce {
             join: Bytes::from(join_payload(nick)),
             will: Bytes::new(),
             nick: nick.to_owned(),
+            room: room.to_owned(),
             sealed: None,
         }
     }
 
-    /// Encrypts the presence with the key of `room` (its additional data is the
-    /// presence topic, so a record cannot pass for another client's or room's): the join,
-    /// and as the will a leave record with the join's time. An empty payload cannot be
-    /// sealed, so members trust only sealed records.
-    pub fn seal_join(
-        &mut self,
-        keyring: &mut Keyring,
-        room: &str,
-        now: SystemTime,
-    ) -> Result<(), String> {
-        self.sealed = Some((Box::new(keyring.key(room).clone()), 0));
+    /// Signs and encrypts the presence with the key of its room (its additional data is
+    /// the presence topic, so a record cannot pass for another client's or room's): the
+    /// join, and as the will a leave record with the join's time. An empty payload cannot
+    /// be sealed, so members trust only sealed records.
+    pub fn seal_join(&mut self, sealer: &mut Sealer, now: SystemTime) -> Result<(), String> {
+        let key = Box::new(sealer.keyring.key(&self.room).clone());
+        self.sealed = Some((key, sealer.identity().clone(), 0));
         self.renew(now)
+    }
+
+    /// A presence record signed and sealed for this presence topic.
+    fn seal(
+        &self,
+        key: &RoomKey,
+        identity: &Identity,
+        event: &str,
+        ts: &str,
+    ) -> Result<Bytes, String> {
+        let topic = std::str::from_utf8(&self.topic).map_err(|_| "the topic is not UTF-8")?;
+        let record = record(event, &self.nick, ts);
+        let item = Item {
+            room: &self.room,
+            topic,
+            record: &record,
+        };
+        sign::seal_one(identity, key, item).map(Bytes::from)
     }
 
     /// In an encrypted room, a new join and will for the next connection, with a time
     /// later than any before: a reader takes a record only if it is later than the last
     /// one it took, so a captured join or will published again is old news.
     pub fn renew(&mut self, now: SystemTime) -> Result<(), String> {
-        let Some((key, last)) = &mut self.sealed else {
+        let Some((key, identity, last)) = &self.sealed else {
             return Ok(());
         };
         let ms = unix_ms(now).max(*last + 1);
-        *last = ms;
         let ts = envelope::rfc3339(ms.div_euclid(1000), ms.rem_euclid(1000) as u32);
-        let topic = std::str::from_utf8(&self.topic).map_err(|_| "the topic is not UTF-8")?;
-        self.join = seal::seal(key, topic, &record("join", &self.nick, &ts))?.into();
-        self.will = seal::seal(key, topic, &record("leave", &self.nick, &ts))?.into();
+        let join = self.seal(key, identity, "join", &ts)?;
+        let will = self.seal(key, identity, "leave", &ts)?;
+        (self.join, self.will) = (join, will);
+        if let Some((_, _, last)) = &mut self.sealed {
+            *last = ms;
+        }
         Ok(())
     }
 
@@ -196,12 +217,11 @@ impl Announce {
     /// the retained empty message that means offline and clears the state.
     pub fn goodbye(&self, now: SystemTime) -> Vec<(Bytes, bool)> {
         let mut out = Vec::with_capacity(2);
-        if let Some((key, last)) = &self.sealed {
-            let topic = String::from_utf8_lossy(&self.topic);
+        if let Some((key, identity, last)) = &self.sealed {
             let ms = unix_ms(now).max(*last + 1);
             let ts = envelope::rfc3339(ms.div_euclid(1000), ms.rem_euclid(1000) as u32);
-            match seal::seal(key, &topic, &record("leave", &self.nick, &ts)) {
-                Ok(sealed) => out.push((sealed.into(), false)),
+            match self.seal(key, identity, "leave", &ts) {
+                Ok(sealed) => out.push((sealed, false)),
                 Err(e) => log::warn!("no encrypted goodbye: {e}"),
             }
         }
@@ -251,6 +271,13 @@ pub fn decode(payload: &[u8]) -> Option<Event> {
     }
 }
 
+/// The nick of a presence record.
+pub fn nick_of(payload: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Record>(payload)
+        .ok()
+        .map(|r| r.from)
+}
+
 /// The `ts` of a presence record, and whether it is a leave.
 pub fn decode_record(payload: &[u8]) -> Option<(Option<String>, bool)> {
     let r: Record = serde_json::from_slice(payload).ok()?;
@@ -268,26 +295,38 @@ pub struct Change {
     pub nick: String,
     pub joined: bool,
     pub ts: Option<String>,
+    /// In an encrypted room, who signed the record.
+    pub mark: Option<Mark>,
 }
+
+/// Someone online: (room, nick, when they joined, in an encrypted room who signed the
+/// join).
+pub type Online<'a> = (&'a str, &'a str, Option<&'a str>, Option<Mark>);
 
 /// Who is online, as a subscriber learns it from presence messages.
 #[derive(Debug, Default)]
 pub struct Roster {
-    /// Presence topic → (room, nick, when it joined).
-    online: HashMap<String, (String, String, Option<String>)>,
+    /// Presence topic → (room, nick, when it joined, who signed the join).
+    online: HashMap<String, (String, String, Option<String>, Option<Mark>)>,
 }
 
 impl Roster {
     /// Takes one presence message. Returns the change to show, if any: state that was
     /// already retained when chat-sub subscribed is learnt silently (it is not news), and
     /// a leave is shown with the nick its join gave (or the client id, if none was seen).
-    pub fn update(&mut self, topic: &str, payload: &[u8], retained: bool) -> Option<Change> {
+    pub fn update(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        retained: bool,
+        mark: Option<Mark>,
+    ) -> Option<Change> {
         let (room, id) = parse(topic)?;
         match decode(payload)? {
             Event::Join { nick, ts } => {
                 let known = self.online.insert(
                     topic.to_string(),
-                    (room.to_string(), nick.clone(), ts.clone()),
+                    (room.to_string(), nick.clone(), ts.clone(), mark),
                 );
                 // A join already known (a repeat after a reconnect) is not news either.
                 (!retained && known.is_none()).then(|| Change {
@@ -295,6 +334,7 @@ impl Roster {
                     nick,
                     joined: true,
                     ts,
+                    mark,
                 })
             }
             Event::Leave => {
@@ -303,25 +343,26 @@ impl Roster {
                 if retained && known.is_none() {
                     return None;
                 }
-                let nick = known.map_or(id, |(_, nick, _)| nick);
+                let nick = known.map_or(id, |(_, nick, _, _)| nick);
                 Some(Change {
                     room: room.to_string(),
                     nick,
                     joined: false,
                     ts: None,
+                    mark,
                 })
             }
         }
     }
 
-    /// Everyone online, sorted by room and nick: (room, nick, when they joined).
-    pub fn online(&self) -> Vec<(&str, &str, Option<&str>)> {
+    /// Everyone online, sorted by room and nick.
+    pub fn online(&self) -> Vec<Online<'_>> {
         let mut all: Vec<_> = self
             .online
             .values()
-            .map(|(room, nick, ts)| (room.as_str(), nick.as_str(), ts.as_deref()))
+            .map(|(room, nick, ts, mark)| (room.as_str(), nick.as_str(), ts.as_deref(), *mark))
             .collect();
-        all.sort();
+        all.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
         all
     }
 }
@@ -384,19 +425,22 @@ mod tests {
         let t = topic("lobby", "c1");
         let join = join_payload("bob");
         // Retained at subscription time: learnt, not shown.
-        assert_eq!(r.update(&t, &join, true), None);
-        assert_eq!(r.online(), vec![("lobby", "bob", r.online()[0].2)]);
+        assert_eq!(r.update(&t, &join, true, None), None);
+        assert_eq!(r.online(), vec![("lobby", "bob", r.online()[0].2, None)]);
         // Leaving is news, with the nick the join gave.
-        let left = r.update(&t, b"", false).unwrap();
+        let left = r.update(&t, b"", false, None).unwrap();
         assert_eq!((left.nick.as_str(), left.joined), ("bob", false));
         assert!(r.online().is_empty());
         // A live join is news; the same join again is not.
-        assert!(r.update(&t, &join, false).unwrap().joined);
-        assert_eq!(r.update(&t, &join, false), None);
+        assert!(r.update(&t, &join, false, None).unwrap().joined);
+        assert_eq!(r.update(&t, &join, false, None), None);
         // A leave of someone never seen shows the client id.
         let other = topic("lobby", "who%knows");
-        assert_eq!(r.update(&other, b"", false).unwrap().nick, "who%knows");
-        assert_eq!(r.update("lobby", &join, false), None);
+        assert_eq!(
+            r.update(&other, b"", false, None).unwrap().nick,
+            "who%knows"
+        );
+        assert_eq!(r.update("lobby", &join, false, None), None);
     }
 
     #[test]
@@ -415,15 +459,22 @@ mod tests {
 
     #[test]
     fn each_connection_gets_a_join_and_will_later_than_the_last() {
-        let secret = seal::RoomSecret::new(b"a room secret, long enough".to_vec()).expect("s");
-        let mut ring = Keyring::new(secret);
+        use crate::room::seal::{Keyring, RoomSecret, Version};
+        use crate::room::sign::Verifier;
+        let secret = || RoomSecret::new(b"a room secret, long enough".to_vec()).expect("s");
+        let me = Arc::new(Identity::from_seed(&[3; 32]));
+        let mut sealer = Sealer::new(Keyring::new(secret()), me.clone());
+        let mut ring = Keyring::new(secret());
         let mut a = Announce::new("r", "c1", "bob");
-        a.seal_join(&mut ring, "r", SystemTime::now())
-            .expect("sealed");
+        a.seal_join(&mut sealer, SystemTime::now()).expect("sealed");
         let t = topic("r", "c1");
+        // Signed by its member for the room and the presence topic.
         let open = |ring: &mut Keyring, p: &[u8]| {
-            let plain = ring.open("r", &t, p).expect("opens");
-            decode_record(&plain).expect("a record")
+            let (version, plain) = ring.open("r", &t, p).expect("opens");
+            assert_eq!(version, Version::V2);
+            let signed = Verifier::default().check("r", &t, &plain).expect("signed");
+            assert_eq!(signed.fingerprint, me.fingerprint());
+            decode_record(signed.record).expect("a record")
         };
         let (join1, leave1) = (open(&mut ring, &a.join), open(&mut ring, &a.will_payload()));
         assert_eq!(

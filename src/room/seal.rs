@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
@@ -37,6 +37,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// What every payload of format version 1 starts with.
 pub const PAYLOAD_PREFIX: &[u8] = b"mqttchat:e1:";
+/// What every payload of format version 2 (signed records, `room::sign`) starts with.
+pub const PAYLOAD_PREFIX_V2: &[u8] = b"mqttchat:e2:";
 /// What every encrypted payload starts with, whatever its version.
 const FAMILY: &[u8] = b"mqttchat:e";
 /// The shortest secret accepted, in bytes.
@@ -97,7 +99,7 @@ impl RoomKey {
     fn derive_in(secret: &RoomSecret, topic: &str, memory: &mut Memory) -> RoomKey {
         let params = Params::new(KDF_MEMORY_KIB, KDF_PASSES, KDF_LANES, Some(32))
             .expect("fixed Argon2 parameters are valid");
-        let kdf = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let kdf = Argon2::new(Algorithm::Argon2id, argon2::Version::V0x13, params);
         let salt = [SALT_LABEL, topic.as_bytes()].concat();
         let mut key = Zeroizing::new([0u8; 32]);
         let blocks = memory.blocks();
@@ -154,28 +156,64 @@ impl fmt::Display for Rejected {
     }
 }
 
+/// The format versions this build reads: both seal with the same room key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// Version 1: the plaintext is the record itself, unsigned.
+    V1,
+    /// Version 2: the plaintext is a signature block and the record (`room::sign`).
+    V2,
+}
+
+impl Version {
+    /// What its payloads start with (the same length for both).
+    pub fn prefix(self) -> &'static [u8] {
+        match self {
+            Version::V1 => PAYLOAD_PREFIX,
+            Version::V2 => PAYLOAD_PREFIX_V2,
+        }
+    }
+}
+
 /// Whether `payload` is an encrypted payload (of any version).
 pub fn is_sealed(payload: &[u8]) -> bool {
     payload.starts_with(FAMILY)
 }
 
 /// The additional data of a message on `topic`.
-fn aad(topic: &str) -> Vec<u8> {
-    [PAYLOAD_PREFIX, topic.as_bytes()].concat()
+fn aad(version: Version, topic: &str) -> Vec<u8> {
+    [version.prefix(), topic.as_bytes()].concat()
 }
 
-/// Encrypts `plaintext` for `topic` with this nonce (which must never repeat).
+/// Encrypts `plaintext` for `topic` in format version 1 with this nonce (which must never
+/// repeat).
+#[cfg(test)]
 fn seal_with(key: &RoomKey, topic: &str, plaintext: &[u8], nonce: [u8; NONCE]) -> Vec<u8> {
+    seal_version(Version::V1, key, topic, plaintext, nonce)
+}
+
+fn seal_version(
+    version: Version,
+    key: &RoomKey,
+    topic: &str,
+    plaintext: &[u8],
+    nonce: [u8; NONCE],
+) -> Vec<u8> {
     let mut body = Vec::with_capacity(NONCE + plaintext.len() + TAG);
     body.extend_from_slice(&nonce);
     body.extend_from_slice(plaintext);
     let tag = key
         .0
-        .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad(topic), &mut body[NONCE..])
+        .encrypt_in_place_detached(
+            XNonce::from_slice(&nonce),
+            &aad(version, topic),
+            &mut body[NONCE..],
+        )
         .expect("XChaCha20-Poly1305 encrypts any message a packet can hold");
     body.extend_from_slice(&tag);
-    let mut out = Vec::with_capacity(PAYLOAD_PREFIX.len() + body.len().div_ceil(3) * 4);
-    out.extend_from_slice(PAYLOAD_PREFIX);
+    let prefix = version.prefix();
+    let mut out = Vec::with_capacity(prefix.len() + body.len().div_ceil(3) * 4);
+    out.extend_from_slice(prefix);
     let start = out.len();
     out.resize(start + body.len().div_ceil(3) * 4, 0);
     let n = STANDARD_NO_PAD
@@ -185,10 +223,27 @@ fn seal_with(key: &RoomKey, topic: &str, plaintext: &[u8], nonce: [u8; NONCE]) -
     out
 }
 
-/// Encrypts `plaintext` for `topic` with a fresh nonce from the OS.
+/// Encrypts `plaintext` for `topic` in format version 1 with a fresh nonce from the OS
+/// (what older members wrote; tests, and readers of both versions, use it).
 pub fn seal(key: &RoomKey, topic: &str, plaintext: &[u8]) -> Result<Vec<u8>, String> {
+    seal_as(Version::V1, key, topic, plaintext)
+}
+
+/// Encrypts `plaintext` for `topic` in `version` with a fresh nonce from the OS. For
+/// version 2, `plaintext` is a signed record (`room::sign`).
+pub fn seal_as(
+    version: Version,
+    key: &RoomKey,
+    topic: &str,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, String> {
     let nonce = fresh_nonce().map_err(|e| format!("cannot read the OS random source: {e}"))?;
-    Ok(seal_with(key, topic, plaintext, nonce))
+    Ok(seal_version(version, key, topic, plaintext, nonce))
+}
+
+/// The size of a payload sealed from `plaintext` bytes.
+pub fn sealed_len(plaintext: usize) -> usize {
+    PAYLOAD_PREFIX.len() + (4 * (NONCE + plaintext + TAG)).div_ceil(3)
 }
 
 fn fresh_nonce() -> Result<[u8; NONCE], getrandom::Error> {
@@ -197,9 +252,10 @@ fn fresh_nonce() -> Result<[u8; NONCE], getrandom::Error> {
     Ok(nonce)
 }
 
-/// Checks and decrypts a payload received on `topic`.
-pub fn open(key: &RoomKey, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejected> {
-    decrypt(key, topic, body(payload)?)
+/// Checks and decrypts a payload received on `topic`: its version and plaintext.
+pub fn open(key: &RoomKey, topic: &str, payload: &[u8]) -> Result<(Version, Vec<u8>), Rejected> {
+    let (version, body) = body(payload)?;
+    Ok((version, decrypt(key, version, topic, body)?))
 }
 
 /// What identifies a sealed payload: its prefix and nonce as sent (every message has its
@@ -214,27 +270,32 @@ pub fn well_formed(payload: &[u8]) -> bool {
     body(payload).is_ok()
 }
 
-/// The nonce and ciphertext of a payload, or why it cannot be one.
-fn body(payload: &[u8]) -> Result<Vec<u8>, Rejected> {
-    precheck(payload)?;
+/// The version, nonce and ciphertext of a payload, or why it cannot be one.
+fn body(payload: &[u8]) -> Result<(Version, Vec<u8>), Rejected> {
+    let version = precheck(payload)?;
     let body = STANDARD_NO_PAD
         .decode(&payload[PAYLOAD_PREFIX.len()..])
         .map_err(|_| Rejected::Malformed)?;
     match body.len() < NONCE + TAG {
         true => Err(Rejected::Malformed),
-        false => Ok(body),
+        false => Ok((version, body)),
     }
 }
 
 /// Decrypts a body (nonce, ciphertext, tag) in place into its plaintext.
-fn decrypt(key: &RoomKey, topic: &str, mut body: Vec<u8>) -> Result<Vec<u8>, Rejected> {
+fn decrypt(
+    key: &RoomKey,
+    version: Version,
+    topic: &str,
+    mut body: Vec<u8>,
+) -> Result<Vec<u8>, Rejected> {
     let end = body.len() - TAG;
     let (head, tag) = body.split_at_mut(end);
     let (nonce, sealed) = head.split_at_mut(NONCE);
     key.0
         .decrypt_in_place_detached(
             XNonce::from_slice(nonce),
-            &aad(topic),
+            &aad(version, topic),
             sealed,
             Tag::from_slice(tag),
         )
@@ -341,26 +402,34 @@ impl Keyring {
     /// Opens a payload received on `topic` sealed with the key of `room` (the topic
     /// itself, or the room a presence topic announces). A key is derived only for a
     /// well-formed payload of a known version: junk on new topics costs no derivation.
-    pub fn open(&mut self, room: &str, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejected> {
-        let body = body(payload)?;
+    pub fn open(
+        &mut self,
+        room: &str,
+        topic: &str,
+        payload: &[u8],
+    ) -> Result<(Version, Vec<u8>), Rejected> {
+        let (version, body) = body(payload)?;
         let entry = self.entry(room);
-        let plain = decrypt(&entry.key, topic, body)?;
+        let plain = decrypt(&entry.key, version, topic, body)?;
         entry.proven = true;
-        Ok(plain)
+        Ok((version, plain))
     }
 }
 
-/// What can be told of a payload without a key.
-fn precheck(payload: &[u8]) -> Result<(), Rejected> {
-    let Some(encoded) = payload.strip_prefix(PAYLOAD_PREFIX) else {
+/// What can be told of a payload without a key: its version.
+fn precheck(payload: &[u8]) -> Result<Version, Rejected> {
+    let version = [Version::V1, Version::V2]
+        .into_iter()
+        .find(|v| payload.starts_with(v.prefix()));
+    let Some(version) = version else {
         return Err(match is_sealed(payload) {
             true => Rejected::UnknownVersion,
             false => Rejected::Plain,
         });
     };
     // base64 of a nonce and a tag, without padding: 54 characters at least.
-    match encoded.len() > (NONCE + TAG) * 4 / 3 {
-        true => Ok(()),
+    match payload.len() - PAYLOAD_PREFIX.len() > (NONCE + TAG) * 4 / 3 {
+        true => Ok(version),
         false => Err(Rejected::Malformed),
     }
 }
@@ -368,6 +437,11 @@ fn precheck(payload: &[u8]) -> Result<(), Rejected> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Opens and gives the plaintext, whatever the version.
+    fn open(key: &RoomKey, topic: &str, payload: &[u8]) -> Result<Vec<u8>, Rejected> {
+        super::open(key, topic, payload).map(|(_, plain)| plain)
+    }
 
     fn key(topic: &str) -> RoomKey {
         let secret = RoomSecret::new(b"correct horse battery staple".to_vec()).expect("secret");
@@ -403,7 +477,7 @@ mod tests {
         let sealed = seal_with(&k, "t", b"hello", [7; NONCE]);
         assert_eq!(open(&k, "t", b"hello"), Err(Rejected::Plain));
         assert_eq!(
-            open(&k, "t", b"mqttchat:e2:AAAA"),
+            open(&k, "t", b"mqttchat:e3:AAAA"),
             Err(Rejected::UnknownVersion)
         );
         assert_eq!(open(&k, "t", b"mqttchat:e1:%%%"), Err(Rejected::Malformed));
@@ -413,6 +487,27 @@ mod tests {
             open(&k, "t", cut),
             Err(Rejected::Forged | Rejected::Malformed)
         ));
+    }
+
+    #[test]
+    fn version_2_opens_as_version_2_and_a_relabelled_one_does_not_open() {
+        let k = key("t");
+        let v2 = seal_as(Version::V2, &k, "t", b"signed record").expect("seal");
+        assert!(v2.starts_with(b"mqttchat:e2:"));
+        assert_eq!(v2.len(), sealed_len(b"signed record".len()));
+        assert_eq!(
+            super::open(&k, "t", &v2),
+            Ok((Version::V2, b"signed record".to_vec()))
+        );
+        let relabelled = [PAYLOAD_PREFIX, &v2[PAYLOAD_PREFIX.len()..]].concat();
+        assert_eq!(open(&k, "t", &relabelled), Err(Rejected::Forged));
+        assert!(well_formed(&v2) && well_formed(&relabelled));
+        for n in 0..5 {
+            assert_eq!(
+                seal_with(&k, "t", &vec![1; n], [0; NONCE]).len(),
+                sealed_len(n)
+            );
+        }
     }
 
     #[test]
@@ -481,7 +576,7 @@ mod tests {
     #[test]
     fn junk_costs_no_key_derivation_and_long_secrets_are_refused() {
         let mut ring = Keyring::new(RoomSecret::new(vec![b'k'; 32]).expect("secret"));
-        for junk in [&b"hello"[..], b"mqttchat:e2:AAAA", b"mqttchat:e1:AAAA"] {
+        for junk in [&b"hello"[..], b"mqttchat:e3:AAAA", b"mqttchat:e1:AAAA"] {
             assert!(ring.open("r", "r", junk).is_err());
         }
         assert_eq!(ring.keys.len(), 0);

@@ -9,7 +9,9 @@
 //!   takeover detector and driver.
 //! - [`render`]: chat-sub's output formats; `output`: stdout, written once per batch.
 //! - `profile`: the config file and its profiles, applied to the options.
+//! - `identity`: a member's signing identity on disk (made on first use).
 
+pub(crate) mod identity;
 pub(crate) mod options;
 pub(crate) mod output;
 pub(crate) mod profile;

@@ -176,8 +176,20 @@ pub fn bin(name: &str) -> PathBuf {
 /// developer's own (~/.config/mqttchat/config.toml). tests/profiles.rs writes its own.
 pub const NO_CONFIG_HOME: &str = "/nonexistent/mqttchat-tests";
 
+/// A data folder of its own for each command (`$XDG_DATA_HOME/mqttchat`: the identity
+/// and the pinned keys of encrypted rooms), under Cargo's temporary folder and never the
+/// developer's: each chat-pub has its own identity, each chat-sub its own pins. A test
+/// that wants them shared sets XDG_DATA_HOME itself.
+pub fn fresh_data_home() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("data")
+        .join(format!("{}-{n}", std::process::id()))
+}
+
 /// A command for one of our tools with a clean environment (no CHAT_* from the caller,
-/// and no config file).
+/// no config file, a data folder of its own).
 pub fn tool(name: &str) -> Command {
     let mut c = Command::new(bin(name));
     for var in [
@@ -193,6 +205,7 @@ pub fn tool(name: &str) -> Command {
         c.env_remove(var);
     }
     c.env("TZ", "UTC").env("XDG_CONFIG_HOME", NO_CONFIG_HOME);
+    c.env("XDG_DATA_HOME", fresh_data_home());
     c
 }
 

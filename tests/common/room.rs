@@ -44,7 +44,8 @@ pub fn say(broker: &Broker, room: &str, nick: &str, text: &str) {
 
 /// A short form of one `chat-sub --json` line: `join bob @room`, `leave bob @room`,
 /// `online bob @room`, or `bob: text` (`-: text` for a raw message). Presence objects are
-/// checked on the way: exactly the keys event, from, topic and ts, with ts an RFC 3339
+/// checked on the way: exactly the keys event, from, topic and ts (and in an encrypted
+/// room the signer's: verified, fingerprint, new_key, key_changed), with ts an RFC 3339
 /// UTC time in milliseconds (chat-pub's, or the time received for a leave).
 #[track_caller]
 pub fn short(v: &Value) -> String {
@@ -54,7 +55,9 @@ pub fn short(v: &Value) -> String {
         return format!("{from}: {text}");
     };
     let obj = v.as_object().expect("an object");
+    const SIGNER: [&str; 4] = ["verified", "fingerprint", "new_key", "key_changed"];
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.retain(|k| !SIGNER.contains(k));
     keys.sort_unstable();
     assert_eq!(keys, ["event", "from", "topic", "ts"], "{v}");
     let ts = v["ts"]

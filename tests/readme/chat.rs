@@ -124,7 +124,7 @@ pub fn encrypted(sb: &Sandbox, block: &Block) {
     let outsider = sb.subscriber(&["--raw", "team/x", "team/sync"]);
     let reader = sb.start(reader);
     let probe_args = ["--room-secret-file", secret, "team/x"];
-    sb.probe(&[(&reader, "probe-"), (&outsider, "mqttchat:e1:")], |n| {
+    sb.probe(&[(&reader, "probe-"), (&outsider, "mqttchat:e2:")], |n| {
         probe(sb, n, &probe_args)
     });
     sb.run(writer, b"secret plans\n").expect_code(0);
@@ -135,7 +135,7 @@ pub fn encrypted(sb: &Sandbox, block: &Block) {
     let seen = wait_message(&outsider, "sync", &[]);
     for payload in text_lines(seen.as_bytes()).iter().filter(|l| *l != "sync") {
         assert!(
-            payload.starts_with("mqttchat:e1:") && !payload.contains("secret plans"),
+            payload.starts_with("mqttchat:e2:") && !payload.contains("secret plans"),
             "the outsider saw a payload that is not encrypted: {payload:?}\n{}",
             report(&outsider, &[])
         );

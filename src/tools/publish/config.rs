@@ -18,6 +18,8 @@ use crate::room::dialect::{self, Dialect};
 use crate::room::envelope::IdSource;
 use crate::room::presence::Announce;
 use crate::room::seal::Keyring;
+use crate::room::sign::Sealer;
+use crate::tools::identity;
 use crate::tools::options;
 use crate::tools::publish::input::{LineRules, Mode, Preparer, Source};
 
@@ -55,9 +57,15 @@ impl PubConfig {
         let dialect = dialect_of(args, &nick)?;
         let properties = properties(args)?;
         let needs_v5 = !properties.is_empty();
-        let mut keyring = options::room_secret(&args.common)?.map(Keyring::new);
+        let mut sealer = match options::room_secret(&args.common)? {
+            Some(secret) => Some(Sealer::new(
+                Keyring::new(secret),
+                std::sync::Arc::new(identity::load(&args.common)?),
+            )),
+            None => None,
+        };
         let (notice, presence) =
-            announcements(args, mode, &nick, dialect, &mut connect, keyring.as_mut())?;
+            announcements(args, mode, &nick, dialect, &mut connect, sealer.as_mut())?;
         Ok(PubConfig {
             connect_timeout: args.common.connect_timeout,
             drain_timeout: args.drain_timeout,
@@ -81,7 +89,7 @@ impl PubConfig {
                 nick,
                 max_size,
                 ids: IdSource::default(),
-                keyring,
+                sealer,
                 dialect,
                 notice,
                 encoded: properties.encode(),
@@ -145,7 +153,7 @@ fn announcements(
     nick: &str,
     dialect: Dialect,
     connect: &mut ConnectOptions,
-    keyring: Option<&mut Keyring>,
+    sealer: Option<&mut Sealer>,
 ) -> Result<(Option<Bytes>, Option<Announce>), Error> {
     let notice = match (&args.topic, dialect, args.no_presence) {
         (Some(_), Dialect::MqttchatPy, false) => Some(dialect::start_notice(nick).into()),
@@ -153,7 +161,7 @@ fn announcements(
     };
     let reading = args.messages.is_empty() && mode == Mode::Envelope && !args.no_presence;
     let presence = match &args.topic {
-        Some(room) if reading => Some(announce(room, nick, connect, keyring)?),
+        Some(room) if reading => Some(announce(room, nick, connect, sealer)?),
         _ => None,
     };
     Ok((notice, presence))
@@ -165,11 +173,11 @@ fn announce(
     room: &str,
     nick: &str,
     connect: &mut ConnectOptions,
-    keyring: Option<&mut Keyring>,
+    sealer: Option<&mut Sealer>,
 ) -> Result<Announce, Error> {
     let mut announce = Announce::new(room, &connect.spec.client_id, nick);
-    if let Some(keyring) = keyring {
-        (announce.seal_join(keyring, room, std::time::SystemTime::now())).map_err(Error::Failed)?;
+    if let Some(sealer) = sealer {
+        (announce.seal_join(sealer, std::time::SystemTime::now())).map_err(Error::Failed)?;
     }
     connect.spec.will = Some(Will {
         topic: String::from_utf8_lossy(announce.topic()).into_owned(),

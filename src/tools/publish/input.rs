@@ -22,7 +22,8 @@ use crate::mqtt::topic;
 use crate::mqtt::wire::Properties;
 use crate::room::dialect::{self, Dialect};
 use crate::room::envelope::{self, IdSource};
-use crate::room::seal::{self, Keyring};
+use crate::room::seal;
+use crate::room::sign::{self, Item, Sealer};
 
 mod lines;
 
@@ -50,8 +51,8 @@ pub struct Preparer {
     /// Largest payload (`--max-size`).
     pub max_size: usize,
     pub ids: IdSource,
-    /// The room secret's keys, when the room is encrypted.
-    pub keyring: Option<Keyring>,
+    /// The room secret's keys and the identity that signs, when the room is encrypted.
+    pub sealer: Option<Sealer>,
     /// How a line with a nick is written: the envelope, or the original MQTTChat's.
     pub dialect: Dialect,
     /// Sent to TOPIC before any line (the original MQTTChat's notice at start).
@@ -65,6 +66,8 @@ pub struct Preparer {
 /// What becomes of one line.
 pub enum Prepared {
     Message(Outgoing),
+    /// A message whose payload is to be signed and sealed with the others read at once.
+    ToSeal(Outgoing),
     /// Nothing to publish and nothing wrong (a presence event in `--json` input).
     Skip,
 }
@@ -99,23 +102,54 @@ impl Preparer {
                 None => return Ok(Prepared::Skip),
             },
         };
-        let msg = match sealed {
-            true => msg,
-            false => self.seal(msg)?,
+        let limit = match (&self.sealer, sealed) {
+            (Some(_), false) => sign::sealed_len(msg.payload.len()),
+            _ => msg.payload.len(),
         };
-        if msg.payload.len() > self.max_size {
+        if limit > self.max_size {
             return Err(format!(
-                "the message is {} bytes{}, more than --max-size ({} bytes)",
-                msg.payload.len(),
-                if self.keyring.is_some() {
-                    " encrypted"
-                } else {
-                    ""
+                "the message is {limit} bytes{}, more than --max-size ({} bytes)",
+                match self.sealer.is_some() && !sealed {
+                    true => " signed and encrypted",
+                    false => "",
                 },
                 self.max_size
             ));
         }
-        Ok(Prepared::Message(msg))
+        match (&self.sealer, sealed) {
+            (Some(_), false) => {
+                std::str::from_utf8(&msg.topic).map_err(|_| "the topic is not UTF-8")?;
+                Ok(Prepared::ToSeal(msg))
+            }
+            _ => Ok(Prepared::Message(msg)),
+        }
+    }
+
+    /// Signs and seals `batch`'s messages at `indices` together (each with the key of its
+    /// topic, derived here the first time a topic is met: never on the publisher's
+    /// thread).
+    fn seal(&mut self, batch: &mut [Outgoing], indices: &[usize]) -> Result<(), String> {
+        let Some(sealer) = &mut self.sealer else {
+            return Ok(());
+        };
+        let payloads = {
+            let items: Vec<Item> = indices
+                .iter()
+                .map(|&i| {
+                    let topic = std::str::from_utf8(&batch[i].topic).unwrap_or_default();
+                    Item {
+                        room: topic,
+                        topic,
+                        record: &batch[i].payload,
+                    }
+                })
+                .collect();
+            sealer.seal(&items)?
+        };
+        for (&i, payload) in indices.iter().zip(payloads) {
+            batch[i].payload = payload.into();
+        }
+        Ok(())
     }
 
     /// The notice to send before any line, if there is one (numbered 0).
@@ -124,24 +158,14 @@ impl Preparer {
         self.message(0, None, payload, None, Some(false)).ok()
     }
 
-    /// With a room secret, `m`'s payload encrypted for its topic (the key is derived on
-    /// this thread, the first time a topic is met: never on the publisher's).
-    fn seal(&mut self, mut m: Outgoing) -> Result<Outgoing, String> {
-        let Some(keyring) = &mut self.keyring else {
-            return Ok(m);
-        };
-        let topic = std::str::from_utf8(&m.topic).map_err(|_| "the topic is not UTF-8")?;
-        m.payload = seal::seal(keyring.key(topic), topic, &m.payload)?.into();
-        Ok(m)
-    }
-
     /// A payload to pass on as encrypted must be one: with the room's secret, it must
     /// open with the key of its topic (nothing goes out in clear that the user believes
     /// encrypted); without, it must be well-formed.
     fn check_sealed(&mut self, m: &Outgoing) -> Result<(), String> {
         let topic = std::str::from_utf8(&m.topic).map_err(|_| "the topic is not UTF-8")?;
-        match &mut self.keyring {
-            Some(keyring) => keyring
+        match &mut self.sealer {
+            Some(sealer) => sealer
+                .keyring
                 .open(topic, topic, &m.payload)
                 .map(drop)
                 .map_err(|why| {
@@ -378,6 +402,7 @@ pub fn spawn(
             let mut sink = Sink {
                 prep: &mut prep,
                 batch: Vec::new(),
+                unsealed: Vec::new(),
                 control: &control,
                 label: if matches!(source, Source::Args(_)) {
                     "message"
@@ -393,8 +418,9 @@ pub fn spawn(
                 }
                 Source::Stdin => read_lines(std::io::stdin().lock(), rules, &mut sink, &tx),
             }
-            if !sink.batch.is_empty() {
-                let _ = tx.blocking_send(sink.batch);
+            let batch = sink.take();
+            if !batch.is_empty() {
+                let _ = tx.blocking_send(batch);
             }
         })
 }
@@ -402,6 +428,8 @@ pub fn spawn(
 struct Sink<'a> {
     prep: &'a mut Preparer,
     batch: Vec<Outgoing>,
+    /// Which messages of `batch` are still to be signed and sealed.
+    unsealed: Vec<usize>,
     control: &'a Control,
     label: &'static str,
 }
@@ -410,6 +438,10 @@ impl Sink<'_> {
     fn line(&mut self, no: u64, bytes: &[u8]) {
         match self.prep.prepare(no, bytes) {
             Ok(Prepared::Message(m)) => self.batch.push(m),
+            Ok(Prepared::ToSeal(m)) => {
+                self.unsealed.push(self.batch.len());
+                self.batch.push(m);
+            }
             Ok(Prepared::Skip) => {}
             Err(why) => self.fail(no, &why),
         }
@@ -418,6 +450,26 @@ impl Sink<'_> {
     fn fail(&mut self, no: u64, why: &str) {
         crate::tool::say(format_args!("{} {no}: {why}; not sent", self.label));
         self.control.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The messages read so far, ready to publish: those of an encrypted room signed
+    /// together and sealed (if that fails, each is reported and left out).
+    fn take(&mut self) -> Vec<Outgoing> {
+        let mut batch = std::mem::take(&mut self.batch);
+        let unsealed = std::mem::take(&mut self.unsealed);
+        if unsealed.is_empty() {
+            return batch;
+        }
+        if let Err(why) = self.prep.seal(&mut batch, &unsealed) {
+            let mut left_out = Vec::with_capacity(unsealed.len());
+            for &i in unsealed.iter().rev() {
+                left_out.push(batch.remove(i).line);
+            }
+            for &no in left_out.iter().rev() {
+                self.fail(no, &why);
+            }
+        }
+        batch
     }
 }
 
@@ -434,7 +486,7 @@ mod tests {
             nick: "me".into(),
             max_size: 1 << 20,
             ids: IdSource::default(),
-            keyring: None,
+            sealer: None,
             dialect: Dialect::Envelope,
             notice: None,
             properties: Properties::default(),
@@ -457,6 +509,7 @@ mod tests {
         let mut sink = Sink {
             prep: &mut p,
             batch: Vec::new(),
+            unsealed: Vec::new(),
             control: &control,
             label: "line",
         };
@@ -588,7 +641,7 @@ mod tests {
     fn json_lines() {
         let mut p = prep(Mode::Json);
         let m = |p: &mut Preparer, s: &str| match p.prepare(1, s.as_bytes()) {
-            Ok(Prepared::Message(m)) => Ok(m),
+            Ok(Prepared::Message(m) | Prepared::ToSeal(m)) => Ok(m),
             Ok(Prepared::Skip) => Err("skip".to_string()),
             Err(e) => Err(e),
         };
@@ -631,19 +684,34 @@ mod tests {
 
     #[test]
     fn with_a_room_secret_every_payload_is_sealed_for_its_topic_and_sealed_ones_pass() {
-        let secret = || seal::RoomSecret::new(b"sixteen bytes at least".to_vec()).expect("s");
+        use crate::room::seal::{Keyring, RoomSecret, Version};
+        use crate::room::sign::{Identity, Verifier};
+        let secret = || RoomSecret::new(b"sixteen bytes at least".to_vec()).expect("s");
+        let me = std::sync::Arc::new(Identity::from_seed(&[5; 32]));
+        let sealer = || Some(Sealer::new(Keyring::new(secret()), me.clone()));
         let mut ring = Keyring::new(secret());
+        // Opens as version 2, signed by `me` for its topic: the record.
         let open = |ring: &mut Keyring, m: &Outgoing| {
             let topic = std::str::from_utf8(&m.topic).expect("UTF-8");
-            ring.open(topic, topic, &m.payload).expect("opens")
+            let (version, plain) = ring.open(topic, topic, &m.payload).expect("opens");
+            assert_eq!(version, Version::V2);
+            let signed = Verifier::default()
+                .check(topic, topic, &plain)
+                .expect("signed");
+            assert_eq!(signed.fingerprint, me.fingerprint());
+            signed.record.to_vec()
         };
         let m = |p: &mut Preparer, s: &str| match p.prepare(1, s.as_bytes()) {
             Ok(Prepared::Message(m)) => Ok(m),
+            Ok(Prepared::ToSeal(m)) => {
+                let mut batch = [m];
+                p.seal(&mut batch, &[0]).map(|()| batch[0].clone())
+            }
             Ok(Prepared::Skip) => Err("skip".to_string()),
             Err(e) => Err(e),
         };
         let mut env = Preparer {
-            keyring: Some(Keyring::new(secret())),
+            sealer: sealer(),
             ..prep(Mode::Envelope)
         };
         let hello = m(&mut env, "hello").expect("sealed");
@@ -651,14 +719,14 @@ mod tests {
         let plain = open(&mut ring, &hello);
         assert_eq!(envelope::decode(&plain).text, "hello");
         let mut raw = Preparer {
-            keyring: Some(Keyring::new(secret())),
+            sealer: sealer(),
             ..prep(Mode::Raw)
         };
         // A raw line that looks encrypted is sealed all the same (never sent in clear).
         let looks = m(&mut raw, "mqttchat:e1:secret plans").expect("sealed");
         assert_eq!(open(&mut ring, &looks), b"mqttchat:e1:secret plans");
         let mut json = Preparer {
-            keyring: Some(Keyring::new(secret())),
+            sealer: sealer(),
             ..prep(Mode::Json)
         };
         let other = m(&mut json, r#"{"topic":"x/y","text":"t"}"#).expect("sealed");
@@ -679,11 +747,11 @@ mod tests {
         let looks = base64::engine::general_purpose::STANDARD.encode("mqttchat:e1:the plans");
         let looks = format!(r#"{{"topic":"room","encrypted":true,"payload_base64":"{looks}"}}"#);
         assert!(m(&mut json, &looks).unwrap_err().contains("malformed"));
-        json.max_size = 60;
+        json.max_size = 400;
         assert!(
             m(&mut json, r#"{"text":"t"}"#)
                 .unwrap_err()
-                .contains("bytes encrypted")
+                .contains("bytes signed and encrypted")
         );
     }
 }

@@ -50,6 +50,9 @@ pub fn run(mut args: PubArgs, given: &Given) -> Result<(), Error> {
     if let Some(settings) = profile::configure(common, nick, dialect, given)? {
         return profile::print(&settings);
     }
+    if args.common.fingerprint {
+        return crate::tools::identity::print_fingerprint(&args.common);
+    }
     let config = PubConfig::new(&args)?;
     let rt = tool::runtime()?;
     let (tx, rx) = mpsc::channel(INPUT_BATCHES);

@@ -14,6 +14,7 @@ use chrono::TimeZone;
 
 use crate::room::envelope::{self, Decoded};
 use crate::room::json::Object;
+use crate::room::sign::Mark;
 
 use crate::escape::{push_escaped, push_json_str};
 use crate::mqtt::wire::Properties;
@@ -32,6 +33,8 @@ pub struct Delivered<'a> {
     pub received: SystemTime,
     /// Its MQTT 5 properties, when it has any the tools show.
     pub properties: Option<&'a Properties>,
+    /// In an encrypted room: who signed it, as to the pinned keys.
+    pub mark: Option<Mark>,
 }
 
 /// How chat-sub prints a message.
@@ -72,6 +75,19 @@ pub struct PresenceLine<'a> {
     /// When it happened, as the join said (RFC 3339); else `received` is used.
     pub ts: Option<&'a str>,
     pub received: SystemTime,
+    /// In an encrypted room: who signed it, as to the pinned keys.
+    pub mark: Option<Mark>,
+}
+
+/// One entry of `--who`.
+#[derive(Debug, Clone, Copy)]
+pub struct Online<'a> {
+    pub room: &'a str,
+    pub nick: &'a str,
+    /// When it joined, as the join said.
+    pub ts: Option<&'a str>,
+    /// In an encrypted room: who signed the join, as to the pinned keys.
+    pub mark: Option<Mark>,
 }
 
 impl Renderer {
@@ -90,12 +106,15 @@ impl Renderer {
             p.ts.map(str::to_owned)
                 .unwrap_or_else(|| envelope::system_rfc3339(p.received));
         match &self.format {
-            Format::Json => Object::start(out)
-                .str("event", if p.joined { "join" } else { "leave" })
-                .str("from", p.nick)
-                .str("topic", p.room)
-                .str("ts", &ts)
-                .end(),
+            Format::Json => with_mark(
+                Object::start(out)
+                    .str("event", if p.joined { "join" } else { "leave" })
+                    .str("from", p.nick)
+                    .str("topic", p.room)
+                    .str("ts", &ts),
+                p.mark,
+            )
+            .end(),
             Format::Text { topic_prefix } => {
                 if *topic_prefix {
                     push_topic_prefix(out, p.room);
@@ -104,6 +123,7 @@ impl Renderer {
                 out.extend_from_slice(&self.clock.hms(secs));
                 out.extend_from_slice(b" * ");
                 self.push_nick(out, p.nick);
+                self.push_mark(out, p.mark, true);
                 out.extend_from_slice(if p.joined { b" joined" } else { b" left" });
             }
             Format::Template(_) | Format::Raw => return false,
@@ -154,23 +174,75 @@ impl Renderer {
         }
     }
 
-    /// Appends one line of `--who`: the nick (with `[room] ` when the topic is shown), or
-    /// a JSON object.
-    pub fn render_who(&mut self, out: &mut Vec<u8>, room: &str, nick: &str, ts: Option<&str>) {
+    /// Appends one line of `--who`: the nick (with `[room] ` when the topic is shown), in
+    /// an encrypted room with its fingerprint and mark; or a JSON object.
+    pub fn render_who(&mut self, out: &mut Vec<u8>, o: &Online) {
         match &self.format {
-            Format::Json => Object::start(out)
-                .str("event", "online")
-                .str("from", nick)
-                .str("topic", room)
-                .opt_str("ts", ts)
-                .end(),
-            Format::Text { topic_prefix: true } => {
-                push_topic_prefix(out, room);
-                self.push_nick(out, nick);
+            Format::Json => with_mark(
+                Object::start(out)
+                    .str("event", "online")
+                    .str("from", o.nick)
+                    .str("topic", o.room)
+                    .opt_str("ts", o.ts),
+                o.mark,
+            )
+            .end(),
+            format => {
+                if *format == (Format::Text { topic_prefix: true }) {
+                    push_topic_prefix(out, o.room);
+                }
+                self.push_nick(out, o.nick);
+                if let Some(fp) = o.mark.and_then(Mark::fingerprint) {
+                    let _ = write!(out, " {fp}");
+                }
+                // The fingerprint is whole here: the mark need not repeat it.
+                match o.mark {
+                    Some(Mark::Changed(_)) => {
+                        self.push_flag(out, "[KEY CHANGED — not verified]", true)
+                    }
+                    Some(Mark::NewKey(_)) => self.push_flag(out, "[new key]", false),
+                    Some(Mark::Unsigned) => self.push_flag(out, "[unsigned]", false),
+                    _ => {}
+                }
             }
-            _ => self.push_nick(out, nick),
         }
         out.push(b'\n');
+    }
+
+    /// ` [mark]` after a nick (or in front of the text of a message without one): what
+    /// is not verified, in an encrypted room. A changed key in bold red when colours are
+    /// on.
+    fn push_mark(&self, out: &mut Vec<u8>, mark: Option<Mark>, after_nick: bool) {
+        let text = match mark {
+            None | Some(Mark::Verified(_)) => return,
+            Some(Mark::NewKey(fp)) => format!("[new key {}]", fp.short()),
+            Some(Mark::Changed(fp)) => format!("[KEY CHANGED {} — not verified]", fp.short()),
+            Some(Mark::Nameless(fp)) => format!("[key {}]", fp.short()),
+            Some(Mark::Unsigned) => "[unsigned]".to_owned(),
+        };
+        let loud = matches!(mark, Some(Mark::Changed(_)));
+        match after_nick {
+            true => self.push_flag(out, &text, loud),
+            false => {
+                self.push_styled(out, &text, loud);
+                out.push(b' ');
+            }
+        }
+    }
+
+    /// ` TEXT`, bold red when `loud` and colours are on.
+    fn push_flag(&self, out: &mut Vec<u8>, text: &str, loud: bool) {
+        out.push(b' ');
+        self.push_styled(out, text, loud);
+    }
+
+    fn push_styled(&self, out: &mut Vec<u8>, text: &str, loud: bool) {
+        match self.color && loud {
+            true => {
+                let _ = write!(out, "\x1b[1;31m{text}\x1b[0m");
+            }
+            false => out.extend_from_slice(text.as_bytes()),
+        }
     }
 
     /// The nick, escaped, in its colour when colours are on.
@@ -195,9 +267,13 @@ impl Renderer {
                 }
                 out.extend_from_slice(&self.clock.hms(message_secs(m, d)));
                 out.push(b' ');
-                if let Some(from) = &d.from {
-                    self.push_nick(out, from);
-                    out.extend_from_slice(b": ");
+                match &d.from {
+                    Some(from) => {
+                        self.push_nick(out, from);
+                        self.push_mark(out, m.mark, true);
+                        out.extend_from_slice(b": ");
+                    }
+                    None => self.push_mark(out, m.mark, false),
                 }
                 push_escaped(out, &d.text);
             }
@@ -242,11 +318,30 @@ fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
         true => line.bool("encrypted", true),
         false => line,
     };
+    let line = with_mark(line, m.mark);
     if d.utf8 && !d.encrypted {
         line.end();
     } else {
         let b64 = base64::engine::general_purpose::STANDARD.encode(m.payload);
         line.str("payload_base64", &b64).end();
+    }
+}
+
+/// In an encrypted room, who signed it: `verified`, and for a signed record its
+/// `fingerprint`, with `key_changed` or `new_key` when so.
+fn with_mark(line: Object<'_>, mark: Option<Mark>) -> Object<'_> {
+    let Some(mark) = mark else {
+        return line;
+    };
+    let line = line.bool("verified", mark.verified());
+    let line = match mark.fingerprint() {
+        Some(fp) => line.str("fingerprint", &fp.to_string()),
+        None => line,
+    };
+    match mark {
+        Mark::Changed(_) => line.bool("key_changed", true),
+        Mark::NewKey(_) => line.bool("new_key", true),
+        _ => line,
     }
 }
 
@@ -361,6 +456,16 @@ impl LocalClock {
             Field::Id => esc_opt(out, &d.id),
             Field::Qos => out.push(b'0' + m.qos),
             Field::Retain => out.extend_from_slice(if m.retain { b"true" } else { b"false" }),
+            Field::Fingerprint => {
+                if let Some(fp) = m.mark.and_then(Mark::fingerprint) {
+                    let _ = write!(out, "{fp}");
+                }
+            }
+            Field::Verified => {
+                if let Some(mark) = m.mark {
+                    let _ = write!(out, "{}", mark.verified());
+                }
+            }
             Field::ContentType => {
                 if let Some(t) = m.properties.and_then(|p| p.content_type.as_deref()) {
                     push_escaped(out, t);
@@ -393,6 +498,7 @@ mod tests {
             retain: false,
             received: UNIX_EPOCH + std::time::Duration::from_millis(1_795_694_462_123),
             properties: None,
+            mark: None,
         }
     }
 

@@ -17,12 +17,16 @@ pub enum Field {
     ContentType,
     /// `{user:KEY}`: the MQTT 5 user property KEY (its values joined by ", ").
     UserProperty(String),
+    /// `{fingerprint}`: in an encrypted room, the signer's fingerprint.
+    Fingerprint,
+    /// `{verified}`: in an encrypted room, whether the key is the nick's pinned one.
+    Verified,
 }
 
 /// `{user:KEY}`'s prefix.
 const USER_PROPERTY: &str = "user:";
 
-const FIELDS: [(&str, Field); 10] = [
+const FIELDS: [(&str, Field); 12] = [
     ("topic", Field::Topic),
     ("from", Field::From),
     ("text", Field::Text),
@@ -33,6 +37,8 @@ const FIELDS: [(&str, Field); 10] = [
     ("qos", Field::Qos),
     ("retain", Field::Retain),
     ("content_type", Field::ContentType),
+    ("fingerprint", Field::Fingerprint),
+    ("verified", Field::Verified),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

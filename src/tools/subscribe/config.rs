@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use super::inbox::Inbox;
+use super::members::Members;
 use super::printer::Printer;
 use super::room::Room;
 use super::state::{SubState, Subscriptions};
@@ -59,8 +60,13 @@ impl SubConfig {
         if dialect != Dialect::Envelope && args.raw {
             return Err(Error::Usage(crate::room::dialect::WITH_RAW.into()));
         }
-        let room = options::room_secret(&args.common)?
-            .map(|secret| Room::new(Keyring::new(secret), &args.topics));
+        let room = match options::room_secret(&args.common)? {
+            Some(secret) => Some(
+                Room::new(Keyring::new(secret), &args.topics)
+                    .with_members(Members::new(super::known::read()?)),
+            ),
+            None => None,
+        };
         let subs = Subscriptions {
             filters: args.topics.clone(),
             qos: args.common.qos,

@@ -10,6 +10,8 @@
 
 mod config;
 mod inbox;
+mod known;
+mod members;
 mod printer;
 mod room;
 mod state;
@@ -42,6 +44,12 @@ pub fn run(mut args: SubArgs, given: &Given) -> Result<(), Error> {
     let (common, nick, dialect) = (&mut args.common, &mut args.nick, &mut args.dialect);
     if let Some(settings) = profile::configure(common, nick, dialect, given)? {
         return profile::print(&settings);
+    }
+    if args.common.fingerprint {
+        return crate::tools::identity::print_fingerprint(&args.common);
+    }
+    if let Some(trust) = &args.trust {
+        return known::trust(trust);
     }
     let config = SubConfig::new(&args)?;
     let rt = tool::runtime()?;
@@ -174,8 +182,12 @@ impl Driver {
         Ok(())
     }
 
-    /// Writes what was printed to stdout.
+    /// Writes what was printed to stdout, and saves the keys pinned meanwhile.
     fn flush(&mut self) -> Result<(), Error> {
+        let pins = self.state.take_pins();
+        if let Err(e) = known::append(&pins) {
+            log::warn!("cannot save the keys seen: {e}");
+        }
         self.out
             .write(self.state.output())
             .map_err(|e| match e.kind() {

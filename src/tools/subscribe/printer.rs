@@ -3,7 +3,7 @@
 //! count of printed messages for `--count`.
 
 use crate::room::envelope::Decoded;
-use crate::tools::render::{Delivered, PresenceLine, Renderer};
+use crate::tools::render::{Delivered, Online, PresenceLine, Renderer};
 
 /// The buffer of lines not yet written, and what was printed.
 pub struct Printer {
@@ -48,8 +48,8 @@ impl Printer {
     }
 
     /// Prints one entry of `--who`.
-    pub fn who(&mut self, room: &str, nick: &str, ts: Option<&str>) {
-        self.renderer.render_who(&mut self.buf, room, nick, ts);
+    pub fn who(&mut self, online: &Online) {
+        self.renderer.render_who(&mut self.buf, online);
     }
 
     /// `--count 0`: there is nothing to wait for.

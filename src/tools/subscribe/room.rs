@@ -10,7 +10,10 @@ use std::time::{Instant, SystemTime};
 use crate::escape::escaped;
 use crate::mqtt::topic;
 use crate::room::presence;
-use crate::room::seal::{self, Keyring, Rejected};
+use crate::room::seal::{self, Keyring, Rejected, Version};
+use crate::room::sign::{Fingerprint, Mark, Verifier};
+
+use super::members::{Members, Pin};
 
 /// New keys derived at once at most (a wildcard subscription meeting its rooms, or
 /// retained messages on many topics), and then per second: each costs ~20 ms of the one
@@ -27,14 +30,28 @@ pub enum Kind {
     Rejected(Rejected),
     /// Well-formed, on a topic whose key would be one too many new keys at once.
     Throttled,
+    /// Opened with the room's secret (format version 2), but its signature does not
+    /// check: someone who has the secret forged or changed it.
+    BadSignature,
+}
+
+/// A payload opened: its record, and who signed it (None: format version 1, unsigned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub record: Vec<u8>,
+    pub signer: Option<Fingerprint>,
 }
 
 /// The room secret's keys and what did not open with them.
 pub struct Room {
     keyring: Keyring,
     /// Payloads not shown, per kind: plain, unknown version, malformed, forged,
-    /// throttled.
-    counts: [u64; 5],
+    /// throttled, bad signature.
+    counts: [u64; 6],
+    /// Checks the signatures of format version 2.
+    verifier: Verifier,
+    /// The keys pinned per room and nick.
+    members: Members,
     /// Kinds reported already (messages and presence apart).
     reported: HashSet<(Kind, bool)>,
     budget: Budget,
@@ -51,11 +68,28 @@ impl Room {
         }
         Room {
             keyring,
-            counts: [0; 5],
+            counts: [0; 6],
+            verifier: Verifier::default(),
+            members: Members::default(),
             reported: HashSet::new(),
             budget: Budget::default(),
             presence: HashMap::new(),
         }
+    }
+
+    /// With the pins read from the file.
+    pub fn with_members(self, members: Members) -> Room {
+        Room { members, ..self }
+    }
+
+    /// The mark of a record opened in `room`, from `nick` (see `members`).
+    pub fn judge(&mut self, room: &str, nick: Option<&str>, signer: Option<Fingerprint>) -> Mark {
+        self.members.judge(room, nick, signer)
+    }
+
+    /// The pins made since the last call, to save.
+    pub fn take_pins(&mut self) -> Vec<Pin> {
+        self.members.take_unsaved()
     }
 
     /// Whether an opened presence record on `topic`, received at `wall`, is news: its
@@ -92,7 +126,7 @@ impl Room {
         topic: &[u8],
         payload: &[u8],
         now: Instant,
-    ) -> Result<Vec<u8>, Kind> {
+    ) -> Result<Opened, Kind> {
         let topic = std::str::from_utf8(topic).map_err(|_| Kind::Rejected(Rejected::Malformed))?;
         self.open(topic, topic, payload, now)
     }
@@ -104,7 +138,7 @@ impl Room {
         topic: &[u8],
         payload: &[u8],
         now: Instant,
-    ) -> Result<Vec<u8>, Kind> {
+    ) -> Result<Opened, Kind> {
         let malformed = Kind::Rejected(Rejected::Malformed);
         let topic = std::str::from_utf8(topic).map_err(|_| malformed)?;
         let (room, _) = presence::parse(topic).ok_or(malformed)?;
@@ -117,13 +151,28 @@ impl Room {
         topic: &str,
         payload: &[u8],
         now: Instant,
-    ) -> Result<Vec<u8>, Kind> {
+    ) -> Result<Opened, Kind> {
         if !self.keyring.has(room) && seal::well_formed(payload) && !self.budget.take(now) {
             return Err(Kind::Throttled);
         }
-        self.keyring
+        let (version, mut plain) = (self.keyring)
             .open(room, topic, payload)
-            .map_err(Kind::Rejected)
+            .map_err(Kind::Rejected)?;
+        if version == Version::V1 {
+            return Ok(Opened {
+                record: plain,
+                signer: None,
+            });
+        }
+        let signed = (self.verifier)
+            .check(room, topic, &plain)
+            .map_err(|_| Kind::BadSignature)?;
+        let (signer, start) = (signed.fingerprint, plain.len() - signed.record.len());
+        plain.drain(..start);
+        Ok(Opened {
+            record: plain,
+            signer: Some(signer),
+        })
     }
 
     /// Counts a payload that was not shown; the first of its kind is reported.
@@ -155,14 +204,19 @@ impl Room {
             Kind::Rejected(Rejected::Malformed),
             Kind::Rejected(Rejected::Forged),
             Kind::Throttled,
+            Kind::BadSignature,
         ];
         let parts: Vec<String> = kinds
             .iter()
             .filter(|&&k| self.counts[index(k)] > 0)
             .map(|&k| format!("{} {}", self.counts[index(k)], code(k)))
             .collect();
+        let what = match self.counts[index(Kind::BadSignature)] {
+            0 => "not sealed with the room's secret",
+            _ => "not sealed with the room's secret, or not signed right",
+        };
         Some(format!(
-            "{total} payload(s) not shown: not sealed with the room's secret ({})",
+            "{total} payload(s) not shown: {what} ({})",
             parts.join(", ")
         ))
     }
@@ -207,6 +261,7 @@ fn index(why: Kind) -> usize {
         Kind::Rejected(Rejected::Malformed) => 2,
         Kind::Rejected(Rejected::Forged) => 3,
         Kind::Throttled => 4,
+        Kind::BadSignature => 5,
     }
 }
 
@@ -218,6 +273,7 @@ pub fn code(why: Kind) -> &'static str {
         Kind::Rejected(Rejected::Malformed) => "malformed",
         Kind::Rejected(Rejected::Forged) => "forged",
         Kind::Throttled => "throttled",
+        Kind::BadSignature => "bad-signature",
     }
 }
 
@@ -235,6 +291,10 @@ fn phrase(why: Kind) -> &'static str {
         Kind::Throttled => {
             "was not opened: too many new rooms at once (a flood of new topics?); a new \
              room's key is derived when the pace drops"
+        }
+        Kind::BadSignature => {
+            "opens with the room's secret but its signature does not check (forged or \
+             changed by someone who has the secret)"
         }
     }
 }
@@ -257,7 +317,9 @@ mod tests {
         let now = Instant::now();
         let sealed = seal(&key, "r/1", b"hello").expect("seal");
         assert_eq!(
-            room.open_message(b"r/1", &sealed, now).as_deref(),
+            room.open_message(b"r/1", &sealed, now)
+                .map(|o| o.record)
+                .as_deref(),
             Ok(&b"hello"[..])
         );
         assert_eq!(room.open_message(b"r/2", &sealed, now), Err(FORGED));
@@ -265,6 +327,7 @@ mod tests {
         let join = seal(&key, &presence, b"{}").expect("seal");
         assert_eq!(
             room.open_presence(presence.as_bytes(), &join, now)
+                .map(|o| o.record)
                 .as_deref(),
             Ok(&b"{}"[..])
         );
@@ -322,7 +385,9 @@ mod tests {
         // A named room is never throttled.
         let named = seal(&RoomKey::derive(&secret(), "named"), "named", b"y").expect("seal");
         assert_eq!(
-            room.open_message(b"named", &named, t0).as_deref(),
+            room.open_message(b"named", &named, t0)
+                .map(|o| o.record)
+                .as_deref(),
             Ok(&b"y"[..])
         );
     }

@@ -19,7 +19,8 @@ use crate::mqtt::tx::Tx;
 use crate::mqtt::wire::{self, AckKind, Delivery, Inbound, Version};
 use crate::room::presence;
 use crate::room::seal;
-use crate::tools::render::{Delivered, PresenceLine};
+use crate::room::sign::Fingerprint;
+use crate::tools::render::{Delivered, Online, PresenceLine};
 
 /// Packet id of our SUBSCRIBE to the chat topics.
 const SUBSCRIBE_PKID: u16 = 1;
@@ -194,8 +195,9 @@ impl SubState {
             retain: d.retain,
             received: wall,
             properties: d.properties.as_deref(),
+            mark: None,
         };
-        let Some(payload) = self.open(&m, now) else {
+        let Some((payload, signer)) = self.open(&m, now) else {
             return Step::Continue;
         };
         // What was opened is known by its nonce too (a replay of a raw message).
@@ -203,8 +205,13 @@ impl SubState {
         let Some(decoded) = self.inbox.verdict(d, &payload, sealed) else {
             return Step::Continue;
         };
+        let mark = self.room.as_mut().map(|room| {
+            let topic = String::from_utf8_lossy(&d.topic);
+            room.judge(&topic, decoded.from.as_deref(), signer)
+        });
         let m = Delivered {
             payload: &payload,
+            mark,
             ..m
         };
         match self.printer.message(&m, &decoded) {
@@ -213,14 +220,18 @@ impl SubState {
         }
     }
 
-    /// The payload to show: as received, or in an encrypted room as decrypted; None
-    /// (counted, reported, and in `--json` marked) when it does not open.
-    fn open<'a>(&mut self, m: &Delivered<'a>, now: Instant) -> Option<Cow<'a, [u8]>> {
+    /// The payload to show: as received, or in an encrypted room as decrypted, with who
+    /// signed it; None (counted, reported, and in `--json` marked) when it does not open.
+    fn open<'a>(
+        &mut self,
+        m: &Delivered<'a>,
+        now: Instant,
+    ) -> Option<(Cow<'a, [u8]>, Option<Fingerprint>)> {
         let Some(room) = &mut self.room else {
-            return Some(Cow::Borrowed(m.payload));
+            return Some((Cow::Borrowed(m.payload), None));
         };
         match room.open_message(m.topic, m.payload, now) {
-            Ok(plain) => Some(Cow::Owned(plain)),
+            Ok(opened) => Some((Cow::Owned(opened.record), opened.signer)),
             Err(why) => {
                 room.rejected(m.topic, why, false);
                 self.printer.rejected(m, room::code(why));
@@ -233,22 +244,29 @@ impl SubState {
     /// encrypted room only sealed records count (an empty leave, which cannot be sealed,
     /// is ignored: members say goodbye with a sealed leave), each newer than the last.
     fn presence_message(&mut self, d: &Delivery, now: Instant, wall: SystemTime) {
-        let payload = match &mut self.room {
-            None => Cow::Borrowed(&d.payload[..]),
+        let (payload, mark) = match &mut self.room {
+            None => (Cow::Borrowed(&d.payload[..]), None),
             Some(_) if d.payload.is_empty() => return,
             Some(room) => match room.open_presence(&d.topic, &d.payload, now) {
-                Ok(plain) if room.fresh(&d.topic, &plain, wall) => Cow::Owned(plain),
+                Ok(o) if room.fresh(&d.topic, &o.record, wall) => {
+                    let topic = String::from_utf8_lossy(&d.topic);
+                    let name = presence::parse(&topic).map(|(r, _)| r.to_owned());
+                    let nick = presence::nick_of(&o.record);
+                    let mark = room.judge(&name.unwrap_or_default(), nick.as_deref(), o.signer);
+                    (Cow::Owned(o.record), Some(mark))
+                }
                 Ok(_) => return log::debug!("a presence record that is not news (a replay?)"),
                 Err(why) => return room.rejected(&d.topic, why, true),
             },
         };
-        if let Some(change) = self.view.message(&d.topic, &payload, d.retain, now) {
+        if let Some(change) = self.view.message(&d.topic, &payload, d.retain, now, mark) {
             self.printer.presence(&PresenceLine {
                 room: &change.room,
                 nick: &change.nick,
                 joined: change.joined,
                 ts: change.ts.as_deref(),
                 received: wall,
+                mark: change.mark,
             });
         }
     }
@@ -293,8 +311,13 @@ impl SubState {
     /// empty stdout, and status 0, would look like a tool that did nothing).
     pub fn print_roster(&mut self) -> Option<String> {
         let online = self.view.online();
-        for (room, nick, ts) in &online {
-            self.printer.who(room, nick, *ts);
+        for &(room, nick, ts, mark) in &online {
+            self.printer.who(&Online {
+                room,
+                nick,
+                ts,
+                mark,
+            });
         }
         let rooms = self.subs.filters.join(", ");
         online
@@ -321,6 +344,11 @@ impl SubState {
     /// What to say at the end of the run (payloads of an encrypted room that did not open).
     pub fn summary(&self) -> Option<String> {
         self.room.as_ref().and_then(Room::summary)
+    }
+
+    /// In an encrypted room, the keys pinned since the last call, to save.
+    pub fn take_pins(&mut self) -> Vec<super::members::Pin> {
+        self.room.as_mut().map(Room::take_pins).unwrap_or_default()
     }
 
     /// The lines to write to stdout.

@@ -139,3 +139,128 @@ fn a_replayed_raw_message_is_printed_once_and_a_decrypted_one_is_never_marked_en
     feed(&mut s, &mut peer, publish("room/a", &looks, 1, 2, false));
     assert_eq!(printed(&mut s), ["deploy", inner.as_str()]);
 }
+
+/// `record` signed by `who` and sealed in format version 2 for `topic` of `room`.
+fn signed(who: &crate::room::sign::Identity, room: &str, topic: &str, record: &str) -> String {
+    let secret = crate::room::seal::RoomSecret::new(SECRET.as_bytes().to_vec()).expect("secret");
+    let key = crate::room::seal::RoomKey::derive(&secret, room);
+    let item = crate::room::sign::Item {
+        room,
+        topic,
+        record: record.as_bytes(),
+    };
+    let out = crate::room::sign::seal_one(who, &key, item).expect("seal");
+    String::from_utf8(out).expect("ASCII")
+}
+
+/// Each printed JSON line's (from, verified, fingerprint, key_changed, new_key).
+fn marks(s: &mut SubState) -> Vec<(String, bool, String, bool, bool)> {
+    let out = String::from_utf8(std::mem::take(s.output())).expect("UTF-8");
+    out.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            (
+                v["from"].as_str().unwrap_or("").to_owned(),
+                v["verified"].as_bool().expect("verified"),
+                v["fingerprint"].as_str().unwrap_or("").to_owned(),
+                v["key_changed"].as_bool().unwrap_or(false),
+                v["new_key"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn three_members_each_signed_and_every_forgery_of_a_nick_is_marked() {
+    use crate::room::sign::Identity;
+    let [alice, bob, carol] = [1u8, 2, 3].map(|i| Identity::from_seed(&[i; 32]));
+    let fp = |who: &Identity| who.fingerprint().to_string();
+    let (mut s, mut peer) = member(SECRET, &[]);
+    let say = |s: &mut SubState, peer: &mut Peer, who: &Identity, id: &str, nick: &str, pkid| {
+        let p = signed(who, "room/a", "room/a", &envelope(id, nick, "x"));
+        feed(s, peer, publish("room/a", &p, 1, pkid, false));
+    };
+    say(&mut s, &mut peer, &alice, "1", "alice", 1);
+    say(&mut s, &mut peer, &bob, "2", "bob", 2);
+    say(&mut s, &mut peer, &alice, "3", "alice", 3);
+    // Carol (a member: she has the secret) speaks as alice, then as bob, again and again.
+    say(&mut s, &mut peer, &carol, "4", "alice", 4);
+    say(&mut s, &mut peer, &carol, "5", "bob", 5);
+    say(&mut s, &mut peer, &carol, "6", "alice", 6);
+    say(&mut s, &mut peer, &carol, "7", "carol", 7);
+    // An unsigned (version 1) message under bob's nick.
+    let v1 = sealed(SECRET, "room/a", "room/a", &envelope("8", "bob", "x"));
+    feed(&mut s, &mut peer, publish("room/a", &v1, 1, 8, false));
+    let row = |nick: &str, verified, who: &Identity, changed, new| {
+        (nick.to_owned(), verified, fp(who), changed, new)
+    };
+    assert_eq!(
+        marks(&mut s),
+        [
+            row("alice", false, &alice, false, true),
+            row("bob", false, &bob, false, true),
+            row("alice", true, &alice, false, false),
+            row("alice", false, &carol, true, false),
+            row("bob", false, &carol, true, false),
+            row("alice", false, &carol, true, false),
+            row("carol", false, &carol, false, true),
+            ("bob".to_owned(), false, String::new(), false, false),
+        ]
+    );
+    let pins: Vec<_> = s.take_pins().into_iter().map(|p| p.nick).collect();
+    assert_eq!(pins, ["alice", "bob", "carol"]);
+}
+
+#[test]
+fn a_record_with_a_bad_signature_is_not_shown_and_is_counted() {
+    use crate::room::sign::Identity;
+    let (alice, mallory) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[9; 32]));
+    let (mut s, mut peer) = member(SECRET, &[]);
+    // Mallory signs, then puts alice's key in place of hers: the signature fails.
+    let secret = crate::room::seal::RoomSecret::new(SECRET.as_bytes().to_vec()).expect("secret");
+    let key = crate::room::seal::RoomKey::derive(&secret, "room/a");
+    let record = envelope("1", "alice", "pay mallory");
+    let item = crate::room::sign::Item {
+        room: "room/a",
+        topic: "room/a",
+        record: record.as_bytes(),
+    };
+    let mut plain = mallory.sign(&[item]).remove(0);
+    plain[2..34].copy_from_slice(&alice.public());
+    let v = crate::room::seal::Version::V2;
+    let forged = crate::room::seal::seal_as(v, &key, "room/a", &plain).expect("seal");
+    let forged = String::from_utf8(forged).expect("ASCII");
+    feed(&mut s, &mut peer, publish("room/a", &forged, 1, 1, false));
+    assert_eq!(printed(&mut s), ["rejected "]);
+    assert_eq!(
+        s.summary().as_deref(),
+        Some(
+            "1 payload(s) not shown: not sealed with the room's secret, or not signed right \
+             (1 bad-signature)"
+        )
+    );
+}
+
+#[test]
+fn signed_presence_is_marked_like_messages_and_who_shows_fingerprints() {
+    use crate::room::sign::Identity;
+    let (alice, carol) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[3; 32]));
+    let (mut s, mut peer) = member(SECRET, &[]);
+    let say = signed(&alice, "room/a", "room/a", &envelope("1", "alice", "x"));
+    feed(&mut s, &mut peer, publish("room/a", &say, 1, 1, false));
+    let t = presence::topic("room/a", "c9");
+    let join = r#"{"event":"join","from":"alice","ts":"2026-11-29T10:00:00.000Z"}"#;
+    let forged_join = signed(&carol, "room/a", &t, join);
+    feed(&mut s, &mut peer, publish(&t, &forged_join, 1, 2, false));
+    let m = marks(&mut s);
+    assert_eq!(
+        m[1],
+        (
+            "alice".into(),
+            false,
+            carol.fingerprint().to_string(),
+            true,
+            false
+        )
+    );
+}

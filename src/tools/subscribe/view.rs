@@ -4,8 +4,9 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use crate::room::presence::{Change, Roster};
+use crate::room::presence::{Change, Online, Roster};
 use crate::room::seal;
+use crate::room::sign::Mark;
 
 /// Encrypted joins remembered at most (without the secret).
 const SEALED_MAX: usize = 4096;
@@ -70,6 +71,7 @@ impl View {
         payload: &[u8],
         retain: bool,
         now: Instant,
+        mark: Option<Mark>,
     ) -> Option<Change> {
         if self.mode == Mode::Hidden {
             return None;
@@ -87,15 +89,15 @@ impl View {
             return None;
         }
         let topic = String::from_utf8_lossy(topic);
-        let change = self.roster.update(&topic, payload, retain)?;
+        let change = self.roster.update(&topic, payload, retain, mark)?;
         let shown = self.mode == Mode::Shown && !self.hidden.contains(&change.nick);
         shown.then_some(change)
     }
 
-    /// Everyone online who is not hidden: (room, nick, joined at).
-    pub fn online(&self) -> Vec<(&str, &str, Option<&str>)> {
+    /// Everyone online who is not hidden.
+    pub fn online(&self) -> Vec<Online<'_>> {
         let mut all = self.roster.online();
-        all.retain(|(_, nick, _)| !self.hidden.contains(*nick));
+        all.retain(|(_, nick, _, _)| !self.hidden.contains(*nick));
         all
     }
 }

@@ -31,7 +31,8 @@ pub(super) fn read_lines(
             Got::End => break,
         };
         lines.feed(&chunk[..n], sink);
-        if !sink.batch.is_empty() && tx.blocking_send(std::mem::take(&mut sink.batch)).is_err() {
+        let batch = sink.take();
+        if !batch.is_empty() && tx.blocking_send(batch).is_err() {
             return; // the publisher stopped; nothing more will be sent
         }
     }
