@@ -28,6 +28,7 @@ mod encrypted;
 mod failover;
 mod foreign;
 mod hostile;
+mod identities;
 mod interop;
 mod kernel;
 mod lifecycle;
