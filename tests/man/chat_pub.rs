@@ -36,7 +36,8 @@ The last line is sent even if it does not end with a newline.
 .IP \(bu 2
 A line longer than \fB\-\-max\-size\fR bytes is never held in memory: it is reported by
 its line number and skipped up to the next newline. A message that grows beyond
-\fB\-\-max\-size\fR when it is wrapped in its envelope is reported the same way.
+\fB\-\-max\-size\fR when it is wrapped in its envelope (and, in an encrypted room, signed
+and encrypted: see ENCRYPTION) is reported the same way.
 .IP \(bu 2
 Without \fB\-\-raw\fR a line must be valid UTF\-8; a line that is not is reported with
 the offset of its first bad byte and skipped. \fB\-\-raw\fR sends any bytes.
@@ -211,21 +212,32 @@ is not hammered.
 @PRESENCE@
 @SECURITY@
 @ENCRYPTION@
-@DIALECT@
 .SS In chat\-pub
-With the secret, every payload chat\-pub publishes is encrypted for its topic: envelopes,
-\fB\-\-raw\fR lines (even one that looks encrypted already), \fB\-\-json\fR lines (each
-with the key of its own topic), \fB\-m\fR messages and the presence join. The key is
-derived on the input thread, before the first message of a topic goes out. The one
-exception is a \fB\-\-json\fR line that \fBchat\-sub \-\-json\fR printed for an encrypted
-message it could not open (\fB"encrypted":true\fR and \fBpayload_base64\fR): its payload
-is published unchanged, so a relay passes an encrypted room through. Without a secret it
-must be a well\-formed encrypted payload; with one, it must open with the key of its topic
-(nothing goes out in clear that looks encrypted; a topic met for the first time costs a
-key derivation, about 20 ms); else the line is a per\-line error. The presence goodbye,
-and the will, are sealed leave records (see Format). \fB\-\-max\-size\fR applies to the
-encrypted payload: 12 + \(lc4(\fIn\fR + 40)/3\(rc bytes for \fIn\fR bytes of plaintext,
-about 4\fIn\fR/3 + 66.
+With the secret, every payload chat\-pub publishes is signed with your identity and
+encrypted for its topic, in format version 2: envelopes, \fB\-\-raw\fR lines (even one
+that looks encrypted already), \fB\-\-json\fR lines (each with the key of its own topic),
+\fB\-m\fR messages, and the presence join, will and goodbye. The lines read together (up
+to 32) are signed as one batch, under one signature (see Format). The key is derived,
+and the batch signed, on the input thread, before the first message of a topic goes out.
+The one exception is a \fB\-\-json\fR line that \fBchat\-sub \-\-json\fR printed for an
+encrypted message it could not open (\fB"encrypted":true\fR and \fBpayload_base64\fR):
+its payload is published unchanged, its signature with it, so a relay passes an encrypted
+room through and readers still see each member's own key. Without a secret it must be a
+well\-formed encrypted payload; with one, it must open with the key of its topic (nothing
+goes out in clear that looks encrypted; a topic met for the first time costs a key
+derivation, about 20 ms); else the line is a per\-line error. The presence goodbye, and
+the will, are sealed leave records (see Format). \fB\-\-max\-size\fR applies to the
+encrypted payload as if it had the largest signature block chat\-pub writes (258 bytes,
+a path of 5 hashes), whatever the batch: 12 + \(lc4(\fIn\fR + 298)/3\(rc bytes for
+\fIn\fR bytes of record, about 4\fIn\fR/3 + 410.
+.PP
+Your identity is \fI$XDG_DATA_HOME/mqttchat/identity\fR, or the file of
+\fB\-\-identity\-file\fR; the first run with a room secret makes the default one and
+says so on standard error (see DIAGNOSTICS). \fB\-\-fingerprint\fR prints its
+fingerprint, which the other members compare with what they see and accept with
+\fBchat\-sub \-\-trust\fR: see IDENTITIES in chat\-sub(1). Without a room secret chat\-pub
+signs nothing and reads no identity (but for \fB\-\-fingerprint\fR).
+@DIALECT@
 .SH EXIT STATUS
 .TP
 .B 0
@@ -238,8 +250,9 @@ too long, refused by the broker), acknowledgements were still missing at the end
 \fB\-\-drain\-timeout\fR, or QoS 0 messages may have been lost with a connection.
 .TP
 .B 2
-Usage error: a bad flag, URL or topic, or a room secret that cannot be read or is too
-short (see ENCRYPTION). Nothing was sent.
+Usage error: a bad flag, URL or topic, a room secret that cannot be read or is too
+short (see ENCRYPTION), or an identity file that cannot be read or is not an Ed25519
+private key in PEM (see IDENTITIES in chat\-sub(1)). Nothing was sent.
 @EXIT_UNREACHABLE@
 .TP
 .B 4
@@ -263,6 +276,15 @@ A line that was not sent, and why (see INPUT and DELIVERY); an \fB\-m\fR text th
 be made into a message is \fBmessage \fR\fIN\fR, and once sent it is \fBline \fR\fIN\fR
 too. With \fB\-\-dialect mqttchat\-py\fR the notice sent at start is
 \fBthe notice at start\fR.
+.TP
+\fBmade your identity \fR\fIPATH\fB (fingerprint \fR\fIFINGERPRINT\fB); members check it with \-\-fingerprint\fR
+The first run with a room secret (or \fB\-\-fingerprint\fR) made your identity (see
+IDENTITIES in chat\-sub(1)). Give \fIFINGERPRINT\fR to the other members by a way you
+trust.
+.TP
+\fByour identity \fR\fIPATH\fB can be read by group or others; keep it private (chmod 600)\fR
+Others could sign as you. A warning (\fB\-\-identity\-file \fR\fIPATH\fR\fB ...\fR for that
+file); the run goes on.
 .TP
 \fBinterrupted: sending what was read, then exiting; waiting up to \fR\fISECS\fBs for the broker\*(Aqs acknowledgements (\-\-drain\-timeout); interrupt again to quit now\fR
 The first SIGINT or SIGTERM while reading (see EXIT STATUS).
@@ -299,6 +321,16 @@ chat\-pub \-r \-m \*(Aqdeploy at 14:00\*(Aq ops/status || echo failed >&2
 .RE
 @EXAMPLE_RELAY@
 @EXAMPLE_SECURE@
+.PP
+In an encrypted room: your fingerprint, to read out to the other members (it makes your
+identity if you have none yet), then the room:
+.PP
+.RS 4
+.nf
+chat\-pub \-\-fingerprint
+chat\-pub \-\-room\-secret\-file ~/.config/mqttchat/team.secret team/x
+.fi
+.RE
 .PP
 Publish to a topic chosen per line with \fBjq\fR (\fB\-\-unbuffered\fR, so that jq
 passes each line on at once):

@@ -36,7 +36,10 @@ A raw message (a payload that is not an envelope, such as one sent by
 with the message's topic in brackets: \fB[\fR\fItopic\fR\fB]\fR followed by a space. The
 time is the local time (see \fBTZ\fR) of the envelope's \fBts\fR, or of when the message
 was received when it has no valid \fBts\fR. A payload that is not valid UTF\-8 is shown
-with U+FFFD replacement characters.
+with U+FFFD replacement characters. In an encrypted room a mark follows the nick (or
+comes before the text of a raw message) when the message is not signed with the key
+chat\-sub knows for the nick: \fIHH\fR:\fIMM\fR:\fISS\fR \fIfrom\fR \fB[new key\fR
+\fI...\fR\fB]:\fR \fItext\fR (see IDENTITIES).
 .PP
 Text output is safe on a terminal. These characters of topic, nick and text are shown
 escaped, so that one message is exactly one line and no message can move the cursor,
@@ -112,6 +115,15 @@ when the data is not UTF\-8. \fBchat\-pub \-\-json\fR sends them on.
 .B encrypted
 Present (\fBtrue\fR) only for an encrypted message chat\-sub has no secret for; its
 \fBtext\fR is \fBnull\fR (see ENCRYPTION).
+.TP
+.BR verified ", " fingerprint ", " key_changed ", " new_key
+Present only in an encrypted room (with its secret), after the keys above and before
+\fBpayload_base64\fR: \fBverified\fR, \fBtrue\fR when the message is signed with the key
+pinned for its nick, else \fBfalse\fR; \fBfingerprint\fR, the signer's fingerprint (64 hex
+digits; absent for an unsigned message of format version 1); \fBkey_changed\fR
+(\fBtrue\fR) when the key is not the one pinned for the nick, and \fBnew_key\fR
+(\fBtrue\fR) when it was pinned by this message (see IDENTITIES). Joins, leaves and
+\fB\-\-who\fR objects have them too.
 .PP
 Text output never shows properties. Every line is valid JSON. Strings escape the control characters as JSON requires
 (\fB\en\fR, \fB\er\fR, \fB\et\fR, the others as \fB\eu\fR\fIXXXX\fR), and also DEL,
@@ -148,6 +160,14 @@ the envelope's id (empty for a raw message)
 .TP
 .B {retain}
 \fBtrue\fR or \fBfalse\fR
+.TP
+.B {fingerprint}
+in an encrypted room, the signer's fingerprint, 64 hex digits (empty for an unsigned
+message, and outside an encrypted room)
+.TP
+.B {verified}
+in an encrypted room, \fBtrue\fR when the message is signed with the key pinned for its
+nick, else \fBfalse\fR (empty outside an encrypted room; see IDENTITIES)
 .TP
 .B {content_type}
 the MQTT 5 content type (empty when there is none)
@@ -222,11 +242,11 @@ error.
 @PRESENCE@
 @SECURITY@
 @ENCRYPTION@
-@DIALECT@
 .SS In chat\-sub
 With the secret, chat\-sub decrypts each message of its topics and prints it as it would
 print it unencrypted: text, \fB\-\-json\fR, \fB\-\-format\fR, \fB\-\-raw\fR (the decrypted
-bytes), joins, leaves and \fB\-\-who\fR. The keys of the topics named without wildcards are
+bytes), joins, leaves and \fB\-\-who\fR, with the marks of IDENTITIES for what is not
+signed with the key it knows for the nick. The keys of the topics named without wildcards are
 derived before connecting and kept; under a wildcard, the key of each topic is derived the
 first time a message arrives on it (256 are kept; those that opened a message go last).
 Each new key costs about 20 ms, so at most 64 are derived at once and then 8 a second: a
@@ -245,8 +265,9 @@ only counted
 .PP
 and when chat\-sub exits it says how many there were of each kind (\fBplain\fR,
 \fBforged\fR: another secret, another topic, or changed; \fBmalformed\fR;
-\fBunknown\-version\fR; \fBthrottled\fR). With \fB\-\-json\fR each one is also a line
-without text (\fBchat\-pub \-\-json\fR skips it), such as
+\fBunknown\-version\fR; \fBthrottled\fR; \fBbad\-signature\fR: opened, but not signed
+right, see IDENTITIES). With \fB\-\-json\fR each such message (not a presence record) is
+also a line without text (\fBchat\-pub \-\-json\fR skips it), such as
 .PP
 .RS 4
 .nf
@@ -263,20 +284,147 @@ Without the secret, an encrypted message is shown as \fIHH\fR:\fIMM\fR:\fISS\fR
 \fB\-\-json\fR its \fBtext\fR is \fBnull\fR, \fBencrypted\fR is \fBtrue\fR and
 \fBpayload_base64\fR holds the payload exactly, so that a relay without the secret passes
 it on unchanged. Encrypted joins and their leaves are not shown.
+.SH IDENTITIES
+In an encrypted room every member has an identity, an Ed25519 key pair, and chat\-pub
+signs everything it publishes there with it (format version 2, see Format in
+ENCRYPTION). The secret shows that a record comes from a member of the room; the
+signature shows which member, as far as the reader knows the member's key.
+.SS Your identity
+chat\-pub's first run with a room secret makes your identity,
+\fI$XDG_DATA_HOME/mqttchat/identity\fR (\fI~/.local/share/mqttchat/identity\fR when
+\fBXDG_DATA_HOME\fR is not set or empty): an Ed25519 private key in PEM (PKCS#8), as
+\fBopenssl genpkey \-algorithm ed25519\fR writes it, mode 600 in a folder of mode 700.
+It says so on standard error, \fBmade your identity\fR \fIPATH\fR
+\fB(fingerprint\fR \fIFINGERPRINT\fB); members check it with \-\-fingerprint\fR. Two runs that make it at once agree on one. \fB\-\-identity\-file\fR \fIPATH\fR
+signs as the identity in \fIPATH\fR instead, which must exist
+(\fBopenssl genpkey \-algorithm ed25519 \-out\fR \fIPATH\fR makes one); the file must hold
+the key as OpenSSL writes it (a PKCS#8 file that also holds the public key is refused). A
+file that cannot be read or is not such a key is a usage error (exit status 2), the
+default one too; a file that group or others can read gets a warning. Whoever has the
+file signs as you: keep it private, and copy it to sign as the same member on another
+machine. A new identity is a new key: it shows as \fBKEY CHANGED\fR to every member who
+pinned the old one, until they accept it.
+.PP
+\fB\-\-fingerprint\fR (chat\-pub or chat\-sub) prints the fingerprint of your identity
+(of \fB\-\-identity\-file\fR's, or of the default one, made if there is none yet) and
+exits: 64 lowercase hex digits, the SHA\-256 of the 32\-byte public key. chat\-sub needs
+no identity to read a room; its \fB\-\-identity\-file\fR serves \fB\-\-fingerprint\fR.
+.SS Pinned keys
+chat\-sub remembers the key each nick was first seen with in each room, as ssh remembers
+a host's key, in \fI$XDG_DATA_HOME/mqttchat/known_members\fR (see FILES), and judges each
+record it opens against it. The room is the exact topic (for a presence record, the room
+it announces): \fBalice\fR in \fBteam/x\fR and \fBalice\fR in \fBteam/y\fR are two pins,
+and a wildcard subscription pins per topic. Text output marks, after the nick, what is
+not verified:
+.TP
+(no mark)
+Signed with the key pinned for the nick in the room: verified.
+.TP
+.B [new key 3f9a1c2b4d5e6f70...]
+The first record seen from the nick in the room: its key is pinned now, and marked this
+once, with the first 16 hex digits of its fingerprint.
+.TP
+.B [KEY CHANGED 0b7e5d13c2a49f86... \(em not verified]
+Signed with a key other than the one pinned for the nick: on every such record (in bold
+red when nicks are coloured), until you accept the key with \fB\-\-trust\fR. The pin
+stays, so records signed with the pinned key are still verified.
+.TP
+.B [unsigned]
+A record of format version 1, which carries no signature: on every one.
+.TP
+.B [key 3f9a1c2b4d5e6f70...]
+A signed raw message, which has no nick to pin the key to: in front of its text, whose
+signer it names, unverified.
+.PP
+In the marks the fingerprint is cut after 16 hex digits by an ellipsis, U+2026 (written
+\fB...\fR here), and the dash is an em dash, U+2014. For example:
+.PP
+.RS 4
+.nf
+12:01:02 * bob [new key 3f9a1c2b4d5e6f70...] joined
+12:01:04 bob: hello
+12:01:09 alice [KEY CHANGED 0b7e5d13c2a49f86... \(em not verified]: hi
+12:01:12 carol [unsigned]: hi
+12:01:15 [key 3f9a1c2b4d5e6f70...] build 1.4 passed
+.fi
+.RE
+.PP
+Joins and leaves are marked the same way. With \fB\-\-json\fR, messages and
+\fBjoin\fR, \fBleave\fR and \fBonline\fR objects of an encrypted room end with
+\fB\%"verified":true\fR or \fBfalse\fR (true only with the pinned key), then
+\fB\%"fingerprint"\fR (64 hex digits; not for an unsigned record), then
+\fB\%"key_changed":true\fR for a changed key or \fB\%"new_key":true\fR for a first\-seen one;
+a message that is not UTF\-8 has \fBpayload_base64\fR after them. \fB\-\-format\fR has
+\fB\%{fingerprint}\fR and \fB\%{verified}\fR. \fB\-\-who\fR prints each nick with the whole
+fingerprint of its join's key, then \fB[KEY CHANGED \(em not verified]\fR, \fB[new key]\fR
+or, for a version 1 join (which has no fingerprint), \fB[unsigned]\fR when so:
+.PP
+.RS 4
+.nf
+bob 3f9a1c2b4d5e6f70a1b2c3d4e5f60718293a4b5c6d7e8f90123456789abcdef0
+.fi
+.RE
+.SS Accepting a key
+A changed key may be a member's new identity, or a member speaking as another. Ask the
+nick's owner, by a way you trust (in person, on a call), for what \fBchat\-pub
+\-\-fingerprint\fR prints; if it is the fingerprint of \fB\-\-json\fR, \fB{fingerprint}\fR
+or \fB\-\-who\fR, accept it:
+.PP
+.RS 4
+.nf
+chat\-sub \-\-trust alice \e
+  0b7e5d13c2a49f865e4d3c2b1a09887766554433221100ffeeddccbbaa998877 \e
+  team/x
+.fi
+.RE
+.PP
+\fB\-\-trust\fR \fINICK\fR \fIFINGERPRINT\fR \fIROOM\fR appends the pin to known_members,
+says so on standard error (\fB\*(Aqalice\*(Aq in \*(Aqteam/x\*(Aq is now known by the
+key\fR \fIFINGERPRINT\fR) and exits 0, without connecting. \fIFINGERPRINT\fR is 64 hex
+digits, in either case (colons and spaces between them are ignored); anything else is a
+usage error. \fIROOM\fR is the exact topic. It takes effect in the runs of chat\-sub
+started afterwards: a running one keeps the pins it read.
+.PP
+Trust on first use has its limit: a member who speaks first under a nick you never saw
+in a room gets that nick pinned to its own key, and the real owner then shows as
+\fBKEY CHANGED\fR. Compare fingerprints out of band before you rely on a nick, and
+\fB\-\-trust\fR the right one.
+.SS Bad signatures
+A record of version 2 that opens with the room's secret but whose signature does not
+check (or whose signature block is malformed) was forged or changed by someone who has
+the secret. It is not shown; the first is reported on standard error,
+.PP
+.RS 4
+.nf
+chat\-sub: not shown: a message on \*(Aqteam/x\*(Aq opens with the room\*(Aqs
+secret but its signature does not check (forged or changed by
+someone who has the secret); more like it are only counted
+.fi
+.RE
+.PP
+(one line), the summary at exit counts them as \fBbad\-signature\fR, and with
+\fB\-\-json\fR a message is a line
+\fB\%{"event":"rejected",...,"reason":"bad\-signature",...}\fR.
+@DIALECT@
 .SH EXIT STATUS
 .TP
 .B 0
 Stopped by \fB\-\-count\fR, by \fB\-\-timeout\fR (when there was no \fB\-\-count\fR to
-reach), or because standard output was closed.
+reach), or because standard output was closed; or \fB\-\-fingerprint\fR printed the
+fingerprint, or \fB\-\-trust\fR saved the pin.
 .TP
 .B 1
 chat\-sub ran, but something failed: \fB\-\-count\fR was not reached by
 \fB\-\-timeout\fR, its \fB\-\-session\fR was taken over by another client, or standard
-output could not be written.
+output could not be written; or \fB\-\-trust\fR could not write known_members, or
+\fB\-\-fingerprint\fR could not write a new identity.
 .TP
 .B 2
-Usage error: a bad flag, URL, topic filter or \fB\-F\fR template, or a room secret that
-cannot be read or is too short (see ENCRYPTION). Nothing was received.
+Usage error: a bad flag, URL, topic filter or \fB\-F\fR template, a room secret that
+cannot be read or is too short (see ENCRYPTION), a known_members file that cannot be
+read, an identity file that cannot be read or is not an Ed25519 private key in PEM
+(\fB\-\-fingerprint\fR), or a \fB\-\-trust\fR fingerprint that is not 64 hex digits (see
+IDENTITIES). Nothing was received.
 @EXIT_UNREACHABLE@
 .TP
 .B 4
@@ -291,6 +439,20 @@ each batch), then chat\-sub disconnected.
 \fBnobody is online in \fR\fIROOM\fR
 \fB\-\-who\fR found nobody online (\fIROOM\fR: the \fITOPIC\fRs, separated by commas).
 Standard output stays empty, for scripts, and the exit status is 0.
+.TP
+\fBnot shown: a message on \*(Aq\fR\fITOPIC\fB\*(Aq \fR\fIWHY\fB; more like it are only counted\fR
+In an encrypted room, the first payload of a kind that did not open, or whose signature
+does not check (\fBa presence announcement\fR instead of \fBa message\fR for presence):
+see In chat\-sub in ENCRYPTION, and Bad signatures in IDENTITIES.
+.TP
+\fIN\fB payload(s) not shown: not sealed with the room\*(Aqs secret\fR[\fB, or not signed right\fR]\fB (\fR\fIN KIND\fR, ...\fB)\fR
+At exit, in an encrypted room: how many payloads were not shown, by kind.
+.TP
+\fB\*(Aq\fR\fINICK\fB\*(Aq in \*(Aq\fR\fIROOM\fB\*(Aq is now known by the key \fR\fIFINGERPRINT\fR
+\fB\-\-trust\fR saved the pin (see IDENTITIES).
+.TP
+\fBno HOME or XDG_DATA_HOME: the keys seen are not remembered after this run\fR
+In an encrypted room, without a place for known_members: the pins last for the run.
 .SH ENVIRONMENT
 @ENV_BROKER@
 .TP
@@ -310,7 +472,8 @@ Your nick for \fB\-\-hide\-own\fR when \fB\-\-nick\fR is not given (in this orde
 With \fB\-\-color always\fR, or \fB\-\-color auto\fR when standard output is a terminal and
 \fBNO_COLOR\fR is not set, nicks in text output are coloured: each nick always gets the same
 of twelve colours (a hash of its bytes), so a conversation is easy to follow. Only the nick
-is coloured, after escaping; \fB\-\-json\fR, \fB\-\-raw\fR and \fB\-\-format\fR never are.
+is coloured, after escaping, and a \fB[KEY CHANGED\fR ...\fB]\fR mark is bold red (see
+IDENTITIES); \fB\-\-json\fR, \fB\-\-raw\fR and \fB\-\-format\fR never are.
 .SH EXAMPLES
 @EXAMPLE_CHAT@
 .PP
@@ -347,6 +510,30 @@ chat\-sub \-F \*(Aq{received}\et{topic}\et{from}\et{text}\*(Aq \*(Aq#\*(Aq >> mq
 .fi
 .RE
 @EXAMPLE_RELAY@
+.PP
+The same relay for an encrypted room, run without its secret: the ciphertext passes
+through as it is, signatures included, so readers on \fBb\fR see each member's own key
+(see ENCRYPTION):
+.PP
+.RS 4
+.nf
+chat\-sub \-b mqtt://a \-\-json team/x | chat\-pub \-b mqtt://b \-\-json
+.fi
+.RE
+.PP
+An encrypted room, who is in it with which key, and a key accepted after checking it
+with its owner, who read out what \fBchat\-pub \-\-fingerprint\fR printed:
+.PP
+.RS 4
+.nf
+chat\-sub \-\-room\-secret\-file ~/.config/mqttchat/team.secret team/x
+chat\-sub \-\-room\-secret\-file ~/.config/mqttchat/team.secret \e
+  \-\-who team/x
+chat\-sub \-\-trust alice \e
+  0b7e5d13c2a49f865e4d3c2b1a09887766554433221100ffeeddccbbaa998877 \e
+  team/x
+.fi
+.RE
 @EXAMPLE_SECURE@
 .PP
 With mosquitto's clients: what \fBmosquitto_pub\fR sends is a raw message, and

@@ -124,15 +124,21 @@ mqttchat\-presence/\fITOPIC\fR/\fICLIENT\-ID\fR
 where \fICLIENT\-ID\fR is chat\-pub's client id with every byte other than ASCII letters,
 digits, \fB_\fR and \fB\-\fR written as \fB%\fR\fIXX\fR (\fBalice.laptop\fR becomes
 \fBalice%2Elaptop\fR): any id is then one topic level that every broker accepts (NATS
-refuses \fB.\fR and spaces in topics). Presence is keyed by client id: the same nick twice
+refuses \fB.\fR and spaces in topics). \fITOPIC\fR may have several levels, so a reader
+takes as the room everything between the first \fB/\fR and the last \fB/\fR of a presence
+topic, and as the client id its last level, decoded: \fBmqttchat\-presence/a/b/c%2E1\fR
+is client \fBc.1\fR in room \fBa/b\fR. Presence is keyed by client id: the same nick twice
 is two presences. On connecting (and on every reconnect)
 chat\-pub publishes a retained join there, \fB{"event":"join","from":\fR\fINICK\fR\fB,"ts":\fR\fITIME\fR\fB}\fR,
-and registers an empty retained message as its will. Leaving (end of input, a signal)
-publishes the empty retained message itself; dying without a goodbye (kill \-9, a pulled
-cable) makes the broker publish the will, once it misses about one and a half keep\-alive
-intervals (\fB\-k\fR, 30 s by default; mosquitto 2.0 checks keep\-alives only every few
-seconds, so a short \fB\-k\fR can take up to about 5 s longer there). Either way subscribers
-see a leave, and no retained state is left behind.
+and registers its will: an empty retained message, or in an encrypted room a sealed leave
+record, retained (see ENCRYPTION). Leaving (end of input, a signal) publishes the empty
+retained message itself (in an encrypted room after a sealed leave record, not retained);
+dying without a goodbye (kill \-9, a pulled cable) makes the broker publish the will, once
+it misses about one and a half keep\-alive intervals (\fB\-k\fR, 30 s by default;
+mosquitto 2.0 checks keep\-alives only every few seconds, so a short \fB\-k\fR can take up
+to about 5 s longer there). Either way subscribers see a leave. A goodbye leaves no
+retained state behind, and neither does the will outside an encrypted room; in one, the
+sealed will stays retained on the presence topic (see Presence in ENCRYPTION).
 .PP
 A broker may refuse presence. When it refuses the connection in a way the will may have
 caused (an MQTT 5 reason code about the will's topic, QoS, retain flag or payload, "not
@@ -151,7 +157,11 @@ presence of every \fITOPIC\fR it subscribes to, by the filter
 leaves that happen while it runs, as text lines \fIHH\fR:\fIMM\fR:\fISS\fR \fB* bob
 joined\fR and \fB* bob left\fR, and as JSON objects
 \fB{"event":"join"|"leave","from":\fR\fINICK\fR\fB,"topic":\fR\fITOPIC\fR\fB,"ts":\fR\fITIME\fR\fB}\fR
-(not with \fB\-\-raw\fR or \fB\-\-format\fR, which print messages only). Presence that was
+(not with \fB\-\-raw\fR or \fB\-\-format\fR, which print messages only). In an encrypted
+room a text line has a mark after the nick when the record's key is not verified
+(\fB* bob [new key 3f9a1c2b4d5e6f70...] joined\fR), and a JSON object has the keys
+\fBverified\fR, \fBfingerprint\fR, \fBkey_changed\fR and \fBnew_key\fR of messages: see
+IDENTITIES in chat\-sub(1). Presence that was
 already retained when chat\-sub subscribed is not news and is not shown as a join; its
 leave is shown later with the right nick. Presence lines do not count for \fB\-\-count\fR.
 \fB\-\-no\-presence\fR does not follow presence at all. A broker that refuses the presence
@@ -160,7 +170,9 @@ subscription gets a warning on standard error, not a failure.
 \fBchat\-sub \-\-who\fR \fITOPIC\fR prints who is online and exits: the retained presence
 state, read until nothing new arrived for 0.5 seconds (MQTT has no end\-of\-retained
 marker), one nick per line sorted by room and nick (\fB[\fR\fIroom\fR\fB] \fR in front when the
-topic is shown), or JSON objects with \fB"event":"online"\fR.
+topic is shown; in an encrypted room followed by the fingerprint of the join's key, and a
+mark when it is not verified: see IDENTITIES in chat\-sub(1)), or JSON objects with
+\fB"event":"online"\fR.
 "##;
 
 /// The SECURITY section: TLS, certificates, credentials.
@@ -203,7 +215,9 @@ const ENCRYPTION: &str = r##".SH ENCRYPTION
 With \fB\-\-room\-secret\-file\fR \fIPATH\fR (or the secret itself in
 \fBCHAT_ROOM_SECRET\fR), a room is encrypted end to end: its members share a secret, out
 of band, and chat\-pub encrypts everything it publishes with a key derived from the secret
-and the topic, which chat\-sub checks and decrypts. The broker, and anybody else who
+and the topic, and signs it with the member's own identity (see IDENTITIES in
+chat\-sub(1)); chat\-sub checks the encryption and the signature, decrypts, and marks what
+is not signed with the key it knows for the nick. The broker, and anybody else who
 subscribes, sees only opaque lines. Make a secret with
 .PP
 .RS 4
@@ -217,7 +231,9 @@ The secret is the file's first line without its line end (\fB\en\fR or \fB\er\en
 as it is (a base64 key is not decoded; no other trimming): 16 to 4096 bytes. A file that
 cannot be read, a directory, or a secret too short or too long is a usage error (exit
 status 2) before anything is sent; so is a \fBCHAT_ROOM_SECRET\fR that is set but empty (a
-secret that failed to arrive must not turn into plain text). A file that group or others
+secret that failed to arrive must not turn into plain text), or that holds a line end
+(\fB\en\fR or \fB\er\fR): the variable is the secret, all of it, and has no first line. A
+file that group or others
 may read gets a warning, as ssh gives for keys. The flag wins over the variable; prefer
 the file: a variable is inherited by every program the shell starts, and readable in
 /proc by the same user. The secret is never a plain flag (any user of the machine can
@@ -227,19 +243,29 @@ and they wipe the copies of the secret and of the keys they hold when done (not 
 environment variable, nor copies the cryptography libraries leave on the stack).
 .SS What is protected
 Everything a member publishes on the room's topic: the whole envelope (text, nick, time and
-id), \fB\-\-raw\fR and \fB\-\-json\fR lines, and the presence join (so nicks do not leak
-through \fBmqttchat\-presence/\fR topics). And its authenticity: a payload that was not
+id), \fB\-\-raw\fR and \fB\-\-json\fR lines, and the presence records (so nicks do not leak
+through \fBmqttchat\-presence/\fR topics). Its authenticity: a payload that was not
 encrypted with the room's secret for this very topic (plain text, another secret, a
 ciphertext changed, cut short, or copied from another topic) is never printed as a message
-of the room.
+of the room. And who said it: every record carries its member's public key and a
+signature over it, inside the encryption, so that a member cannot speak as another
+without chat\-sub saying so (see IDENTITIES in chat\-sub(1)).
 .SS What is not protected
 .IP \(bu 2
 What MQTT must route: topic names, client ids (also in presence topics), sizes and timing.
-A message's size is exact: an encrypted payload is 12 + \(lc4(\fIn\fR + 40)/3\(rc bytes for
-\fIn\fR bytes of plaintext.
+A message's size is exact: a payload of format version 2 is
+12 + \(lc4(\fIn\fR + 138 + 32\fId\fR)/3\(rc bytes for a record of \fIn\fR bytes signed with
+a path of \fId\fR hashes (0 for a record signed alone, at most 5: see Format).
 .IP \(bu 2
-Members from each other: the secret makes a room, not a person. Any member can post under
-any nick, and read everything.
+Members from each other, in part. Any member can read everything, and can still publish
+under any nick, but not unmarked: chat\-sub pins the key it first sees for a nick in a
+room, and marks every record of that nick signed with another key as \fBKEY CHANGED\fR.
+That is trust on first use: a member who speaks first under a nick that a reader never
+saw in that room gets the nick pinned to its own key there, and the real owner then shows
+as \fBKEY CHANGED\fR. Compare fingerprints out of band (\fBchat\-pub \-\-fingerprint\fR)
+and accept the right one with \fBchat\-sub \-\-trust\fR. Pins are per room, the room being
+the exact topic: a nick pinned in \fBteam/x\fR is new in \fBteam/y\fR. Records of format
+version 1 are not signed, and show as \fB[unsigned]\fR.
 .IP \(bu 2
 The past, once the secret leaks: there is no forward secrecy. Whoever recorded the room's
 traffic and later learns the secret reads all of it. Change the secret (a new file for
@@ -253,63 +279,128 @@ retained even, and a broker may drop, delay or reorder messages. chat\-sub print
 message once per run (same envelope id, or same nonce: see De\-duplication in
 chat\-sub(1); an encrypted message takes two of the 10,000 places, so the window is
 about 5,000 messages); a later run prints a replayed message again, with its original
-time (\fBts\fR in \fB\-\-json\fR).
+time (\fBts\fR in \fB\-\-json\fR) and its original signature.
 .IP \(bu 2
-Presence, fully. Joins and leaves are encrypted records with a time (see Format), and
-chat\-sub takes one only when it is news. But anybody can delete a member's retained join
-(an empty retained message), or publish a captured join again, retained, which later
-subscribers take until the member's next goodbye; and every member can write any
-client's presence. Presence is a hint, not a proof. A member who dies leaves its
-encrypted will retained until it joins again.
+Presence, fully. Joins and leaves are signed and encrypted records with a time (see
+Format), and chat\-sub takes one only when it is news. But anybody can delete a member's
+retained join (an empty retained message), or publish a captured join again, retained,
+which later subscribers take until the member's next goodbye; and every member can write
+any client's presence topic, signed with its own key (and marked as any record is).
+Presence is a hint, not a proof. A member who dies leaves its sealed will retained on its
+presence topic, where a later run with the same client id (\fB\-i\fR) replaces it.
 .IP \(bu 2
 Rooms not met yet, under a wildcard: a stranger who floods a wildcard subscription with
 well\-formed junk on new topics makes chat\-sub throttle new keys (see chat\-sub(1)), so a
 message on a room it has not opened a message of yet may not be shown. Rooms named
 without wildcards, and rooms whose key opened a message, are not affected.
 .IP \(bu 2
-A relay that reads the room with the secret and publishes without it publishes the room
-in clear: that is what it was told to do.
-.SS Format, version 1
-An implementation that follows this can chat in the same rooms.
+Relays. One that reads the room with the secret and publishes without it publishes the
+room in clear: that is what it was told to do. One that reads and publishes with the
+secret (\fBchat\-sub \-\-json | chat\-pub \-\-json\fR) signs every message again, with its
+own key: readers see the relay's key under every nick (\fBKEY CHANGED\fR, or a new key).
+To keep the members' signatures, relay the ciphertext: \fBchat\-sub\fR without the secret
+prints \fB"encrypted":true\fR objects, which \fBchat\-pub \-\-json\fR publishes unchanged
+(on the same topic: the topic is part of the additional data and of what is signed).
+.SS Format
+An implementation that follows this can chat in the same rooms. chat\-pub writes format
+version 2; chat\-sub reads versions 1 and 2. Both versions use the same key and the same
+payload layout; they differ in their prefix and their plaintext.
 .TP
 .B Key
-\fIK\fR = Argon2id (version 0x13, memory 19456 KiB, 2 passes, 1 lane, 32\-byte output) of
-password = the secret's bytes and salt = the ASCII bytes \fBmqttchat room key v1\fR, a
-zero byte, then the room's topic in UTF\-8, exactly as published (no normalisation). Each
-room has its own key; a tool derives it once per topic and run (about 20 ms and 19 MiB
-of memory, given back afterwards).
+\fIK\fR = Argon2id (RFC 9106: version 0x13, memory 19456 KiB, 2 passes, 1 lane, 32\-byte
+output) of password = the secret's bytes and salt = the ASCII bytes
+\fBmqttchat room key v1\fR, a zero byte, then the room's topic in UTF\-8, exactly as
+published (no normalisation; for a presence record, the room it announces); Argon2's
+optional secret value and associated data are empty. Each room has its own key; a tool
+derives it once per topic and run (about 20 ms and 19 MiB of memory, given back
+afterwards).
 .TP
 .B Payload
-The ASCII bytes \fBmqttchat:e1:\fR followed by base64 (RFC 4648 standard alphabet, no
-padding, no line breaks; trailing bits zero) of \fIN\fR || \fIC\fR, where \fIN\fR is a
-fresh 24\-byte nonce from the operating system's random source for every message and
-\fIC\fR = XChaCha20\-Poly1305(\fIK\fR, \fIN\fR, plaintext, \fIAD\fR) with its 16\-byte tag.
-\fIAD\fR = \fBmqttchat:e1:\fR followed by the topic the message is published on, in UTF\-8.
+The ASCII bytes \fBmqttchat:e1:\fR (version 1) or \fBmqttchat:e2:\fR (version 2),
+followed by base64 (RFC 4648 standard alphabet, no padding, no line breaks; trailing bits
+zero) of \fIN\fR || \fIC\fR || \fIT\fR: \fIN\fR is a fresh 24\-byte nonce from the
+operating system's random source for every payload, \fIC\fR the ciphertext (as long as
+the plaintext) and \fIT\fR its 16\-byte Poly1305 tag, which follows it:
+\fIC\fR || \fIT\fR = XChaCha20\-Poly1305(\fIK\fR, \fIN\fR, plaintext, \fIAD\fR), the AEAD
+of draft\-irtf\-cfrg\-xchacha (in libsodium,
+crypto_aead_\:xchacha20poly1305_\:ietf).
+\fIAD\fR = the same prefix (\fBmqttchat:e1:\fR or \fBmqttchat:e2:\fR) followed by the
+topic the payload is published on, in UTF\-8: a ciphertext copied to another topic, or
+relabelled with another version, does not open.
 .TP
-.B Plaintext
-What a member would publish without a secret: the JSON envelope, a raw line, or a
-presence join.
+.B Plaintext, version 1
+The record itself, unsigned: what a member would publish without a secret (the JSON
+envelope, a raw line) or a presence record (below).
+.TP
+.B Plaintext, version 2
+A signature block, then the record:
+.RS
+.PP
+.nf
+depth (1 byte, 0 to 8) || path (1 byte)
+  || public key (32 bytes) || signature (64 bytes)
+  || depth sibling hashes (32 bytes each, leaf level first)
+  || record
+.fi
+.RE
+.IP
+\fIleaf\fR = SHA\-256(0x00 || \fBmqttchat:e2:\fR || u32(\fIroom\fR) || \fIroom\fR ||
+u32(\fItopic\fR) || \fItopic\fR || \fIrecord\fR), where u32(\fIx\fR) is the length of
+\fIx\fR in bytes as 4 bytes big\-endian, \fIroom\fR the room's topic in UTF\-8 (for a
+presence record, the room it announces) and \fItopic\fR the topic the payload is
+published on (the room, or the presence topic). The record holds the nick, time, id and
+text, so all of them are signed, with the format version and the topics.
+.IP
+Going up from \fIh\fR = \fIleaf\fR, for each sibling hash \fIs\fR in turn (\fIi\fR = 0 to
+\fIdepth\fR \- 1): when bit \fIi\fR of \fIpath\fR is set (bit 0 is the least significant),
+the sibling is on the left and \fIh\fR = SHA\-256(0x01 || \fIs\fR || \fIh\fR); else
+\fIh\fR = SHA\-256(0x01 || \fIh\fR || \fIs\fR). The root is the last \fIh\fR: with depth
+0, the leaf. The bits of \fIpath\fR above \fIdepth\fR are zero.
+.IP
+\fIsignature\fR = Ed25519 (RFC 8032, pure Ed25519) with the member's identity over the
+49 bytes \fBmqttchat:e2:root\fR, a zero byte, then the root; \fIpublic key\fR is the
+identity's 32\-byte public key. A reader checks the signature strictly (RFC 8032 with
+canonical encodings; keys of small order are refused) with the public key of the block.
+A payload that opens but whose block is malformed (shorter than its depth says, a depth
+above 8, path bits set above the depth) or whose signature does not check is not a
+record of the room (kind \fBbad\-signature\fR in chat\-sub(1)).
+.IP
+chat\-pub signs the records it seals at once (the lines it read together, up to 32) as
+one batch: their leaves, in order, are paired from the left level by level (a last
+node without a pair goes up as it is) up to one root, signed once; each record carries
+its own path, so that it is checked alone. A record signed alone, such as every presence
+record, has depth 0. Readers take depths up to 8 (a batch of 256).
+.TP
+.B Fingerprint
+A member's fingerprint is the lowercase hex of SHA\-256 of its 32\-byte public key: 64
+digits, what \fB\-\-fingerprint\fR prints and members compare out of band.
 .TP
 .B Presence
 A join record \fB{"event":"join","from":\fINICK\fB,"ts":\fITIME\fB}\fR on
-\fBmqttchat\-presence/\fIROOM\fB/\fICLIENT\fR is encrypted with the key of \fIROOM\fR and
-\fIAD\fR = \fBmqttchat:e1:\fR followed by the whole presence topic, so it cannot pass for
-another client's or another room's; it is published retained at QoS 1 when a
-connection is made. The will is the leave record
-\fB{"event":"leave","from":\fINICK\fB,"ts":\fITIME\fB}\fR with the join's \fITIME\fR,
-encrypted the same way (retained, QoS 1). Each connection gets a new join and will, with
-a \fITIME\fR later than the last one's. The clean goodbye is a leave record with a later
-time still, not retained, followed by the empty retained message that clears the join.
-\fITIME\fR is RFC 3339. A reader ignores empty payloads, records without a valid
-\fITIME\fR or more than 5 minutes ahead of its clock, and events other than join and
-leave; it takes a record only when (\fITIME\fR, leave) is later than that of the last
-record it took for the presence topic, a leave winning over a join of the same time.
+\fBmqttchat\-presence/\fIROOM\fB/\fICLIENT\fR is sealed with the key of \fIROOM\fR, and
+in version 2 signed with \fIroom\fR = \fIROOM\fR; its \fIAD\fR (and in version 2 its
+\fItopic\fR) is the whole presence topic, so it cannot pass for another client's or
+another room's. \fIROOM\fR is everything between the first \fB/\fR and the last \fB/\fR
+of the presence topic, and \fICLIENT\fR, the last level, the client id, percent\-encoded
+(see PRESENCE): \fBmqttchat\-presence/a/b/c%2E1\fR announces client \fBc.1\fR in room
+\fBa/b\fR. The join is published retained at QoS 1 when a connection is made. The will is
+the leave record \fB{"event":"leave","from":\fINICK\fB,"ts":\fITIME\fB}\fR with the
+join's \fITIME\fR, sealed the same way (retained, QoS 1). Each connection gets a new join
+and will, with a \fITIME\fR later than the last one's. The clean goodbye is a leave
+record with a later time still, not retained, followed by the empty retained message that
+clears the join. \fITIME\fR is RFC 3339 (chat\-pub writes UTC with milliseconds). A reader
+ignores empty payloads, records without a valid \fITIME\fR or more than 5 minutes ahead
+of its clock, and events other than join and leave; it takes a record only when
+(\fITIME\fR, leave) is later than that of the last record it took for the presence topic,
+\fITIME\fR compared to the millisecond and a leave winning over a join of the same time.
 .TP
 .B Versions
-A payload that starts with \fBmqttchat:e\fR but not \fBmqttchat:e1:\fR is an encrypted
-payload of another version, which this version does not open (and without the secret
-shows as text: only well\-formed version 1 payloads show as encrypted). A later version (signed
-identities, key rotation) gets its own prefix and salt label.
+A payload that starts with \fBmqttchat:e\fR but with neither \fBmqttchat:e1:\fR nor
+\fBmqttchat:e2:\fR is an encrypted payload of another version, which this one does not
+open (kind \fBunknown\-version\fR; without the secret it shows as text: only well\-formed
+payloads of versions 1 and 2 show as encrypted). Records of members whose chat\-pub still
+writes version 1 open, marked \fB[unsigned]\fR; a reader that knows only version 1 does
+not open version 2. A later version (key rotation) gets its own prefix.
 "##;
 
 /// The EXIT STATUS entry of status 3.
@@ -340,7 +431,8 @@ The password when \fB\-\-password\-file\fR is not given (see SECURITY).
 .TP
 .B CHAT_ROOM_SECRET
 The room secret itself when \fB\-\-room\-secret\-file\fR is not given (see
-ENCRYPTION). Set but empty, it is a usage error.
+ENCRYPTION): the secret, all of it. Set but empty, or holding a line end (\fB\en\fR or
+\fB\er\fR), it is a usage error.
 "##;
 
 /// The FILES section: the config file and its profiles.
@@ -417,6 +509,27 @@ room_secret_file = "~/.config/mqttchat/friends.secret"
 .RE
 .PP
 Then \fBchat\-sub \-\-profile work ops\fR, or \fBexport CHAT_PROFILE=work\fR once.
+.TP
+.I $XDG_DATA_HOME/mqttchat/identity
+Your identity in encrypted rooms (\fI~/.local/share/mqttchat/identity\fR when
+\fBXDG_DATA_HOME\fR is not set): an Ed25519 private key in PEM (PKCS#8), as
+\fBopenssl genpkey \-algorithm ed25519\fR writes it. chat\-pub makes it, mode 600 in a
+folder of mode 700, the first time it runs with a room secret, and so does
+\fB\-\-fingerprint\fR; \fB\-\-identity\-file\fR names another.
+Keep it private: whoever has it signs as you. See IDENTITIES in chat\-sub(1).
+.TP
+.I $XDG_DATA_HOME/mqttchat/known_members
+The keys chat\-sub pinned, one pin per line:
+\fIROOM\fR \fINICK\fR \fIFINGERPRINT\fR, separated by single spaces, where \fB%\fR,
+space and the control characters (U+0000 to U+001F, DEL) of \fIROOM\fR and \fINICK\fR
+are written \fB%\fR\fIXX\fR (\fBteam/x bob%20b 3f9a...\fR: 64 hex digits). Blank lines
+and lines that start with \fB#\fR are ignored, and a later line for the same room and
+nick wins. chat\-sub reads the file when it starts with a room secret, appends the keys it pins (the file
+made mode 600, its folder 700), and \fBchat\-sub \-\-trust\fR appends the key it accepts;
+a line that is not a pin gets a warning with its line number and is skipped, and a file
+that cannot be read is a usage error (exit status 2). Delete a line to forget a key.
+Without \fBHOME\fR and \fBXDG_DATA_HOME\fR, pins last for the run only. See IDENTITIES in
+chat\-sub(1).
 "##;
 
 /// The ENVIRONMENT entries of the config file.
@@ -426,6 +539,10 @@ The profile of the config file when \fB\-\-profile\fR is not given (see FILES).
 .TP
 .B XDG_CONFIG_HOME
 The directory of \fImqttchat/config.toml\fR; \fI~/.config\fR when not set or empty.
+.TP
+.B XDG_DATA_HOME
+The directory of \fImqttchat/identity\fR and \fImqttchat/known_members\fR (see FILES);
+\fI~/.local/share\fR when not set or empty.
 "##;
 
 /// The ENVIRONMENT entry of RUST_LOG.
