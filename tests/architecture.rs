@@ -71,7 +71,7 @@ const STATE_MACHINES: [&str; 34] = [
 
 /// Modules that do I/O (sockets, stdin, stdout, signals, the resolver, stderr, the
 /// drivers that own them).
-const DOES_IO: [&str; 23] = [
+const DOES_IO: [&str; 24] = [
     "mqtt/link",
     "mqtt/proxy",
     "mqtt/transport",
@@ -84,6 +84,7 @@ const DOES_IO: [&str; 23] = [
     "tools/publish/input",
     "tools/publish/input/lines",
     "tools/subscribe",
+    "tools/subscribe/derive",
     "broker",
     "broker/conn",
     "broker/listen",

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::inbox::Inbox;
@@ -18,7 +19,7 @@ use crate::mqtt::coalesce::Reads;
 use crate::mqtt::connect::ConnectOptions;
 use crate::mqtt::topic;
 use crate::room::dialect::Dialect;
-use crate::room::seal::Keyring;
+use crate::room::seal::{Keyring, RoomSecret};
 use crate::tools::options;
 use crate::tools::render::{Format, Renderer};
 
@@ -30,6 +31,8 @@ pub struct SubConfig {
     pub run_for: Option<Duration>,
     /// The state the run starts from.
     pub state: SubState,
+    /// The room secret, for the thread that derives new rooms' keys.
+    pub secret: Option<Arc<RoomSecret>>,
 }
 
 impl SubConfig {
@@ -59,8 +62,10 @@ impl SubConfig {
         if dialect != Dialect::Envelope && args.raw {
             return Err(Error::Usage(crate::room::dialect::WITH_RAW.into()));
         }
-        let room = options::room_secret(&args.common)?
-            .map(|secret| Room::new(Keyring::new(secret), &args.topics));
+        let secret = options::room_secret(&args.common)?.map(Arc::new);
+        let room = secret
+            .as_ref()
+            .map(|s| Room::new(Keyring::new(Arc::clone(s)), &args.topics));
         let subs = Subscriptions {
             filters: args.topics.clone(),
             qos: args.common.qos,
@@ -80,6 +85,7 @@ impl SubConfig {
             state: state
                 .with_session(args.session.is_some(), max_in)
                 .with_room(room),
+            secret,
         })
     }
 }
