@@ -1114,6 +1114,31 @@ each_broker! {
     }
 }
 
+/// CHAT_ROOM_SECRET with a line end (`\n` or `\r`, anywhere) is a usage error of both
+/// tools, with one line naming CHAT_ROOM_SECRET and not the secret: the first-line rule is
+/// the secret file's only (an environment variable has no lines to cut, and cutting would
+/// silently make the secret another).
+#[test]
+fn a_line_end_in_chat_room_secret_is_a_usage_error() {
+    let url = format!("mqtt://{NOWHERE}");
+    for value in [
+        format!("{SECRET}\n"),
+        format!("{SECRET}\r\n"),
+        format!("{SECRET}\nsecond line"),
+        format!("{SECRET}\r"),
+    ] {
+        for (name, mut cmd) in each_tool(&url, &[]) {
+            cmd.env("CHAT_ROOM_SECRET", &value);
+            let what = format!("{name}: CHAT_ROOM_SECRET {value:?}");
+            let out = fails_fast(&what, cmd, 2, &["CHAT_ROOM_SECRET", "line end"]);
+            assert_eq!(out.stderr.lines().count(), 1, "{what}:\n{}", out.stderr);
+            for part in [SECRET, "second line"] {
+                assert!(!out.stderr.contains(part), "{what}:\n{}", out.stderr);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // 8. A flood of new rooms
 // ---------------------------------------------------------------------------------------
