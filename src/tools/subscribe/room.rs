@@ -275,7 +275,21 @@ impl Room {
     }
 
     /// What to say at the end of the run: how many payloads were not shown, by kind.
+    /// And how many were still waiting for their room's key (`--timeout`, a signal).
     pub fn summary(&self) -> Option<String> {
+        let waiting = (self.load.0 > 0).then(|| {
+            format!(
+                "{} payload(s) not shown: still waiting for their room's key at the end",
+                self.load.0
+            )
+        });
+        match (self.rejected_summary(), waiting) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn rejected_summary(&self) -> Option<String> {
         let total: u64 = self.counts.iter().sum();
         if total == 0 {
             return None;

@@ -208,6 +208,11 @@ fn a_named_room_prints_while_new_rooms_wait_for_their_keys_which_print_in_order(
     let named = publish("named", &text("named", "n", "named"), 1, 12, false);
     super::feed(&mut s, &mut peer, named);
     assert_eq!(printed(&mut s), ["named"], "the named room did not wait");
+    assert_eq!(
+        s.summary().as_deref(),
+        Some("5 payload(s) not shown: still waiting for their room's key at the end"),
+        "what waits is not lost silently"
+    );
     assert_eq!(acks(&mut peer).len(), 6, "all acknowledged at receipt");
     assert_eq!(
         s.wanted(),
