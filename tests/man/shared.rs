@@ -217,7 +217,8 @@ The secret is the file's first line without its line end (\fB\en\fR or \fB\er\en
 as it is (a base64 key is not decoded; no other trimming): 16 to 4096 bytes. A file that
 cannot be read, a directory, or a secret too short or too long is a usage error (exit
 status 2) before anything is sent; so is a \fBCHAT_ROOM_SECRET\fR that is set but empty (a
-secret that failed to arrive must not turn into plain text). A file that group or others
+secret that failed to arrive must not turn into plain text), or that holds a line end
+(\fB\en\fR or \fB\er\fR: the first\-line rule is the file's only). A file that group or others
 may read gets a warning, as ssh gives for keys. The flag wins over the variable; prefer
 the file: a variable is inherited by every program the shell starts, and readable in
 /proc by the same user. The secret is never a plain flag (any user of the machine can
@@ -264,8 +265,9 @@ encrypted will retained until it joins again.
 .IP \(bu 2
 Rooms not met yet, under a wildcard: a stranger who floods a wildcard subscription with
 well\-formed junk on new topics makes chat\-sub throttle new keys (see chat\-sub(1)), so a
-message on a room it has not opened a message of yet may not be shown. Rooms named
-without wildcards, and rooms whose key opened a message, are not affected.
+message on a room it has not opened a message of yet may not be shown, and the new
+rooms it does open are printed later. Rooms named without wildcards, and rooms whose key
+opened a message, are not affected: they are printed at once.
 .IP \(bu 2
 A relay that reads the room with the secret and publishes without it publishes the room
 in clear: that is what it was told to do.
@@ -277,7 +279,7 @@ An implementation that follows this can chat in the same rooms.
 password = the secret's bytes and salt = the ASCII bytes \fBmqttchat room key v1\fR, a
 zero byte, then the room's topic in UTF\-8, exactly as published (no normalisation). Each
 room has its own key; a tool derives it once per topic and run (about 20 ms and 19 MiB
-of memory, given back afterwards).
+of memory, given back to the system afterwards).
 .TP
 .B Payload
 The ASCII bytes \fBmqttchat:e1:\fR followed by base64 (RFC 4648 standard alphabet, no
@@ -340,7 +342,7 @@ The password when \fB\-\-password\-file\fR is not given (see SECURITY).
 .TP
 .B CHAT_ROOM_SECRET
 The room secret itself when \fB\-\-room\-secret\-file\fR is not given (see
-ENCRYPTION). Set but empty, it is a usage error.
+ENCRYPTION). Set but empty, or with a line end in it, it is a usage error.
 "##;
 
 /// The FILES section: the config file and its profiles.
