@@ -72,7 +72,7 @@ const STATE_MACHINES: [&str; 35] = [
 
 /// Modules that do I/O (sockets, stdin, stdout, signals, the resolver, stderr, the
 /// drivers that own them).
-const DOES_IO: [&str; 25] = [
+const DOES_IO: [&str; 26] = [
     "mqtt/link",
     "mqtt/proxy",
     "mqtt/transport",
@@ -87,6 +87,7 @@ const DOES_IO: [&str; 25] = [
     "tools/publish/input",
     "tools/publish/input/lines",
     "tools/subscribe",
+    "tools/subscribe/derive",
     "broker",
     "broker/conn",
     "broker/listen",

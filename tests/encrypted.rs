@@ -828,15 +828,18 @@ each_broker! {
         let out = sub.finish();
         out.expect_code(0);
         let objects = json_lines(&out.lines());
-        let got: Vec<(String, String)> = objects
+        let mut got: Vec<(String, String)> = objects
             .iter()
             .map(|v| (v["topic"].as_str().unwrap_or("?").to_owned(), short(v)))
             .collect();
+        // In order within each topic; `b`, a new room, may wait for its key while `a` goes
+        // on (a stable sort by topic keeps each topic's order).
+        got.sort_by(|x, y| x.0.cmp(&y.0));
         let want = [
             (&a, "-: a raw line"),
             (&a, "bob: by json"),
-            (&b, "carol: to b"),
             (&a, "-: raw by json"),
+            (&b, "carol: to b"),
         ]
         .map(|(t, s)| (t.clone(), s.to_owned()));
         assert_eq!(got, want);
@@ -1136,5 +1139,92 @@ each_broker! {
             }
         }
         assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+    }
+}
+
+/// CHAT_ROOM_SECRET with a line end (`\n` or `\r`, anywhere) is a usage error of both
+/// tools, with one line naming CHAT_ROOM_SECRET and not the secret: the first-line rule is
+/// the secret file's only (an environment variable has no lines to cut, and cutting would
+/// silently make the secret another).
+#[test]
+fn a_line_end_in_chat_room_secret_is_a_usage_error() {
+    let url = format!("mqtt://{NOWHERE}");
+    for value in [
+        format!("{SECRET}\n"),
+        format!("{SECRET}\r\n"),
+        format!("{SECRET}\nsecond line"),
+        format!("{SECRET}\r"),
+    ] {
+        for (name, mut cmd) in each_tool(&url, &[]) {
+            cmd.env("CHAT_ROOM_SECRET", &value);
+            let what = format!("{name}: CHAT_ROOM_SECRET {value:?}");
+            let out = fails_fast(&what, cmd, 2, &["CHAT_ROOM_SECRET", "line end"]);
+            assert_eq!(out.stderr.lines().count(), 1, "{what}:\n{}", out.stderr);
+            for part in [SECRET, "second line"] {
+                assert!(!out.stderr.contains(part), "{what}:\n{}", out.stderr);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. A flood of new rooms
+// ---------------------------------------------------------------------------------------
+
+each_broker! {
+    /// chat-sub on a wildcard and a named room while new rooms flood in, each a key to
+    /// derive (sealed with the room's secret, so each opens): every message of every room
+    /// is printed, in order within its topic, the named room's too; and once the flood
+    /// has been printed, Argon2's work memory has gone back to the system (VmRSS well
+    /// under what one more 19 MiB work memory would make it).
+    fn a_flood_of_new_rooms_is_printed_in_order_and_gives_its_memory_back(broker) {
+        use mqttchat::room::seal::{RoomKey, RoomSecret, seal};
+        const ROOMS: usize = 48;
+        const EACH: usize = 5;
+        let keys = Keys::new();
+        let base = unique_topic("sealed-flood");
+        let (wild, named) = (format!("{base}/#"), format!("{base}-named"));
+        let mut sub = chat_sub(broker, &["--room-secret-file", &keys.members, "--json"]);
+        sub.args(["--no-presence", "-q", "1", "-vv", &wild, &named]);
+        let sub = Proc::spawn(&mut sub);
+        sub.wait_stderr("subscribed to");
+        let before = status_kib(sub.pid(), "VmRSS");
+        let secret = RoomSecret::new(SECRET.as_bytes().to_vec()).expect("secret");
+        let mut want: Vec<Vec<String>> = Vec::new();
+        for r in 0..ROOMS {
+            let topic = format!("{base}/r{r}");
+            let key = RoomKey::derive(&secret, &topic);
+            let texts: Vec<String> = (0..EACH).map(|m| format!("r{r} m{m}")).collect();
+            for (m, text) in texts.iter().enumerate() {
+                let env = format!(
+                    r#"{{"id":"{r}-{m}","from":"bob","ts":"2026-11-29T12:00:00.000Z","text":"{text}"}}"#
+                );
+                let payload = seal(&key, &topic, env.as_bytes()).expect("seal");
+                publish_raw(broker, &topic, &payload, 1, false);
+            }
+            want.push(texts);
+        }
+        say_sealed(broker, &keys.members, &named, "carol", "named room");
+        let lines = sub.wait_lines(ROOMS * EACH + 1);
+        let texts: Vec<String> = json_lines(&lines)
+            .iter()
+            .map(|v| v["text"].as_str().unwrap_or_else(|| panic!("no text: {v}")).to_owned())
+            .collect();
+        assert!(texts.iter().any(|t| t == "named room"), "{texts:?}");
+        for (r, w) in want.iter().enumerate() {
+            let prefix = format!("r{r} ");
+            let got: Vec<String> = texts.iter().filter(|t| t.starts_with(&prefix)).cloned().collect();
+            assert_exactly_once_in_order(&got, w);
+        }
+        // The thread of derivations gives its work memory back once nothing more is asked
+        // for; this waits for that, and fails at the deadline if it never does.
+        let bound = (before + 12 * 1024).min(30 * 1024);
+        wait_until(
+            &format!("chat-sub's VmRSS under {bound} KiB after the flood"),
+            || status_kib(sub.pid(), "VmRSS") < bound,
+            || format!("VmRSS {} KiB, {before} KiB before the flood", status_kib(sub.pid(), "VmRSS")),
+        );
+        let out = stop(sub);
+        assert!(!out.stderr.contains("not shown"), "{}", out.stderr);
     }
 }

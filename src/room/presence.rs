@@ -322,7 +322,31 @@ impl Roster {
         mark: Option<Mark>,
     ) -> Option<Change> {
         let (room, id) = parse(topic)?;
-        match decode(payload)? {
+        let event = decode(payload)?;
+        // A record signed by another key than the join it would replace or end (another
+        // member's forgery on this client's presence topic) changes nothing: it is shown
+        // as a changed key, under the nick of the join and its own.
+        let joined_by = self
+            .online
+            .get(topic)
+            .and_then(|e| e.3)
+            .and_then(Mark::fingerprint);
+        if let (Some(was), Some(now)) = (joined_by, mark.and_then(Mark::fingerprint))
+            && was != now
+        {
+            let nick = match &event {
+                Event::Join { nick, .. } => nick.clone(),
+                Event::Leave => self.online[topic].1.clone(),
+            };
+            return Some(Change {
+                room: room.to_string(),
+                nick,
+                joined: matches!(event, Event::Join { .. }),
+                ts: None,
+                mark: Some(Mark::Changed(now)),
+            });
+        }
+        match event {
             Event::Join { nick, ts } => {
                 let known = self.online.insert(
                     topic.to_string(),

@@ -27,13 +27,17 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
-use argon2::{Algorithm, Argon2, Block, Params};
+use argon2::{Algorithm, Argon2, Params};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
+
+mod memory;
+pub use memory::Memory;
 
 /// What every payload of format version 1 starts with.
 pub const PAYLOAD_PREFIX: &[u8] = b"mqttchat:e1:";
@@ -89,46 +93,24 @@ impl fmt::Debug for RoomSecret {
 pub struct RoomKey(XChaCha20Poly1305);
 
 impl RoomKey {
-    /// Derives the key of the room `topic` (Argon2id: tens of milliseconds, ~19 MiB).
+    /// Derives the key of the room `topic` (Argon2id: tens of milliseconds, ~19 MiB, given
+    /// back to the system afterwards).
     pub fn derive(secret: &RoomSecret, topic: &str) -> RoomKey {
         RoomKey::derive_in(secret, topic, &mut Memory::default())
     }
 
-    /// Derives a key in `memory`, which is wiped afterwards: Argon2's work memory holds
-    /// what the key is computed from.
-    fn derive_in(secret: &RoomSecret, topic: &str, memory: &mut Memory) -> RoomKey {
+    /// Derives a key in `memory`, which is wiped afterwards (Argon2's work memory holds
+    /// what the key is computed from) and kept for the next derivation.
+    pub fn derive_in(secret: &RoomSecret, topic: &str, memory: &mut Memory) -> RoomKey {
         let params = Params::new(KDF_MEMORY_KIB, KDF_PASSES, KDF_LANES, Some(32))
             .expect("fixed Argon2 parameters are valid");
         let kdf = Argon2::new(Algorithm::Argon2id, argon2::Version::V0x13, params);
         let salt = [SALT_LABEL, topic.as_bytes()].concat();
         let mut key = Zeroizing::new([0u8; 32]);
-        let blocks = memory.blocks();
-        kdf.hash_password_into_with_memory(&secret.0, &salt, key.as_mut(), &mut blocks[..])
+        kdf.hash_password_into_with_memory(&secret.0, &salt, key.as_mut(), memory.blocks())
             .expect("a salt of at least 21 bytes and a 32-byte output are valid");
         memory.wipe();
         RoomKey(XChaCha20Poly1305::new(key.as_ref().into()))
-    }
-}
-
-/// Argon2's work memory (19 MiB), wiped after each derivation and when dropped.
-#[derive(Default)]
-struct Memory(Vec<Block>);
-
-impl Memory {
-    fn blocks(&mut self) -> &mut Vec<Block> {
-        self.0.resize(KDF_MEMORY_KIB as usize, Block::default());
-        &mut self.0
-    }
-
-    /// Zeroes every block (`Vec::zeroize` would also empty the vector).
-    fn wipe(&mut self) {
-        self.0.iter_mut().for_each(Zeroize::zeroize);
-    }
-}
-
-impl Drop for Memory {
-    fn drop(&mut self) {
-        self.wipe();
     }
 }
 
@@ -311,7 +293,8 @@ fn decrypt(
 /// that never opened anything, else the least recently used: a stranger cannot make a
 /// key open anything, so a flood of new topics cannot push out the rooms heard from.
 pub struct Keyring {
-    secret: RoomSecret,
+    /// Shared with chat-sub's thread of derivations.
+    secret: Arc<RoomSecret>,
     keys: HashMap<String, Entry>,
     /// Counts uses, for "least recently used".
     tick: u64,
@@ -330,9 +313,9 @@ struct Entry {
 }
 
 impl Keyring {
-    pub fn new(secret: RoomSecret) -> Keyring {
+    pub fn new(secret: impl Into<Arc<RoomSecret>>) -> Keyring {
         Keyring {
-            secret,
+            secret: secret.into(),
             keys: HashMap::new(),
             tick: 0,
             unpinned: 0,
@@ -343,6 +326,15 @@ impl Keyring {
     /// Whether the key of `room` is at hand (no derivation needed).
     pub fn has(&self, room: &str) -> bool {
         self.keys.contains_key(room)
+    }
+
+    /// Keeps the key of `room`, derived elsewhere (chat-sub's thread of derivations), as
+    /// if derived here; a key at hand already stays.
+    pub fn insert(&mut self, room: &str, key: RoomKey) {
+        if !self.has(room) {
+            self.make_room();
+            self.add(room, Box::new(key));
+        }
     }
 
     /// Derives the key of `room` now, and keeps it for the whole run (the rooms a
@@ -362,26 +354,35 @@ impl Keyring {
     }
 
     fn entry(&mut self, topic: &str) -> &mut Entry {
-        self.tick += 1;
         if !self.keys.contains_key(topic) {
-            if self.unpinned >= self.cap {
-                self.drop_one();
-            }
+            self.make_room();
             // Argon2's 19 MiB of work memory are wiped and given back after each key:
             // a run keeps a few keys, and should not keep the memory.
-            let key = Box::new(RoomKey::derive(&self.secret, topic));
-            let entry = Entry {
-                key,
-                used: 0,
-                pinned: false,
-                proven: false,
-            };
-            self.keys.insert(topic.to_owned(), entry);
-            self.unpinned += 1;
+            self.add(topic, Box::new(RoomKey::derive(&self.secret, topic)));
         }
+        self.tick += 1;
         let e = self.keys.get_mut(topic).expect("inserted above");
         e.used = self.tick;
         e
+    }
+
+    /// Drops a key if one more would be too many.
+    fn make_room(&mut self) {
+        if self.unpinned >= self.cap {
+            self.drop_one();
+        }
+    }
+
+    fn add(&mut self, topic: &str, key: Box<RoomKey>) {
+        self.tick += 1;
+        let entry = Entry {
+            key,
+            used: self.tick,
+            pinned: false,
+            proven: false,
+        };
+        self.keys.insert(topic.to_owned(), entry);
+        self.unpinned += 1;
     }
 
     /// Drops the least recently used key that never opened anything, else the least
@@ -600,6 +601,39 @@ mod tests {
         ring.key("one more");
         assert!(ring.has("mine") && ring.has("t0") && !ring.has("t1"));
         assert_eq!(ring.keys.len(), 4 + 1);
+    }
+
+    #[test]
+    fn reused_and_released_memory_derives_the_same_keys() {
+        let secret = RoomSecret::new(b"0123456789abcdef".to_vec()).expect("secret");
+        let mut memory = Memory::default();
+        let first = RoomKey::derive_in(&secret, "room", &mut memory);
+        let again = RoomKey::derive_in(&secret, "room", &mut memory);
+        assert_eq!(memory.blocks().len(), KDF_MEMORY_KIB as usize);
+        memory.release();
+        let after = RoomKey::derive_in(&secret, "room", &mut memory);
+        for k in [first, again, after] {
+            assert_eq!(seal_with(&k, "room", b"hi", [0; NONCE]), KNOWN.as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_key_derived_elsewhere_is_kept_like_one_derived_here() {
+        let secret = RoomSecret::new(vec![b'k'; 32]).expect("secret");
+        let key = RoomKey::derive(&secret, "there");
+        let sealed = seal(&key, "there", b"x").expect("seal");
+        let mut ring = Keyring::new(secret);
+        ring.cap = 1;
+        ring.insert("there", key);
+        assert_eq!(
+            ring.open("there", "there", &sealed)
+                .map(|(_, p)| p)
+                .as_deref(),
+            Ok(&b"x"[..])
+        );
+        ring.insert("other", RoomKey::derive(&ring.secret, "other"));
+        assert!(ring.has("other") && !ring.has("there"), "the cap holds");
+        assert_eq!(ring.keys.len(), 1);
     }
 
     #[test]

@@ -150,7 +150,7 @@ pub fn room_secret(common: &Common) -> Result<Option<RoomSecret>, Error> {
     let bytes = match &common.room_secret_file {
         Some(path) => read_secret_file(path)?,
         None => match std::env::var_os("CHAT_ROOM_SECRET") {
-            Some(v) => Zeroizing::new(v.into_encoded_bytes()),
+            Some(v) => one_line(Zeroizing::new(v.into_encoded_bytes()))?,
             None => return Ok(None),
         },
     };
@@ -162,6 +162,20 @@ pub fn room_secret(common: &Common) -> Result<Option<RoomSecret>, Error> {
         .map_err(|why| Error::Usage(format!("{source}: {why}")))?;
     no_core_dumps();
     Ok(Some(secret))
+}
+
+/// `CHAT_ROOM_SECRET` as it is: a line end in it is a usage error, not cut off (a
+/// variable set from a file with `$(cat …)` keeps no newline, so one is a mistake, and
+/// the file's first-line rule would silently make the secret another).
+fn one_line(bytes: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>, Error> {
+    match bytes.iter().any(|&b| b == b'\n' || b == b'\r') {
+        true => Err(Error::Usage(
+            "CHAT_ROOM_SECRET contains a line end (\\n or \\r); set it to the secret alone, \
+             or put the secret in a file for --room-secret-file"
+                .into(),
+        )),
+        false => Ok(bytes),
+    }
 }
 
 /// Whether a room secret is given (`--room-secret-file` or `CHAT_ROOM_SECRET`), before
@@ -318,5 +332,21 @@ mod tests {
         assert_eq!(line(b" abc \n"), b" abc ");
         assert_eq!(line(b"abc\r"), b"abc\r", "a lone CR is not a line end");
         assert_eq!(line(b"\nabc"), b"");
+    }
+
+    #[test]
+    fn a_line_end_in_the_variable_is_refused_and_not_echoed() {
+        let one = |b: &[u8]| one_line(Zeroizing::new(b.to_vec()));
+        assert!(one(b"a secret of the room").is_ok());
+        for bad in [
+            &b"a secret\nof the room"[..],
+            b"a secret of the room\n",
+            b"a\r",
+        ] {
+            let Err(Error::Usage(why)) = one(bad) else {
+                panic!("accepted {bad:?}")
+            };
+            assert!(why.starts_with("CHAT_ROOM_SECRET") && !why.contains("secret of"));
+        }
     }
 }

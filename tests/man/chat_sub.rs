@@ -186,7 +186,10 @@ Standard output is written in blocks, not line by line: chat\-sub writes once pe
 of messages that arrived together. A single message reaches a pipe at once, so
 \fBchat\-sub t | grep x\fR shows each message promptly, while a burst of messages is
 written in large blocks. QoS 1 and 2 messages are acknowledged to the broker only after
-they were written.
+they were written, except in an encrypted room those of a topic whose key is being
+derived (see ENCRYPTION): they are acknowledged when they arrive, so that they do not fill
+the broker's window of unacknowledged messages (20 with mosquitto) and hold up the other
+topics, and written when the key is ready.
 .PP
 While messages stream in fast (more than 8 KiB within a millisecond), chat\-sub asks
 the kernel (Linux, plain \fBmqtt://\fR connections) to wake it only when several
@@ -249,12 +252,19 @@ bytes), joins, leaves and \fB\-\-who\fR, with the marks of IDENTITIES for what i
 signed with the key it knows for the nick. The keys of the topics named without wildcards are
 derived before connecting and kept; under a wildcard, the key of each topic is derived the
 first time a message arrives on it (256 are kept; those that opened a message go last).
-Each new key costs about 20 ms, so at most 64 are derived at once and then 8 a second: a
-stranger who floods a wildcard with well\-formed junk on new topics cannot stall
-chat\-sub, but a message on a new topic beyond that pace is not shown (kind
-\fBthrottled\fR); so are those of a wildcard meeting more than 64 rooms at once. A
-payload that does not open is not printed: the first of each kind is reported on
-standard error,
+A key is derived apart from the rest of chat\-sub's work, on a thread of its own: the
+messages of a topic whose key is being derived wait for it and are printed when it is
+ready, in the order they arrived, while the topics whose key is at hand (named ones, and
+those met before) are printed at once. So the order is kept within each topic, not
+across topics. Messages that wait are acknowledged to the broker when they arrive, not
+once written (see BUFFERING). Each new key costs about 20 ms, so at most 64 are derived
+at once and then 8 a second: a stranger who floods a wildcard with well\-formed junk on
+new topics cannot stall chat\-sub, but a message on a new topic beyond that pace is not
+shown (kind \fBthrottled\fR); so are those of a wildcard meeting more than 64 rooms at
+once, and those that find no room to wait (1024 messages or 16 MiB per topic, 8192 or
+64 MiB in all). \fB\-\-who\fR waits for the presence records whose key is being
+derived. A payload that does not open is not printed: the first of each kind is
+reported on standard error,
 .PP
 .RS 4
 .nf

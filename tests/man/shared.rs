@@ -291,8 +291,9 @@ presence topic, where a later run with the same client id (\fB\-i\fR) replaces i
 .IP \(bu 2
 Rooms not met yet, under a wildcard: a stranger who floods a wildcard subscription with
 well\-formed junk on new topics makes chat\-sub throttle new keys (see chat\-sub(1)), so a
-message on a room it has not opened a message of yet may not be shown. Rooms named
-without wildcards, and rooms whose key opened a message, are not affected.
+message on a room it has not opened a message of yet may not be shown, and the new
+rooms it does open are printed later. Rooms named without wildcards, and rooms whose key
+opened a message, are not affected: they are printed at once.
 .IP \(bu 2
 Relays. One that reads the room with the secret and publishes without it publishes the
 room in clear: that is what it was told to do. One that reads and publishes with the
@@ -313,7 +314,7 @@ output) of password = the secret's bytes and salt = the ASCII bytes
 published (no normalisation; for a presence record, the room it announces); Argon2's
 optional secret value and associated data are empty. Each room has its own key; a tool
 derives it once per topic and run (about 20 ms and 19 MiB of memory, given back
-afterwards).
+to the system afterwards).
 .TP
 .B Payload
 The ASCII bytes \fBmqttchat:e1:\fR (version 1) or \fBmqttchat:e2:\fR (version 2),

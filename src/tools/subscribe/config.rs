@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::inbox::Inbox;
@@ -19,7 +20,7 @@ use crate::mqtt::coalesce::Reads;
 use crate::mqtt::connect::ConnectOptions;
 use crate::mqtt::topic;
 use crate::room::dialect::Dialect;
-use crate::room::seal::Keyring;
+use crate::room::seal::{Keyring, RoomSecret};
 use crate::tools::options;
 use crate::tools::render::{Format, Renderer};
 
@@ -31,6 +32,8 @@ pub struct SubConfig {
     pub run_for: Option<Duration>,
     /// The state the run starts from.
     pub state: SubState,
+    /// The room secret, for the thread that derives new rooms' keys.
+    pub secret: Option<Arc<RoomSecret>>,
 }
 
 impl SubConfig {
@@ -60,9 +63,10 @@ impl SubConfig {
         if dialect != Dialect::Envelope && args.raw {
             return Err(Error::Usage(crate::room::dialect::WITH_RAW.into()));
         }
-        let room = match options::room_secret(&args.common)? {
-            Some(secret) => Some(
-                Room::new(Keyring::new(secret), &args.topics)
+        let secret = options::room_secret(&args.common)?.map(Arc::new);
+        let room = match &secret {
+            Some(s) => Some(
+                Room::new(Keyring::new(Arc::clone(s)), &args.topics)
                     .with_members(Members::new(super::known::read()?)),
             ),
             None => None,
@@ -86,6 +90,7 @@ impl SubConfig {
             state: state
                 .with_session(args.session.is_some(), max_in)
                 .with_room(room),
+            secret,
         })
     }
 }

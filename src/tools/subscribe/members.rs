@@ -44,6 +44,18 @@ impl Members {
     /// The mark of a record in `room` from `nick` (None: no nick), signed with the key of
     /// `signer` (None: unsigned); a first-seen key is pinned.
     pub fn judge(&mut self, room: &str, nick: Option<&str>, signer: Option<Fingerprint>) -> Mark {
+        self.judge_and_pin(room, nick, signer, true)
+    }
+
+    /// As [`Members::judge`], but a first-seen key is pinned only when `pin` (a record
+    /// that is shown; retained state learnt silently must not pin what nobody saw).
+    pub fn judge_and_pin(
+        &mut self,
+        room: &str,
+        nick: Option<&str>,
+        signer: Option<Fingerprint>,
+        pin: bool,
+    ) -> Mark {
         let Some(fp) = signer else {
             return Mark::Unsigned;
         };
@@ -53,6 +65,7 @@ impl Members {
         match self.pins.get(&(room.to_owned(), nick.to_owned())) {
             Some(&pinned) if pinned == fp => Mark::Verified(fp),
             Some(_) => Mark::Changed(fp),
+            None if !pin => Mark::NewKey(fp),
             None => {
                 let pin = Pin {
                     room: room.to_owned(),

@@ -6,9 +6,12 @@
 //! batch of packets that arrived together: a single message reaches a pipe at once, a
 //! burst is written in large blocks. Acknowledgements are queued while a batch is
 //! rendered and sent after the write, so the broker hears "received" only for what
-//! reached stdout.
+//! reached stdout — except in an encrypted room for a message whose room's key is being
+//! derived (on the thread of [`derive`]): it is acknowledged at receipt, and printed
+//! when the key is ready (see [`state`]).
 
 mod config;
+mod derive;
 mod inbox;
 mod known;
 mod members;
@@ -25,6 +28,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
 
 use config::SubConfig;
+use derive::Deriver;
 
 use crate::cli::{Given, SubArgs};
 use crate::error::Error;
@@ -32,6 +36,7 @@ use crate::mqtt::connect::Connector;
 use crate::mqtt::connection::{Connection, LinkEvent};
 use crate::mqtt::link::Link;
 use crate::mqtt::tx::LinkError;
+use crate::room::seal::RoomKey;
 use crate::signals::Signals;
 use crate::tool;
 use crate::tools::output::{Output, watch_stdout};
@@ -54,6 +59,12 @@ pub fn run(mut args: SubArgs, given: &Given) -> Result<(), Error> {
     let config = SubConfig::new(&args)?;
     let rt = tool::runtime()?;
     let first = Instant::now() + config.connect_timeout;
+    let deriver = match config.secret {
+        Some(secret) => Some(Deriver::start(secret).map_err(|e| {
+            Error::Failed(format!("cannot start the thread of key derivations: {e}"))
+        })?),
+        None => None,
+    };
     let mut driver = Driver {
         client_id: config.connect.spec.client_id.clone(),
         state: config.state,
@@ -62,6 +73,7 @@ pub fn run(mut args: SubArgs, given: &Given) -> Result<(), Error> {
         stdout_closed: watch_stdout(),
         run_for: config.run_for,
         stop_at: None,
+        deriver,
     };
     let result = rt.block_on(async {
         let mut signals = Signals::install()?;
@@ -85,6 +97,8 @@ struct Driver {
     run_for: Option<Duration>,
     /// When `--timeout` ends the run, once connected.
     stop_at: Option<Instant>,
+    /// In an encrypted room: the thread that derives new rooms' keys.
+    deriver: Option<Deriver>,
 }
 
 impl Driver {
@@ -94,6 +108,12 @@ impl Driver {
             return Ok(());
         }
         loop {
+            if let Some(d) = &self.deriver {
+                self.state
+                    .wanted()
+                    .into_iter()
+                    .for_each(|room| d.want(room));
+            }
             let who = self.state.who_deadline().map(Instant::from_std);
             let stop = self.stop_at;
             tokio::select! {
@@ -113,6 +133,11 @@ impl Driver {
                         tool::say(note);
                     }
                     return self.end().await;
+                }
+                key = next_key(&mut self.deriver) => {
+                    if self.key_ready(key)? == Step::Done {
+                        return self.end().await;
+                    }
                 }
                 event = self.conn.next_event() => match event? {
                     LinkEvent::Io => {
@@ -139,6 +164,20 @@ impl Driver {
             Ok(Step::Refused(why)) => Err(Error::Refused(why)),
             Err(lost) => self.lost(&lost).map(|()| Step::Continue),
         }
+    }
+
+    /// A room's key arrived from the thread of derivations: what waited for it is printed
+    /// (`Done`: `--count` reached).
+    fn key_ready(&mut self, key: Option<(String, RoomKey)>) -> Result<Step, Error> {
+        let Some((room, key)) = key else {
+            // The thread is gone (it cannot fail, short of a bug): nothing more comes.
+            log::error!("the thread of key derivations ended; new rooms are not shown");
+            self.deriver = None;
+            return Ok(Step::Continue);
+        };
+        let step = self.state.key_ready(&room, key, std::time::Instant::now());
+        self.flush()?;
+        Ok(step)
     }
 
     /// The connection was lost (or its bytes made no sense): what was printed is
@@ -213,6 +252,14 @@ fn handle(state: &mut SubState, link: &mut Link) -> Result<Step, LinkError> {
         }
     }
     Ok(Step::Continue)
+}
+
+/// The next key from the thread of derivations; never, without one.
+async fn next_key(deriver: &mut Option<Deriver>) -> Option<(String, RoomKey)> {
+    match deriver {
+        Some(d) => d.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Leaves the broker politely, if connected: DISCONNECT, and a second for the broker to

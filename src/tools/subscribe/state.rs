@@ -2,13 +2,20 @@
 //! message through the [`Inbox`] to the [`Printer`] or the presence [`View`], and what a
 //! lost connection means ([`Takeover`], backoff). Packets go out into a [`Tx`]; lines go
 //! into the printer's buffer; the time is passed in.
+//!
+//! In an encrypted room, a message of a room whose key is not at hand is parked in the
+//! [`Room`] until the driver's thread of derivations brings the key ([`SubState::wanted`],
+//! then [`SubState::key_ready`]), and printed then, in order; other rooms are printed at
+//! once. Such a message is acknowledged at receipt, not once printed: the broker's window
+//! of unacknowledged messages (20 with mosquitto) would otherwise fill with a flood's, and
+//! hold up the rooms whose keys are at hand behind it.
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::inbox::Inbox;
 use super::printer::Printer;
-use super::room::{self, Room};
+use super::room::{self, Admit, Room};
 use super::takeover::{STABLE, Takeover};
 use super::view::{Mode, View};
 use crate::error::Error;
@@ -18,7 +25,7 @@ use crate::mqtt::tx::LinkError;
 use crate::mqtt::tx::Tx;
 use crate::mqtt::wire::{self, AckKind, Delivery, Inbound, Version};
 use crate::room::presence;
-use crate::room::seal;
+use crate::room::seal::{self, RoomKey};
 use crate::room::sign::Fingerprint;
 use crate::tools::render::{Delivered, Online, PresenceLine};
 
@@ -136,7 +143,7 @@ impl SubState {
         match p {
             Inbound::Publish(d) => {
                 self.takeover.received();
-                return self.deliver(&d, tx, now, wall);
+                return self.deliver(d, tx, now, wall);
             }
             Inbound::Oversized { delivery, size } => {
                 self.takeover.received();
@@ -176,11 +183,52 @@ impl SubState {
         Step::Continue
     }
 
-    /// Acknowledges one message and prints it, if the inbox says so.
-    fn deliver(&mut self, d: &Delivery, tx: &mut Tx, now: Instant, wall: SystemTime) -> Step {
-        if self.inbox.acknowledge(d, tx) {
+    /// Acknowledges one message and prints it, if the inbox says so; in an encrypted
+    /// room, once its room's key is at hand.
+    fn deliver(&mut self, d: Delivery, tx: &mut Tx, now: Instant, wall: SystemTime) -> Step {
+        if self.inbox.acknowledge(&d, tx) {
             return Step::Continue;
         }
+        if !presence::is_presence(&d.topic) && !self.inbox.wants(&d) {
+            return Step::Continue;
+        }
+        let admitted = match &mut self.room {
+            None => Admit::Now(d),
+            Some(r) => r.admit(d, now, wall),
+        };
+        let d = match admitted {
+            Admit::Now(d) => d,
+            Admit::Parked => return Step::Continue,
+            Admit::Throttled(d) => {
+                self.not_shown(&d, room::Kind::Throttled, wall);
+                return Step::Continue;
+            }
+        };
+        self.show(&d, now, wall)
+    }
+
+    /// The key of `room` is ready (derived on the driver's thread): what waited for it is
+    /// shown now, in the order it arrived (`Done`: `--count` reached).
+    pub fn key_ready(&mut self, room: &str, key: RoomKey, now: Instant) -> Step {
+        let Some(r) = &mut self.room else {
+            return Step::Continue;
+        };
+        for p in r.key_ready(room, key) {
+            if self.show(&p.delivery, now, p.wall) == Step::Done {
+                return Step::Done;
+            }
+        }
+        Step::Continue
+    }
+
+    /// The rooms whose keys are wanted (each once while its messages wait), for the
+    /// driver's thread of derivations.
+    pub fn wanted(&mut self) -> Vec<String> {
+        self.room.as_mut().map(Room::wanted).unwrap_or_default()
+    }
+
+    /// Shows an acknowledged message (received at `wall`) if the inbox says so.
+    fn show(&mut self, d: &Delivery, now: Instant, wall: SystemTime) -> Step {
         if presence::is_presence(&d.topic) {
             self.presence_message(d, now, wall);
             return Step::Continue;
@@ -197,7 +245,7 @@ impl SubState {
             properties: d.properties.as_deref(),
             mark: None,
         };
-        let Some((payload, signer)) = self.open(&m, now) else {
+        let Some((payload, signer)) = self.open(&m) else {
             return Step::Continue;
         };
         // What was opened is known by its nonce too (a replay of a raw message).
@@ -220,17 +268,35 @@ impl SubState {
         }
     }
 
+    /// Counts and reports a payload of an encrypted room that is not shown (marked in
+    /// `--json` when it is a message).
+    fn not_shown(&mut self, d: &Delivery, why: room::Kind, wall: SystemTime) {
+        let Some(room) = &mut self.room else {
+            return;
+        };
+        let is_presence = presence::is_presence(&d.topic);
+        room.rejected(&d.topic, why, is_presence);
+        if !is_presence {
+            let m = Delivered {
+                topic: &d.topic,
+                payload: &d.payload,
+                qos: d.qos,
+                retain: d.retain,
+                received: wall,
+                properties: d.properties.as_deref(),
+                mark: None,
+            };
+            self.printer.rejected(&m, room::code(why));
+        }
+    }
+
     /// The payload to show: as received, or in an encrypted room as decrypted, with who
     /// signed it; None (counted, reported, and in `--json` marked) when it does not open.
-    fn open<'a>(
-        &mut self,
-        m: &Delivered<'a>,
-        now: Instant,
-    ) -> Option<(Cow<'a, [u8]>, Option<Fingerprint>)> {
+    fn open<'a>(&mut self, m: &Delivered<'a>) -> Option<(Cow<'a, [u8]>, Option<Fingerprint>)> {
         let Some(room) = &mut self.room else {
             return Some((Cow::Borrowed(m.payload), None));
         };
-        match room.open_message(m.topic, m.payload, now) {
+        match room.open_message(m.topic, m.payload) {
             Ok(opened) => Some((Cow::Owned(opened.record), opened.signer)),
             Err(why) => {
                 room.rejected(m.topic, why, false);
@@ -247,12 +313,16 @@ impl SubState {
         let (payload, mark) = match &mut self.room {
             None => (Cow::Borrowed(&d.payload[..]), None),
             Some(_) if d.payload.is_empty() => return,
-            Some(room) => match room.open_presence(&d.topic, &d.payload, now) {
+            Some(room) => match room.open_presence(&d.topic, &d.payload) {
                 Ok(o) if room.fresh(&d.topic, &o.record, wall) => {
                     let topic = String::from_utf8_lossy(&d.topic);
                     let name = presence::parse(&topic).map(|(r, _)| r.to_owned());
                     let nick = presence::nick_of(&o.record);
-                    let mark = room.judge(&name.unwrap_or_default(), nick.as_deref(), o.signer);
+                    let name = name.unwrap_or_default();
+                    let mark = match d.retain {
+                        true => room.judge_unpinned(&name, nick.as_deref(), o.signer),
+                        false => room.judge(&name, nick.as_deref(), o.signer),
+                    };
                     (Cow::Owned(o.record), Some(mark))
                 }
                 Ok(_) => return log::debug!("a presence record that is not news (a replay?)"),
@@ -302,9 +372,10 @@ impl SubState {
         Ok(self.losses.pause())
     }
 
-    /// When `--who` prints the roster.
+    /// When `--who` prints the roster: not while presence records wait for a key.
     pub fn who_deadline(&self) -> Option<Instant> {
-        self.view.who_deadline()
+        let waiting = self.room.as_ref().is_some_and(Room::presence_waiting);
+        self.view.who_deadline().filter(|_| !waiting)
     }
 
     /// `--who`: prints everyone online. Returns what to say on stderr when nobody is (an

@@ -1,7 +1,10 @@
 //! Socket-free tests of chat-sub in an encrypted room: what opens is shown, what does not
-//! is marked and counted; replays; presence records; and a reader without the secret.
+//! is marked and counted; replays; presence records; a reader without the secret; and
+//! rooms waiting for their keys while the others go on. The thread of derivations is
+//! played by [`derive_wanted`], which derives what the state asks for, when the test says.
 
 use super::*;
+use crate::tools::subscribe::room::{LIMITS, Limits, NEW_KEYS_BURST};
 
 /// chat-sub on `room/#` in a room encrypted with `secret`, printing JSON lines.
 fn member(secret: &str, hidden: &[&str]) -> (SubState, Peer) {
@@ -18,6 +21,26 @@ fn sealed(secret: &str, room: &str, topic: &str, payload: &str) -> String {
 }
 
 const SECRET: &str = "the room's secret, 32 bytes long";
+
+/// What the driver's thread of derivations does: derives every key the state wants, and
+/// hands each back; the last step.
+fn derive_wanted(s: &mut SubState) -> Step {
+    let secret = crate::room::seal::RoomSecret::new(SECRET.as_bytes().to_vec()).expect("secret");
+    let mut step = Step::Continue;
+    for room in s.wanted() {
+        let key = crate::room::seal::RoomKey::derive(&secret, &room);
+        step = s.key_ready(&room, key, Instant::now());
+    }
+    step
+}
+
+/// A packet, then the keys it asked for, as if derived at once.
+fn feed(s: &mut SubState, peer: &mut Peer, p: Inbound) -> Step {
+    match super::feed(s, peer, p) {
+        Step::Continue => derive_wanted(s),
+        step => step,
+    }
+}
 
 #[test]
 fn in_an_encrypted_room_only_what_opens_is_shown_and_the_rest_is_marked_and_counted() {
@@ -138,6 +161,190 @@ fn a_replayed_raw_message_is_printed_once_and_a_decrypted_one_is_never_marked_en
     let looks = sealed(SECRET, "room/a", "room/a", &inner);
     feed(&mut s, &mut peer, publish("room/a", &looks, 1, 2, false));
     assert_eq!(printed(&mut s), ["deploy", inner.as_str()]);
+}
+
+/// chat-sub on `room/#` and the named room `named` (its key derived at start), in the
+/// room encrypted with SECRET.
+fn member_named(mode: Mode, count: Option<u64>) -> (SubState, Peer) {
+    let secret = crate::room::seal::RoomSecret::new(SECRET.as_bytes().to_vec()).expect("secret");
+    let filters = ["named".to_owned(), "room/#".to_owned()];
+    let room = super::room::Room::new(crate::room::seal::Keyring::new(secret), &filters);
+    connected(sub(mode, &[], false, count).with_room(Some(room)))
+}
+
+fn text(room: &str, id: &str, text: &str) -> String {
+    sealed(SECRET, room, room, &envelope(id, "bob", text))
+}
+
+#[test]
+fn a_named_room_prints_while_new_rooms_wait_for_their_keys_which_print_in_order() {
+    let (mut s, mut peer) = member_named(Mode::Shown, None);
+    let one = |n: usize| {
+        publish(
+            "room/new",
+            &text("room/new", &n.to_string(), &format!("new {n}")),
+            1,
+            n as u16,
+            false,
+        )
+    };
+    super::feed(&mut s, &mut peer, one(1));
+    let other = publish(
+        "room/other",
+        &text("room/other", "o", "other"),
+        1,
+        10,
+        false,
+    );
+    super::feed(&mut s, &mut peer, other);
+    super::feed(&mut s, &mut peer, one(2));
+    // Junk on the waiting room waits too: its report keeps its place.
+    super::feed(
+        &mut s,
+        &mut peer,
+        publish("room/new", "plain", 1, 11, false),
+    );
+    super::feed(&mut s, &mut peer, one(3));
+    let named = publish("named", &text("named", "n", "named"), 1, 12, false);
+    super::feed(&mut s, &mut peer, named);
+    assert_eq!(printed(&mut s), ["named"], "the named room did not wait");
+    assert_eq!(
+        s.summary().as_deref(),
+        Some("5 payload(s) not shown: still waiting for their room's key at the end"),
+        "what waits is not lost silently"
+    );
+    assert_eq!(acks(&mut peer).len(), 6, "all acknowledged at receipt");
+    assert_eq!(
+        s.wanted(),
+        ["room/new", "room/other"],
+        "each room asked for once"
+    );
+    assert!(s.wanted().is_empty(), "and only once");
+    let key = |room: &str| {
+        let secret =
+            crate::room::seal::RoomSecret::new(SECRET.as_bytes().to_vec()).expect("secret");
+        crate::room::seal::RoomKey::derive(&secret, room)
+    };
+    // The keys may come back in any order: each room keeps its own.
+    assert_eq!(
+        s.key_ready("room/other", key("room/other"), Instant::now()),
+        Step::Continue
+    );
+    assert_eq!(printed(&mut s), ["other"]);
+    s.key_ready("room/new", key("room/new"), Instant::now());
+    assert_eq!(printed(&mut s), ["new 1", "new 2", "rejected ", "new 3"]);
+    // With its key at hand, the room goes on at once.
+    super::feed(&mut s, &mut peer, one(4));
+    assert_eq!(printed(&mut s), ["new 4"]);
+    assert!(s.wanted().is_empty());
+}
+
+#[test]
+fn count_is_reached_by_a_message_that_waited() {
+    let (mut s, mut peer) = member_named(Mode::Shown, Some(2));
+    for n in 1..=3 {
+        let p = publish("room/a", &text("room/a", &n.to_string(), "x"), 1, n, false);
+        assert_eq!(super::feed(&mut s, &mut peer, p), Step::Continue);
+    }
+    assert_eq!(derive_wanted(&mut s), Step::Done);
+    assert_eq!(printed(&mut s), ["x", "x"]);
+}
+
+#[test]
+fn what_waits_is_bounded_and_the_rest_is_throttled_not_lost() {
+    let (mut s, mut peer) = member_named(Mode::Shown, None);
+    s.room.as_mut().expect("room").set_limits(Limits {
+        room_messages: 2,
+        all_messages: 3,
+        ..LIMITS
+    });
+    let msg = |room: &str, n: u16| publish(room, &text(room, &n.to_string(), room), 1, n, false);
+    for (room, n) in [
+        ("room/a", 1),
+        ("room/a", 2),
+        ("room/a", 3),
+        ("room/b", 4),
+        ("room/c", 5),
+    ] {
+        super::feed(&mut s, &mut peer, msg(room, n));
+    }
+    // room/a holds two, room/b the third in all; room/a's third and room/c do not fit.
+    assert_eq!(printed(&mut s), ["rejected ", "rejected "]);
+    let summary = s.summary().expect("a summary");
+    assert!(summary.contains("(2 throttled)"), "{summary}");
+    assert_eq!(derive_wanted(&mut s), Step::Continue);
+    assert_eq!(printed(&mut s), ["room/a", "room/a", "room/b"]);
+    assert!(s.wanted().is_empty(), "no key asked for what did not fit");
+    // Bytes are bounded too.
+    let (mut s, mut peer) = member_named(Mode::Shown, None);
+    s.room.as_mut().expect("room").set_limits(Limits {
+        room_bytes: 100,
+        ..LIMITS
+    });
+    super::feed(&mut s, &mut peer, msg("room/a", 1));
+    assert_eq!(
+        printed(&mut s),
+        ["rejected "],
+        "larger than a room may hold"
+    );
+}
+
+#[test]
+fn over_the_budget_a_new_room_is_throttled_and_asks_for_no_key() {
+    let (mut s, mut peer) = member_named(Mode::Shown, None);
+    let burst = NEW_KEYS_BURST as u16;
+    // Well-formed on every topic (it would not open but on room/0: a stranger's flood).
+    let payload = text("room/0", "1", "x");
+    let t0 = Instant::now();
+    for n in 0..=burst {
+        let p = publish(&format!("room/{n}"), &payload, 0, 0, false);
+        s.on_packet(p, &mut peer.tx(), t0, SystemTime::now());
+    }
+    assert_eq!(s.wanted().len(), burst as usize);
+    assert_eq!(printed(&mut s), ["rejected "], "the one over the burst");
+}
+
+#[test]
+fn who_waits_for_presence_records_whose_keys_are_being_derived() {
+    let (mut s, mut peer) = member_named(Mode::Who, None);
+    let t0 = Instant::now();
+    let granted = Inbound::SubAck {
+        pkid: 2,
+        codes: vec![1],
+    };
+    s.on_packet(granted, &mut peer.tx(), t0, SystemTime::now());
+    assert_eq!(s.who_deadline(), Some(t0 + WHO_QUIET));
+    let t = presence::topic("room/a", "c1");
+    let join = r#"{"event":"join","from":"bob","ts":"2026-11-29T10:00:00.000Z"}"#;
+    let p = publish(&t, &sealed(SECRET, "room/a", &t, join), 1, 1, true);
+    s.on_packet(p, &mut peer.tx(), t0, SystemTime::now());
+    assert_eq!(
+        s.who_deadline(),
+        None,
+        "no deadline while a record waits for its key"
+    );
+    let t1 = t0 + Duration::from_secs(2);
+    let secret = crate::room::seal::RoomSecret::new(SECRET.as_bytes().to_vec()).expect("secret");
+    let key = crate::room::seal::RoomKey::derive(&secret, "room/a");
+    s.key_ready("room/a", key, t1);
+    assert_eq!(s.who_deadline(), Some(t1 + WHO_QUIET), "heard when opened");
+    assert_eq!(s.print_roster(), None);
+    assert_eq!(printed(&mut s), ["online bob"]);
+}
+
+#[test]
+fn what_waits_survives_a_reconnection_and_a_redelivery_prints_once() {
+    let (mut s, mut peer) = member_named(Mode::Shown, None);
+    let hi = publish("room/a", &text("room/a", "1", "hi"), 1, 1, false);
+    super::feed(&mut s, &mut peer, hi.clone());
+    let lost = LinkError::Closed;
+    let _ = s.lost(&lost, "c", Instant::now());
+    let mut again = Peer::new(Version::V311, None, false);
+    s.reconnected(&mut again.tx(), Instant::now());
+    super::feed(&mut s, &mut again, hi);
+    assert!(printed(&mut s).is_empty());
+    derive_wanted(&mut s);
+    assert_eq!(printed(&mut s), ["hi"]);
 }
 
 /// `record` signed by `who` and sealed in format version 2 for `topic` of `room`.
@@ -263,4 +470,52 @@ fn signed_presence_is_marked_like_messages_and_who_shows_fingerprints() {
             false
         )
     );
+}
+
+#[test]
+fn a_leave_signed_by_another_key_than_the_join_is_marked_and_changes_nothing() {
+    use crate::room::sign::Identity;
+    let (alice, carol) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[3; 32]));
+    let (mut s, mut peer) = member(SECRET, &[]);
+    let t = presence::topic("room/a", "alice-1");
+    let join = r#"{"event":"join","from":"alice","ts":"2026-11-29T10:00:00.000Z"}"#;
+    let leave = r#"{"event":"leave","from":"carol","ts":"2026-11-29T10:00:01.000Z"}"#;
+    feed(
+        &mut s,
+        &mut peer,
+        publish(&t, &signed(&alice, "room/a", &t, join), 1, 1, false),
+    );
+    feed(
+        &mut s,
+        &mut peer,
+        publish(&t, &signed(&carol, "room/a", &t, leave), 1, 2, false),
+    );
+    let m = marks(&mut s);
+    assert_eq!(m.len(), 2);
+    assert_eq!(
+        m[1],
+        (
+            "alice".into(),
+            false,
+            carol.fingerprint().to_string(),
+            true,
+            false
+        )
+    );
+    assert_eq!(s.view.online().len(), 1, "alice is still online");
+}
+
+#[test]
+fn retained_presence_pins_nothing() {
+    use crate::room::sign::Identity;
+    let carol = Identity::from_seed(&[3; 32]);
+    let (mut s, mut peer) = member(SECRET, &[]);
+    let t = presence::topic("room/a", "x-1");
+    let join = r#"{"event":"join","from":"alice","ts":"2026-11-29T10:00:00.000Z"}"#;
+    feed(
+        &mut s,
+        &mut peer,
+        publish(&t, &signed(&carol, "room/a", &t, join), 1, 1, true),
+    );
+    assert!(s.take_pins().is_empty());
 }
