@@ -176,6 +176,23 @@ each_broker! {
         );
     }
 
+    /// `--raw` cannot show marks: a forged line is told on stderr, every time.
+    fn raw_output_tells_forgeries_on_stderr(broker) {
+        let room = Room::new();
+        let topic = unique_topic("identities-raw");
+        let (alice, _) = room.identity("alice");
+        let (carol, c) = room.identity("carol");
+        let reader = room.reader(broker, &["--raw", "-n", "3", &topic]);
+        room.say(broker, &alice, "alice", &topic, "a1");
+        room.say(broker, &carol, "alice", &topic, "forged 1");
+        room.say(broker, &carol, "alice", &topic, "forged 2");
+        let out = reader.finish();
+        out.expect_code(0);
+        let told = out.stderr.lines().filter(|l| l.contains("KEY CHANGED")).collect::<Vec<_>>();
+        assert_eq!(told.len(), 2, "{}", out.stderr);
+        assert!(told.iter().all(|l| l.contains(&c) && l.contains("from 'alice'")), "{}", out.stderr);
+    }
+
     /// A member's join is signed (its fingerprint in `--json`), and `--who` lists the
     /// fingerprint of each member online.
     fn presence_is_signed_and_who_lists_fingerprints(broker) {

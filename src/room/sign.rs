@@ -34,7 +34,7 @@
 //! A member's fingerprint is the lowercase hex of SHA-256 of its 32-byte public key: what
 //! `chat-pub --fingerprint` prints and members compare out of band.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -84,7 +84,7 @@ impl Fingerprint {
                 crate::escape::escaped(text)
             )
         };
-        if digits.len() != 64 {
+        if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
             return Err(bad());
         }
         let mut out = [0u8; 32];
@@ -115,6 +115,9 @@ pub enum Mark {
     Nameless(Fingerprint),
     /// Format version 1: no signature.
     Unsigned,
+    /// Format version 1 under a nick that has a pinned key: a member who signs does not
+    /// send unsigned records, so this is loud like a changed key.
+    Downgraded,
 }
 
 impl Mark {
@@ -125,7 +128,7 @@ impl Mark {
     pub fn fingerprint(self) -> Option<Fingerprint> {
         match self {
             Mark::Verified(f) | Mark::NewKey(f) | Mark::Changed(f) | Mark::Nameless(f) => Some(f),
-            Mark::Unsigned => None,
+            Mark::Unsigned | Mark::Downgraded => None,
         }
     }
 }
@@ -320,7 +323,10 @@ pub struct Signed<'a> {
 /// cost two hashes each, not a signature check.
 #[derive(Default)]
 pub struct Verifier {
-    checked: VecDeque<([u8; KEY], [u8; 32], [u8; SIG])>,
+    /// Root → (key, signature, fingerprint) checked, at most [`CHECKED`].
+    checked: HashMap<[u8; 32], ([u8; KEY], [u8; SIG], Fingerprint)>,
+    /// The roots in the order they were checked, the oldest dropped first.
+    order: VecDeque<[u8; 32]>,
 }
 
 impl Verifier {
@@ -361,19 +367,29 @@ impl Verifier {
             });
         let key: [u8; KEY] = key.try_into().expect("split at KEY");
         let sig: [u8; SIG] = sig.try_into().expect("split at SIG");
-        let entry = (key, root, sig);
-        if !self.checked.contains(&entry) {
-            let public = VerifyingKey::from_bytes(&key).map_err(|_| BadSignature::Invalid)?;
-            public
-                .verify_strict(&signed_bytes(&root), &Signature::from_bytes(&sig))
-                .map_err(|_| BadSignature::Invalid)?;
-            if self.checked.len() == CHECKED {
-                self.checked.pop_front();
-            }
-            self.checked.push_back(entry);
+        if let Some(&(k, s, fingerprint)) = self.checked.get(&root)
+            && (k, s) == (key, sig)
+        {
+            return Ok(Signed {
+                fingerprint,
+                record,
+            });
+        }
+        let public = VerifyingKey::from_bytes(&key).map_err(|_| BadSignature::Invalid)?;
+        public
+            .verify_strict(&signed_bytes(&root), &Signature::from_bytes(&sig))
+            .map_err(|_| BadSignature::Invalid)?;
+        let fingerprint = Fingerprint::of(&key);
+        if self.order.len() == CHECKED
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.checked.remove(&oldest);
+        }
+        if self.checked.insert(root, (key, sig, fingerprint)).is_none() {
+            self.order.push_back(root);
         }
         Ok(Signed {
-            fingerprint: Fingerprint::of(&key),
+            fingerprint,
             record,
         })
     }

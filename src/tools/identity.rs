@@ -50,19 +50,36 @@ pub fn print_fingerprint(common: &Common) -> Result<(), Error> {
         .map_err(|e| Error::Failed(format!("cannot write to stdout: {e}")))
 }
 
+/// Reads an identity file: one open, its mode checked on that handle (a warning when
+/// group or others may read it, as for the room secret), its bytes read into a buffer
+/// that is zeroed afterwards and never grows.
 fn read(path: &Path, what: &str) -> Result<Identity, Error> {
+    use std::io::Read;
     let bad = |why: String| Error::Usage(format!("{what} {}: {why}", path.display()));
-    let text = Zeroizing::new(fs::read_to_string(path).map_err(|e| bad(e.to_string()))?);
-    let identity = Identity::from_pem(&text).map_err(|e| bad(e.to_string()))?;
-    if let Ok(meta) = fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
+    let mut file = fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a file".into()));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
         log::warn!(
             "{what} {} can be read by group or others; keep it private (chmod 600)",
             path.display()
         );
     }
-    Ok(identity)
+    // A PEM of an Ed25519 key is 119 bytes; anything much longer is not one.
+    let mut bytes = Zeroizing::new(vec![0u8; 4096]);
+    let mut len = 0;
+    while len < bytes.len() {
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(bad(e.to_string())),
+        }
+    }
+    let text = std::str::from_utf8(&bytes[..len]).map_err(|_| bad("not text".into()))?;
+    Identity::from_pem(text).map_err(|e| bad(e.to_string()))
 }
 
 /// The default identity: read, or made and written for the first time. Two runs making

@@ -324,8 +324,16 @@ chat\-sub remembers the key each nick was first seen with in each room, as ssh r
 a host's key, in \fI$XDG_DATA_HOME/mqttchat/known_members\fR (see FILES), and judges each
 record it opens against it. The room is the exact topic (for a presence record, the room
 it announces): \fBalice\fR in \fBteam/x\fR and \fBalice\fR in \fBteam/y\fR are two pins,
-and a wildcard subscription pins per topic. Text output marks, after the nick, what is
-not verified:
+and a wildcard subscription pins per topic. A nick pinned in some room keeps its key in
+the rooms it has not spoken in yet: first seen in \fBteam/y\fR with the key it has in
+\fBteam/x\fR, it is verified (and pinned there too); with another key, it is a changed
+key (and not pinned). Only records that are shown pin a key: retained presence learnt
+silently when chat\-sub subscribes pins nothing. A run appends a first\-seen pin only if
+the file has none for that room and nick by then (another run's, or one accepted with
+\fB\-\-trust\fR while it ran). Characters that show as nothing (zero\-width spaces and
+joiners, the word joiner, the byte order mark, the soft hyphen) are written as
+\fB\eu{...}\fR in nicks, so that \fBalice\fR and an invisible variant look different.
+Text output marks, after the nick, what is not verified:
 .TP
 (no mark)
 Signed with the key pinned for the nick in the room: verified.
@@ -341,6 +349,10 @@ stays, so records signed with the pinned key are still verified.
 .TP
 .B [unsigned]
 A record of format version 1, which carries no signature: on every one.
+.TP
+.B [UNSIGNED \(em not verified]
+A record of format version 1 under a nick that has a pinned key (in any room): a member
+who signs does not send unsigned records, so this is as loud as a changed key.
 .TP
 .B [key 3f9a1c2b4d5e6f70...]
 A signed raw message, which has no nick to pin the key to: in front of its text, whose
@@ -363,9 +375,15 @@ Joins and leaves are marked the same way. With \fB\-\-json\fR, messages and
 \fBjoin\fR, \fBleave\fR and \fBonline\fR objects of an encrypted room end with
 \fB\%"verified":true\fR or \fBfalse\fR (true only with the pinned key), then
 \fB\%"fingerprint"\fR (64 hex digits; not for an unsigned record), then
-\fB\%"key_changed":true\fR for a changed key or \fB\%"new_key":true\fR for a first\-seen one;
+\fB\%"key_changed":true\fR for a changed key, \fB\%"new_key":true\fR for a first\-seen
+one, or \fB\%"unsigned":true\fR for a record of version 1;
 a message that is not UTF\-8 has \fBpayload_base64\fR after them. \fB\-\-format\fR has
-\fB\%{fingerprint}\fR and \fB\%{verified}\fR. \fB\-\-who\fR prints each nick with the whole
+\fB\%{fingerprint}\fR and \fB\%{verified}\fR. \fB\-\-raw\fR, and a \fB\-\-format\fR with
+neither, cannot show marks: what they would say goes to standard error instead, as
+\fBchat\-sub: a message on \*(Aq\fR\fITOPIC\fR\fB\*(Aq from \*(Aq\fR\fINICK\fR\fB\*(Aq is
+signed with a key other than its nick\*(Aqs (\fR\fIFINGERPRINT\fR\fB): KEY CHANGED, not
+verified\fR, for every such message (a new key, once; an unsigned message, once per run).
+\fB\-\-who\fR prints each nick with the whole
 fingerprint of its join's key, then \fB[KEY CHANGED \(em not verified]\fR, \fB[new key]\fR
 or, for a version 1 join (which has no fingerprint), \fB[unsigned]\fR when so:
 .PP
@@ -397,8 +415,15 @@ started afterwards: a running one keeps the pins it read.
 .PP
 Trust on first use has its limit: a member who speaks first under a nick you never saw
 in a room gets that nick pinned to its own key, and the real owner then shows as
-\fBKEY CHANGED\fR. Compare fingerprints out of band before you rely on a nick, and
-\fB\-\-trust\fR the right one.
+\fBKEY CHANGED\fR. Compare the whole fingerprints (\fB\-\-who\fR, \fB\-\-json\fR,
+\fB\-\-fingerprint\fR; the 16 digits of a mark are only a hint) out of band before you rely
+on a nick, and \fB\-\-trust\fR the right one.
+.PP
+Presence is judged per client: a join or leave on a client's presence topic signed by
+another key than the join it would replace or end changes nothing (the member stays
+online, in \fB\-\-who\fR too) and is shown as \fBKEY CHANGED\fR under the nick of that
+join; the freshness of presence records (see PRESENCE) is kept per signer, so a record
+dated ahead by another member does not make the owner's records old news.
 .SS Bad signatures
 A record of version 2 that opens with the room's secret but whose signature does not
 check (or whose signature block is malformed) was forged or changed by someone who has

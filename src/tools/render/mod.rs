@@ -99,6 +99,21 @@ impl Renderer {
         }
     }
 
+    /// Whether messages are shown with their marks (text and JSON; a `--format` template
+    /// with `{verified}` or `{fingerprint}`): `--raw` and other templates cannot show them.
+    pub fn shows_marks(&self) -> bool {
+        match &self.format {
+            Format::Text { .. } | Format::Json => true,
+            Format::Raw => false,
+            Format::Template(pieces) => pieces.iter().any(|p| {
+                matches!(
+                    p,
+                    Piece::Field(Field::Verified) | Piece::Field(Field::Fingerprint)
+                )
+            }),
+        }
+    }
+
     /// Appends a join or leave line; false (nothing written) for formats that show only
     /// messages (`--raw`, `--format`).
     pub fn render_presence(&mut self, out: &mut Vec<u8>, p: &PresenceLine) -> bool {
@@ -202,6 +217,7 @@ impl Renderer {
                     }
                     Some(Mark::NewKey(_)) => self.push_flag(out, "[new key]", false),
                     Some(Mark::Unsigned) => self.push_flag(out, "[unsigned]", false),
+                    Some(Mark::Downgraded) => self.push_flag(out, DOWNGRADED, true),
                     _ => {}
                 }
             }
@@ -219,8 +235,9 @@ impl Renderer {
             Some(Mark::Changed(fp)) => format!("[KEY CHANGED {} — not verified]", fp.short()),
             Some(Mark::Nameless(fp)) => format!("[key {}]", fp.short()),
             Some(Mark::Unsigned) => "[unsigned]".to_owned(),
+            Some(Mark::Downgraded) => DOWNGRADED.to_owned(),
         };
-        let loud = matches!(mark, Some(Mark::Changed(_)));
+        let loud = matches!(mark, Some(Mark::Changed(_) | Mark::Downgraded));
         match after_nick {
             true => self.push_flag(out, &text, loud),
             false => {
@@ -245,14 +262,16 @@ impl Renderer {
         }
     }
 
-    /// The nick, escaped, in its colour when colours are on.
+    /// The nick, escaped, in its colour when colours are on. Characters that show as
+    /// nothing are escaped in nicks too (`alice\u{200b}` is not `alice`).
     fn push_nick(&self, out: &mut Vec<u8>, nick: &str) {
+        let nick = visible(nick);
         if self.color {
-            let _ = write!(out, "\x1b[{}m", nick_color(nick));
-            push_escaped(out, nick);
+            let _ = write!(out, "\x1b[{}m", nick_color(&nick));
+            push_escaped(out, &nick);
             out.extend_from_slice(b"\x1b[0m");
         } else {
-            push_escaped(out, nick);
+            push_escaped(out, &nick);
         }
     }
 
@@ -288,6 +307,29 @@ impl Renderer {
         }
         out.push(b'\n');
     }
+}
+
+/// `nick` with the characters that show as nothing (zero-width spaces and joiners, word
+/// joiner, byte order mark, soft hyphen) written as `\u{...}`, so that two nicks that
+/// look the same are the same.
+fn visible(nick: &str) -> Cow<'_, str> {
+    let invisible = |c: char| {
+        matches!(
+            c,
+            '\u{ad}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}'
+        )
+    };
+    if !nick.contains(invisible) {
+        return Cow::Borrowed(nick);
+    }
+    let mut out = String::with_capacity(nick.len() + 8);
+    for c in nick.chars() {
+        match invisible(c) {
+            true => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            false => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The `[topic] ` in front of a text line (messages, joins and leaves, `--who`), the topic
@@ -327,8 +369,12 @@ fn render_json(out: &mut Vec<u8>, m: &Delivered, d: &Decoded) {
     }
 }
 
+/// The mark of an unsigned record under a nick whose key is pinned.
+const DOWNGRADED: &str = "[UNSIGNED — not verified]";
+
 /// In an encrypted room, who signed it: `verified`, and for a signed record its
-/// `fingerprint`, with `key_changed` or `new_key` when so.
+/// `fingerprint`, with `key_changed` or `new_key` when so; `unsigned` for a record of
+/// format version 1.
 fn with_mark(line: Object<'_>, mark: Option<Mark>) -> Object<'_> {
     let Some(mark) = mark else {
         return line;
@@ -341,6 +387,7 @@ fn with_mark(line: Object<'_>, mark: Option<Mark>) -> Object<'_> {
     match mark {
         Mark::Changed(_) => line.bool("key_changed", true),
         Mark::NewKey(_) => line.bool("new_key", true),
+        Mark::Unsigned | Mark::Downgraded => line.bool("unsigned", true),
         _ => line,
     }
 }
@@ -508,6 +555,75 @@ mod tests {
         let m = msg(payload);
         r.render(&mut out, &m, &envelope::decode(payload));
         String::from_utf8(out).unwrap()
+    }
+
+    /// A message with `mark`, as text and as JSON.
+    fn marked(payload: &[u8], mark: Mark) -> (String, serde_json::Value) {
+        let mut text = Vec::new();
+        let m = Delivered {
+            mark: Some(mark),
+            ..msg(payload)
+        };
+        let decoded = envelope::decode(payload);
+        Renderer::new(
+            Format::Text {
+                topic_prefix: false,
+            },
+            false,
+        )
+        .render(&mut text, &m, &decoded);
+        let mut json = Vec::new();
+        Renderer::new(Format::Json, false).render(&mut json, &m, &decoded);
+        let json = serde_json::from_slice(&json).expect("JSON");
+        (
+            String::from_utf8(text).expect("UTF-8")[9..].to_owned(),
+            json,
+        )
+    }
+
+    #[test]
+    fn marks_in_text_and_json() {
+        use crate::room::sign::Fingerprint;
+        let fp = Fingerprint([0xab; 32]);
+        let env = br#"{"id":"1","from":"alice","ts":"2026-11-26T12:01:02.123Z","text":"hi"}"#;
+        let (text, json) = marked(env, Mark::Changed(fp));
+        assert_eq!(
+            text,
+            "alice [KEY CHANGED abababababababab… — not verified]: hi\n"
+        );
+        assert_eq!(
+            (
+                &json["verified"],
+                &json["key_changed"],
+                json["fingerprint"].as_str().map(str::len)
+            ),
+            (
+                &serde_json::json!(false),
+                &serde_json::json!(true),
+                Some(64)
+            )
+        );
+        let (text, json) = marked(env, Mark::Downgraded);
+        assert_eq!(text, "alice [UNSIGNED — not verified]: hi\n");
+        assert_eq!(
+            (&json["unsigned"], json.get("fingerprint")),
+            (&serde_json::json!(true), None)
+        );
+        let (text, json) = marked(env, Mark::Verified(fp));
+        assert_eq!(text, "alice: hi\n");
+        assert_eq!(
+            (&json["verified"], json.get("key_changed")),
+            (&serde_json::json!(true), None)
+        );
+        let (text, _) = marked(b"raw bytes", Mark::Nameless(fp));
+        assert_eq!(text, "[key abababababababab…] raw bytes\n");
+        // A nick with a zero-width space does not pass for another.
+        let env = "{\"from\":\"ali\u{200b}ce\",\"text\":\"x\"}".as_bytes();
+        let (text, _) = marked(env, Mark::NewKey(fp));
+        assert!(
+            text.starts_with("ali\\u{200b}ce [new key abababababababab…]"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -44,8 +44,36 @@ pub fn read() -> Result<Vec<Pin>, Error> {
     Ok(pins)
 }
 
+/// Appends first-seen pins to the file, but not for a room and nick that got a pin in
+/// the file meanwhile (another run's, or one accepted with `--trust`: a run started
+/// before must not override it).
+pub fn append_new(pins: &[Pin]) -> std::io::Result<()> {
+    let Some(path) = path() else {
+        return Ok(());
+    };
+    if pins.is_empty() {
+        return Ok(());
+    }
+    let text = match fs::read(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let known: std::collections::HashSet<(String, String)> = text
+        .lines()
+        .filter_map(|l| members::parse_pin(l).ok().flatten())
+        .map(|p| (p.room, p.nick))
+        .collect();
+    let new: Vec<Pin> = pins
+        .iter()
+        .filter(|p| !known.contains(&(p.room.clone(), p.nick.clone())))
+        .cloned()
+        .collect();
+    append(&new)
+}
+
 /// Appends pins to the file (made, with its folder, if needed).
-pub fn append(pins: &[Pin]) -> std::io::Result<()> {
+fn append(pins: &[Pin]) -> std::io::Result<()> {
     let Some(path) = path() else {
         return Ok(());
     };

@@ -26,7 +26,10 @@ pub struct Pin {
 /// The pins, and those made in this run that are not saved yet.
 #[derive(Debug, Default)]
 pub struct Members {
-    pins: HashMap<(String, String), Fingerprint>,
+    /// Room → nick → key.
+    pins: HashMap<String, HashMap<String, Fingerprint>>,
+    /// Nick → every key pinned for it, in any room.
+    keys_of: HashMap<String, Vec<Fingerprint>>,
     unsaved: Vec<Pin>,
 }
 
@@ -36,9 +39,28 @@ impl Members {
     pub fn new(pins: impl IntoIterator<Item = Pin>) -> Members {
         let mut m = Members::default();
         for p in pins {
-            m.pins.insert((p.room, p.nick), p.fingerprint);
+            m.pins
+                .entry(p.room)
+                .or_default()
+                .insert(p.nick, p.fingerprint);
+        }
+        for room in m.pins.values() {
+            for (nick, fp) in room {
+                let keys = m.keys_of.entry(nick.clone()).or_default();
+                if !keys.contains(fp) {
+                    keys.push(*fp);
+                }
+            }
         }
         m
+    }
+
+    fn pin(&mut self, room: String, nick: String, fp: Fingerprint) {
+        let keys = self.keys_of.entry(nick.clone()).or_default();
+        if !keys.contains(&fp) {
+            keys.push(fp);
+        }
+        self.pins.entry(room).or_default().insert(nick, fp);
     }
 
     /// The mark of a record in `room` from `nick` (None: no nick), signed with the key of
@@ -49,6 +71,10 @@ impl Members {
 
     /// As [`Members::judge`], but a first-seen key is pinned only when `pin` (a record
     /// that is shown; retained state learnt silently must not pin what nobody saw).
+    ///
+    /// A nick first seen in a room but pinned in another: its key there is its key here
+    /// too (pinned here when it matches, a changed key when not), so that a member cannot
+    /// take a known nick in a room it never spoke in.
     pub fn judge_and_pin(
         &mut self,
         room: &str,
@@ -56,27 +82,36 @@ impl Members {
         signer: Option<Fingerprint>,
         pin: bool,
     ) -> Mark {
+        let pinned = nick.is_some_and(|n| self.keys_of.contains_key(n));
         let Some(fp) = signer else {
-            return Mark::Unsigned;
+            return match pinned {
+                true => Mark::Downgraded,
+                false => Mark::Unsigned,
+            };
         };
         let Some(nick) = nick else {
             return Mark::Nameless(fp);
         };
-        match self.pins.get(&(room.to_owned(), nick.to_owned())) {
-            Some(&pinned) if pinned == fp => Mark::Verified(fp),
-            Some(_) => Mark::Changed(fp),
-            None if !pin => Mark::NewKey(fp),
-            None => {
-                let pin = Pin {
-                    room: room.to_owned(),
-                    nick: nick.to_owned(),
-                    fingerprint: fp,
-                };
-                self.pins.insert((pin.room.clone(), pin.nick.clone()), fp);
-                self.unsaved.push(pin);
-                Mark::NewKey(fp)
-            }
+        match self.pins.get(room).and_then(|r| r.get(nick)) {
+            Some(&p) if p == fp => return Mark::Verified(fp),
+            Some(_) => return Mark::Changed(fp),
+            None => {}
         }
+        let elsewhere = self.keys_of.get(nick).map(|k| k.contains(&fp));
+        let mark = match elsewhere {
+            Some(false) => return Mark::Changed(fp),
+            Some(true) => Mark::Verified(fp),
+            None => Mark::NewKey(fp),
+        };
+        if pin {
+            self.pin(room.to_owned(), nick.to_owned(), fp);
+            self.unsaved.push(Pin {
+                room: room.to_owned(),
+                nick: nick.to_owned(),
+                fingerprint: fp,
+            });
+        }
+        mark
     }
 
     /// The pins made since the last call, to append to the file.
@@ -133,7 +168,10 @@ fn decode(s: &str) -> Result<String, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).ok_or("a % without two hex digits")?;
+            let hex = s
+                .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+            let hex = hex.ok_or("a % without two hex digits")?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| "a % without two hex digits")?);
             i += 3;
         } else {
@@ -161,11 +199,25 @@ mod tests {
         }
         assert_eq!(m.judge("r", Some("alice"), Some(A)), Mark::Verified(A));
         // Per room: the same nick elsewhere is someone else.
-        assert_eq!(m.judge("s", Some("alice"), Some(B)), Mark::NewKey(B));
-        assert_eq!(m.judge("r", Some("alice"), None), Mark::Unsigned);
+        // Per room, but a nick's key from another room counts: another key is a changed
+        // one (not pinned), the same key is pinned here too.
+        assert_eq!(m.judge("s", Some("alice"), Some(B)), Mark::Changed(B));
+        assert_eq!(m.judge("s", Some("alice"), Some(A)), Mark::Verified(A));
+        assert_eq!(m.judge("s", Some("bob"), Some(B)), Mark::NewKey(B));
+        // Unsigned: plain for a nick never pinned, loud for one that signs elsewhere.
+        assert_eq!(m.judge("r", Some("carol"), None), Mark::Unsigned);
+        assert_eq!(m.judge("r", Some("alice"), None), Mark::Downgraded);
         assert_eq!(m.judge("r", None, Some(B)), Mark::Nameless(B));
-        let saved: Vec<_> = m.take_unsaved().into_iter().map(|p| p.room).collect();
-        assert_eq!(saved, ["r", "s"]);
+        let saved: Vec<_> = m
+            .take_unsaved()
+            .into_iter()
+            .map(|p| (p.room, p.nick))
+            .collect();
+        let pair = |r: &str, n: &str| (r.to_owned(), n.to_owned());
+        assert_eq!(
+            saved,
+            [pair("r", "alice"), pair("s", "alice"), pair("s", "bob")]
+        );
         assert!(m.take_unsaved().is_empty());
     }
 
@@ -196,7 +248,13 @@ mod tests {
         }
         assert_eq!(parse_pin("# a comment"), Ok(None));
         assert_eq!(parse_pin(""), Ok(None));
-        for bad in ["r alice", "r alice 0101", "r a%zz x", &format!("r a b {A}")] {
+        for bad in [
+            "r alice",
+            "r alice 0101",
+            "r a%zz x",
+            "r a%+f x",
+            &format!("r a b {A}"),
+        ] {
             assert!(parse_pin(bad).is_err(), "{bad}");
         }
     }

@@ -224,7 +224,7 @@ impl Driver {
     /// Writes what was printed to stdout, and saves the keys pinned meanwhile.
     fn flush(&mut self) -> Result<(), Error> {
         let pins = self.state.take_pins();
-        if let Err(e) = known::append(&pins) {
+        if let Err(e) = known::append_new(&pins) {
             log::warn!("cannot save the keys seen: {e}");
         }
         self.out

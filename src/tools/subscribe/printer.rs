@@ -52,6 +52,12 @@ impl Printer {
         self.renderer.render_who(&mut self.buf, online);
     }
 
+    /// Whether messages are printed with their marks (not `--raw`, not a `--format`
+    /// without `{verified}` or `{fingerprint}`).
+    pub fn shows_marks(&self) -> bool {
+        self.renderer.shows_marks()
+    }
+
     /// `--count 0`: there is nothing to wait for.
     pub fn wants_none(&self) -> bool {
         self.count == Some(0)

@@ -106,12 +106,14 @@ pub struct Room {
     verifier: Verifier,
     /// The keys pinned per room and nick.
     members: Members,
+    /// Whether an unsigned message was reported to an output without marks.
+    told_unsigned: bool,
     /// Kinds reported already (messages and presence apart).
     reported: HashSet<(Kind, bool)>,
     budget: Budget,
     /// The last presence record taken per presence topic: its time (ms), and whether it
     /// is a leave.
-    presence: HashMap<String, (i64, bool)>,
+    presence: HashMap<(String, Option<Fingerprint>), (i64, bool)>,
     /// Deliveries waiting for their room's key, per room, in arrival order.
     waiting: HashMap<String, Queue>,
     /// What waits in all: messages, bytes, and of those presence records.
@@ -132,6 +134,7 @@ impl Room {
             counts: [0; 6],
             verifier: Verifier::default(),
             members: Members::default(),
+            told_unsigned: false,
             reported: HashSet::new(),
             budget: Budget::default(),
             presence: HashMap::new(),
@@ -150,6 +153,32 @@ impl Room {
     /// The mark of a record opened in `room`, from `nick` (see `members`).
     pub fn judge(&mut self, room: &str, nick: Option<&str>, signer: Option<Fingerprint>) -> Mark {
         self.members.judge(room, nick, signer)
+    }
+
+    /// Says on stderr what a message's mark would have said, for an output that cannot
+    /// show marks (`--raw`, a `--format` without them): a changed key or an unsigned
+    /// record under a signing nick every time, a new key once (it is new once), an
+    /// unsigned one once per run.
+    pub fn mark_unshown(&mut self, topic: &[u8], nick: Option<&str>, mark: Mark) {
+        let why = match mark {
+            Mark::Verified(_) | Mark::Nameless(_) => return,
+            Mark::Unsigned if std::mem::replace(&mut self.told_unsigned, true) => return,
+            Mark::Unsigned => {
+                "is unsigned (format version 1); more like it are not reported".to_owned()
+            }
+            Mark::Downgraded => "is unsigned, but its nick signs: not verified".to_owned(),
+            Mark::NewKey(fp) => format!("is signed with a key new to this nick ({fp})"),
+            Mark::Changed(fp) => {
+                format!(
+                    "is signed with a key other than its nick's ({fp}): KEY CHANGED, not verified"
+                )
+            }
+        };
+        log::warn!(
+            "a message on '{}' from '{}' {why}",
+            escaped(&String::from_utf8_lossy(topic)),
+            escaped(nick.unwrap_or_default())
+        );
     }
 
     /// The mark of retained presence, learnt silently: a first-seen key is not pinned.
@@ -251,8 +280,16 @@ impl Room {
     /// `ts` must be a valid time not ahead of `wall` by more than [`PRESENCE_AHEAD`], and
     /// (time, leave) later than the last record taken for the topic — a leave wins over a
     /// join of the same time (chat-pub gives each connection's join and will a new time).
-    /// So a captured join or will published again changes nothing.
-    pub fn fresh(&mut self, topic: &[u8], plain: &[u8], wall: SystemTime) -> bool {
+    /// So a captured join or will published again changes nothing. Kept per signer: a
+    /// record signed by another member, dated ahead, does not make the owner's records
+    /// old news.
+    pub fn fresh(
+        &mut self,
+        topic: &[u8],
+        signer: Option<Fingerprint>,
+        plain: &[u8],
+        wall: SystemTime,
+    ) -> bool {
         let Some((Some(ts), leave)) = presence::decode_record(plain) else {
             return false;
         };
@@ -264,11 +301,11 @@ impl Room {
             return false;
         }
         let record = (t.timestamp_millis(), leave);
-        let topic = String::from_utf8_lossy(topic).into_owned();
-        match self.presence.get(&topic) {
+        let key = (String::from_utf8_lossy(topic).into_owned(), signer);
+        match self.presence.get(&key) {
             Some(&last) if record <= last => false,
             _ => {
-                self.presence.insert(topic, record);
+                self.presence.insert(key, record);
                 true
             }
         }

@@ -253,9 +253,14 @@ impl SubState {
         let Some(decoded) = self.inbox.verdict(d, &payload, sealed) else {
             return Step::Continue;
         };
+        let shows_marks = self.printer.shows_marks();
         let mark = self.room.as_mut().map(|room| {
             let topic = String::from_utf8_lossy(&d.topic);
-            room.judge(&topic, decoded.from.as_deref(), signer)
+            let mark = room.judge(&topic, decoded.from.as_deref(), signer);
+            if !shows_marks {
+                room.mark_unshown(&d.topic, decoded.from.as_deref(), mark);
+            }
+            mark
         });
         let m = Delivered {
             payload: &payload,
@@ -314,7 +319,7 @@ impl SubState {
             None => (Cow::Borrowed(&d.payload[..]), None),
             Some(_) if d.payload.is_empty() => return,
             Some(room) => match room.open_presence(&d.topic, &d.payload) {
-                Ok(o) if room.fresh(&d.topic, &o.record, wall) => {
+                Ok(o) if room.fresh(&d.topic, o.signer, &o.record, wall) => {
                     let topic = String::from_utf8_lossy(&d.topic);
                     let name = presence::parse(&topic).map(|(r, _)| r.to_owned());
                     let nick = presence::nick_of(&o.record);
