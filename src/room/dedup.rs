@@ -34,6 +34,9 @@ impl Default for Recent {
 pub enum Key<'a> {
     /// An envelope's `id`.
     Id(&'a str),
+    /// A signed envelope's `id`, with the fingerprint of its signer: another member's
+    /// record that copies the id is not a repeat of it (it is shown, and marked).
+    SignedId(&'a str, &'a [u8; 32]),
     /// A retained message without an id: its topic and payload.
     Retained { topic: &'a [u8], payload: &'a [u8] },
     /// An encrypted message: its nonce as received (each message has its own).
@@ -57,6 +60,7 @@ impl Recent {
             Key::Id(id) => (0u8, id).hash(&mut h),
             Key::Retained { topic, payload } => (1u8, topic, payload).hash(&mut h),
             Key::Sealed(payload) => (2u8, payload).hash(&mut h),
+            Key::SignedId(id, signer) => (3u8, id, signer).hash(&mut h),
         }
         let digest = h.finish();
         if !self.seen.insert(digest) {

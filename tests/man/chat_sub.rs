@@ -424,6 +424,9 @@ another key than the join it would replace or end changes nothing (the member st
 online, in \fB\-\-who\fR too) and is shown as \fBKEY CHANGED\fR under the nick of that
 join; the freshness of presence records (see PRESENCE) is kept per signer, so a record
 dated ahead by another member does not make the owner's records old news.
+A signed message is known by its envelope id and its signer: another member's record
+that copies an id is not taken for a repeat of the owner's (it is shown, marked), while
+the owner's own message delivered again is printed once.
 .SS Bad signatures
 A record of version 2 that opens with the room's secret but whose signature does not
 check (or whose signature block is malformed) was forged or changed by someone who has

@@ -88,6 +88,7 @@ impl Inbox {
         d: &Delivery,
         payload: &'a [u8],
         sealed: Option<&[u8]>,
+        signer: Option<&[u8; 32]>,
     ) -> Option<Decoded<'a>> {
         let decoded = match sealed {
             // Without the secret: shown as encrypted, never as its ciphertext.
@@ -108,7 +109,10 @@ impl Inbox {
                 topic: &d.topic,
                 payload,
             }),
-            (Some(id), _) => Some(Key::Id(id)),
+            (Some(id), _) => Some(match signer {
+                Some(fp) => Key::SignedId(id, fp),
+                None => Key::Id(id),
+            }),
             (None, true) => Some(Key::Retained {
                 topic: &d.topic,
                 payload,

@@ -250,7 +250,10 @@ impl SubState {
         };
         // What was opened is known by its nonce too (a replay of a raw message).
         let sealed = self.room.is_some().then(|| seal::nonce_of(&d.payload));
-        let Some(decoded) = self.inbox.verdict(d, &payload, sealed) else {
+        let Some(decoded) = self
+            .inbox
+            .verdict(d, &payload, sealed, signer.as_ref().map(|f| &f.0))
+        else {
             return Step::Continue;
         };
         let shows_marks = self.printer.shows_marks();

@@ -519,3 +519,20 @@ fn retained_presence_pins_nothing() {
     );
     assert!(s.take_pins().is_empty());
 }
+
+#[test]
+fn another_members_record_with_a_copied_id_is_shown_marked_not_taken_for_a_repeat() {
+    use crate::room::sign::Identity;
+    let (alice, carol) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[3; 32]));
+    let (mut s, mut peer) = member(SECRET, &[]);
+    let say = |who: &Identity, text: &str| {
+        signed(who, "room/a", "room/a", &envelope("same-id", "alice", text))
+    };
+    feed(&mut s, &mut peer, publish("room/a", &say(&carol, "first"), 1, 1, false));
+    feed(&mut s, &mut peer, publish("room/a", &say(&alice, "real"), 1, 2, false));
+    feed(&mut s, &mut peer, publish("room/a", &say(&alice, "real again"), 1, 3, false));
+    let m = marks(&mut s);
+    let who: Vec<_> = m.iter().map(|r| r.2.clone()).collect();
+    let fp = |i: &Identity| i.fingerprint().to_string();
+    assert_eq!(who, [fp(&carol), fp(&alice)], "alice's own repeat is still a repeat");
+}
