@@ -9,6 +9,7 @@ use proptest::prelude::*;
 
 use mqttchat::room::envelope::IdSource;
 use mqttchat::room::seal::{self, Rejected, RoomKey, RoomSecret};
+use mqttchat::room::sign;
 
 const TOPIC: &str = "team/x";
 
@@ -60,5 +61,42 @@ proptest! {
         prop_assert_eq!(seal::open(key(), "team/y", &sealed), Err(Rejected::Forged));
         let short = &sealed[..sealed.len().saturating_sub(cut)];
         prop_assert!(seal::open(key(), TOPIC, short).is_err());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Format version 2: each record of a batch of any size checks alone, as the record
+    /// it was, signed by its member; a change of any byte of any record's plaintext, or
+    /// another room or topic, never checks.
+    #[test]
+    fn every_signed_record_checks_alone_and_any_change_does_not(
+        records in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..200), 1..=sign::BATCH),
+        which in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+        seed in any::<[u8; 32]>(),
+    ) {
+        let me = sign::Identity::from_seed(&seed);
+        let items: Vec<sign::Item> = records
+            .iter()
+            .map(|r| sign::Item { room: TOPIC, topic: TOPIC, record: r })
+            .collect();
+        let signed = me.sign(&items);
+        let mut v = sign::Verifier::default();
+        for (plain, record) in signed.iter().zip(&records) {
+            let got = v.check(TOPIC, TOPIC, plain).expect("checks");
+            prop_assert_eq!(got.record, &record[..]);
+            prop_assert_eq!(got.fingerprint, me.fingerprint());
+        }
+        let plain = &signed[which.index(signed.len())];
+        let mut changed = plain.clone();
+        let i = at.index(changed.len());
+        changed[i] ^= 1 << bit;
+        prop_assert!(v.check(TOPIC, TOPIC, &changed).is_err());
+        prop_assert!(sign::Verifier::default().check(TOPIC, TOPIC, &changed).is_err());
+        prop_assert!(v.check("team/y", TOPIC, plain).is_err());
+        prop_assert!(v.check(TOPIC, "team/y", plain).is_err());
     }
 }

@@ -326,13 +326,13 @@ impl Roster {
         // A record signed by another key than the join it would replace or end (another
         // member's forgery on this client's presence topic) changes nothing: it is shown
         // as a changed key, under the nick of the join and its own.
-        let joined_by = self
-            .online
-            .get(topic)
+        // An unsigned record does not end or replace a signed join either.
+        let joined_by = (self.online.get(topic))
             .and_then(|e| e.3)
             .and_then(Mark::fingerprint);
-        if let (Some(was), Some(now)) = (joined_by, mark.and_then(Mark::fingerprint))
-            && was != now
+        let signer = mark.and_then(Mark::fingerprint);
+        if let Some(was) = joined_by
+            && signer != Some(was)
         {
             let nick = match &event {
                 Event::Join { nick, .. } => nick.clone(),
@@ -343,7 +343,7 @@ impl Roster {
                 nick,
                 joined: matches!(event, Event::Join { .. }),
                 ts: None,
-                mark: Some(Mark::Changed(now)),
+                mark: Some(signer.map_or(Mark::Downgraded, Mark::Changed)),
             });
         }
         match event {
@@ -363,11 +363,19 @@ impl Roster {
             }
             Event::Leave => {
                 let known = self.online.remove(topic);
-                // A retained goodbye (a sealed will) of someone never seen is not news.
-                if retained && known.is_none() {
+                // A retained goodbye (a sealed will) of someone never seen is not news; in
+                // an encrypted room (marks), no leave is: it would be shown under a nick
+                // that its signature was not judged by.
+                if (retained || mark.is_some()) && known.is_none() {
                     return None;
                 }
-                let nick = known.map_or(id, |(_, nick, _, _)| nick);
+                // Shown under the join's nick, with the join's mark (its key checked
+                // above against the join's).
+                let (nick, mark) = match known {
+                    Some((_, nick, _, join_mark)) if mark.is_some() => (nick, join_mark),
+                    Some((_, nick, _, _)) => (nick, mark),
+                    None => (id, mark),
+                };
                 Some(Change {
                     room: room.to_string(),
                     nick,

@@ -56,7 +56,12 @@ pub fn print_fingerprint(common: &Common) -> Result<(), Error> {
 fn read(path: &Path, what: &str) -> Result<Identity, Error> {
     use std::io::Read;
     let bad = |why: String| Error::Usage(format!("{what} {}: {why}", path.display()));
-    let mut file = fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    // Not blocked by a FIFO in its place: the type is checked on the handle.
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| bad(e.to_string()))?;
     let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
     if !meta.is_file() {
         return Err(bad("not a file".into()));

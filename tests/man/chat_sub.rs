@@ -330,9 +330,9 @@ the rooms it has not spoken in yet: first seen in \fBteam/y\fR with the key it h
 key (and not pinned). Only records that are shown pin a key: retained presence learnt
 silently when chat\-sub subscribes pins nothing. A run appends a first\-seen pin only if
 the file has none for that room and nick by then (another run's, or one accepted with
-\fB\-\-trust\fR while it ran). Characters that show as nothing (zero\-width spaces and
-joiners, the word joiner, the byte order mark, the soft hyphen) are written as
-\fB\eu{...}\fR in nicks, so that \fBalice\fR and an invisible variant look different.
+\fB\-\-trust\fR while it ran). Characters that show as nothing (Unicode's default ignorable
+code points: zero\-width spaces and joiners, variation selectors, fillers, tags, the
+soft hyphen) are written as \fB\eu{...}\fR in nicks, so that \fBalice\fR and an invisible variant look different.
 Text output marks, after the nick, what is not verified:
 .TP
 (no mark)
@@ -378,14 +378,16 @@ Joins and leaves are marked the same way. With \fB\-\-json\fR, messages and
 \fB\%"key_changed":true\fR for a changed key, \fB\%"new_key":true\fR for a first\-seen
 one, or \fB\%"unsigned":true\fR for a record of version 1;
 a message that is not UTF\-8 has \fBpayload_base64\fR after them. \fB\-\-format\fR has
-\fB\%{fingerprint}\fR and \fB\%{verified}\fR. \fB\-\-raw\fR, and a \fB\-\-format\fR with
-neither, cannot show marks: what they would say goes to standard error instead, as
+\fB\%{fingerprint}\fR and \fB\%{verified}\fR. \fB\-\-raw\fR, and a \fB\-\-format\fR
+without \fB\%{verified}\fR, cannot show marks: what they would say goes to standard error
+instead, as
 \fBchat\-sub: a message on \*(Aq\fR\fITOPIC\fR\fB\*(Aq from \*(Aq\fR\fINICK\fR\fB\*(Aq is
 signed with a key other than its nick\*(Aqs (\fR\fIFINGERPRINT\fR\fB): KEY CHANGED, not
 verified\fR, for every such message (a new key, once; an unsigned message, once per run).
 \fB\-\-who\fR prints each nick with the whole
 fingerprint of its join's key, then \fB[KEY CHANGED \(em not verified]\fR, \fB[new key]\fR
-or, for a version 1 join (which has no fingerprint), \fB[unsigned]\fR when so:
+or, for a version 1 join (which has no fingerprint), \fB[unsigned]\fR or \fB[UNSIGNED \(em
+not verified]\fR when so:
 .PP
 .RS 4
 .nf

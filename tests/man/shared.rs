@@ -264,8 +264,11 @@ That is trust on first use: a member who speaks first under a nick that a reader
 saw in that room gets the nick pinned to its own key there, and the real owner then shows
 as \fBKEY CHANGED\fR. Compare fingerprints out of band (\fBchat\-pub \-\-fingerprint\fR)
 and accept the right one with \fBchat\-sub \-\-trust\fR. Pins are per room, the room being
-the exact topic: a nick pinned in \fBteam/x\fR is new in \fBteam/y\fR. Records of format
-version 1 are not signed, and show as \fB[unsigned]\fR.
+the exact topic, but a nick pinned in \fBteam/x\fR keeps that key in \fBteam/y\fR until it
+speaks there (another key is a changed key). Records of format version 1 are not signed,
+and show as \fB[unsigned]\fR, or as \fB[UNSIGNED \(em not verified]\fR under a nick that
+has a pinned key. Nicks that look alike (another normalisation, homoglyphs) are
+different nicks: only the first record of each is marked.
 .IP \(bu 2
 The past, once the secret leaks: there is no forward secrecy. Whoever recorded the room's
 traffic and later learns the secret reads all of it. Change the secret (a new file for
@@ -360,8 +363,10 @@ the sibling is on the left and \fIh\fR = SHA\-256(0x01 || \fIs\fR || \fIh\fR); e
 .IP
 \fIsignature\fR = Ed25519 (RFC 8032, pure Ed25519) with the member's identity over the
 49 bytes \fBmqttchat:e2:root\fR, a zero byte, then the root; \fIpublic key\fR is the
-identity's 32\-byte public key. A reader checks the signature strictly (RFC 8032 with
-canonical encodings; keys of small order are refused) with the public key of the block.
+identity's 32\-byte public key. A reader checks the signature strictly, as
+ed25519\-dalek's \fBverify_strict\fR does: \fIS\fR < \fIL\fR, \fIR\fR and the public key
+not of small order, the cofactorless equation, and \fIR\fR compared as encoded bytes; the
+public key's 32 bytes are hashed as they are sent.
 A payload that opens but whose block is malformed (shorter than its depth says, a depth
 above 8, path bits set above the depth) or whose signature does not check is not a
 record of the room (kind \fBbad\-signature\fR in chat\-sub(1)).
@@ -391,16 +396,23 @@ and will, with a \fITIME\fR later than the last one's. The clean goodbye is a le
 record with a later time still, not retained, followed by the empty retained message that
 clears the join. \fITIME\fR is RFC 3339 (chat\-pub writes UTC with milliseconds). A reader
 ignores empty payloads, records without a valid \fITIME\fR or more than 5 minutes ahead
-of its clock, and events other than join and leave; it takes a record only when
-(\fITIME\fR, leave) is later than that of the last record it took for the presence topic,
-\fITIME\fR compared to the millisecond and a leave winning over a join of the same time.
+of its clock, records whose \fBfrom\fR is not a string, and events other than join and
+leave (a record without \fBevent\fR is a join); it takes a record only when
+(\fITIME\fR, leave) is later than that of the last record it took for the presence topic
+from the same signer (unsigned records count as one signer), \fITIME\fR compared to the
+millisecond and a leave winning over a join of the same time. A record signed by another
+key than the join it would replace or end (or unsigned, after a signed join) changes
+nothing and is shown as a changed key (or \fB[UNSIGNED \(em not verified]\fR) under the
+join's nick; a leave is shown under the nick of the join it ends, with that join's mark,
+and a leave on a presence topic with no join seen is not shown.
 .TP
 .B Versions
 A payload that starts with \fBmqttchat:e\fR but with neither \fBmqttchat:e1:\fR nor
 \fBmqttchat:e2:\fR is an encrypted payload of another version, which this one does not
 open (kind \fBunknown\-version\fR; without the secret it shows as text: only well\-formed
 payloads of versions 1 and 2 show as encrypted). Records of members whose chat\-pub still
-writes version 1 open, marked \fB[unsigned]\fR; a reader that knows only version 1 does
+writes version 1 open, marked \fB[unsigned]\fR (\fB[UNSIGNED \(em not verified]\fR under
+a nick that signs elsewhere); a reader that knows only version 1 does
 not open version 2. A later version (key rotation) gets its own prefix.
 "##;
 

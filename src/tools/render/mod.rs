@@ -100,7 +100,7 @@ impl Renderer {
     }
 
     /// Whether messages are shown with their marks (text and JSON; a `--format` template
-    /// with `{verified}` or `{fingerprint}`): `--raw` and other templates cannot show them.
+    /// with `{verified}`): `--raw` and other templates cannot show them.
     pub fn shows_marks(&self) -> bool {
         match &self.format {
             Format::Text { .. } | Format::Json => true,
@@ -309,22 +309,26 @@ impl Renderer {
     }
 }
 
-/// `nick` with the characters that show as nothing (zero-width spaces and joiners, word
-/// joiner, byte order mark, soft hyphen) written as `\u{...}`, so that two nicks that
-/// look the same are the same.
+/// Whether `c` shows as nothing (Unicode's Default_Ignorable_Code_Point: zero-width
+/// spaces and joiners, variation selectors, fillers, tags, …): in a nick it is written as
+/// `\u{...}`, so that two nicks that look the same are the same.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+        | '\u{ffa0}' | '\u{fff0}'..='\u{fff8}' | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
+}
+
+/// `nick` with the characters that show as nothing written as `\u{...}`.
 fn visible(nick: &str) -> Cow<'_, str> {
-    let invisible = |c: char| {
-        matches!(
-            c,
-            '\u{ad}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}'
-        )
-    };
-    if !nick.contains(invisible) {
+    if !nick.contains(is_invisible) {
         return Cow::Borrowed(nick);
     }
     let mut out = String::with_capacity(nick.len() + 8);
     for c in nick.chars() {
-        match invisible(c) {
+        match is_invisible(c) {
             true => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             false => out.push(c),
         }

@@ -53,7 +53,7 @@ impl Printer {
     }
 
     /// Whether messages are printed with their marks (not `--raw`, not a `--format`
-    /// without `{verified}` or `{fingerprint}`).
+    /// without `{verified}`).
     pub fn shows_marks(&self) -> bool {
         self.renderer.shows_marks()
     }

@@ -528,11 +528,83 @@ fn another_members_record_with_a_copied_id_is_shown_marked_not_taken_for_a_repea
     let say = |who: &Identity, text: &str| {
         signed(who, "room/a", "room/a", &envelope("same-id", "alice", text))
     };
-    feed(&mut s, &mut peer, publish("room/a", &say(&carol, "first"), 1, 1, false));
-    feed(&mut s, &mut peer, publish("room/a", &say(&alice, "real"), 1, 2, false));
-    feed(&mut s, &mut peer, publish("room/a", &say(&alice, "real again"), 1, 3, false));
+    feed(
+        &mut s,
+        &mut peer,
+        publish("room/a", &say(&carol, "first"), 1, 1, false),
+    );
+    feed(
+        &mut s,
+        &mut peer,
+        publish("room/a", &say(&alice, "real"), 1, 2, false),
+    );
+    feed(
+        &mut s,
+        &mut peer,
+        publish("room/a", &say(&alice, "real again"), 1, 3, false),
+    );
     let m = marks(&mut s);
     let who: Vec<_> = m.iter().map(|r| r.2.clone()).collect();
     let fp = |i: &Identity| i.fingerprint().to_string();
-    assert_eq!(who, [fp(&carol), fp(&alice)], "alice's own repeat is still a repeat");
+    assert_eq!(
+        who,
+        [fp(&carol), fp(&alice)],
+        "alice's own repeat is still a repeat"
+    );
+}
+
+#[test]
+fn a_leave_is_shown_only_under_a_join_it_ends_and_with_that_joins_mark() {
+    use crate::room::sign::Identity;
+    let (alice, carol) = (Identity::from_seed(&[1; 32]), Identity::from_seed(&[3; 32]));
+    let (mut s, mut peer) = member(SECRET, &[]);
+    let record = |event: &str, nick: &str, sec: u8| {
+        format!(r#"{{"event":"{event}","from":"{nick}","ts":"2026-11-29T10:00:0{sec}.000Z"}}"#)
+    };
+    // alice speaks (her key is pinned), and joins on her own topic.
+    let hi = signed(&alice, "room/a", "room/a", &envelope("1", "alice", "hi"));
+    feed(&mut s, &mut peer, publish("room/a", &hi, 1, 1, false));
+    let a = presence::topic("room/a", "alice-1");
+    let join = signed(&alice, "room/a", &a, &record("join", "alice", 1));
+    feed(&mut s, &mut peer, publish(&a, &join, 1, 2, false));
+    // carol's own leave on a topic nobody joined: not shown (under whose nick?).
+    let nobody = presence::topic("room/a", "alice-2");
+    let leave = signed(&carol, "room/a", &nobody, &record("leave", "carol", 2));
+    feed(&mut s, &mut peer, publish(&nobody, &leave, 1, 3, false));
+    // An unsigned leave on alice's topic: marked, and alice stays online.
+    let v1 = sealed(SECRET, "room/a", &a, &record("leave", "alice", 3));
+    feed(&mut s, &mut peer, publish(&a, &v1, 1, 4, false));
+    // carol joins as alice on a topic of her own (changed key), then leaves it.
+    let c = presence::topic("room/a", "carol-1");
+    let fake = signed(&carol, "room/a", &c, &record("join", "alice", 4));
+    feed(&mut s, &mut peer, publish(&c, &fake, 1, 5, false));
+    let bye = signed(&carol, "room/a", &c, &record("leave", "carol", 5));
+    feed(&mut s, &mut peer, publish(&c, &bye, 1, 6, false));
+    let out = String::from_utf8(std::mem::take(s.output())).expect("UTF-8");
+    let seen: Vec<(String, String, bool, bool, bool)> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            (
+                v["event"].as_str().unwrap_or("message").to_owned(),
+                v["from"].as_str().unwrap_or("").to_owned(),
+                v["verified"].as_bool().unwrap_or(false),
+                v["key_changed"].as_bool().unwrap_or(false),
+                v["unsigned"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let row = |e: &str, n: &str, v, k, u| (e.to_owned(), n.to_owned(), v, k, u);
+    assert_eq!(
+        seen,
+        [
+            row("message", "alice", false, false, false),
+            row("join", "alice", true, false, false),
+            row("leave", "alice", false, false, true),
+            row("join", "alice", false, true, false),
+            row("leave", "alice", false, true, false),
+        ]
+    );
+    let online: Vec<_> = s.view.online().iter().map(|o| o.1.to_owned()).collect();
+    assert_eq!(online, ["alice"], "alice's own join still stands");
 }
