@@ -176,6 +176,32 @@ each_broker! {
         );
     }
 
+    /// `--hide-own` hides the lines your identity signed, not another member's lines
+    /// under your nick.
+    fn hide_own_hides_only_what_you_signed(broker) {
+        let room = Room::new();
+        let topic = unique_topic("identities-own");
+        let (me, _) = room.identity("me");
+        let (carol, c) = room.identity("carol");
+        let mut reader = chat_sub(broker, &["--room-secret-file", &room.secret]);
+        reader.args(["--json", "--hide-own", "--nick", "me", "--identity-file", &me, "-n", "2", &topic]);
+        reader.env("XDG_DATA_HOME", room.dir.path().join("data-reader"));
+        let reader = watch(reader);
+        room.say(broker, &me, "me", &topic, "mine");
+        room.say(broker, &carol, "me", &topic, "not mine");
+        room.say(broker, &carol, "carol", &topic, "end");
+        let out = reader.finish();
+        out.expect_code(0);
+        let rows: Vec<_> = json_lines(&out.lines()).iter().map(row).collect();
+        assert_eq!(
+            rows,
+            [
+                ("me".to_owned(), "not mine".to_owned(), false, c.clone(), false, true),
+                ("carol".to_owned(), "end".to_owned(), false, c.clone(), false, true),
+            ]
+        );
+    }
+
     /// `--raw` cannot show marks: a forged line is told on stderr, every time.
     fn raw_output_tells_forgeries_on_stderr(broker) {
         let room = Room::new();

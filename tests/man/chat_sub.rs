@@ -318,7 +318,8 @@ pinned the old one, until they accept it.
 \fB\-\-fingerprint\fR (chat\-pub or chat\-sub) prints the fingerprint of your identity
 (of \fB\-\-identity\-file\fR's, or of the default one, made if there is none yet) and
 exits: 64 lowercase hex digits, the SHA\-256 of the 32\-byte public key. chat\-sub needs
-no identity to read a room; its \fB\-\-identity\-file\fR serves \fB\-\-fingerprint\fR.
+no identity to read a room; its \fB\-\-identity\-file\fR serves \fB\-\-fingerprint\fR and
+\fB\-\-hide\-own\fR (see below).
 .SS Pinned keys
 chat\-sub remembers the key each nick was first seen with in each room, as ssh remembers
 a host's key, in \fI$XDG_DATA_HOME/mqttchat/known_members\fR (see FILES), and judges each
@@ -426,6 +427,9 @@ another key than the join it would replace or end changes nothing (the member st
 online, in \fB\-\-who\fR too) and is shown as \fBKEY CHANGED\fR under the nick of that
 join; the freshness of presence records (see PRESENCE) is kept per signer, so a record
 dated ahead by another member does not make the owner's records old news.
+With \fB\-\-hide\-own\fR, only the messages your identity signed are hidden (chat\-sub
+reads your identity, as chat\-pub does, from \fB\-\-identity\-file\fR or the default
+one): another member's message under your nick is shown, marked.
 A signed message is known by its envelope id and its signer: another member's record
 that copies an id is not taken for a repeat of the owner's (it is shown, marked), while
 the owner's own message delivered again is printed once.

@@ -77,12 +77,15 @@ impl SubConfig {
             no_local: args.hide_own,
         };
         let printer = Printer::new(Renderer::new(format, use_color(args.color)), args.count);
-        let state = SubState::new(
-            subs,
-            Inbox::new(hidden.clone(), args.no_retained).with_dialect(dialect, args.no_presence),
-            View::new(mode, hidden),
-            printer,
-        );
+        let mut inbox =
+            Inbox::new(hidden.clone(), args.no_retained).with_dialect(dialect, args.no_presence);
+        if args.hide_own && secret.is_some() {
+            // In an encrypted room, your own lines are those your identity signed.
+            let own = options::own_nick(args.nick.as_deref()).unwrap_or_default();
+            let fp = crate::tools::identity::load(&args.common)?.fingerprint();
+            inbox = inbox.with_own(own, fp.0);
+        }
+        let state = SubState::new(subs, inbox, View::new(mode, hidden), printer);
         Ok(SubConfig {
             connect,
             connect_timeout: args.common.connect_timeout,

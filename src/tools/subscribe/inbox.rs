@@ -28,6 +28,10 @@ pub struct Inbox {
     dialect: Dialect,
     /// Whether the dialect's notices are shown (not with `--no-presence`).
     hide_notices: bool,
+    /// In an encrypted room with `--hide-own`: your nick and your identity's fingerprint.
+    /// Only what your identity signed is hidden: another member's record under your nick
+    /// is shown, marked.
+    own: Option<(String, [u8; 32])>,
 }
 
 impl Inbox {
@@ -46,6 +50,14 @@ impl Inbox {
             hide_notices,
             ..self
         }
+    }
+
+    /// `--hide-own` in an encrypted room: hides `nick`'s messages only when signed by the
+    /// identity of `fingerprint`.
+    pub fn with_own(mut self, nick: String, fingerprint: [u8; 32]) -> Inbox {
+        self.hidden.remove(&nick);
+        self.own = Some((nick, fingerprint));
+        self
     }
 
     /// A new session at the broker: nothing it sends is a repeat of a QoS 2 delivery.
@@ -100,6 +112,12 @@ impl Inbox {
         }
         let hidden = |f: &str| self.hidden.contains(f);
         if decoded.from.as_deref().is_some_and(hidden) {
+            return None;
+        }
+        if let Some((nick, fp)) = &self.own
+            && decoded.from.as_deref() == Some(nick.as_str())
+            && signer == Some(fp)
+        {
             return None;
         }
         let key = match (&decoded.id, d.retain) {

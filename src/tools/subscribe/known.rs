@@ -1,7 +1,8 @@
 //! The file of pinned keys, `$XDG_DATA_HOME/mqttchat/known_members` (see `members`): read
 //! at start, appended to as new keys are pinned, and by `--trust`. One line per pin,
 //! `ROOM NICK FINGERPRINT`; a later line for the same room and nick wins. Lines are
-//! appended whole with `O_APPEND`, so runs writing at once do not mix their lines.
+//! appended whole with `O_APPEND` under the file's lock (flock), so runs writing at once
+//! do not mix their lines, and a first-seen pin is not appended over one made meanwhile.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
@@ -46,34 +47,16 @@ pub fn read() -> Result<Vec<Pin>, Error> {
 
 /// Appends first-seen pins to the file, but not for a room and nick that got a pin in
 /// the file meanwhile (another run's, or one accepted with `--trust`: a run started
-/// before must not override it).
+/// before must not override it). The file is locked (flock) from the read to the write.
 pub fn append_new(pins: &[Pin]) -> std::io::Result<()> {
-    let Some(path) = path() else {
-        return Ok(());
-    };
-    if pins.is_empty() {
-        return Ok(());
-    }
-    let text = match fs::read(&path) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e),
-    };
-    let known: std::collections::HashSet<(String, String)> = text
-        .lines()
-        .filter_map(|l| members::parse_pin(l).ok().flatten())
-        .map(|p| (p.room, p.nick))
-        .collect();
-    let new: Vec<Pin> = pins
-        .iter()
-        .filter(|p| !known.contains(&(p.room.clone(), p.nick.clone())))
-        .cloned()
-        .collect();
-    append(&new)
+    append(pins, true)
 }
 
-/// Appends pins to the file (made, with its folder, if needed).
-fn append(pins: &[Pin]) -> std::io::Result<()> {
+/// Appends pins to the file (made, with its folder, if needed), under its lock; with
+/// `only_new`, not those whose room and nick have a pin in it already.
+fn append(pins: &[Pin], only_new: bool) -> std::io::Result<()> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
     let Some(path) = path() else {
         return Ok(());
     };
@@ -83,13 +66,33 @@ fn append(pins: &[Pin]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
-    let lines: String = pins.iter().map(members::format_pin).collect();
     let mut f = OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
         .open(&path)?;
+    // SAFETY: flock on a descriptor this function owns for the call; it touches no memory.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut known = std::collections::HashSet::new();
+    if only_new {
+        let mut text = Vec::new();
+        f.read_to_end(&mut text)?;
+        known = String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(|l| members::parse_pin(l).ok().flatten())
+            .map(|p| (p.room, p.nick))
+            .collect();
+    }
+    let lines: String = pins
+        .iter()
+        .filter(|p| !known.contains(&(p.room.clone(), p.nick.clone())))
+        .map(members::format_pin)
+        .collect();
     f.write_all(lines.as_bytes())
+    // Closing the file releases the lock.
 }
 
 /// `chat-sub --trust NICK FINGERPRINT ROOM`: pins the key, replacing the pin before.
@@ -108,7 +111,7 @@ pub fn trust(args: &[String]) -> Result<(), Error> {
         nick: nick.clone(),
         fingerprint,
     };
-    append(&[pin]).map_err(|e| {
+    append(&[pin], false).map_err(|e| {
         let path = path().unwrap_or_default();
         Error::Failed(format!("cannot write {}: {e}", path.display()))
     })?;
