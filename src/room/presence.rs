@@ -369,13 +369,9 @@ impl Roster {
                 if (retained || mark.is_some()) && known.is_none() {
                     return None;
                 }
-                // Shown under the join's nick, with the join's mark (its key checked
-                // above against the join's).
-                let (nick, mark) = match known {
-                    Some((_, nick, _, join_mark)) if mark.is_some() => (nick, join_mark),
-                    Some((_, nick, _, _)) => (nick, mark),
-                    None => (id, mark),
-                };
+                // Shown under the join's nick (by which the caller judged it; its key
+                // was checked above against the join's).
+                let nick = known.map_or(id, |(_, nick, _, _)| nick);
                 Some(Change {
                     room: room.to_string(),
                     nick,
@@ -385,6 +381,11 @@ impl Roster {
                 })
             }
         }
+    }
+
+    /// The nick of the join on `topic`, if one is online there.
+    pub fn nick_at(&self, topic: &str) -> Option<&str> {
+        self.online.get(topic).map(|e| e.1.as_str())
     }
 
     /// Everyone online, sorted by room and nick.

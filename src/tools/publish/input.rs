@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -26,8 +26,10 @@ use crate::room::seal;
 use crate::room::sign::{self, Item, Sealer};
 
 mod lines;
+mod sink;
 
 use lines::read_lines;
+use sink::Sink;
 
 /// How lines become payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,56 +427,10 @@ pub fn spawn(
         })
 }
 
-struct Sink<'a> {
-    prep: &'a mut Preparer,
-    batch: Vec<Outgoing>,
-    /// Which messages of `batch` are still to be signed and sealed.
-    unsealed: Vec<usize>,
-    control: &'a Control,
-    label: &'static str,
-}
-
-impl Sink<'_> {
-    fn line(&mut self, no: u64, bytes: &[u8]) {
-        match self.prep.prepare(no, bytes) {
-            Ok(Prepared::Message(m)) => self.batch.push(m),
-            Ok(Prepared::ToSeal(m)) => {
-                self.unsealed.push(self.batch.len());
-                self.batch.push(m);
-            }
-            Ok(Prepared::Skip) => {}
-            Err(why) => self.fail(no, &why),
-        }
-    }
-
-    fn fail(&mut self, no: u64, why: &str) {
-        crate::tool::say(format_args!("{} {no}: {why}; not sent", self.label));
-        self.control.failures.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The messages read so far, ready to publish: those of an encrypted room signed
-    /// together and sealed (if that fails, each is reported and left out).
-    fn take(&mut self) -> Vec<Outgoing> {
-        let mut batch = std::mem::take(&mut self.batch);
-        let unsealed = std::mem::take(&mut self.unsealed);
-        if unsealed.is_empty() {
-            return batch;
-        }
-        if let Err(why) = self.prep.seal(&mut batch, &unsealed) {
-            let mut left_out = Vec::with_capacity(unsealed.len());
-            for &i in unsealed.iter().rev() {
-                left_out.push(batch.remove(i).line);
-            }
-            for &no in left_out.iter().rev() {
-                self.fail(no, &why);
-            }
-        }
-        batch
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     fn prep(mode: Mode) -> Preparer {

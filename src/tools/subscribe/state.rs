@@ -10,7 +10,6 @@
 //! of unacknowledged messages (20 with mosquitto) would otherwise fill with a flood's, and
 //! hold up the rooms whose keys are at hand behind it.
 
-use std::borrow::Cow;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::inbox::Inbox;
@@ -25,9 +24,8 @@ use crate::mqtt::tx::LinkError;
 use crate::mqtt::tx::Tx;
 use crate::mqtt::wire::{self, AckKind, Delivery, Inbound, Version};
 use crate::room::presence;
-use crate::room::seal::{self, RoomKey};
-use crate::room::sign::Fingerprint;
-use crate::tools::render::{Delivered, Online, PresenceLine};
+use crate::room::seal;
+use crate::tools::render::{Delivered, Online};
 
 /// Packet id of our SUBSCRIBE to the chat topics.
 const SUBSCRIBE_PKID: u16 = 1;
@@ -207,26 +205,6 @@ impl SubState {
         self.show(&d, now, wall)
     }
 
-    /// The key of `room` is ready (derived on the driver's thread): what waited for it is
-    /// shown now, in the order it arrived (`Done`: `--count` reached).
-    pub fn key_ready(&mut self, room: &str, key: RoomKey, now: Instant) -> Step {
-        let Some(r) = &mut self.room else {
-            return Step::Continue;
-        };
-        for p in r.key_ready(room, key) {
-            if self.show(&p.delivery, now, p.wall) == Step::Done {
-                return Step::Done;
-            }
-        }
-        Step::Continue
-    }
-
-    /// The rooms whose keys are wanted (each once while its messages wait), for the
-    /// driver's thread of derivations.
-    pub fn wanted(&mut self) -> Vec<String> {
-        self.room.as_mut().map(Room::wanted).unwrap_or_default()
-    }
-
     /// Shows an acknowledged message (received at `wall`) if the inbox says so.
     fn show(&mut self, d: &Delivery, now: Instant, wall: SystemTime) -> Step {
         if presence::is_presence(&d.topic) {
@@ -273,79 +251,6 @@ impl SubState {
         match self.printer.message(&m, &decoded) {
             true => Step::Done,
             false => Step::Continue,
-        }
-    }
-
-    /// Counts and reports a payload of an encrypted room that is not shown (marked in
-    /// `--json` when it is a message).
-    fn not_shown(&mut self, d: &Delivery, why: room::Kind, wall: SystemTime) {
-        let Some(room) = &mut self.room else {
-            return;
-        };
-        let is_presence = presence::is_presence(&d.topic);
-        room.rejected(&d.topic, why, is_presence);
-        if !is_presence {
-            let m = Delivered {
-                topic: &d.topic,
-                payload: &d.payload,
-                qos: d.qos,
-                retain: d.retain,
-                received: wall,
-                properties: d.properties.as_deref(),
-                mark: None,
-            };
-            self.printer.rejected(&m, room::code(why));
-        }
-    }
-
-    /// The payload to show: as received, or in an encrypted room as decrypted, with who
-    /// signed it; None (counted, reported, and in `--json` marked) when it does not open.
-    fn open<'a>(&mut self, m: &Delivered<'a>) -> Option<(Cow<'a, [u8]>, Option<Fingerprint>)> {
-        let Some(room) = &mut self.room else {
-            return Some((Cow::Borrowed(m.payload), None));
-        };
-        match room.open_message(m.topic, m.payload) {
-            Ok(opened) => Some((Cow::Owned(opened.record), opened.signer)),
-            Err(why) => {
-                room.rejected(m.topic, why, false);
-                self.printer.rejected(m, room::code(why));
-                None
-            }
-        }
-    }
-
-    /// A presence message: the view decides whether a join or leave is shown. In an
-    /// encrypted room only sealed records count (an empty leave, which cannot be sealed,
-    /// is ignored: members say goodbye with a sealed leave), each newer than the last.
-    fn presence_message(&mut self, d: &Delivery, now: Instant, wall: SystemTime) {
-        let (payload, mark) = match &mut self.room {
-            None => (Cow::Borrowed(&d.payload[..]), None),
-            Some(_) if d.payload.is_empty() => return,
-            Some(room) => match room.open_presence(&d.topic, &d.payload) {
-                Ok(o) if room.fresh(&d.topic, o.signer, &o.record, wall) => {
-                    let topic = String::from_utf8_lossy(&d.topic);
-                    let name = presence::parse(&topic).map(|(r, _)| r.to_owned());
-                    let nick = presence::nick_of(&o.record);
-                    let name = name.unwrap_or_default();
-                    let mark = match d.retain {
-                        true => room.judge_unpinned(&name, nick.as_deref(), o.signer),
-                        false => room.judge(&name, nick.as_deref(), o.signer),
-                    };
-                    (Cow::Owned(o.record), Some(mark))
-                }
-                Ok(_) => return log::debug!("a presence record that is not news (a replay?)"),
-                Err(why) => return room.rejected(&d.topic, why, true),
-            },
-        };
-        if let Some(change) = self.view.message(&d.topic, &payload, d.retain, now, mark) {
-            self.printer.presence(&PresenceLine {
-                room: &change.room,
-                nick: &change.nick,
-                joined: change.joined,
-                ts: change.ts.as_deref(),
-                received: wall,
-                mark: change.mark,
-            });
         }
     }
 
@@ -449,6 +354,8 @@ fn refusal(filters: &[String], codes: &[u8], version: Version) -> Option<String>
         escaped(filter)
     ))
 }
+
+mod opening;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

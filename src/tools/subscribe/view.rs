@@ -94,6 +94,11 @@ impl View {
         shown.then_some(change)
     }
 
+    /// The nick of the join on a presence topic, if one is online there.
+    pub fn joined_nick(&self, topic: &str) -> Option<String> {
+        self.roster.nick_at(topic).map(str::to_owned)
+    }
+
     /// Everyone online who is not hidden.
     pub fn online(&self) -> Vec<Online<'_>> {
         let mut all = self.roster.online();
