@@ -264,8 +264,8 @@ That is trust on first use: a member who speaks first under a nick that a reader
 saw in that room gets the nick pinned to its own key there, and the real owner then shows
 as \fBKEY CHANGED\fR. Compare fingerprints out of band (\fBchat\-pub \-\-fingerprint\fR)
 and accept the right one with \fBchat\-sub \-\-trust\fR. Pins are per room, the room being
-the exact topic, but a nick pinned in \fBteam/x\fR keeps that key in \fBteam/y\fR until it
-speaks there (another key is a changed key). Records of format version 1 are not signed,
+the exact topic, but a nick pinned in \fBteam/x\fR is expected with the same key in
+\fBteam/y\fR (another key there is a changed key, and is not pinned). Records of format version 1 are not signed,
 and show as \fB[unsigned]\fR, or as \fB[UNSIGNED \(em not verified]\fR under a nick that
 has a pinned key. Nicks that look alike (another normalisation, homoglyphs) are
 different nicks: only the first record of each is marked.
