@@ -8,11 +8,10 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use zeroize::Zeroizing;
-
 use crate::cli::Common;
 use crate::error::Error;
 use crate::room::sign::Identity;
+use crate::tools::options::read_zeroized;
 
 /// `$XDG_DATA_HOME/mqttchat`, else `~/.local/share/mqttchat`.
 pub fn data_dir() -> Option<PathBuf> {
@@ -54,7 +53,6 @@ pub fn print_fingerprint(common: &Common) -> Result<(), Error> {
 /// group or others may read it, as for the room secret), its bytes read into a buffer
 /// that is zeroed afterwards and never grows.
 fn read(path: &Path, what: &str) -> Result<Identity, Error> {
-    use std::io::Read;
     let bad = |why: String| Error::Usage(format!("{what} {}: {why}", path.display()));
     // Not blocked by a FIFO in its place: the type is checked on the handle.
     let mut file = OpenOptions::new()
@@ -73,17 +71,8 @@ fn read(path: &Path, what: &str) -> Result<Identity, Error> {
         );
     }
     // A PEM of an Ed25519 key is 119 bytes; anything much longer is not one.
-    let mut bytes = Zeroizing::new(vec![0u8; 4096]);
-    let mut len = 0;
-    while len < bytes.len() {
-        match file.read(&mut bytes[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(bad(e.to_string())),
-        }
-    }
-    let text = std::str::from_utf8(&bytes[..len]).map_err(|_| bad("not text".into()))?;
+    let bytes = read_zeroized(&mut file, 4096, false).map_err(|e| bad(e.to_string()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad("not text".into()))?;
     Identity::from_pem(text).map_err(|e| bad(e.to_string()))
 }
 

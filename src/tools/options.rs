@@ -202,7 +202,6 @@ fn no_core_dumps() {
 
 /// The secret file's bytes, with a warning when group or others may read it.
 fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
-    use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
     let bad = |e: std::io::Error| {
         Error::Usage(format!(
@@ -225,19 +224,28 @@ fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
             path.display()
         );
     }
-    // Read into a buffer that is never reallocated (a reallocation would leave a copy of
-    // the secret behind): the first line is all that is used, and a secret is at most
-    // MAX_SECRET bytes.
-    let mut bytes = Zeroizing::new(vec![0u8; MAX_SECRET + 2]);
+    // The first line is all that is used, and a secret is at most MAX_SECRET bytes.
+    read_zeroized(&mut file, MAX_SECRET + 2, true).map_err(bad)
+}
+
+/// Reads at most `cap` bytes of a secret (up to the first line end when `one_line`) into
+/// a buffer that is zeroed when dropped and never reallocated: a reallocation would leave
+/// a copy of the secret behind.
+pub(crate) fn read_zeroized(
+    file: &mut impl std::io::Read,
+    cap: usize,
+    one_line: bool,
+) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut bytes = Zeroizing::new(vec![0u8; cap]);
     let mut len = 0;
     while len < bytes.len() {
         match file.read(&mut bytes[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(bad(e)),
+            Err(e) => return Err(e),
         }
-        if bytes[..len].contains(&b'\n') {
+        if one_line && bytes[..len].contains(&b'\n') {
             break;
         }
     }

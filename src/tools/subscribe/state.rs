@@ -214,15 +214,7 @@ impl SubState {
         if !self.inbox.wants(d) {
             return Step::Continue;
         }
-        let m = Delivered {
-            topic: &d.topic,
-            payload: &d.payload,
-            qos: d.qos,
-            retain: d.retain,
-            received: wall,
-            properties: d.properties.as_deref(),
-            mark: None,
-        };
+        let m = delivered(d, wall);
         let Some((payload, signer)) = self.open(&m) else {
             return Step::Continue;
         };
@@ -338,6 +330,19 @@ impl SubState {
     /// The lines to write to stdout.
     pub fn output(&mut self) -> &mut Vec<u8> {
         self.printer.buffer()
+    }
+}
+
+/// `d` as the printer sees it, received at `wall`, before it is opened and judged.
+fn delivered(d: &Delivery, wall: SystemTime) -> Delivered<'_> {
+    Delivered {
+        topic: &d.topic,
+        payload: &d.payload,
+        qos: d.qos,
+        retain: d.retain,
+        received: wall,
+        properties: d.properties.as_deref(),
+        mark: None,
     }
 }
 

@@ -42,16 +42,8 @@ impl SubState {
         let is_presence = presence::is_presence(&d.topic);
         room.rejected(&d.topic, why, is_presence);
         if !is_presence {
-            let m = Delivered {
-                topic: &d.topic,
-                payload: &d.payload,
-                qos: d.qos,
-                retain: d.retain,
-                received: wall,
-                properties: d.properties.as_deref(),
-                mark: None,
-            };
-            self.printer.rejected(&m, room::code(why));
+            self.printer
+                .rejected(&super::delivered(d, wall), room::code(why));
         }
     }
 
