@@ -38,12 +38,7 @@ impl Room {
     /// their own: (its path, its fingerprint).
     fn identity(&self, who: &str) -> (String, String) {
         let data = self.dir.path().join(format!("data-{who}"));
-        let out = run(
-            tool("chat-pub")
-                .arg("--fingerprint")
-                .env("XDG_DATA_HOME", &data),
-            b"",
-        );
+        let out = fingerprint_in("chat-pub", &data);
         out.expect_code(0);
         let path = data.join("mqttchat/identity");
         (
@@ -68,6 +63,16 @@ impl Room {
         c.env("XDG_DATA_HOME", self.dir.path().join("data-reader"));
         watch(c)
     }
+}
+
+/// `TOOL --fingerprint` with the data folder `data`.
+fn fingerprint_in(tool_name: &str, data: &std::path::Path) -> Finished {
+    run(
+        tool(tool_name)
+            .arg("--fingerprint")
+            .env("XDG_DATA_HOME", data),
+        b"",
+    )
 }
 
 /// (from, text, verified, fingerprint, key_changed, new_key) of a `--json` message.
@@ -253,12 +258,7 @@ each_broker! {
 fn fingerprints_and_identity_files() {
     let dir = TempDir::new("identity-files");
     let data = dir.path().join("data");
-    let first = run(
-        tool("chat-pub")
-            .arg("--fingerprint")
-            .env("XDG_DATA_HOME", &data),
-        b"",
-    );
+    let first = fingerprint_in("chat-pub", &data);
     first.expect_code(0);
     let fp = first.stdout_str().trim().to_owned();
     assert!(
@@ -274,12 +274,7 @@ fn fingerprints_and_identity_files() {
     let mode =
         |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!((mode(&file), mode(&data.join("mqttchat"))), (0o600, 0o700));
-    let again = run(
-        tool("chat-sub")
-            .arg("--fingerprint")
-            .env("XDG_DATA_HOME", &data),
-        b"",
-    );
+    let again = fingerprint_in("chat-sub", &data);
     again.expect_code(0);
     assert_eq!(
         (again.stdout_str().trim(), again.stderr.as_str()),

@@ -57,12 +57,12 @@ pub fn append_new(pins: &[Pin]) -> std::io::Result<()> {
 fn append(pins: &[Pin], only_new: bool) -> std::io::Result<()> {
     use std::io::Read;
     use std::os::fd::AsRawFd;
+    if pins.is_empty() {
+        return Ok(()); // the common case: called after every batch
+    }
     let Some(path) = path() else {
         return Ok(());
     };
-    if pins.is_empty() {
-        return Ok(());
-    }
     if let Some(dir) = path.parent() {
         DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }

@@ -64,27 +64,21 @@ impl Members {
     }
 
     /// The mark of a record in `room` from `nick` (None: no nick), signed with the key of
-    /// `signer` (None: unsigned); a first-seen key is pinned.
-    pub fn judge(&mut self, room: &str, nick: Option<&str>, signer: Option<Fingerprint>) -> Mark {
-        self.judge_and_pin(room, nick, signer, true)
-    }
-
-    /// As [`Members::judge`], but a first-seen key is pinned only when `pin` (a record
-    /// that is shown; retained state learnt silently must not pin what nobody saw).
+    /// `signer` (None: unsigned). A first-seen key is pinned when `pin` (a record that is
+    /// shown; retained state learnt silently must not pin what nobody saw).
     ///
     /// A nick first seen in a room but pinned in another: its key there is its key here
     /// too (pinned here when it matches, a changed key when not), so that a member cannot
     /// take a known nick in a room it never spoke in.
-    pub fn judge_and_pin(
+    pub fn judge(
         &mut self,
         room: &str,
         nick: Option<&str>,
         signer: Option<Fingerprint>,
         pin: bool,
     ) -> Mark {
-        let pinned = nick.is_some_and(|n| self.keys_of.contains_key(n));
         let Some(fp) = signer else {
-            return match pinned {
+            return match nick.is_some_and(|n| self.keys_of.contains_key(n)) {
                 true => Mark::Downgraded,
                 false => Mark::Unsigned,
             };
@@ -192,22 +186,31 @@ mod tests {
     #[test]
     fn first_seen_pins_then_verifies_and_another_key_is_changed_every_time() {
         let mut m = Members::default();
-        assert_eq!(m.judge("r", Some("alice"), Some(A)), Mark::NewKey(A));
-        assert_eq!(m.judge("r", Some("alice"), Some(A)), Mark::Verified(A));
+        assert_eq!(m.judge("r", Some("alice"), Some(A), true), Mark::NewKey(A));
+        assert_eq!(
+            m.judge("r", Some("alice"), Some(A), true),
+            Mark::Verified(A)
+        );
         for _ in 0..3 {
-            assert_eq!(m.judge("r", Some("alice"), Some(B)), Mark::Changed(B));
+            assert_eq!(m.judge("r", Some("alice"), Some(B), true), Mark::Changed(B));
         }
-        assert_eq!(m.judge("r", Some("alice"), Some(A)), Mark::Verified(A));
+        assert_eq!(
+            m.judge("r", Some("alice"), Some(A), true),
+            Mark::Verified(A)
+        );
         // Per room: the same nick elsewhere is someone else.
         // Per room, but a nick's key from another room counts: another key is a changed
         // one (not pinned), the same key is pinned here too.
-        assert_eq!(m.judge("s", Some("alice"), Some(B)), Mark::Changed(B));
-        assert_eq!(m.judge("s", Some("alice"), Some(A)), Mark::Verified(A));
-        assert_eq!(m.judge("s", Some("bob"), Some(B)), Mark::NewKey(B));
+        assert_eq!(m.judge("s", Some("alice"), Some(B), true), Mark::Changed(B));
+        assert_eq!(
+            m.judge("s", Some("alice"), Some(A), true),
+            Mark::Verified(A)
+        );
+        assert_eq!(m.judge("s", Some("bob"), Some(B), true), Mark::NewKey(B));
         // Unsigned: plain for a nick never pinned, loud for one that signs elsewhere.
-        assert_eq!(m.judge("r", Some("carol"), None), Mark::Unsigned);
-        assert_eq!(m.judge("r", Some("alice"), None), Mark::Downgraded);
-        assert_eq!(m.judge("r", None, Some(B)), Mark::Nameless(B));
+        assert_eq!(m.judge("r", Some("carol"), None, true), Mark::Unsigned);
+        assert_eq!(m.judge("r", Some("alice"), None, true), Mark::Downgraded);
+        assert_eq!(m.judge("r", None, Some(B), true), Mark::Nameless(B));
         let saved: Vec<_> = m
             .take_unsaved()
             .into_iter()
@@ -229,8 +232,11 @@ mod tests {
             fingerprint: fp,
         };
         let mut m = Members::new([pin(A), pin(B)]);
-        assert_eq!(m.judge("r", Some("alice"), Some(B)), Mark::Verified(B));
-        assert_eq!(m.judge("r", Some("alice"), Some(A)), Mark::Changed(A));
+        assert_eq!(
+            m.judge("r", Some("alice"), Some(B), true),
+            Mark::Verified(B)
+        );
+        assert_eq!(m.judge("r", Some("alice"), Some(A), true), Mark::Changed(A));
     }
 
     #[test]

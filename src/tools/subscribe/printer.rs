@@ -12,11 +12,15 @@ pub struct Printer {
     /// `--count`.
     count: Option<u64>,
     printed: u64,
+    /// Whether messages are printed with their marks (not `--raw`, not a `--format`
+    /// without `{verified}`): decided once, from the format.
+    pub shows_marks: bool,
 }
 
 impl Printer {
     pub fn new(renderer: Renderer, count: Option<u64>) -> Printer {
         Printer {
+            shows_marks: renderer.shows_marks(),
             renderer,
             buf: Vec::with_capacity(64 * 1024),
             count,
@@ -50,12 +54,6 @@ impl Printer {
     /// Prints one entry of `--who`.
     pub fn who(&mut self, online: &Online) {
         self.renderer.render_who(&mut self.buf, online);
-    }
-
-    /// Whether messages are printed with their marks (not `--raw`, not a `--format`
-    /// without `{verified}`).
-    pub fn shows_marks(&self) -> bool {
-        self.renderer.shows_marks()
     }
 
     /// `--count 0`: there is nothing to wait for.

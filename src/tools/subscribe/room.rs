@@ -153,19 +153,16 @@ impl Room {
         Room { members, ..self }
     }
 
-    /// The mark of a record opened in `room`, from `nick` (see `members`).
-    pub fn judge(&mut self, room: &str, nick: Option<&str>, signer: Option<Fingerprint>) -> Mark {
-        self.members.judge(room, nick, signer)
-    }
-
-    /// The mark of retained presence, learnt silently: a first-seen key is not pinned.
-    pub fn judge_unpinned(
+    /// The mark of a record opened in `room`, from `nick` (see `members`); a first-seen
+    /// key is pinned only when `shown` (retained presence is learnt silently).
+    pub fn judge(
         &mut self,
         room: &str,
         nick: Option<&str>,
         signer: Option<Fingerprint>,
+        shown: bool,
     ) -> Mark {
-        self.members.judge_and_pin(room, nick, signer, false)
+        self.members.judge(room, nick, signer, shown)
     }
 
     /// The pins made since the last call, to save.

@@ -226,10 +226,10 @@ impl SubState {
         else {
             return Step::Continue;
         };
-        let shows_marks = self.printer.shows_marks();
+        let shows_marks = self.printer.shows_marks;
         let mark = self.room.as_mut().map(|room| {
             let topic = String::from_utf8_lossy(&d.topic);
-            let mark = room.judge(&topic, decoded.from.as_deref(), signer);
+            let mark = room.judge(&topic, decoded.from.as_deref(), signer, true);
             if !shows_marks {
                 room.mark_unshown(&d.topic, decoded.from.as_deref(), mark);
             }

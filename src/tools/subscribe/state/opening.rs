@@ -84,10 +84,7 @@ impl SubState {
                     };
                     let nick = nick.or_else(|| presence::nick_of(&o.record));
                     let name = name.unwrap_or_default();
-                    let mark = match d.retain {
-                        true => room.judge_unpinned(&name, nick.as_deref(), o.signer),
-                        false => room.judge(&name, nick.as_deref(), o.signer),
-                    };
+                    let mark = room.judge(&name, nick.as_deref(), o.signer, !d.retain);
                     (Cow::Owned(o.record), Some(mark))
                 }
                 Ok(_) => return log::debug!("a presence record that is not news (a replay?)"),
