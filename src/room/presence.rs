@@ -9,20 +9,21 @@
 //! holding a retained join, `{"event":"join","from":NICK,"ts":TIME}`. Leaving publishes an
 //! empty retained message there, which both tells the subscribers and deletes the retained
 //! state (no clutter is left); the same empty message is registered as the connection's
-//! will, so the broker publishes it when chat-pub dies without saying goodbye. Presence
+//! will, so the broker publishes it when chat-pub dies without saying goodbye. In an
+//! encrypted room every record is signed and sealed ([`Announce::seal_join`]): the will is
+//! a sealed leave record, retained, and the goodbye a sealed leave before the empty one. Presence
 //! lives under its own first level, so a subscriber of the room — even of `room/#` — sees
 //! chat only, and a subscription filter maps to a presence filter level by level.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::room::envelope;
-use std::sync::Arc;
-
 use crate::room::seal::RoomKey;
 use crate::room::sign::{self, Identity, Item, Mark, Sealer};
 
