@@ -14,6 +14,9 @@
 //!   CONNECT at once too, on trial: kept if it is accepted, undone if it fails as well (a
 //!   broker in trouble, not one that does not speak 5). A strict `-V 5` or `-V 3` that
 //!   the broker refuses is fatal at once: waiting would not change the broker's mind.
+//!   Once a broker accepted MQTT 5 (or the will) in this run, a close before CONNACK is a
+//!   broker in trouble, as a proxy or load balancer in front of a restarting broker
+//!   makes it: an ordinary failure, retried, and nothing is put on trial.
 //! - **The will** (chat-pub's presence). A broker may refuse the CONNECT because of the
 //!   will (its topic, its retain flag, an ACL): an MQTT 5 reason code that can be about the
 //!   will, a 3.1.1 "not authorized", or a 3.1.1 connection closed before CONNACK. The next
@@ -159,8 +162,12 @@ pub struct Dial {
     backoff: Backoff,
     /// Strict MQTT 5 attempts closed before CONNACK, in a row.
     closed_v5: u32,
-    /// A broker accepted MQTT 5: a close or silence later is no reason to try 3.1.1.
+    /// A broker accepted MQTT 5: a close or silence later is no reason to try 3.1.1, nor
+    /// to give up on MQTT 5 (a broker restarting behind a proxy or a load balancer
+    /// accepts connections and closes them before any CONNACK).
     v5_accepted: bool,
+    /// A broker accepted the will: a close later is no reason to leave it out.
+    will_accepted: bool,
     /// A connection was accepted once in this run.
     connected_once: bool,
     /// Before the first connection: the nodes whose host name does not resolve.
@@ -199,6 +206,7 @@ impl Dial {
             backoff: Backoff::default(),
             closed_v5: 0,
             v5_accepted: false,
+            will_accepted: false,
             connected_once: false,
             unresolved: vec![false; nodes.max(1)],
         }
@@ -247,6 +255,7 @@ impl Dial {
         self.backoff.reset();
         self.closed_v5 = 0;
         let trial = std::mem::take(&mut self.trial);
+        self.will_accepted |= self.will && !trial.no_will;
         self.fell_back |= trial.v311;
         self.v5_accepted |= self.choice != VersionChoice::Only(Version::V311) && !self.fell_back;
         let mut notes = Vec::new();
@@ -297,11 +306,13 @@ impl Dial {
                 self.trial.v311 = true;
                 return now;
             }
-            Outcome::Closed if attempt.will && attempt.version == Version::V311 => {
+            Outcome::Closed
+                if attempt.will && attempt.version == Version::V311 && !self.will_accepted =>
+            {
                 self.trial.no_will = true;
                 return now;
             }
-            Outcome::Closed if attempt.version == Version::V5 => {
+            Outcome::Closed if attempt.version == Version::V5 && !self.v5_accepted => {
                 self.closed_v5 += 1;
                 if self.closed_v5 >= CLOSED_V5_FATAL {
                     return Step::Fatal(Fatal::Version(Version::V5));
@@ -485,9 +496,13 @@ mod tests {
             "no silence limit for a known MQTT 5 broker"
         );
         d.lost();
-        // A broker restarting, or busy: closes and silence are ordinary failures now.
+        // A broker restarting, or busy: closes and silence are ordinary failures now,
+        // however many (a proxy in front of a broker that is down accepts and closes).
         assert_eq!(d.failed(&Outcome::Closed), NOW);
         assert_eq!(d.failed(&Outcome::Unanswered), ms(100));
+        for _ in 0..5 {
+            assert!(matches!(d.failed(&Outcome::Closed), Step::Retry(_)));
+        }
         assert_eq!(d.next().version, V5);
         // Another node that does not speak MQTT 5 says so: then 3.1.1 it is.
         assert_eq!(d.failed(&refusal(V311, 1)), NOW);
@@ -538,11 +553,29 @@ mod tests {
         let mut d = Dial::new(1, VersionChoice::Only(V5), false);
         assert_eq!(d.failed(&Outcome::Closed), ms(100));
         assert_eq!(d.failed(&Outcome::Closed), Step::Fatal(Fatal::Version(V5)));
-        // A connection in between ends the streak.
+        // Once a connection at MQTT 5 was accepted, closes are a broker in trouble.
         let mut d = Dial::new(1, VersionChoice::Only(V5), false);
         d.failed(&Outcome::Closed);
         d.connected();
-        assert_eq!(d.failed(&Outcome::Closed), ms(100));
+        d.lost();
+        for _ in 0..5 {
+            assert!(matches!(d.failed(&Outcome::Closed), Step::Retry(_)));
+        }
+    }
+
+    #[test]
+    fn once_the_will_was_accepted_a_close_does_not_put_it_on_trial() {
+        // A 3.1.1 broker that accepted the will, then restarts behind a proxy that
+        // accepts connections and closes them: the will stays.
+        let mut d = Dial::new(1, VersionChoice::Only(V311), true);
+        assert_eq!(d.connected(), []);
+        d.lost();
+        for _ in 0..5 {
+            d.failed(&Outcome::Closed);
+            assert!(d.next().will);
+        }
+        assert_eq!(d.connected(), []);
+        assert!(d.has_will());
     }
 
     #[test]

@@ -80,7 +80,10 @@ messages, no Receive Maximum and no maximum packet size.
 .PP
 \fB\-V 5\fR and \fB\-V 3\fR are strict: a broker that refuses the version ends the run at
 once with exit status 3 and a hint. For a strict \fB\-V 5\fR, two connections in a row
-closed before any CONNACK count as such a refusal too.
+closed before any CONNACK count as such a refusal too, until MQTT 5 was accepted once in
+the run: after that, a close before any CONNACK is a broker in trouble (one restarting
+behind a proxy or load balancer that accepts connections and closes them), and is retried
+like any lost connection, under every \fB\-V\fR.
 .SS Tested brokers
 chat\-pub and chat\-sub were tested, with \fB\-V auto\fR, against these brokers; what each
 supports was measured with raw packets and mosquitto's clients:
@@ -144,7 +147,8 @@ A broker may refuse presence. When it refuses the connection in a way the will m
 caused (an MQTT 5 reason code about the will's topic, QoS, retain flag or payload, "not
 authorized", or an MQTT 3.1.1 broker that says "not authorized" or closes the connection),
 chat\-pub connects once more without the will, and if that is accepted, the will was
-the cause. The join is published at QoS 1, and lines are sent only once the broker
+the cause. Once a connection with the will was accepted, a later close before any CONNACK
+is taken for a broker in trouble, not a refusal of the will. The join is published at QoS 1, and lines are sent only once the broker
 acknowledged it: a refusal (MQTT 5) or a connection closed before the acknowledgement
 means the broker refuses the join. Either way chat\-pub says so once on standard error
 and goes on without presence. Under MQTT 3.1.1 a broker may drop a refused join
