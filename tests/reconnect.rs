@@ -154,3 +154,39 @@ fn a_broker_restart_loses_nothing() {
     assert!(got.stderr.contains("session resumed"), "{}", got.stderr);
     let _ = std::io::stdout().flush();
 }
+
+/// A broker that is down behind a proxy or a load balancer shows as connections accepted
+/// and closed before any CONNACK. chat-pub and chat-sub, connected at MQTT 5 before, wait
+/// for it as for any lost connection (they once took the closes for a refusal of MQTT 5
+/// and exited 3), and carry on when it is back.
+#[test]
+fn a_broker_down_behind_a_proxy_is_waited_for() {
+    let Some(_) = chat_broker_bin() else { return };
+    let dir = TempDir::new("behind");
+    let store = dir.path().display().to_string();
+    let mut broker = Broker::embedded_with(&["--data-dir", &store]);
+    let proxy = Proxy::start(&broker);
+    let url = [proxy.url()];
+    let topic = unique_topic("behind");
+    let args = ["--session", "behind-sub", "-q", "1", "-v", "-F", "{text}", "-n", "2"];
+    let mut cmd = chat_sub_at(&url, &args);
+    let sub = Proc::spawn(cmd.arg(&topic));
+    sub.wait_stderr("subscribed to");
+    let mut publisher = Proc::spawn(chat_pub_at(&url, &["-q", "1", &topic]).stderr(Stdio::piped()));
+    publisher.write(b"before\n");
+    sub.wait_lines(1);
+    broker.stop();
+    // Both tools meet a few connections that the proxy accepts and closes.
+    let seen = proxy.accepted();
+    wait_until(
+        "the tools tried the proxy a few times",
+        || proxy.accepted() >= seen + 6,
+        || format!("chat-sub:\n{}", sub.stderr()),
+    );
+    broker.start_again();
+    publisher.write(b"after\n");
+    let out = publisher.finish();
+    out.expect_code(0);
+    let got = sub.finish();
+    assert_eq!(got.expect_code(0).lines(), ["before", "after"], "{}", got.stderr);
+}
