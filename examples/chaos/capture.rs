@@ -4,8 +4,8 @@
 //! A proxy keeps each connection's bytes in two files, `conn{N}-up` (client to broker)
 //! and `conn{N}-down` (broker to client), as records: the time of the chunk (nanoseconds
 //! since the Unix epoch, u64 little-endian), its length (u32 little-endian), its bytes.
-//! The client id comes from the CONNECT in `-up`; the messages from the PUBLISH packets
-//! in `-down` (MQTT 3.1.1 and 5), each timed by the chunk that completed it. Every
+//! The client id and protocol version come from the CONNECT in `-up`; the messages from
+//! the PUBLISH packets in `-down`, each timed by the chunk that completed it. Every
 //! connection of one client id, on every node, merged by time, is what the broker
 //! delivered to that reader, in order.
 
@@ -42,14 +42,16 @@ pub fn read(dir: &Path) -> io::Result<Sent> {
                 continue;
             };
             let (up_bytes, _) = unrecord(&std::fs::read(&up)?);
-            let Some(id) = packets(&up_bytes).find_map(|(h, body)| connect_id(h, body)) else {
+            let Some((id, level)) = packets(&up_bytes).find_map(|(h, body)| connect(h, body))
+            else {
                 continue;
             };
             let down = std::fs::read(format!("{name}-down")).unwrap_or_default();
             let (bytes, times) = unrecord(&down);
             let list = timed.entry(id).or_default();
             for (end, (h, body)) in packets_at(&bytes) {
-                if let Some(Line::Message(w, n)) = publish_payload(h, body).map(parse_bytes) {
+                let payload = publish_payload(h, body, level == 5);
+                if let Some(Line::Message(w, n)) = payload.map(parse_bytes) {
                     list.push((time_of(&times, end), w, n));
                 }
             }
@@ -127,8 +129,8 @@ fn string(b: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((b.get(2..2 + n)?, b.get(2 + n..)?))
 }
 
-/// The client id of a CONNECT.
-fn connect_id(header: u8, body: &[u8]) -> Option<String> {
+/// The client id and protocol level of a CONNECT.
+fn connect(header: u8, body: &[u8]) -> Option<(String, u8)> {
     if header >> 4 != 1 {
         return None;
     }
@@ -140,12 +142,11 @@ fn connect_id(header: u8, body: &[u8]) -> Option<String> {
         rest = rest.get(used + len..)?;
     }
     let (id, _) = string(rest)?;
-    Some(String::from_utf8_lossy(id).into_owned())
+    Some((String::from_utf8_lossy(id).into_owned(), level))
 }
 
-/// The payload of a PUBLISH (MQTT 3.1.1 or 5: a property length follows the packet id
-/// under 5, told apart by what the payload must start with).
-fn publish_payload(header: u8, body: &[u8]) -> Option<&[u8]> {
+/// The payload of a PUBLISH (under MQTT 5, properties follow the packet id).
+fn publish_payload(header: u8, body: &[u8], v5: bool) -> Option<&[u8]> {
     if header >> 4 != 3 {
         return None;
     }
@@ -153,7 +154,7 @@ fn publish_payload(header: u8, body: &[u8]) -> Option<&[u8]> {
     if (header >> 1) & 3 > 0 {
         rest = rest.get(2..)?;
     }
-    if rest.first() == Some(&b'{') {
+    if !v5 {
         return Some(rest);
     }
     let (len, used) = varint(rest)?;
@@ -184,26 +185,22 @@ mod tests {
     #[test]
     fn publishes_of_both_versions_and_connect_ids_are_read() {
         let envelope = r#"{"id":"i","from":"w2","ts":"t","text":"7 xx"}"#;
-        let mut stream = publish("c/w2", Some(9), None, envelope);
-        stream.extend(publish("c/w2", Some(10), Some(&[0x23, 0, 1]), envelope));
-        stream.extend(publish("c/w2", None, Some(&[]), envelope));
-        let got: Vec<Line> = packets(&stream)
-            .filter_map(|(h, b)| publish_payload(h, b).map(parse_bytes))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                Line::Message(2, 7),
-                Line::Message(2, 7),
-                Line::Message(2, 7)
-            ]
-        );
+        let v311 = publish("c/w2", Some(9), None, envelope);
+        let mut v5 = publish("c/w2", Some(10), Some(&[0x23, 0, 1]), envelope);
+        v5.extend(publish("c/w2", None, Some(&[]), envelope));
+        let read = |stream: &[u8], v5| -> Vec<Line> {
+            packets(stream)
+                .filter_map(|(h, b)| publish_payload(h, b, v5).map(parse_bytes))
+                .collect()
+        };
+        assert_eq!(read(&v311, false), [Line::Message(2, 7)]);
+        assert_eq!(read(&v5, true), [Line::Message(2, 7), Line::Message(2, 7)]);
         // CONNECT 3.1.1 and 5.
-        let v311 = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04r0-x";
-        let v5 = b"\x10\x11\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x04r1-y";
-        let id = |b: &[u8]| packets(b).find_map(|(h, body)| connect_id(h, body));
-        assert_eq!(id(v311).as_deref(), Some("r0-x"));
-        assert_eq!(id(v5).as_deref(), Some("r1-y"));
+        let v311: &[u8] = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04r0-x";
+        let v5: &[u8] = b"\x10\x11\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x04r1-y";
+        let id = |b: &[u8]| packets(b).find_map(|(h, body)| connect(h, body));
+        assert_eq!(id(v311), Some(("r0-x".to_string(), 4)));
+        assert_eq!(id(v5), Some(("r1-y".to_string(), 5)));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 mod capture;
 mod check;
+mod ending;
 mod nats;
 mod nemesis;
 mod netns;
@@ -189,74 +190,22 @@ fn run(args: &Args) -> Result<Report, String> {
     let describe = setup.describe();
     let urls = setup.client_urls();
     let setup = Arc::new(Mutex::new(setup));
-    let base = format!("chaos/{seed}");
 
     // Readers first: each subscribed before the first line is written.
-    let mut readers = Vec::new();
-    for r in 0..args.readers {
-        let session = format!("chaos-{seed}-r{r}");
-        let log = dir.join(format!("reader{r}.log"));
-        let filter = format!("{base}/#");
-        let reader = Reader::start(
-            r,
-            bins.join("chat-sub"),
-            &urls,
-            &session,
-            &filter,
-            log,
-            &sampler,
-        )
-        .map_err(|e| format!("starting reader {r}: {e}"))?;
-        readers.push(reader);
-    }
-    let mut reference = None;
-    if args.reference {
-        let url = urls.last().map_or("", String::as_str);
-        let log = dir.join("reference.log");
-        let session = format!("chaos-{seed}-ref");
-        let r = Reader::reference(url, &session, &format!("{base}/#"), log, &sampler)
-            .map_err(|e| format!("starting the reference reader: {e}"))?;
-        reference = Some(r);
-    }
-    // The reference reader goes last; it is checked like the others, apart.
-    readers.extend(reference);
-    for r in &readers {
-        if !r.wait_ready(Instant::now() + Duration::from_secs(60)) {
-            return Err(format!(
-                "{} did not subscribe; see {}",
-                r.role,
-                dir.display()
-            ));
-        }
-    }
+    let mut readers = start_readers(args, seed, &bins, &urls, &dir, &sampler)?;
 
     let t0 = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let fed = Arc::new(AtomicU64::new(0));
-    let mut writers = Vec::new();
-    for w in 0..args.writers {
-        let writer = Writer {
-            index: w,
-            topic: format!("{base}/w{w}"),
-            urls: urls.clone(),
-            chat_pub: bins.join("chat-pub"),
-            qos: args.qos,
-            rate: args.rate,
-            size: args.size,
-            long: w == 0,
-            extra: args.pub_arg.clone(),
-            log: dir.join(format!("writer{w}.log")),
-        };
-        let (stop, fed, sampler, rng) = (
-            stop.clone(),
-            fed.clone(),
-            sampler.clone(),
-            rng.fork(w as u64),
-        );
-        writers.push(thread::spawn(move || {
-            writer.run(rng, &stop, &fed, &sampler)
-        }));
-    }
+    let writers = start_writers(
+        args,
+        seed,
+        &bins,
+        &urls,
+        &dir,
+        &rng,
+        (&stop, &fed, &sampler),
+    );
     let kill_every = Duration::from_secs(args.kill_every);
     let interval = Duration::from_secs(args.interval.max(1));
     let nemesis = Nemesis::start(setup.clone(), &faults, kill_every, interval, &rng, t0);
@@ -267,7 +216,7 @@ fn run(args: &Args) -> Result<Report, String> {
     let mut next_report = t0 + Duration::from_secs(10);
     while Instant::now() < end {
         thread::sleep(Duration::from_millis(200));
-        revive(&mut readers, &sampler, &mut reader_exits);
+        ending::revive(&mut readers, &sampler, &mut reader_exits);
         if Instant::now() >= next_report {
             next_report += Duration::from_secs(10);
             let n = nemesis.events.lock().map(|e| e.len()).unwrap_or(0);
@@ -279,7 +228,7 @@ fn run(args: &Args) -> Result<Report, String> {
         }
     }
     let events = nemesis.stop();
-    heal(&setup)?;
+    ending::heal(&setup)?;
     eprintln!(
         "chaos: faults over ({}); writers finish",
         nemesis::summary(&events)
@@ -293,7 +242,7 @@ fn run(args: &Args) -> Result<Report, String> {
             .map_err(|e| format!("writer {w}: {e}"))?;
         sessions.push(s);
     }
-    settle(
+    ending::settle(
         &mut readers,
         &sessions,
         args.settle,
@@ -306,28 +255,9 @@ fn run(args: &Args) -> Result<Report, String> {
     }
     let sent = match capture {
         true => capture::read(&dir.join("capture")).map_err(|e| format!("the captures: {e}"))?,
-        false => Default::default(),
+        false => capture::Sent::default(),
     };
-    let mut verdicts: Vec<Verdict> = readers
-        .iter()
-        .map(|r| {
-            let printed = r.printed.lock().unwrap_or_else(|e| e.into_inner());
-            let mut v = check::check(&sessions, &printed);
-            if capture {
-                let to_it = sent.get(&r.session).map_or(&[][..], Vec::as_slice);
-                check::attribute(&mut v, &sessions, &printed, to_it);
-            }
-            let lost = check::lost_lines(&sessions, &printed, 20);
-            if !lost.is_empty() {
-                let lines: Vec<String> = lost.iter().map(|(w, n)| format!("w{w}:{n}")).collect();
-                eprintln!("chaos: {} lost {}", r.role, lines.join(" "));
-            }
-            for line in printed.strange.iter().take(3) {
-                eprintln!("chaos: {} printed a line no writer wrote: {line}", r.role);
-            }
-            v
-        })
-        .collect();
+    let mut verdicts = ending::judge(&readers, &sessions, capture.then_some(&sent));
     let reference = args.reference.then(|| verdicts.pop()).flatten();
     if let Some(v) = &reference {
         eprintln!("chaos: reference mosquitto_sub: {v:?}");
@@ -357,116 +287,98 @@ fn run(args: &Args) -> Result<Report, String> {
         sessions,
         lives,
     };
-    finish(&report, args.json.as_deref(), &dir, capture)?;
+    ending::finish(&report, args.json.as_deref(), &dir, capture)?;
     Ok(report)
 }
 
-/// Starts again every reader that exited, noting the exit.
-fn revive(readers: &mut [Reader], sampler: &Sampler, exits: &mut Vec<String>) {
-    for r in readers {
-        match r.revive(sampler) {
-            Ok(true) => {
-                let (code, tail) = r.exits.last().cloned().unwrap_or_default();
-                let line = format!("{} exited {code}: {tail}", r.role);
-                eprintln!("chaos: {line}");
-                exits.push(line);
-            }
-            Ok(false) => {}
-            Err(e) => exits.push(format!("{} could not be started again: {e}", r.role)),
-        }
-    }
-}
-
-/// Every node running, resumed, connected and reachable again.
-fn heal(setup: &Arc<Mutex<Setup>>) -> Result<(), String> {
-    let mut s = setup.lock().unwrap_or_else(|e| e.into_inner());
-    s.heal().map_err(|e| format!("healing partitions: {e}"))?;
-    for i in 0..s.nodes() {
-        s.proxy(i).set(proxy::Fault::None);
-        if let Some(pid) = s.pid(i) {
-            proc::signal(pid, libc::SIGCONT);
-        }
-        s.restart(i).map_err(|e| format!("node {i}: {e}"))?;
-    }
-    for i in 0..s.nodes() {
-        if !setup::wait_serving(s.serving_probe(i)) {
-            return Err(format!("node {i} does not serve again after the faults"));
-        }
-    }
-    Ok(())
-}
-
-/// How long readers may print nothing new before the wait for them ends: longer than a
-/// broker's redelivery of unacknowledged messages (NATS's `ack_wait`, 30 s).
-const QUIET: Duration = Duration::from_secs(45);
-
-/// Waits until every reader printed every acknowledged line, or nothing new came for
-/// [`QUIET`], or `settle` seconds passed.
-fn settle(
-    readers: &mut [Reader],
-    sessions: &[Vec<Session>],
-    settle: u64,
+/// The readers (and with `--reference` mosquitto_sub, last), once each subscribed.
+fn start_readers(
+    args: &Args,
+    seed: u64,
+    bins: &Path,
+    urls: &[String],
+    dir: &Path,
     sampler: &Sampler,
-    exits: &mut Vec<String>,
-) {
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(settle);
-    let mut last = (u64::MAX, Instant::now());
-    while Instant::now() < deadline {
-        revive(readers, sampler, exits);
-        let missing: u64 = readers
-            .iter()
-            .map(|r| {
-                let printed = r.printed.lock().unwrap_or_else(|e| e.into_inner());
-                check::missing(sessions, &printed)
-            })
-            .sum();
-        if missing == 0 {
-            break;
-        }
-        if missing != last.0 {
-            last = (missing, Instant::now());
-        } else if last.1.elapsed() > QUIET {
-            break;
-        }
-        thread::sleep(Duration::from_millis(200));
+) -> Result<Vec<Reader>, String> {
+    let base = format!("chaos/{seed}");
+    let mut readers = Vec::new();
+    for r in 0..args.readers {
+        let session = format!("chaos-{seed}-r{r}");
+        let log = dir.join(format!("reader{r}.log"));
+        let filter = format!("{base}/#");
+        let reader = Reader::start(
+            r,
+            bins.join("chat-sub"),
+            urls,
+            &session,
+            &filter,
+            log,
+            sampler,
+        )
+        .map_err(|e| format!("starting reader {r}: {e}"))?;
+        readers.push(reader);
     }
-    eprintln!(
-        "chaos: readers settled in {:.1} s",
-        start.elapsed().as_secs_f64()
-    );
+    let mut reference = None;
+    if args.reference {
+        let url = urls.last().map_or("", String::as_str);
+        let log = dir.join("reference.log");
+        let session = format!("chaos-{seed}-ref");
+        let r = Reader::reference(url, &session, &format!("{base}/#"), log, sampler)
+            .map_err(|e| format!("starting the reference reader: {e}"))?;
+        reference = Some(r);
+    }
+    // The reference reader goes last; it is checked like the others, apart.
+    readers.extend(reference);
+    for r in &readers {
+        if !r.wait_ready(Instant::now() + Duration::from_secs(60)) {
+            return Err(format!(
+                "{} did not subscribe; see {}",
+                r.role,
+                dir.display()
+            ));
+        }
+    }
+
+    Ok(readers)
 }
 
-/// Writes the JSON report; removes the run's directory when every promise held, keeps
-/// it (and says where) otherwise.
-fn finish(report: &Report, json: Option<&Path>, dir: &Path, keep: bool) -> Result<(), String> {
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    for line in &report.notes {
-        eprintln!("chaos: note: {line}");
-    }
-    for m in &report.memory {
-        eprintln!(
-            "chaos: {:<28} lives {:>4}  RSS {:>7} → {:>7} KiB (max {:>7})  files {:>3} → {:>3} (max {:>3}){}",
-            m.role,
-            m.lives,
-            m.start_rss_kib,
-            m.end_rss_kib,
-            m.max_rss_kib,
-            m.start_fds,
-            m.end_fds,
-            m.max_fds,
-            if m.flat() { "" } else { "  NOT FLAT" }
+type WriterThread = thread::JoinHandle<std::io::Result<Vec<Session>>>;
+
+/// The writers, each on a thread of its own until `stop`.
+fn start_writers(
+    args: &Args,
+    seed: u64,
+    bins: &Path,
+    urls: &[String],
+    dir: &Path,
+    rng: &Rng,
+    (stop, fed, sampler): (&Arc<AtomicBool>, &Arc<AtomicU64>, &Arc<Sampler>),
+) -> Vec<WriterThread> {
+    let mut writers = Vec::new();
+    for w in 0..args.writers {
+        let writer = Writer {
+            index: w,
+            topic: format!("chaos/{seed}/w{w}"),
+            urls: urls.to_vec(),
+            chat_pub: bins.join("chat-pub"),
+            qos: args.qos,
+            rate: args.rate,
+            size: args.size,
+            long: w == 0,
+            extra: args.pub_arg.clone(),
+            log: dir.join(format!("writer{w}.log")),
+        };
+        let (stop, fed, sampler, rng) = (
+            stop.clone(),
+            fed.clone(),
+            sampler.clone(),
+            rng.fork(w as u64),
         );
+        writers.push(thread::spawn(move || {
+            writer.run(rng, &stop, &fed, &sampler)
+        }));
     }
-    if report.clean() && !keep {
-        let _ = std::fs::remove_dir_all(dir);
-    } else {
-        eprintln!("chaos: the logs of this run are in {}", dir.display());
-    }
-    Ok(())
+    writers
 }
 
 /// chat-pub and friends beside this program: target/PROFILE/examples/chaos →
