@@ -1,5 +1,5 @@
 //! A private network of test hosts built from Linux network namespaces, for fault
-//! injection: partitions between hosts, optional bandwidth limits, all undone on drop.
+//! injection: partitions between hosts, all undone on drop.
 //!
 //! Layout: a "switch" namespace holds a bridge; every host namespace joins it through a
 //! veth pair (`eth0` inside the host), and one more veth pair joins the root namespace, so
@@ -12,14 +12,15 @@
 //! both directions while each stays reachable from the root side (.1); deleting the routes
 //! heals, and stalled TCP connections resume at their next retransmission (exponential
 //! backoff, so after a long partition that can take a while). An application that only
-//! notices a partition by its own pings may take long (NATS: ~45 s); lowering
-//! `net.ipv4.tcp_retries2` in the hosts ([`Lab::sysctl`], e.g. 3) makes the kernel time
-//! out connections with unacknowledged data within seconds.
+//! notices a partition by its own pings may take long (NATS: 33–74 s); the kernel's
+//! `net.ipv4.tcp_retries2` (lowered to 3 in a host, it timed such connections out in
+//! ~3 s) is left at its default.
 //!
 //! Names carry the pid (`mqc{pid}s`, `mqc{pid}h{i}`, root veth `mqc{pid}r`) and the subnet
-//! is derived from it, so concurrent runs do not collide; [`Lab::cleanup_stale`] removes
-//! what a dead run (panic, SIGKILL) left behind, and [`Lab::create`] calls it first.
-//! Everything is driven through iproute2's `ip`, plus `setns(2)` for [`Lab::run_in`].
+//! (a /24 of 198.18.0.0/15) is derived from it, so concurrent runs do not collide;
+//! [`Lab::cleanup_stale`] removes what a dead run (panic, SIGKILL) left behind, and
+//! [`Lab::create`] calls it first.
+//! Everything is driven through iproute2's `ip`.
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -119,7 +120,9 @@ impl Lab {
         let base = format!("{PREFIX}{pid}");
         let mut lab = Lab {
             hosts: Vec::new(),
-            net: [10, (100 + pid % 100) as u8, (pid / 100 % 250) as u8],
+            // 198.18.0.0/15 is set aside for benchmarking networks (RFC 2544): no real
+            // network this machine is on uses it.
+            net: [198, (18 + pid % 2) as u8, (pid / 2 % 256) as u8],
             routes: Mutex::new(Vec::new()),
             base,
         };
