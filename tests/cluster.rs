@@ -330,9 +330,8 @@ fn chat_pub_moves_to_the_next_node_and_loses_nothing() {
 /// the kill for 2,000 lines; moved to node 1: 46.6 s).
 ///
 /// Order is not asserted, only the set and the count: NATS redelivers what the session had
-/// not acknowledged when node 0 died only when its ack_wait expires (5 s in this
-/// cluster's config, 30 s by default), after lines published later were already
-/// delivered — measured with a raw session client that had 50 messages in flight: they
+/// not acknowledged when node 0 died only when its ack_wait expires (30 s, its default),
+/// after lines published later were already delivered — measured with a raw session client that had 50 messages in flight: they
 /// came back flagged DUP about 30 s after the connection was lost, behind some 1,300
 /// newer ones. chat-sub drops the copies it already printed (by envelope id); it cannot
 /// restore NATS's order.
