@@ -3,25 +3,28 @@
 //!
 //! A proxy keeps each connection's bytes in two files, `conn{N}-up` (client to broker)
 //! and `conn{N}-down` (broker to client), as records: the time of the chunk (nanoseconds
-//! since the Unix epoch, u64 little-endian), its length (u32 little-endian), its bytes.
-//! The client id and protocol version come from the CONNECT in `-up`; the messages from
-//! the PUBLISH packets in `-down`, each timed by the chunk that completed it. Every
-//! connection of one client id, on every node, merged by time, is what the broker
-//! delivered to that reader, in order.
+//! of a monotonic clock since the run's first record, u64 little-endian), its length
+//! (u32 little-endian), its bytes.
+//! The client id, protocol version and clean start come from the CONNECT in `-up`; the
+//! messages from the PUBLISH packets in `-down`, each timed by the chunk that completed
+//! it. A message counts as delivered once the client acknowledged its packet id (in
+//! `-up`, later). Every connection of one client id, on every node, merged by time, is
+//! what the broker delivered to that reader, in order.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use crate::reader::{Line, parse};
 
-/// Appends one chunk as a record.
+/// Appends one chunk as a record, timed by a monotonic clock (nanoseconds since the
+/// first record of the run).
 pub fn append(f: &mut File, chunk: &[u8]) -> io::Result<()> {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    static START: OnceLock<Instant> = OnceLock::new();
+    let t = START.get_or_init(Instant::now).elapsed();
     let mut record = Vec::with_capacity(12 + chunk.len());
     record.extend_from_slice(&(t.as_nanos() as u64).to_le_bytes());
     record.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
@@ -29,45 +32,109 @@ pub fn append(f: &mut File, chunk: &[u8]) -> io::Result<()> {
     f.write_all(&record)
 }
 
-/// Per client id: the (writer, line) of every message the broker sent it, in order.
-pub type Sent = HashMap<String, Vec<(usize, u64)>>;
+/// What the captures say of each client id.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// The (writer, line) of every message the broker sent it and it acknowledged
+    /// (PUBACK, or PUBREC at QoS 2), in the order sent. A message the broker wrote to a
+    /// connection that was reset before the client read it is not among them.
+    pub delivered: Vec<(usize, u64)>,
+    /// Every message the broker wrote to it, acknowledged or not.
+    pub sent: std::collections::HashSet<(usize, u64)>,
+    /// It connected with a clean start (or, under MQTT 5, a session that expires at once)
+    /// or unsubscribed: the broker owed it nothing from then on.
+    pub dropped_its_session: bool,
+}
+
+/// Per client id, what the captures say.
+pub type Sent = HashMap<String, Seen>;
+
+/// A packet of one connection: when it passed the proxy, which way, and what it was.
+enum Event {
+    /// The broker sent a message (packet id, writer, line).
+    Publish(u16, usize, u64),
+    /// The client acknowledged packet id.
+    Ack(u16),
+}
 
 /// Reads every capture under `dir` (one folder per node).
 pub fn read(dir: &Path) -> io::Result<Sent> {
-    let mut timed: HashMap<String, Vec<(u64, usize, u64)>> = HashMap::new();
+    // Per client id: its delivered messages with their times, and the rest of what was seen.
+    type Timed = (Vec<(u64, usize, u64)>, Seen);
+    let mut timed: HashMap<String, Timed> = HashMap::new();
     for node in std::fs::read_dir(dir)? {
         for entry in std::fs::read_dir(node?.path())? {
             let up = entry?.path();
             let Some(name) = up.to_str().and_then(|n| n.strip_suffix("-up")) else {
                 continue;
             };
-            let (up_bytes, _) = unrecord(&std::fs::read(&up)?);
-            let Some((id, level)) = packets(&up_bytes).find_map(|(h, body)| connect(h, body))
+            let (up_bytes, up_times) = unrecord(&std::fs::read(&up)?);
+            let Some((id, level, clean)) = packets(&up_bytes).find_map(|(h, b)| connect(h, b))
             else {
                 continue;
             };
-            let down = std::fs::read(format!("{name}-down")).unwrap_or_default();
-            let (bytes, times) = unrecord(&down);
-            let list = timed.entry(id).or_default();
-            for (end, (h, body)) in packets_at(&bytes) {
+            let (down, down_times) = unrecord(&std::fs::read(format!("{name}-down"))?);
+            let mut events: Vec<(u64, Event)> = Vec::new();
+            let mut unsubscribed = false;
+            for (end, (h, body)) in packets_at(&up_bytes) {
+                match h >> 4 {
+                    4 | 5 => events.push((time_of(&up_times, end), Event::Ack(pkid(body)))),
+                    10 => unsubscribed = true,
+                    _ => {}
+                }
+            }
+            for (end, (h, body)) in packets_at(&down) {
                 let payload = publish_payload(h, body, level == 5);
                 if let Some(Line::Message(w, n)) = payload.map(parse_bytes) {
-                    list.push((time_of(&times, end), w, n));
+                    let id = publish_pkid(h, body).unwrap_or(0);
+                    events.push((time_of(&down_times, end), Event::Publish(id, w, n)));
+                }
+            }
+            // Stable: a message and its acknowledgement in one tick keep this order.
+            events.sort_by_key(|&(t, ref e)| (t, matches!(e, Event::Ack(_))));
+            let (list, seen) = timed.entry(id).or_default();
+            seen.dropped_its_session |= clean || unsubscribed;
+            let mut pending: HashMap<u16, (u64, usize, u64)> = HashMap::new();
+            for (t, e) in events {
+                match e {
+                    Event::Publish(id, w, n) => {
+                        seen.sent.insert((w, n));
+                        match id {
+                            0 => list.push((t, w, n)), // QoS 0: nothing to wait for
+                            _ => drop(pending.insert(id, (t, w, n))),
+                        }
+                    }
+                    Event::Ack(id) => list.extend(pending.remove(&id)),
                 }
             }
         }
     }
     Ok(timed
         .into_iter()
-        .map(|(id, mut v)| {
+        .map(|(id, (mut v, mut seen))| {
             v.sort_by_key(|&(t, _, _)| t);
-            (id, v.into_iter().map(|(_, w, n)| (w, n)).collect())
+            seen.delivered = v.into_iter().map(|(_, w, n)| (w, n)).collect();
+            (id, seen)
         })
         .collect())
 }
 
+/// The packet id at the start of an acknowledgement's body.
+fn pkid(body: &[u8]) -> u16 {
+    u16::from_be_bytes([
+        body.first().copied().unwrap_or(0),
+        body.get(1).copied().unwrap_or(0),
+    ])
+}
+
+/// A PUBLISH's packet id (None at QoS 0).
+fn publish_pkid(header: u8, body: &[u8]) -> Option<u16> {
+    let (_, rest) = string(body)?;
+    ((header >> 1) & 3 > 0).then(|| pkid(rest))
+}
+
 fn parse_bytes(payload: &[u8]) -> Line {
-    parse(&String::from_utf8_lossy(payload))
+    parse(&String::from_utf8_lossy(payload), None)
 }
 
 /// The bytes of a capture file, and for each record the offset where it ends and its time.
@@ -129,20 +196,28 @@ fn string(b: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((b.get(2..2 + n)?, b.get(2 + n..)?))
 }
 
-/// The client id and protocol level of a CONNECT.
-fn connect(header: u8, body: &[u8]) -> Option<(String, u8)> {
+/// The client id and protocol level of a CONNECT, and whether it starts clean (the clean
+/// start flag, or under MQTT 5 no Session Expiry Interval, which means 0).
+fn connect(header: u8, body: &[u8]) -> Option<(String, u8, bool)> {
     if header >> 4 != 1 {
         return None;
     }
     let (_, rest) = string(body)?;
-    let level = *rest.first()?;
+    let (level, flags) = (*rest.first()?, *rest.get(1)?);
     let mut rest = rest.get(4..)?; // level, flags, keep-alive
+    let mut expires = level != 5;
     if level == 5 {
         let (len, used) = varint(rest)?;
+        let props = rest.get(used..used + len)?;
+        // Session Expiry Interval (0x11), four bytes, as the first property or later.
+        expires = props
+            .windows(5)
+            .any(|p| p[0] == 0x11 && p[1..] != [0, 0, 0, 0]);
         rest = rest.get(used + len..)?;
     }
     let (id, _) = string(rest)?;
-    Some((String::from_utf8_lossy(id).into_owned(), level))
+    let clean = flags & 0x02 != 0 || !expires;
+    Some((String::from_utf8_lossy(id).into_owned(), level, clean))
 }
 
 /// The payload of a PUBLISH (under MQTT 5, properties follow the packet id).
@@ -196,11 +271,20 @@ mod tests {
         assert_eq!(read(&v311, false), [Line::Message(2, 7)]);
         assert_eq!(read(&v5, true), [Line::Message(2, 7), Line::Message(2, 7)]);
         // CONNECT 3.1.1 and 5.
-        let v311: &[u8] = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04r0-x";
-        let v5: &[u8] = b"\x10\x11\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x04r1-y";
+        let v311: &[u8] = b"\x10\x10\x00\x04MQTT\x04\x00\x00\x3c\x00\x04r0-x";
+        let v311_clean: &[u8] = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04r0-x";
+        let v5_clean: &[u8] = b"\x10\x11\x00\x04MQTT\x05\x00\x00\x3c\x00\x00\x04r1-y";
+        let v5: &[u8] = b"\x10\x16\x00\x04MQTT\x05\x00\x00\x3c\x05\x11\x00\x00\x0e\x10\x00\x04r1-y";
         let id = |b: &[u8]| packets(b).find_map(|(h, body)| connect(h, body));
-        assert_eq!(id(v311), Some(("r0-x".to_string(), 4)));
-        assert_eq!(id(v5), Some(("r1-y".to_string(), 5)));
+        let (r0, r1) = ("r0-x".to_string(), "r1-y".to_string());
+        assert_eq!(id(v311), Some((r0.clone(), 4, false)));
+        assert_eq!(id(v311_clean), Some((r0, 4, true)));
+        assert_eq!(id(v5), Some((r1.clone(), 5, false)));
+        assert_eq!(
+            id(v5_clean),
+            Some((r1, 5, true)),
+            "no session expiry: it ends at once"
+        );
     }
 
     #[test]

@@ -11,9 +11,11 @@
 //! - reordered: a line printed (first time) after a later line of its writer;
 //! - phantom: a printed line no writer wrote (unknown sender, or a number never fed).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
+
+use crate::capture::Seen;
 
 /// One chat-pub run of a writer: lines `first..=last` were fed to it.
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +49,9 @@ pub struct Verdict {
     pub lost_unsent: u64,
     /// Lines the broker itself sent after a later line of their writer (`--capture`).
     pub reordered_by_broker: u64,
+    /// Of the reordered lines, those the broker had sent in order (`--capture`; all of
+    /// them without it).
+    pub reordered_own: u64,
 }
 
 impl Verdict {
@@ -58,9 +63,7 @@ impl Verdict {
     /// Whether the tools kept their part where the broker did not: every lost line is one
     /// the broker never sent, every reordering one it made, nothing doubled or made up.
     pub fn clean_but_the_broker(&self) -> bool {
-        self.lost == self.lost_unsent
-            && self.reordered <= self.reordered_by_broker
-            && self.duplicated + self.phantom == 0
+        self.lost == self.lost_unsent && self.reordered_own + self.duplicated + self.phantom == 0
     }
 
     pub fn add(&mut self, o: &Verdict) {
@@ -73,6 +76,7 @@ impl Verdict {
         self.phantom += o.phantom;
         self.lost_unsent += o.lost_unsent;
         self.reordered_by_broker += o.reordered_by_broker;
+        self.reordered_own += o.reordered_own;
     }
 }
 
@@ -99,22 +103,53 @@ pub fn lost_lines(writers: &[Vec<Session>], printed: &Printed, cap: usize) -> Ve
     lost
 }
 
-/// Adds to `v` (a reader's verdict) what the broker's part was, from `sent`: what the
-/// broker sent that reader, in order.
+/// Adds to `v` (a reader's verdict) what the broker's part was, from the captures of
+/// that reader's connections. Nothing is the broker's when the captures cannot be
+/// trusted for it: no capture, a session the reader itself dropped (clean start,
+/// unsubscribe), or a printed line the broker never sent (a gap in the capture).
 pub fn attribute(
     v: &mut Verdict,
     writers: &[Vec<Session>],
     printed: &Printed,
-    sent: &[(usize, u64)],
+    seen: Option<&Seen>,
 ) {
-    let delivered: std::collections::HashSet<(usize, u64)> = sent.iter().copied().collect();
+    let Some(seen) = seen.filter(|s| !s.dropped_its_session) else {
+        return;
+    };
+    let gap = printed
+        .by_writer
+        .iter()
+        .any(|(&w, ns)| ns.iter().any(|&n| !seen.sent.contains(&(w, n))));
+    if gap {
+        return;
+    }
+    let delivered: HashSet<(usize, u64)> = seen.delivered.iter().copied().collect();
     let lost = lost_lines(writers, printed, usize::MAX);
     v.lost_unsent = lost.iter().filter(|l| !delivered.contains(l)).count() as u64;
     let mut as_sent = Printed::default();
-    for &(w, n) in sent {
+    for &(w, n) in &seen.delivered {
         as_sent.by_writer.entry(w).or_default().push(n);
     }
-    v.reordered_by_broker = check(writers, &as_sent).reordered;
+    let broker_late = late_lines(&as_sent);
+    v.reordered_by_broker = broker_late.len() as u64;
+    v.reordered_own = late_lines(printed).difference(&broker_late).count() as u64;
+}
+
+/// The lines printed (for the first time) after a later line of their writer.
+fn late_lines(printed: &Printed) -> HashSet<(usize, u64)> {
+    let mut late = HashSet::new();
+    for (&w, ns) in &printed.by_writer {
+        let (mut highest, mut seen) = (0, HashSet::new());
+        for &n in ns {
+            if seen.insert(n) {
+                if n < highest {
+                    late.insert((w, n));
+                }
+                highest = highest.max(n);
+            }
+        }
+    }
+    late
 }
 
 /// Checks one reader's output against every writer's sessions.
@@ -141,6 +176,7 @@ pub fn check(writers: &[Vec<Session>], printed: &Printed) -> Verdict {
             }
             if n < highest {
                 v.reordered += 1;
+                v.reordered_own += 1;
             }
             highest = highest.max(n);
         }
@@ -218,20 +254,59 @@ mod tests {
         assert_eq!(v.phantom, 3);
     }
 
+    fn seen(delivered: &[u64], sent_too: &[u64]) -> Seen {
+        let delivered: Vec<(usize, u64)> = delivered.iter().map(|&n| (0, n)).collect();
+        let mut sent: HashSet<(usize, u64)> = delivered.iter().copied().collect();
+        sent.extend(sent_too.iter().map(|&n| (0, n)));
+        Seen {
+            delivered,
+            sent,
+            dropped_its_session: false,
+        }
+    }
+
     #[test]
-    fn what_the_broker_never_sent_or_sent_out_of_order_is_its_own() {
-        let writers = vec![vec![session(1, 5, true)]];
-        // The broker sent 1, 3, 2, 5 (never 4); the reader printed 1, 3, 2 and lost 5.
-        let p = printed(&[1, 3, 2]);
-        let mut v = check(&writers, &p);
-        attribute(&mut v, &writers, &p, &[(0, 1), (0, 3), (0, 2), (0, 5)]);
-        assert_eq!((v.lost, v.lost_unsent), (2, 1));
-        assert_eq!((v.reordered, v.reordered_by_broker), (1, 1));
-        assert!(!v.clean_but_the_broker(), "5 was sent and not printed");
-        let p = printed(&[1, 3, 2, 5]);
-        let mut v = check(&writers, &p);
-        attribute(&mut v, &writers, &p, &[(0, 1), (0, 3), (0, 2), (0, 5)]);
+    fn what_the_broker_never_delivered_or_delivered_out_of_order_is_its_own() {
+        let writers = vec![vec![session(1, 6, true)]];
+        // The broker delivered 1, 3, 2, 5 (never 4; 6 written but reset unread); the
+        // reader printed 1, 3, 2 and lost 5.
+        let judged = |p: &[u64], s: &Seen| {
+            let p = printed(p);
+            let mut v = check(&writers, &p);
+            attribute(&mut v, &writers, &p, Some(s));
+            v
+        };
+        let broker = seen(&[1, 3, 2, 5], &[6]);
+        let v = judged(&[1, 3, 2], &broker);
+        assert_eq!((v.lost, v.lost_unsent), (3, 2));
+        assert_eq!(
+            (v.reordered, v.reordered_by_broker, v.reordered_own),
+            (1, 1, 0)
+        );
+        assert!(!v.clean_but_the_broker(), "5 was delivered and not printed");
+        let v = judged(&[1, 3, 2, 5], &broker);
         assert!(v.clean_but_the_broker() && !v.clean(), "{v:?}");
+        // A reordering of its own is not excused by another of the broker's.
+        let v = judged(&[1, 2, 5, 3], &broker);
+        assert_eq!((v.reordered, v.reordered_own), (1, 1));
+        assert!(!v.clean_but_the_broker());
+    }
+
+    #[test]
+    fn an_untrustworthy_capture_excuses_nothing() {
+        let writers = vec![vec![session(1, 3, true)]];
+        let p = printed(&[1, 3]);
+        let excused = |s: &Seen| {
+            let mut v = check(&writers, &p);
+            attribute(&mut v, &writers, &p, Some(s));
+            v.lost_unsent
+        };
+        assert_eq!(excused(&seen(&[1, 3], &[])), 1);
+        // 3 was printed but the capture has no sign of it: a gap.
+        assert_eq!(excused(&seen(&[1], &[])), 0);
+        let mut dropped = seen(&[1, 3], &[]);
+        dropped.dropped_its_session = true;
+        assert_eq!(excused(&dropped), 0);
     }
 
     #[test]

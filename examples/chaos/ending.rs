@@ -53,8 +53,57 @@ pub fn heal(setup: &Arc<Mutex<Setup>>) -> Result<(), String> {
 /// broker's redelivery of unacknowledged messages (NATS's `ack_wait`, 30 s).
 const QUIET: Duration = Duration::from_secs(45);
 
-/// Waits until every reader printed every acknowledged line, or nothing new came for
-/// [`QUIET`], or `settle` seconds passed.
+/// A writer's thread, and the pid of its chat-pub of the moment (0 between two).
+pub type WriterThread = (
+    thread::JoinHandle<std::io::Result<Vec<Session>>>,
+    Arc<std::sync::atomic::AtomicU32>,
+);
+
+/// Waits for every writer to end its chat-pub run (already told to stop). A chat-pub that
+/// neither reads nor exits within its drain timeout and a minute more is killed, which
+/// ends its writer; each run that ended otherwise than 0 (done), 1 (a line not
+/// acknowledged, said on stderr) or 3 (no broker within --connect-timeout) is a failure:
+/// a crash, a signal, a hang.
+pub fn finish_writers(
+    writers: Vec<WriterThread>,
+) -> Result<(Vec<Vec<Session>>, Vec<String>), String> {
+    let deadline = Instant::now() + Duration::from_secs(crate::writer::DRAIN_TIMEOUT_S + 60);
+    let (mut sessions, mut failures) = (Vec::new(), Vec::new());
+    for (w, (thread, pid)) in writers.into_iter().enumerate() {
+        while !thread.is_finished() {
+            let pid = pid.load(std::sync::atomic::Ordering::SeqCst);
+            // pid 0 (between two runs) would signal the harness's own process group.
+            if Instant::now() > deadline && pid != 0 {
+                failures.push(format!("writer w{w}: chat-pub {pid} hung; killed"));
+                proc::signal(pid, libc::SIGKILL);
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        let s = thread
+            .join()
+            .map_err(|_| format!("writer {w} panicked"))?
+            .map_err(|e| format!("writer {w}: {e}"))?;
+        for run in s.iter().filter(|r| ![0, 1, 3].contains(&r.code)) {
+            let (first, last, code) = (run.first, run.last, run.code);
+            failures.push(format!(
+                "writer w{w}: chat-pub of lines {first}–{last} exited {code}"
+            ));
+        }
+        sessions.push(s);
+    }
+    for f in &failures {
+        eprintln!("chaos: {f}");
+    }
+    Ok((sessions, failures))
+}
+
+/// How long the readers are kept once they printed every acknowledged line: repeats come
+/// late (a broker's redelivery after its `ack_wait`), and a repeat printed is a finding.
+const LINGER: Duration = Duration::from_secs(35);
+
+/// Waits until every reader printed every acknowledged line and [`LINGER`] more, or
+/// nothing new came for [`QUIET`], or `settle` seconds passed.
 pub fn settle(
     readers: &mut [Reader],
     sessions: &[Vec<Session>],
@@ -75,6 +124,12 @@ pub fn settle(
             })
             .sum();
         if missing == 0 {
+            eprintln!("chaos: every line arrived; the readers stay {LINGER:?} for repeats");
+            let until = Instant::now() + LINGER;
+            while Instant::now() < until {
+                revive(readers, sampler, exits);
+                thread::sleep(Duration::from_millis(200));
+            }
             break;
         }
         if missing != last.0 {
@@ -129,9 +184,16 @@ pub fn judge(readers: &[Reader], sessions: &[Vec<Session>], sent: Option<&Sent>)
         let printed = r.printed.lock().unwrap_or_else(|e| e.into_inner());
         let mut v = check::check(sessions, &printed);
         if let Some(sent) = sent {
-            let to_it = sent.get(&r.session).map_or(&[][..], Vec::as_slice);
-            eprintln!("chaos: the broker sent {} {} lines", r.role, to_it.len());
-            check::attribute(&mut v, sessions, &printed, to_it);
+            let seen = sent.get(&r.session);
+            let n = seen.map_or(0, |s| s.delivered.len());
+            eprintln!("chaos: the broker delivered {} lines to {}", n, r.role);
+            if seen.is_some_and(|s| s.dropped_its_session) {
+                eprintln!(
+                    "chaos: {} started clean or unsubscribed: nothing excused",
+                    r.role
+                );
+            }
+            check::attribute(&mut v, sessions, &printed, seen);
         }
         let lost = check::lost_lines(sessions, &printed, 20);
         if !lost.is_empty() {

@@ -41,10 +41,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use check::{Session, Verdict};
+use check::Verdict;
 use nemesis::{Fault, Nemesis};
 use proc::Sampler;
-use reader::Reader;
+use reader::{Reader, Shape};
 use report::Report;
 use rng::Rng;
 use setup::{Kind, Setup};
@@ -66,7 +66,7 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     readers: usize,
     /// Lines a second, per writer
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     rate: u32,
     /// Bytes of filler per line
     #[arg(long, default_value_t = 32)]
@@ -156,8 +156,9 @@ fn run(args: &Args) -> Result<Report, String> {
         Some(d) => d.clone(),
         None => default_bins()?,
     };
-    let dir = std::env::temp_dir().join(format!("mqttchat-chaos-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // A directory of its own: an earlier run's store or captures would read as repeats.
+    let dir = std::env::temp_dir().join(format!("mqttchat-chaos-{}-{seed}", std::process::id()));
+    std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     // chat-sub's window of recent ids (10,000) fills in the first minutes: RSS is compared
     // from a tenth of the run on.
     let warmup = Duration::from_secs((args.duration / 10).clamp(5, 600));
@@ -228,20 +229,14 @@ fn run(args: &Args) -> Result<Report, String> {
         }
     }
     let events = nemesis.stop();
-    ending::heal(&setup)?;
+    let healed = ending::heal(&setup);
+    stop.store(true, Ordering::SeqCst);
+    healed?;
     eprintln!(
         "chaos: faults over ({}); writers finish",
         nemesis::summary(&events)
     );
-    stop.store(true, Ordering::SeqCst);
-    let mut sessions: Vec<Vec<Session>> = Vec::new();
-    for (w, t) in writers.into_iter().enumerate() {
-        let s = t
-            .join()
-            .map_err(|_| format!("writer {w} panicked"))?
-            .map_err(|e| format!("writer {w}: {e}"))?;
-        sessions.push(s);
-    }
+    let (sessions, writer_failures) = ending::finish_writers(writers)?;
     ending::settle(
         &mut readers,
         &sessions,
@@ -253,7 +248,16 @@ fn run(args: &Args) -> Result<Report, String> {
     for r in &mut readers {
         r.stop();
     }
-    let sent = match capture {
+    let gaps = setup
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .record_errors();
+    if capture && gaps > 0 {
+        notes.push(format!(
+            "{gaps} capture files could not be written: nothing is excused"
+        ));
+    }
+    let sent = match capture && gaps == 0 {
         true => capture::read(&dir.join("capture")).map_err(|e| format!("the captures: {e}"))?,
         false => capture::Sent::default(),
     };
@@ -281,6 +285,7 @@ fn run(args: &Args) -> Result<Report, String> {
         captured: capture,
         broker_may_lose: args.broker_may_lose,
         reader_exits,
+        writer_failures,
         notes,
         memory: report::memory(&lives),
         events,
@@ -300,18 +305,20 @@ fn start_readers(
     dir: &Path,
     sampler: &Sampler,
 ) -> Result<Vec<Reader>, String> {
-    let base = format!("chaos/{seed}");
+    let shape = Shape {
+        base: format!("chaos/{seed}"),
+        filler: args.size,
+    };
     let mut readers = Vec::new();
     for r in 0..args.readers {
         let session = format!("chaos-{seed}-r{r}");
         let log = dir.join(format!("reader{r}.log"));
-        let filter = format!("{base}/#");
         let reader = Reader::start(
             r,
             bins.join("chat-sub"),
             urls,
             &session,
-            &filter,
+            &shape,
             log,
             sampler,
         )
@@ -323,7 +330,7 @@ fn start_readers(
         let url = urls.last().map_or("", String::as_str);
         let log = dir.join("reference.log");
         let session = format!("chaos-{seed}-ref");
-        let r = Reader::reference(url, &session, &format!("{base}/#"), log, sampler)
+        let r = Reader::reference(url, &session, &shape, log, sampler)
             .map_err(|e| format!("starting the reference reader: {e}"))?;
         reference = Some(r);
     }
@@ -342,8 +349,6 @@ fn start_readers(
     Ok(readers)
 }
 
-type WriterThread = thread::JoinHandle<std::io::Result<Vec<Session>>>;
-
 /// The writers, each on a thread of its own until `stop`.
 fn start_writers(
     args: &Args,
@@ -353,7 +358,7 @@ fn start_writers(
     dir: &Path,
     rng: &Rng,
     (stop, fed, sampler): (&Arc<AtomicBool>, &Arc<AtomicU64>, &Arc<Sampler>),
-) -> Vec<WriterThread> {
+) -> Vec<ending::WriterThread> {
     let mut writers = Vec::new();
     for w in 0..args.writers {
         let writer = Writer {
@@ -367,16 +372,17 @@ fn start_writers(
             long: w == 0,
             extra: args.pub_arg.clone(),
             log: dir.join(format!("writer{w}.log")),
+            pid: Arc::default(),
         };
+        let pid = writer.pid.clone();
         let (stop, fed, sampler, rng) = (
             stop.clone(),
             fed.clone(),
             sampler.clone(),
             rng.fork(w as u64),
         );
-        writers.push(thread::spawn(move || {
-            writer.run(rng, &stop, &fed, &sampler)
-        }));
+        let thread = thread::spawn(move || writer.run(rng, &stop, &fed, &sampler));
+        writers.push((thread, pid));
     }
     writers
 }

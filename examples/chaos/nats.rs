@@ -108,6 +108,16 @@ impl NatsCluster {
         self.nodes[i].child.as_ref().map(|c| c.id() as i32)
     }
 
+    /// Forgets node `i`'s process if it ended by itself.
+    pub fn reap(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        if let Some(child) = &mut node.child
+            && !matches!(child.try_wait(), Ok(None))
+        {
+            node.child = None;
+        }
+    }
+
     /// Kills node `i` with SIGKILL (no goodbye to clients or peers) and reaps it.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].child.take() {

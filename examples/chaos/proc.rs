@@ -59,8 +59,12 @@ fn fork(cmd: &mut Command) -> io::Result<Child> {
     cmd.spawn()
 }
 
-/// Sends `sig` to `pid`.
+/// Sends `sig` to process `pid` (never to a group: 0 and values that read as negative
+/// are refused).
 pub fn signal(pid: u32, sig: i32) {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return;
+    }
     // SAFETY: plain kill(2) on a child of ours.
     unsafe { libc::kill(pid as i32, sig) };
 }

@@ -88,6 +88,8 @@ struct Shared {
     stop: AtomicBool,
     /// Where to keep the bytes of every connection (`--capture`), if anywhere.
     record: Mutex<Option<PathBuf>>,
+    /// Files that could not be made or written: the capture has gaps.
+    record_errors: AtomicU64,
 }
 
 /// One relayed connection. Its sockets are closed when the last `Arc` goes,
@@ -114,6 +116,7 @@ impl Proxy {
             accepted: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             record: Mutex::new(None),
+            record_errors: AtomicU64::new(0),
         });
         let (sh, l) = (shared.clone(), listener.clone());
         let acceptor = Some(thread::Builder::new().spawn(move || accept_loop(&sh, &l))?);
@@ -130,6 +133,11 @@ impl Proxy {
     /// time (see capture.rs).
     pub fn record(&self, dir: PathBuf) {
         *lock(&self.shared.record) = Some(dir);
+    }
+
+    /// How many capture files could not be made or written (a capture with gaps).
+    pub fn record_errors(&self) -> u64 {
+        self.shared.record_errors.load(SeqCst)
     }
 
     /// The port clients connect to, on 127.0.0.1.
@@ -267,8 +275,11 @@ fn relay(sh: &Arc<Shared>, link: &Arc<Link>, id: u64) {
     }
     let dir = lock(&sh.record).clone();
     let file = |way: &str| {
-        let dir = dir.as_ref()?;
-        std::fs::File::create(dir.join(format!("conn{id}-{way}"))).ok()
+        let made = std::fs::File::create(dir.as_ref()?.join(format!("conn{id}-{way}")));
+        if made.is_err() {
+            sh.record_errors.fetch_add(1, SeqCst);
+        }
+        made.ok()
     };
     let (up, down) = (file("up"), file("down"));
     let (sh2, l2) = (sh.clone(), link.clone());
@@ -321,8 +332,10 @@ fn pump(
                     Err(e) if transient(&e) => continue,
                     Ok(0) | Err(_) => return link.close(),
                     Ok(w) => {
-                        if let Some(f) = &mut record {
-                            let _ = crate::capture::append(f, &chunk[..w]);
+                        if let Some(f) = &mut record
+                            && crate::capture::append(f, &chunk[..w]).is_err()
+                        {
+                            sh.record_errors.fetch_add(1, SeqCst);
                         }
                         bucket.tokens -= w as f64;
                         queued -= w;

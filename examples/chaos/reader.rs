@@ -27,6 +27,7 @@ pub struct Reader {
     pub session: String,
     cmd_args: Vec<String>,
     program: PathBuf,
+    shape: Shape,
     log: PathBuf,
     child: Child,
     pub printed: Arc<Mutex<Printed>>,
@@ -36,16 +37,17 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Starts chat-sub on `filter` with session `session`, logging to `log`.
+    /// Starts chat-sub on `shape`'s topics with session `session`, logging to `log`.
     pub fn start(
         index: usize,
         chat_sub: PathBuf,
         urls: &[String],
         session: &str,
-        filter: &str,
+        shape: &Shape,
         log: PathBuf,
         sampler: &Sampler,
     ) -> io::Result<Reader> {
+        let filter = format!("{}/#", shape.base);
         let mut cmd_args: Vec<String> = Vec::new();
         for url in urls {
             cmd_args.extend(["-b".into(), url.clone()]);
@@ -60,22 +62,24 @@ impl Reader {
                 "5",
                 "--session",
                 session,
-                filter,
+                &filter,
             ]
             .map(String::from),
         );
         let role = format!("reader r{index}");
-        Reader::launched(role, session, chat_sub, cmd_args, log, sampler)
+        let how = (chat_sub, cmd_args, shape.clone());
+        Reader::launched(role, session, how, log, sampler)
     }
 
     /// Starts mosquitto_sub on `url` with a persistent session `session`.
     pub fn reference(
         url: &str,
         session: &str,
-        filter: &str,
+        shape: &Shape,
         log: PathBuf,
         sampler: &Sampler,
     ) -> io::Result<Reader> {
+        let filter = format!("{}/#", shape.base);
         let program = which("mosquitto_sub")
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "mosquitto_sub not found"))?;
         let port = url.rsplit(':').next().unwrap_or_default();
@@ -95,7 +99,7 @@ impl Reader {
             "5",
             "-d",
             "-t",
-            filter,
+            &filter,
         ];
         let cmd_args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let role = "reference mosquitto_sub".to_string();
@@ -103,25 +107,31 @@ impl Reader {
             io::Error::new(io::ErrorKind::NotFound, "stdbuf (coreutils) not found")
         })?;
         let cmd_args = ["-oL".to_string()].into_iter().chain(cmd_args).collect();
-        Reader::launched(role, session, stdbuf, cmd_args, log, sampler)
+        Reader::launched(
+            role,
+            session,
+            (stdbuf, cmd_args, shape.clone()),
+            log,
+            sampler,
+        )
     }
 
     fn launched(
         role: String,
         session: &str,
-        program: PathBuf,
-        cmd_args: Vec<String>,
+        (program, cmd_args, shape): (PathBuf, Vec<String>, Shape),
         log: PathBuf,
         sampler: &Sampler,
     ) -> io::Result<Reader> {
         let printed: Arc<Mutex<Printed>> = Arc::default();
-        let (child, thread) = launch(&program, &cmd_args, &log, &printed)?;
+        let (child, thread) = launch(&program, &cmd_args, &log, &printed, &shape)?;
         sampler.watch(&role, child.id());
         Ok(Reader {
             role,
             session: session.to_string(),
             cmd_args,
             program,
+            shape,
             log,
             child,
             printed,
@@ -154,7 +164,13 @@ impl Reader {
         let tail: Vec<&str> = log.lines().rev().take(3).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         self.exits.push((code(status), tail.join(" | ")));
-        let (child, thread) = launch(&self.program, &self.cmd_args, &self.log, &self.printed)?;
+        let (child, thread) = launch(
+            &self.program,
+            &self.cmd_args,
+            &self.log,
+            &self.printed,
+            &self.shape,
+        )?;
         sampler.watch(&self.role, child.id());
         self.child = child;
         self.thread = Some(thread);
@@ -188,6 +204,7 @@ fn launch(
     args: &[String],
     log: &PathBuf,
     printed: &Arc<Mutex<Printed>>,
+    shape: &Shape,
 ) -> io::Result<(Child, JoinHandle<()>)> {
     let mut err = OpenOptions::new().create(true).append(true).open(log)?;
     writeln!(err, "--- {} started", program.display())?;
@@ -200,16 +217,22 @@ fn launch(
         .stderr(err);
     let mut child = spawn(&mut cmd)?;
     let out = child.stdout.take().expect("piped stdout");
-    let printed = printed.clone();
+    let (printed, shape) = (printed.clone(), shape.clone());
     let thread = thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
+        let mut out = BufReader::new(out);
+        let mut bytes = Vec::new();
+        // Bytes, not lines of UTF-8: a line that is not is a finding, not the end.
+        while matches!(out.read_until(b'\n', &mut bytes), Ok(n) if n > 0) {
+            let line = String::from_utf8_lossy(&bytes)
+                .trim_end_matches('\n')
+                .to_string();
+            bytes.clear();
             if line.starts_with("Client ") || line.starts_with("Subscribed (mid") {
                 let _ = writeln!(debug, "{line}");
                 continue;
             }
             let mut p = printed.lock().unwrap_or_else(|e| e.into_inner());
-            match parse(&line) {
+            match parse(&line, Some(&shape)) {
                 Line::Message(w, n) => p.by_writer.entry(w).or_default().push(n),
                 Line::Presence => {}
                 Line::Strange => p.strange.push(line),
@@ -219,30 +242,49 @@ fn launch(
     Ok((child, thread))
 }
 
+/// What every writer's line looks like: topic `BASE/wN`, text `N ` and `filler` x's.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub base: String,
+    pub filler: usize,
+}
+
 /// One line chat-sub printed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
     /// Writer `wN`'s line number: `from` is `wN`, `text` starts with the number.
     Message(usize, u64),
-    /// A presence event (a writer's chat-pub joining or leaving), not a message.
+    /// A join or leave (a writer's chat-pub coming and going), not a message.
     Presence,
     /// Anything else: no writer wrote it.
     Strange,
 }
 
-/// What one JSON line chat-sub printed is.
-pub fn parse(line: &str) -> Line {
+/// What one JSON line chat-sub printed (or one envelope) is. With `shape`, a message
+/// whose text or topic (when it has one) is not exactly its writer's is strange.
+pub fn parse(line: &str, shape: Option<&Shape>) -> Line {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
         return Line::Strange;
     };
-    if v.get("event").is_some() {
-        return Line::Presence;
+    if let Some(event) = v.get("event") {
+        return match event.as_str() {
+            Some("join" | "leave") => Line::Presence,
+            _ => Line::Strange,
+        };
     }
     let message = || {
         let from = v.get("from")?.as_str()?;
         let w = from.strip_prefix('w')?.parse().ok()?;
         let text = v.get("text")?.as_str()?;
         let n = text.split(' ').next()?.parse().ok()?;
+        if let Some(shape) = shape {
+            let whole = format!("{n} {}", "x".repeat(shape.filler));
+            let topic = v.get("topic").and_then(|t| t.as_str());
+            let right_topic = topic.is_none_or(|t| t == format!("{}/w{w}", shape.base));
+            if text != whole || !right_topic {
+                return None;
+            }
+        }
         Some(Line::Message(w, n))
     };
     message().unwrap_or(Line::Strange)
@@ -250,16 +292,42 @@ pub fn parse(line: &str) -> Line {
 
 #[cfg(test)]
 mod tests {
-    use super::{Line, parse};
+    use super::{Line, Shape, parse};
 
     #[test]
     fn a_line_names_its_writer_and_number() {
         let line = r#"{"topic":"c/w1","from":"w1","text":"42 xxxx","ts":"t","id":"i","qos":1}"#;
-        assert_eq!(parse(line), Line::Message(1, 42));
+        assert_eq!(parse(line, None), Line::Message(1, 42));
         let join = r#"{"event":"join","from":"w1","topic":"c/w1","ts":"t"}"#;
-        assert_eq!(parse(join), Line::Presence);
-        assert_eq!(parse(r#"{"from":"bob","text":"42"}"#), Line::Strange);
-        assert_eq!(parse(r#"{"from":"w1","text":"hello"}"#), Line::Strange);
-        assert_eq!(parse("not json"), Line::Strange);
+        assert_eq!(parse(join, None), Line::Presence);
+        let other = r#"{"event":"rejected","from":"w1","topic":"c/w1","ts":"t"}"#;
+        assert_eq!(parse(other, None), Line::Strange);
+        assert_eq!(parse(r#"{"from":"bob","text":"42"}"#, None), Line::Strange);
+        assert_eq!(
+            parse(r#"{"from":"w1","text":"hello"}"#, None),
+            Line::Strange
+        );
+        assert_eq!(parse("not json", None), Line::Strange);
+    }
+
+    #[test]
+    fn with_a_shape_the_whole_text_and_the_topic_must_be_the_writers() {
+        let shape = Shape {
+            base: "c".into(),
+            filler: 4,
+        };
+        let line = |topic: &str, text: &str| {
+            let l = format!(r#"{{"topic":"{topic}","from":"w1","text":"{text}","id":"i"}}"#);
+            parse(&l, Some(&shape))
+        };
+        assert_eq!(line("c/w1", "42 xxxx"), Line::Message(1, 42));
+        assert_eq!(line("c/w1", "42 xx"), Line::Strange, "cut short");
+        assert_eq!(
+            line("c/w2", "42 xxxx"),
+            Line::Strange,
+            "another writer's topic"
+        );
+        let envelope = r#"{"id":"i","from":"w1","ts":"t","text":"42 xxxx"}"#;
+        assert_eq!(parse(envelope, Some(&shape)), Line::Message(1, 42));
     }
 }

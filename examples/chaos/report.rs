@@ -35,6 +35,8 @@ pub struct Report {
     pub broker_may_lose: bool,
     /// Reader exits during the run (chat-sub should never exit on its own).
     pub reader_exits: Vec<String>,
+    /// chat-pub runs that crashed, were killed or hung (not 0, 1 or 3).
+    pub writer_failures: Vec<String>,
     pub notes: Vec<String>,
     pub memory: Vec<Memory>,
     pub events: Vec<Event>,
@@ -112,7 +114,8 @@ impl Report {
             true => self.readers.iter().all(Verdict::clean_but_the_broker),
             false => self.total.clean(),
         };
-        delivery && self.reader_exits.is_empty() && self.total.acked > 0 && flat
+        let tools = self.reader_exits.is_empty() && self.writer_failures.is_empty();
+        delivery && tools && self.total.acked > 0 && flat
     }
 
     /// The Markdown table: header and this run's row.
@@ -135,7 +138,7 @@ impl Report {
         let (lost, reordered) = match self.captured {
             true => (
                 format!("{} ({} never sent)", t.lost, t.lost_unsent),
-                format!("{} ({} by the broker)", t.reordered, t.reordered_by_broker),
+                format!("{} ({} not the broker's)", t.reordered, t.reordered_own),
             ),
             false => (t.lost.to_string(), t.reordered.to_string()),
         };

@@ -149,6 +149,11 @@ impl Setup {
         &self.proxies[i]
     }
 
+    /// Capture files the proxies could not make or write.
+    pub fn record_errors(&self) -> u64 {
+        self.proxies.iter().map(Proxy::record_errors).sum()
+    }
+
     /// Whether nodes can be cut off from each other.
     pub fn can_partition(&self) -> bool {
         self.lab.is_some()
@@ -170,8 +175,18 @@ impl Setup {
         }
     }
 
-    /// Whether node `i` is running (killed ones are not, paused ones are).
-    pub fn running(&self, i: usize) -> bool {
+    /// Whether node `i` is running (killed ones are not, paused ones are). A node that
+    /// ended by itself is reaped here, so that it is started again.
+    pub fn running(&mut self, i: usize) -> bool {
+        if let Some(s) = &mut self.single
+            && let Some(child) = &mut s.child
+            && !matches!(child.try_wait(), Ok(None))
+        {
+            s.child = None;
+        }
+        if let Some(c) = &mut self.nats {
+            c.reap(i);
+        }
         self.pid(i).is_some()
     }
 

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,9 @@ pub struct Writer {
     /// More arguments for chat-pub (`--pub-arg`).
     pub extra: Vec<String>,
     pub log: PathBuf,
+    /// The pid of its chat-pub of the moment (0 between two), for the harness to end a
+    /// hung one.
+    pub pid: Arc<AtomicU32>,
 }
 
 impl Writer {
@@ -121,6 +124,7 @@ impl Writer {
             format!("writer {}", self.nick())
         };
         sampler.watch(&role, child.id());
+        self.pid.store(child.id(), Ordering::SeqCst);
         let mut stdin = child.stdin.take().expect("piped stdin");
         let start = Instant::now();
         let period = Duration::from_secs_f64(1.0 / f64::from(self.rate));
@@ -152,6 +156,7 @@ impl Writer {
                 child.wait()?
             }
         };
+        self.pid.store(0, Ordering::SeqCst);
         Ok(code(status))
     }
 }
