@@ -135,16 +135,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The faults `kind` allows.
-fn possible(kind: Kind, setup: &Setup) -> Vec<Fault> {
-    use Fault::*;
-    let mut all = vec![Kill, Pause, Cut, Reset, Delay, Bandwidth, HalfOpen];
-    if kind == Kind::Nats && setup.can_partition() {
-        all.push(Partition);
-    }
-    all
-}
-
 fn run(args: &Args) -> Result<Report, String> {
     let seed = args.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
@@ -169,7 +159,7 @@ fn run(args: &Args) -> Result<Report, String> {
     for n in &notes {
         eprintln!("chaos: {n}");
     }
-    let possible = possible(args.setup, &setup);
+    let possible = nemesis::possible(&setup);
     let faults: Vec<Fault> = if args.faults.is_empty() {
         possible.clone()
     } else {

@@ -6,8 +6,9 @@
 //! - the mixed lane: every few seconds (`--interval`, ±50 %), one of the other faults:
 //!   a pause (SIGSTOP, SIGCONT after 0.5–4 s), and through a node's proxy a cut (FIN), a
 //!   reset (RST), a delay (50–1000 ms for 2–8 s), a bandwidth limit (2–50 kB/s for 2–8 s),
-//!   a half-open link (nothing passes for 2–15 s, then it resumes or is cut); on a cluster,
-//!   a node cut off from the others for 5–40 s.
+//!   a half-open link (nothing passes for 2–15 s, then it resumes or is cut), new
+//!   connections refused for 2–8 s; on a cluster, a node cut off from the others for
+//!   5–40 s.
 //!
 //! Every fault is logged with its time since the start, and healed before the lane picks
 //! the next, or when the run ends.
@@ -43,6 +44,8 @@ pub enum Fault {
     Bandwidth,
     /// a proxy passes nothing, connections stay open
     HalfOpen,
+    /// a proxy closes new connections at once (the ones open go on)
+    Refuse,
     /// a cluster node cut off from the others (network namespaces)
     Partition,
 }
@@ -112,6 +115,17 @@ impl Nemesis {
         let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
         events.clone()
     }
+}
+
+/// The faults `setup` allows: all but partitions, which need a cluster in network
+/// namespaces.
+pub fn possible(setup: &Setup) -> Vec<Fault> {
+    use Fault::*;
+    let mut all = vec![Kill, Pause, Cut, Reset, Delay, Bandwidth, HalfOpen, Refuse];
+    if setup.can_partition() {
+        all.push(Partition);
+    }
+    all
 }
 
 /// How many faults of each kind, as "kill 12, cut 3".
@@ -242,7 +256,9 @@ impl Lane {
                     lock(&self.setup).proxy(node).reset();
                     self.log(fault, format!("reset every connection to node {node}"));
                 }
-                Fault::Delay | Fault::Bandwidth | Fault::HalfOpen => self.link(fault, node),
+                Fault::Delay | Fault::Bandwidth | Fault::HalfOpen | Fault::Refuse => {
+                    self.link(fault, node)
+                }
                 Fault::Partition => {
                     let hold = self.rng.millis(5_000, 40_000);
                     if let Err(e) = lock(&self.setup).partition(node) {

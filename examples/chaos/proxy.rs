@@ -16,16 +16,13 @@
 //!   also applies to queued bytes. The queue is bounded (1 MiB under a delay,
 //!   16 KiB otherwise); when full the pump stops reading and TCP flow control
 //!   pushes back, so a stream under `Delay(d)` gets at most `1 MiB / d`.
-//! * `Bandwidth` is a token bucket per direction and connection with a burst
-//!   of a tenth of a second's worth of bytes.
-//! * `HalfOpen` is a silent peer: pumps neither read nor write and sockets
-//!   stay open, so the client can only notice through its keepalive. Bytes
-//!   held in kernel buffers flow again when it is lifted.
-//! * A failed socket operation ends its own connection only. An EOF is passed
-//!   on as a half-close, and the connection is closed when both directions
-//!   have ended. If the broker is unreachable the client is closed at once.
-//! * Linux only: `reset` relies on `SO_LINGER` 0, and `Drop` wakes the
-//!   acceptor with `shutdown(2)` on the listening socket.
+//! * `Bandwidth`: a token bucket per direction and connection (0.1 s of burst).
+//!   `HalfOpen`: a silent peer, noticed only through keep-alives; what the
+//!   kernel buffers held flows again when it is lifted.
+//! * A failed socket operation ends its own connection only; an EOF is passed on
+//!   as a half-close. A broker that is unreachable closes the client at once.
+//! * Linux only: `reset` relies on `SO_LINGER` 0, `Drop` on `shutdown(2)` of the
+//!   listening socket to wake the acceptor.
 
 use libc::{SO_LINGER, SOL_SOCKET};
 use std::collections::{HashMap, VecDeque};
