@@ -160,15 +160,25 @@ fn a_broker_restart_loses_nothing() {
 /// for it as for any lost connection (they once took the closes for a refusal of MQTT 5
 /// and exited 3), and carry on when it is back.
 #[test]
+#[cfg(feature = "broker")]
 fn a_broker_down_behind_a_proxy_is_waited_for() {
-    let Some(_) = chat_broker_bin() else { return };
     let dir = TempDir::new("behind");
     let store = dir.path().display().to_string();
     let mut broker = Broker::embedded_with(&["--data-dir", &store]);
     let proxy = Proxy::start(&broker);
     let url = [proxy.url()];
     let topic = unique_topic("behind");
-    let args = ["--session", "behind-sub", "-q", "1", "-v", "-F", "{text}", "-n", "2"];
+    let args = [
+        "--session",
+        "behind-sub",
+        "-q",
+        "1",
+        "-v",
+        "-F",
+        "{text}",
+        "-n",
+        "2",
+    ];
     let mut cmd = chat_sub_at(&url, &args);
     let sub = Proc::spawn(cmd.arg(&topic));
     sub.wait_stderr("subscribed to");
@@ -188,5 +198,10 @@ fn a_broker_down_behind_a_proxy_is_waited_for() {
     let out = publisher.finish();
     out.expect_code(0);
     let got = sub.finish();
-    assert_eq!(got.expect_code(0).lines(), ["before", "after"], "{}", got.stderr);
+    assert_eq!(
+        got.expect_code(0).lines(),
+        ["before", "after"],
+        "{}",
+        got.stderr
+    );
 }
