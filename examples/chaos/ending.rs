@@ -169,7 +169,18 @@ pub fn finish(report: &Report, json: Option<&Path>, dir: &Path, keep: bool) -> R
             if m.flat() { "" } else { "  NOT FLAT" }
         );
     }
-    if report.clean() && !keep {
+    // A chat-pub run that did not exit 0 counts as indeterminate; its log says why.
+    let unfinished: Vec<String> = (report.sessions.iter().enumerate())
+        .flat_map(|(w, runs)| runs.iter().filter(|r| r.code != 0).map(move |r| (w, r)))
+        .map(|(w, r)| format!("w{w} lines {}–{} exited {}", r.first, r.last, r.code))
+        .collect();
+    if !unfinished.is_empty() {
+        eprintln!(
+            "chaos: chat-pub runs that did not exit 0 (see writerN.log): {}",
+            unfinished.join("; ")
+        );
+    }
+    if report.clean() && !keep && unfinished.is_empty() {
         let _ = std::fs::remove_dir_all(dir);
     } else {
         eprintln!("chaos: the logs of this run are in {}", dir.display());
