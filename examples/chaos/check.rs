@@ -61,9 +61,13 @@ impl Verdict {
     }
 
     /// Whether the tools kept their part where the broker did not: every lost line is one
-    /// the broker never sent, every reordering one it made, nothing doubled or made up.
+    /// the broker never delivered, nothing doubled or made up. Reorderings are reported,
+    /// with how many the capture does not explain, but do not count here: the broker's
+    /// order is read from the capture only approximately (a line whose first delivery
+    /// was not acknowledged is placed at its redelivery), and with a broker that
+    /// redelivers behind newer messages a reader cannot keep the writer's order anyway.
     pub fn clean_but_the_broker(&self) -> bool {
-        self.lost == self.lost_unsent && self.reordered_own + self.duplicated + self.phantom == 0
+        self.lost == self.lost_unsent && self.duplicated + self.phantom == 0
     }
 
     pub fn add(&mut self, o: &Verdict) {
@@ -286,10 +290,9 @@ mod tests {
         assert!(!v.clean_but_the_broker(), "5 was delivered and not printed");
         let v = judged(&[1, 3, 2, 5], &broker);
         assert!(v.clean_but_the_broker() && !v.clean(), "{v:?}");
-        // A reordering of its own is not excused by another of the broker's.
+        // A reordering of its own is not explained by another of the broker's.
         let v = judged(&[1, 2, 5, 3], &broker);
         assert_eq!((v.reordered, v.reordered_own), (1, 1));
-        assert!(!v.clean_but_the_broker());
     }
 
     #[test]

@@ -101,8 +101,8 @@ struct Args {
     /// lost lines apart: never sent to it by the broker, or sent and not printed
     #[arg(long)]
     capture: bool,
-    /// For a broker that loses or reorders acknowledged messages by itself: lines it
-    /// never sent a reader, and reorderings it made, are counted but do not fail the run
+    /// For a broker that loses or reorders acknowledged messages by itself: lines it never
+    /// delivered to a reader, and reorderings, are counted but do not fail the run
     /// (implies --capture)
     #[arg(long)]
     broker_may_lose: bool,
